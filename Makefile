@@ -1,0 +1,31 @@
+# `make run` and `make test` set everything up first; `make setup` is safe to repeat.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.setup-stamp
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: setup run test lint bench
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+run: setup
+	$(BIN)/threadline serve --host $(HOST) --port $(PORT)
+
+lint: setup
+	$(BIN)/ruff check threadline tests
+	$(BIN)/ruff format --check threadline tests
+	$(BIN)/mypy threadline
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python -m bench.run

@@ -1,0 +1,426 @@
+"""A scripted OpenAI-compatible chat-completions server for deterministic tests.
+
+Threadline's engine talks to models over the OpenAI chat-completions wire format. Real models
+are slow and non-deterministic, so the suite points the engine at this server instead: each test
+scripts exactly what "the model" answers (text, tool calls, HTTP failures, delays) and can then
+assert on the request bodies the engine sent (system prompt, truncation, tool results).
+
+Scripts are keyed by model name, so many tests can share one server as long as each uses a
+fresh name from :meth:`ScriptedModelServer.unique_name`. Anything unscripted gets an echo of the
+last user message, which keeps simple tests free of scripting boilerplate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self, TypeAlias
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+__all__ = [
+    "CallTools",
+    "Fail",
+    "Hang",
+    "Reply",
+    "ScriptedModelServer",
+    "Step",
+    "ToolCall",
+]
+
+_STARTUP_TIMEOUT = 10.0
+_SHUTDOWN_TIMEOUT = 10.0
+# Hung requests whose client already left must not hold shutdown for long.
+_GRACEFUL_SHUTDOWN_SECONDS = 1
+# How often a sleeping request checks whether its client disconnected.
+_DISCONNECT_POLL_SECONDS = 0.05
+
+# OpenAI's error ``type`` for the statuses tests usually script; others fall back by class.
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+}
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Answer with assistant text.
+
+    ``chunks`` fixes how many pieces a streamed reply is split into (default: one per word), so
+    tests can check that deltas are reassembled. Token counts override the deterministic defaults
+    when a test asserts on usage accounting.
+    """
+
+    text: str
+    chunks: int | None = None
+    finish_reason: str = "stop"
+    delay: float = 0.0
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.chunks is not None and self.chunks < 1:
+            raise ValueError("chunks must be at least 1")
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One function call the model asks for; dict arguments are sent JSON-encoded."""
+
+    name: str
+    arguments: str | dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CallTools:
+    """Answer with tool calls (several calls form one parallel round)."""
+
+    calls: list[ToolCall]
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class Fail:
+    """Answer with an HTTP error in OpenAI's error shape, e.g. 429 with ``Retry-After``."""
+
+    status: int
+    message: str = "scripted failure"
+    headers: dict[str, str] | None = None
+    error_type: str | None = None
+
+
+@dataclass(frozen=True)
+class Hang:
+    """Sleep before echoing, long enough for cancel and timeout paths to fire first."""
+
+    seconds: float
+
+
+Step: TypeAlias = Reply | CallTools | Fail | Hang
+
+
+@dataclass(frozen=True)
+class _StreamedCall:
+    call_id: str
+    name: str
+    argument_pieces: list[str]
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """One resolved assistant turn, rendered either as a whole body or as an SSE stream."""
+
+    text_pieces: list[str]
+    calls: list[_StreamedCall]
+    finish_reason: str
+    usage: dict[str, int]
+
+
+def _words(text: str) -> list[str]:
+    """Split into word pieces with whitespace kept, so the pieces join back to ``text``."""
+    return re.findall(r"\s*\S+|\s+$", text) or [text]
+
+
+def _even_pieces(text: str, count: int) -> list[str]:
+    size, extra = divmod(len(text), count)
+    pieces: list[str] = []
+    start = 0
+    for index in range(count):
+        end = start + size + (1 if index < extra else 0)
+        pieces.append(text[start:end])
+        start = end
+    return pieces
+
+
+def _content_text(content: object) -> str:
+    """Text of a message ``content``, which may be a string or a list of content parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            part.get("text", "")
+            for part in content
+            if isinstance(part, dict) and part.get("type") == "text"
+        )
+    return ""
+
+
+def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return []
+    return [message for message in messages if isinstance(message, dict)]
+
+
+def _default_prompt_tokens(body: dict[str, Any]) -> int:
+    """A cheap, deterministic stand-in for tokenising the prompt."""
+    characters = sum(len(_content_text(message.get("content"))) for message in _messages(body))
+    return characters // 4 + 1
+
+
+def _echo_text(body: dict[str, Any]) -> str:
+    user_texts = [
+        _content_text(message.get("content"))
+        for message in _messages(body)
+        if message.get("role") == "user"
+    ]
+    return "echo: " + (user_texts[-1] if user_texts else "")
+
+
+def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def _reply_answer(reply: Reply, body: dict[str, Any]) -> _Answer:
+    pieces = _words(reply.text) if reply.chunks is None else _even_pieces(reply.text, reply.chunks)
+    prompt = _default_prompt_tokens(body) if reply.prompt_tokens is None else reply.prompt_tokens
+    completion = len(pieces) if reply.completion_tokens is None else reply.completion_tokens
+    return _Answer(pieces, [], reply.finish_reason, _usage(prompt, completion))
+
+
+def _tool_answer(step: CallTools, body: dict[str, Any]) -> _Answer:
+    calls = []
+    for call in step.calls:
+        arguments = (
+            call.arguments if isinstance(call.arguments, str) else json.dumps(call.arguments)
+        )
+        calls.append(_StreamedCall(f"call_{uuid.uuid4().hex[:24]}", call.name, _words(arguments)))
+    completion = sum(len(call.argument_pieces) for call in calls)
+    return _Answer([], calls, "tool_calls", _usage(_default_prompt_tokens(body), completion))
+
+
+def _error_response(fail: Fail) -> JSONResponse:
+    error_type = fail.error_type or _ERROR_TYPES.get(
+        fail.status, "server_error" if fail.status >= 500 else "invalid_request_error"
+    )
+    error = {"message": fail.message, "type": error_type, "param": None, "code": None}
+    return JSONResponse({"error": error}, status_code=fail.status, headers=fail.headers)
+
+
+def _completion_body(answer: _Answer, model: str) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": "".join(answer.text_pieces) if not answer.calls else None,
+    }
+    if answer.calls:
+        message["tool_calls"] = [
+            {
+                "id": call.call_id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": "".join(call.argument_pieces)},
+            }
+            for call in answer.calls
+        ]
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": answer.finish_reason,
+                "logprobs": None,
+            }
+        ],
+        "usage": answer.usage,
+    }
+
+
+def _stream_deltas(answer: _Answer) -> list[dict[str, Any]]:
+    """The ``delta`` objects of a stream, in the order OpenAI sends them."""
+    if not answer.calls:
+        first: dict[str, Any] = {"role": "assistant", "content": ""}
+        return [first] + [{"content": piece} for piece in answer.text_pieces]
+    deltas: list[dict[str, Any]] = [{"role": "assistant", "content": None}]
+    for index, call in enumerate(answer.calls):
+        header = {
+            "index": index,
+            "id": call.call_id,
+            "type": "function",
+            "function": {"name": call.name, "arguments": ""},
+        }
+        deltas.append({"tool_calls": [header]})
+        deltas.extend(
+            {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
+            for piece in call.argument_pieces
+        )
+    return deltas
+
+
+async def _sse_events(answer: _Answer, model: str, include_usage: bool) -> AsyncIterator[str]:
+    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    created = int(time.time())
+
+    def chunk(choices: list[dict[str, Any]], **extra: Any) -> str:
+        payload = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": choices,
+            **extra,
+        }
+        return f"data: {json.dumps(payload)}\n\n"
+
+    for delta in _stream_deltas(answer):
+        yield chunk([{"index": 0, "delta": delta, "finish_reason": None}])
+    yield chunk([{"index": 0, "delta": {}, "finish_reason": answer.finish_reason}])
+    if include_usage:
+        yield chunk([], usage=answer.usage)
+    yield "data: [DONE]\n\n"
+
+
+async def _sleep_while_connected(request: Request, seconds: float) -> None:
+    """Sleep, but stop early when the client hangs up so abandoned requests don't linger."""
+    deadline = time.monotonic() + seconds
+    while (remaining := deadline - time.monotonic()) > 0:
+        if await request.is_disconnected():
+            return
+        await asyncio.sleep(min(remaining, _DISCONNECT_POLL_SECONDS))
+
+
+class ScriptedModelServer:
+    """Serve scripted chat completions on a free loopback port for the duration of a ``with``.
+
+    Runs uvicorn in a daemon thread with its own event loop, so synchronous tests and a
+    threadline server under test can both reach it over real HTTP.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._scripts: dict[str, deque[Step]] = {}
+        self._requests: dict[str, list[dict[str, Any]]] = {}
+        self._socket: socket.socket | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.base_url = ""
+        self._app = Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._chat_completions, methods=["POST"]),
+                Route("/v1/models", self._models, methods=["GET"]),
+            ]
+        )
+
+    def __enter__(self) -> Self:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self._app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_SECONDS,
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(
+            target=server.run,
+            kwargs={"sockets": [sock]},
+            name=f"scripted-model-{port}",
+            daemon=True,
+        )
+        self._socket, self._server, self._thread = sock, server, thread
+        thread.start()
+        deadline = time.monotonic() + _STARTUP_TIMEOUT
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                self._stop()
+                raise RuntimeError("scripted model server failed to start")
+            time.sleep(0.01)
+        self.base_url = f"http://127.0.0.1:{port}/v1"
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._stop()
+
+    def _stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(_SHUTDOWN_TIMEOUT)
+            if self._thread.is_alive():
+                raise RuntimeError("scripted model server did not stop")
+        if self._socket is not None:
+            self._socket.close()
+        self._socket = self._server = self._thread = None
+
+    def script(self, model_name: str, *steps: Step) -> None:
+        """Queue steps for ``model_name``; calling again appends to what is still queued."""
+        with self._lock:
+            self._scripts.setdefault(model_name, deque()).extend(steps)
+
+    def requests(self, model_name: str) -> list[dict[str, Any]]:
+        """The JSON bodies received for ``model_name``, oldest first."""
+        with self._lock:
+            return list(self._requests.get(model_name, []))
+
+    @staticmethod
+    def unique_name(prefix: str = "m") -> str:
+        """A model name no other test uses, so tests can share one server without collisions."""
+        return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+    def _take_step(self, model: str, body: dict[str, Any]) -> Step | None:
+        with self._lock:
+            self._requests.setdefault(model, []).append(body)
+            script = self._scripts.get(model)
+            return script.popleft() if script else None
+
+    async def _models(self, request: Request) -> Response:
+        with self._lock:
+            names = list(self._scripts)
+        data = [
+            {"id": name, "object": "model", "created": 0, "owned_by": "scripted"} for name in names
+        ]
+        return JSONResponse({"object": "list", "data": data})
+
+    async def _chat_completions(self, request: Request) -> Response:
+        body = await request.json()
+        model = str(body.get("model", ""))
+        step = self._take_step(model, body)
+        match step:
+            case Fail():
+                return _error_response(step)
+            case Reply():
+                delay, answer = step.delay, _reply_answer(step, body)
+            case CallTools():
+                delay, answer = step.delay, _tool_answer(step, body)
+            case Hang():
+                delay, answer = step.seconds, _reply_answer(Reply(_echo_text(body)), body)
+            case None:
+                delay, answer = 0.0, _reply_answer(Reply(_echo_text(body)), body)
+        if delay > 0:
+            await _sleep_while_connected(request, delay)
+        if not body.get("stream"):
+            return JSONResponse(_completion_body(answer, model))
+        stream_options = body.get("stream_options") or {}
+        include_usage = bool(stream_options.get("include_usage"))
+        return StreamingResponse(
+            _sse_events(answer, model, include_usage), media_type="text/event-stream"
+        )

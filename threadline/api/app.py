@@ -1,0 +1,55 @@
+"""Builds the ASGI application: store, provider, worker and routers, wired once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from threadline.api import assistants, runs, threads
+from threadline.api.deps import Services
+from threadline.api.errors import install_error_handlers
+from threadline.config import Settings
+from threadline.engine.worker import Worker
+from threadline.providers.registry import build_provider
+from threadline.service.assistants import AssistantService
+from threadline.service.messages import MessageService
+from threadline.service.runs import RunService
+from threadline.service.threads import ThreadService
+from threadline.store.sql import SqlStore
+
+
+def create_app(settings: Settings) -> FastAPI:
+    store = SqlStore(settings.database_url)
+    provider = build_provider(settings)
+    worker = Worker(store, provider, settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await store.migrate()
+        await worker.start()
+        try:
+            yield
+        finally:
+            await worker.stop()
+            await provider.close()
+            await store.close()
+
+    app = FastAPI(title="Threadline", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.services = Services(
+        assistants=AssistantService(store),
+        threads=ThreadService(store),
+        messages=MessageService(store),
+        runs=RunService(store, settings.run_expiry_seconds, worker.wake),
+        poll_after_ms=settings.poll_after_ms,
+    )
+    install_error_handlers(app)
+    for router in (assistants.router, runs.router, threads.router):
+        app.include_router(router, prefix="/v1")
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,52 @@
+"""`/assistants`: create, list, retrieve, modify, delete."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from starlette.responses import Response
+
+from threadline.api.deps import Services, json_response, page, project, services
+from threadline.service.requests import AssistantCreate, AssistantUpdate
+from threadline.store.base import PageRequest
+
+router = APIRouter()
+
+
+@router.post("/assistants")
+async def create_assistant(
+    body: AssistantCreate, svc: Services = Depends(services), proj: str = Depends(project)
+) -> Response:
+    return json_response(await svc.assistants.create(proj, body))
+
+
+@router.get("/assistants")
+async def list_assistants(
+    pages: PageRequest = Depends(page),
+    svc: Services = Depends(services),
+    proj: str = Depends(project),
+) -> Response:
+    return json_response(await svc.assistants.list(proj, pages))
+
+
+@router.get("/assistants/{assistant_id}")
+async def get_assistant(
+    assistant_id: str, svc: Services = Depends(services), proj: str = Depends(project)
+) -> Response:
+    return json_response(await svc.assistants.get(proj, assistant_id))
+
+
+@router.post("/assistants/{assistant_id}")
+async def update_assistant(
+    assistant_id: str,
+    body: AssistantUpdate,
+    svc: Services = Depends(services),
+    proj: str = Depends(project),
+) -> Response:
+    return json_response(await svc.assistants.update(proj, assistant_id, body))
+
+
+@router.delete("/assistants/{assistant_id}")
+async def delete_assistant(
+    assistant_id: str, svc: Services = Depends(services), proj: str = Depends(project)
+) -> Response:
+    return json_response(await svc.assistants.delete(proj, assistant_id))

@@ -1,0 +1,51 @@
+"""What every route needs: the services, the caller's project and list parameters."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Query, Request
+from starlette.responses import Response
+
+from threadline.service.assistants import AssistantService
+from threadline.service.messages import MessageService
+from threadline.service.pages import page_request
+from threadline.service.runs import RunService
+from threadline.service.threads import ThreadService
+from threadline.store.base import PageRequest
+
+DEFAULT_PROJECT = "default"
+
+
+@dataclass(frozen=True)
+class Services:
+    assistants: AssistantService
+    threads: ThreadService
+    messages: MessageService
+    runs: RunService
+    poll_after_ms: int
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+def project(request: Request) -> str:
+    """`/v1` is the project `default`; Azure's project paths name theirs."""
+    return str(request.path_params.get("project", DEFAULT_PROJECT))
+
+
+def page(
+    limit: int = Query(20),
+    order: str = Query("desc"),
+    after: str | None = Query(None),
+    before: str | None = Query(None),
+) -> PageRequest:
+    return page_request(limit, order, after, before)
+
+
+def json_response(body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(body), media_type="application/json", headers=headers)

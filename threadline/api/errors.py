@@ -1,0 +1,94 @@
+"""The one place where failures become OpenAI-shaped error bodies.
+
+`{"error": {"message", "type", "param", "code"}}` with the status the hosted API uses, so
+the SDKs raise the exception class their users already catch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from threadline.domain.errors import ThreadlineError
+
+log = logging.getLogger(__name__)
+
+
+def error_response(
+    status: int, message: str, error_type: str, param: str | None = None, code: str | None = None
+) -> Response:
+    body = {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+    return Response(json.dumps(body), status_code=status, media_type="application/json")
+
+
+def _param(loc: tuple[Any, ...]) -> str | None:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    path = ""
+    for part in parts:
+        if part.isdigit():
+            path += f"[{part}]"
+        elif not part.startswith(("function-", "literal[", "str", "list[", "dict[")):
+            path += f".{part}" if path else part
+    return path or None
+
+
+def _validation_message(error: dict[str, Any], param: str | None) -> str:
+    kind = error.get("type", "")
+    if kind == "json_invalid":
+        return (
+            "We could not parse the JSON body of your request. (HINT: This likely means you "
+            "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload.)"
+        )
+    if kind == "extra_forbidden":
+        return f"Unrecognized request argument supplied: {param}"
+    if kind == "missing":
+        return f"Missing required parameter: '{param}'."
+    if kind in ("union_tag_invalid", "literal_error", "enum"):
+        return f"Invalid value for '{param}': {error.get('msg', 'not one of the allowed values')}."
+    return f"Invalid '{param}': {error.get('msg', 'invalid value')}."
+
+
+async def _on_threadline_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ThreadlineError)
+    return error_response(exc.status_code, exc.message, exc.error_type, exc.param, exc.code)
+
+
+async def _on_validation_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    first = errors[0] if errors else {}
+    if first.get("type") == "missing" and tuple(first.get("loc", ())) == ("body",):
+        return error_response(
+            400, "The request body must be a JSON object.", "invalid_request_error"
+        )
+    param = _param(tuple(first.get("loc", ())))
+    return error_response(
+        400, _validation_message(first, param), "invalid_request_error", param, None
+    )
+
+
+async def _on_http_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error_response(404, "Invalid URL: no such route.", "invalid_request_error")
+    if exc.status_code == 405:
+        return error_response(405, "Method not allowed for this route.", "invalid_request_error")
+    return error_response(exc.status_code, str(exc.detail), "invalid_request_error")
+
+
+async def _on_unexpected(_: Request, exc: Exception) -> Response:
+    log.exception("unexpected error", exc_info=exc)
+    return error_response(500, "The server had an error processing your request.", "server_error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ThreadlineError, _on_threadline_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(HTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected)

@@ -1,0 +1,97 @@
+"""`/threads` and `/threads/{thread_id}/messages`."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query
+from starlette.responses import Response
+
+from threadline.api.deps import Services, json_response, page, project, services
+from threadline.service.requests import MessageCreate, MetadataUpdate, ThreadCreate, ThreadUpdate
+from threadline.store.base import PageRequest
+
+router = APIRouter()
+
+
+@router.post("/threads")
+async def create_thread(
+    body: ThreadCreate | None = None,
+    svc: Services = Depends(services),
+    proj: str = Depends(project),
+) -> Response:
+    return json_response(await svc.threads.create(proj, body or ThreadCreate()))
+
+
+@router.get("/threads/{thread_id}")
+async def get_thread(
+    thread_id: str, svc: Services = Depends(services), proj: str = Depends(project)
+) -> Response:
+    return json_response(await svc.threads.get(proj, thread_id))
+
+
+@router.post("/threads/{thread_id}")
+async def update_thread(
+    thread_id: str,
+    body: ThreadUpdate,
+    svc: Services = Depends(services),
+    proj: str = Depends(project),
+) -> Response:
+    return json_response(await svc.threads.update(proj, thread_id, body))
+
+
+@router.delete("/threads/{thread_id}")
+async def delete_thread(
+    thread_id: str, svc: Services = Depends(services), proj: str = Depends(project)
+) -> Response:
+    return json_response(await svc.threads.delete(proj, thread_id))
+
+
+@router.post("/threads/{thread_id}/messages")
+async def create_message(
+    thread_id: str,
+    body: MessageCreate,
+    svc: Services = Depends(services),
+    proj: str = Depends(project),
+) -> Response:
+    return json_response(await svc.messages.create(proj, thread_id, body))
+
+
+@router.get("/threads/{thread_id}/messages")
+async def list_messages(
+    thread_id: str,
+    run_id: str | None = Query(None),
+    pages: PageRequest = Depends(page),
+    svc: Services = Depends(services),
+    proj: str = Depends(project),
+) -> Response:
+    return json_response(await svc.messages.list(proj, thread_id, pages, run_id))
+
+
+@router.get("/threads/{thread_id}/messages/{message_id}")
+async def get_message(
+    thread_id: str,
+    message_id: str,
+    svc: Services = Depends(services),
+    proj: str = Depends(project),
+) -> Response:
+    return json_response(await svc.messages.get(proj, thread_id, message_id))
+
+
+@router.post("/threads/{thread_id}/messages/{message_id}")
+async def update_message(
+    thread_id: str,
+    message_id: str,
+    body: MetadataUpdate,
+    svc: Services = Depends(services),
+    proj: str = Depends(project),
+) -> Response:
+    return json_response(await svc.messages.update(proj, thread_id, message_id, body))
+
+
+@router.delete("/threads/{thread_id}/messages/{message_id}")
+async def delete_message(
+    thread_id: str,
+    message_id: str,
+    svc: Services = Depends(services),
+    proj: str = Depends(project),
+) -> Response:
+    return json_response(await svc.messages.delete(proj, thread_id, message_id))

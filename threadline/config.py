@@ -1,0 +1,84 @@
+"""Settings, read once from the environment at start and validated then.
+
+The variable names are a contract with users (see DESIGN.md): they do not change.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+
+
+def _int(name: str, default: int, minimum: int = 1) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise SystemExit(f"{name} must be a whole number, got {raw!r}") from exc
+    if value < minimum:
+        raise SystemExit(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise SystemExit(f"{name} must be a number, got {raw!r}") from exc
+    if value < 0:
+        raise SystemExit(f"{name} must not be negative, got {value}")
+    return value
+
+
+def _keys(raw: str | None) -> tuple[str, ...]:
+    return tuple(key.strip() for key in (raw or "").split(",") if key.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///./threadline.db"
+    openai_base_url: str | None = None
+    openai_api_key: str | None = None
+    run_expiry_seconds: int = 600
+    api_keys: tuple[str, ...] = field(default_factory=tuple)
+    provider_max_retries: int = 4
+    provider_timeout_seconds: float = 120.0
+    provider_context_window: int = 128_000
+    worker_concurrency: int = 256
+    lease_seconds: float = 30.0
+    poll_after_ms: int = 100
+    sweep_interval_seconds: float = 1.0
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ
+        return cls(
+            database_url=env.get("THREADLINE_DATABASE_URL") or cls.database_url,
+            openai_base_url=env.get("THREADLINE_OPENAI_BASE_URL") or None,
+            openai_api_key=env.get("THREADLINE_OPENAI_API_KEY") or None,
+            run_expiry_seconds=_int("THREADLINE_RUN_EXPIRY_SECONDS", cls.run_expiry_seconds),
+            api_keys=_keys(env.get("THREADLINE_API_KEYS")),
+            provider_max_retries=_int(
+                "THREADLINE_PROVIDER_MAX_RETRIES", cls.provider_max_retries, minimum=0
+            ),
+            provider_timeout_seconds=_float(
+                "THREADLINE_PROVIDER_TIMEOUT_SECONDS", cls.provider_timeout_seconds
+            ),
+            provider_context_window=_int(
+                "THREADLINE_PROVIDER_CONTEXT_WINDOW", cls.provider_context_window
+            ),
+            worker_concurrency=_int("THREADLINE_WORKER_CONCURRENCY", cls.worker_concurrency),
+            lease_seconds=_float("THREADLINE_LEASE_SECONDS", cls.lease_seconds),
+            poll_after_ms=_int("THREADLINE_POLL_AFTER_MS", cls.poll_after_ms),
+            sweep_interval_seconds=_float(
+                "THREADLINE_SWEEP_INTERVAL_SECONDS", cls.sweep_interval_seconds
+            ),
+        )
+
+    def with_database(self, url: str | None) -> Settings:
+        return self if url is None else replace(self, database_url=url)

@@ -1,0 +1,3 @@
+"""Plain domain types: ids, statuses, the run state machine and limits. No I/O lives here."""
+
+from __future__ import annotations

@@ -1,0 +1,20 @@
+"""Object ids with the prefixes the OpenAI clients expect (`asst_`, `thread_`, ...)."""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+
+
+class IdKind(StrEnum):
+    ASSISTANT = "asst_"
+    THREAD = "thread_"
+    MESSAGE = "msg_"
+    RUN = "run_"
+    STEP = "step_"
+    TOOL_CALL = "call_"
+
+
+def new_id(kind: IdKind) -> str:
+    """A random id: unguessable, so ids never leak how many objects exist."""
+    return f"{kind.value}{secrets.token_urlsafe(18).replace('-', 'a').replace('_', 'b')}"

@@ -1,0 +1,143 @@
+"""Builds the model's prompt for a run from the newest messages that fit.
+
+Only the window the run needs is read, newest first, a batch at a time, so a run on a
+100,000-message thread costs what a run on a short one does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from threadline.providers.base import ModelProvider
+from threadline.store.base import Obj, StoreTx
+
+ChatMessage = dict[str, Any]
+BATCH = 64
+PER_MESSAGE_OVERHEAD = 4
+
+
+@dataclass
+class Context:
+    messages: list[ChatMessage]
+    prompt_tokens: int
+    fits: bool
+
+
+def _text_of(message: Obj) -> str:
+    return "\n".join(part["text"]["value"] for part in message["content"] if part["type"] == "text")
+
+
+def _chat_content(message: Obj) -> str | list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = []
+    for part in message["content"]:
+        if part["type"] == "text":
+            parts.append({"type": "text", "text": part["text"]["value"]})
+        elif part["type"] == "image_url":
+            parts.append({"type": "image_url", "image_url": part["image_url"]})
+        elif part["type"] == "image_file":
+            parts.append({"type": "text", "text": f"[image file {part['image_file']['file_id']}]"})
+    if all(part["type"] == "text" for part in parts):
+        return "\n".join(part["text"] for part in parts)
+    return parts
+
+
+def chat_message(message: Obj) -> ChatMessage:
+    return {"role": message["role"], "content": _chat_content(message)}
+
+
+def _steps_as_chat(steps: list[Obj], run_messages: dict[str, Obj]) -> list[ChatMessage]:
+    """What this run has done so far: its messages, its tool calls and their outputs."""
+    chat: list[ChatMessage] = []
+    for step in steps:
+        details = step["step_details"]
+        if step["type"] == "message_creation":
+            message = run_messages.get(details["message_creation"]["message_id"])
+            if message is not None:
+                chat.append({"role": "assistant", "content": _text_of(message)})
+            continue
+        calls = [c for c in details["tool_calls"] if c["type"] == "function"]
+        if not calls:
+            continue
+        chat.append(
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": c["id"],
+                        "type": "function",
+                        "function": {
+                            "name": c["function"]["name"],
+                            "arguments": c["function"]["arguments"],
+                        },
+                    }
+                    for c in calls
+                ],
+            }
+        )
+        chat.extend(
+            {"role": "tool", "tool_call_id": c["id"], "content": c["function"]["output"] or ""}
+            for c in calls
+        )
+    return chat
+
+
+def _tokens(provider: ModelProvider, model: str, message: ChatMessage) -> int:
+    content = message.get("content")
+    text = content if isinstance(content, str) else ""
+    if isinstance(content, list):
+        text = " ".join(p.get("text", "") for p in content if p.get("type") == "text")
+    for call in message.get("tool_calls") or []:
+        text += call["function"]["name"] + call["function"]["arguments"]
+    return provider.count_tokens(model, text) + PER_MESSAGE_OVERHEAD
+
+
+async def build_context(
+    tx: StoreTx, provider: ModelProvider, run: Obj, steps: list[Obj], budget: int
+) -> Context:
+    """System prompt, then the newest thread messages that fit `budget`, then this run's work.
+
+    `truncation_strategy.last_messages` caps how many thread messages are read at all.
+    """
+    model = run["model"]
+    head = [{"role": "system", "content": run["instructions"]}] if run["instructions"] else []
+    run_message_ids = {
+        s["step_details"]["message_creation"]["message_id"]
+        for s in steps
+        if s["type"] == "message_creation"
+    }
+    run_messages: dict[str, Obj] = {}
+    for message_id in run_message_ids:
+        message = await tx.get_message(run["thread_id"], message_id)
+        if message is not None:
+            run_messages[message_id] = message
+    tail = _steps_as_chat(steps, run_messages)
+    used = sum(_tokens(provider, model, m) for m in head + tail)
+
+    strategy = run.get("truncation_strategy") or {"type": "auto"}
+    cap = strategy.get("last_messages") if strategy.get("type") == "last_messages" else None
+    window: list[ChatMessage] = []
+    before_seq: int | None = None
+    full = False
+    while not full and (cap is None or len(window) < cap):
+        want = BATCH if cap is None else min(BATCH, cap - len(window))
+        batch = await tx.newest_messages(run["thread_id"], want, before_seq)
+        for seq, message in batch:
+            before_seq = seq
+            if message.get("run_id") == run["id"]:
+                continue
+            chat = chat_message(message)
+            cost = _tokens(provider, model, chat)
+            if used + cost > budget:
+                full = True
+                break
+            used += cost
+            window.append(chat)
+            if cap is not None and len(window) >= cap:
+                break
+        if len(batch) < want:
+            break
+    window.reverse()
+    fits = used <= budget and (bool(window) or bool(tail) or before_seq is None)
+    return Context(messages=head + window + tail, prompt_tokens=used, fits=fits)

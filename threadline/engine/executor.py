@@ -1,0 +1,288 @@
+"""The run loop: one model call per turn, recorded as run steps, until the run settles.
+
+A turn reads the run's context, calls the model, and commits what the model produced
+(a message, or tool calls that stop the run at `requires_action`) together with the
+run's new status in one transaction. A worker that dies mid-turn leaves nothing half
+written; the turn is simply done again by whoever takes the run over.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from threadline.domain.ids import IdKind, new_id
+from threadline.domain.run_states import RunStatus
+from threadline.engine.context import build_context
+from threadline.providers.base import (
+    ChatRequest,
+    FinishReason,
+    ModelProvider,
+    ProviderError,
+    Usage,
+)
+from threadline.service.clock import now
+from threadline.service.objects import assistant_message, run_step
+from threadline.service.run_status import change_status, close_open_steps, emit
+from threadline.store.base import Obj, Store, StoreTx
+
+log = logging.getLogger(__name__)
+
+DEFAULT_COMPLETION_RESERVE = 1024
+
+
+@dataclass
+class TurnResult:
+    text: str = ""
+    calls: dict[int, dict[str, Any]] = field(default_factory=dict)
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+
+
+class RunExecutor:
+    def __init__(self, store: Store, provider: ModelProvider, expiry_seconds: int):
+        self.store = store
+        self.provider = provider
+        self.expiry_seconds = expiry_seconds
+
+    async def execute(self, run: Obj) -> None:
+        """Carry a claimed run until it settles or waits for tool outputs."""
+        async with self.store.transaction() as tx:
+            started = await change_status(tx, run, RunStatus.IN_PROGRESS)
+        if started is None:
+            return
+        run = started
+        try:
+            await self._turn(run)
+        except _Superseded:
+            await self.finish_cancel(run["id"])
+        except ProviderError as exc:
+            await self.fail(run["id"], exc.code, exc.message)
+        except Exception as exc:
+            log.exception("run %s failed", run["id"])
+            await self.fail(run["id"], "server_error", f"Internal error: {exc}")
+
+    async def _turn(self, run: Obj) -> None:
+        async with self.store.transaction() as tx:
+            steps = await tx.steps_of_run(run["id"])
+            used = _usage_of(steps)
+            limit_hit = self._limit_reached(run, used)
+            if limit_hit is None:
+                budget, max_tokens = self._budgets(run, used)
+                context = await build_context(tx, self.provider, run, steps, budget)
+                if not context.fits:
+                    limit_hit = "max_prompt_tokens"
+        if limit_hit is not None:
+            await self._settle(run, RunStatus.INCOMPLETE, incomplete=limit_hit)
+            return
+        result = await self._call_model(run, context.messages, max_tokens)
+        usage = result.usage or Usage(context.prompt_tokens, 0)
+        if result.calls:
+            await self._record_tool_calls(run, result, usage)
+        else:
+            capped = result.finish_reason == "length" and max_tokens is not None
+            await self._record_message(run, result.text, usage, capped)
+
+    def _limit_reached(self, run: Obj, used: Usage) -> str | None:
+        if run["max_completion_tokens"] and used.completion_tokens >= run["max_completion_tokens"]:
+            return "max_completion_tokens"
+        if run["max_prompt_tokens"] and used.prompt_tokens >= run["max_prompt_tokens"]:
+            return "max_prompt_tokens"
+        return None
+
+    def _budgets(self, run: Obj, used: Usage) -> tuple[int, int | None]:
+        """Tokens the prompt may take, and the completion cap to send the model."""
+        window = self.provider.context_window(run["model"])
+        max_tokens: int | None = None
+        if run["max_completion_tokens"]:
+            max_tokens = run["max_completion_tokens"] - used.completion_tokens
+        reserve = max_tokens or min(DEFAULT_COMPLETION_RESERVE, window // 4)
+        budget = window - reserve
+        if run["max_prompt_tokens"]:
+            budget = min(budget, run["max_prompt_tokens"] - used.prompt_tokens)
+        return budget, max_tokens
+
+    async def _call_model(
+        self, run: Obj, messages: list[dict[str, Any]], max_tokens: int | None
+    ) -> TurnResult:
+        request = ChatRequest(
+            model=run["model"],
+            messages=messages,
+            tools=_chat_tools(run["tools"]),
+            tool_choice=_chat_tool_choice(run["tool_choice"], run["tools"]),
+            parallel_tool_calls=run["parallel_tool_calls"],
+            temperature=run["temperature"],
+            top_p=run["top_p"],
+            max_tokens=max_tokens,
+            response_format=_chat_response_format(run["response_format"]),
+        )
+        result = TurnResult()
+        async for chunk in self.provider.stream(request):
+            result.text += chunk.text
+            for delta in chunk.tool_calls:
+                call = result.calls.setdefault(delta.index, {"id": None, "name": "", "args": ""})
+                call["id"] = call["id"] or delta.id
+                call["name"] += delta.name or ""
+                call["args"] += delta.arguments
+            result.finish_reason = chunk.finish_reason or result.finish_reason
+            result.usage = chunk.usage or result.usage
+        return result
+
+    async def _record_tool_calls(self, run: Obj, result: TurnResult, usage: Usage) -> None:
+        calls: list[Obj] = [
+            {
+                "id": call["id"] or new_id(IdKind.TOOL_CALL),
+                "type": "function",
+                "function": {
+                    "name": call["name"],
+                    "arguments": _valid_json_or_empty(call["args"]),
+                    "output": None,
+                },
+            }
+            for _, call in sorted(result.calls.items())
+        ]
+        step = run_step(run, "tool_calls", {"type": "tool_calls", "tool_calls": calls})
+        step["usage"] = _usage_dict(usage)
+        required = {
+            "type": "submit_tool_outputs",
+            "submit_tool_outputs": {
+                "tool_calls": [
+                    {
+                        "id": c["id"],
+                        "type": "function",
+                        "function": {
+                            "name": c["function"]["name"],
+                            "arguments": c["function"]["arguments"],
+                        },
+                    }
+                    for c in calls
+                ]
+            },
+        }
+        async with self.store.transaction() as tx:
+            await tx.insert_step(step)
+            await emit(tx, run, "thread.run.step.created", step)
+            await emit(tx, run, "thread.run.step.in_progress", step)
+            moved = await change_status(
+                tx,
+                run,
+                RunStatus.REQUIRES_ACTION,
+                required_action=required,
+                expires_at=now() + self.expiry_seconds,
+            )
+            if moved is None:
+                raise _Superseded()
+
+    async def _record_message(self, run: Obj, text: str, usage: Usage, capped: bool) -> None:
+        message = assistant_message(run, text, "incomplete" if capped else "completed")
+        if capped:
+            message["incomplete_details"] = {"reason": "max_tokens"}
+        step = run_step(
+            run,
+            "message_creation",
+            {"type": "message_creation", "message_creation": {"message_id": message["id"]}},
+        )
+        step.update(status="completed", completed_at=now(), usage=_usage_dict(usage))
+        async with self.store.transaction() as tx:
+            await tx.insert_messages(run["thread_id"], [message])
+            await tx.insert_step(step)
+            for event in ("thread.run.step.created", "thread.run.step.in_progress"):
+                await emit(tx, run, event, {**step, "status": "in_progress", "usage": None})
+            for event in ("thread.message.created", "thread.message.in_progress"):
+                await emit(tx, run, event, {**message, "status": "in_progress"})
+            await emit(tx, run, f"thread.message.{message['status']}", message)
+            await emit(tx, run, "thread.run.step.completed", step)
+            target = RunStatus.INCOMPLETE if capped else RunStatus.COMPLETED
+            if not await self._finish(tx, run, target, "max_completion_tokens" if capped else None):
+                raise _Superseded()
+
+    async def _settle(self, run: Obj, target: RunStatus, incomplete: str | None = None) -> None:
+        async with self.store.transaction() as tx:
+            await self._finish(tx, run, target, incomplete)
+
+    async def _finish(
+        self, tx: StoreTx, run: Obj, target: RunStatus, incomplete: str | None
+    ) -> bool:
+        steps = await tx.steps_of_run(run["id"])
+        fields: dict[str, Any] = {"usage": _usage_dict(_usage_of(steps))}
+        if incomplete is not None:
+            fields["incomplete_details"] = {"reason": incomplete}
+        return await change_status(tx, run, target, **fields) is not None
+
+    async def fail(self, run_id: str, code: str, message: str) -> None:
+        async with self.store.transaction() as tx:
+            run = await tx.get_run_by_id(run_id)
+            if run is None or run["status"] != RunStatus.IN_PROGRESS.value:
+                return
+            steps = await tx.steps_of_run(run_id)
+            failed = await change_status(
+                tx,
+                run,
+                RunStatus.FAILED,
+                last_error={"code": code, "message": message},
+                usage=_usage_dict(_usage_of(steps)),
+            )
+            if failed is not None:
+                await close_open_steps(tx, failed, "failed")
+                await emit(tx, failed, "error", {"code": code, "message": message})
+
+    async def finish_cancel(self, run_id: str) -> None:
+        """Complete a cancel the API asked for while the run was being worked on."""
+        async with self.store.transaction() as tx:
+            run = await tx.get_run_by_id(run_id)
+            if run is None or run["status"] != RunStatus.CANCELLING.value:
+                return
+            cancelled = await change_status(tx, run, RunStatus.CANCELLED)
+            if cancelled is not None:
+                await close_open_steps(tx, cancelled, "cancelled")
+
+
+class _Superseded(Exception):
+    """The run was moved by someone else (cancel, expiry) while the model was answering;
+    what the model produced is dropped with the rolled-back transaction."""
+
+
+def _usage_of(steps: list[Obj]) -> Usage:
+    prompt = sum(s["usage"]["prompt_tokens"] for s in steps if s.get("usage"))
+    completion = sum(s["usage"]["completion_tokens"] for s in steps if s.get("usage"))
+    return Usage(prompt, completion)
+
+
+def _usage_dict(usage: Usage) -> dict[str, int]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+
+
+def _chat_tools(tools: list[Obj]) -> list[Obj]:
+    return [
+        {"type": "function", "function": t["function"]} for t in tools if t["type"] == "function"
+    ]
+
+
+def _chat_tool_choice(choice: Any, tools: list[Obj]) -> Any:
+    if not _chat_tools(tools):
+        return None
+    if isinstance(choice, dict) and choice.get("type") != "function":
+        return "auto"
+    return choice
+
+
+def _chat_response_format(response_format: Any) -> Obj | None:
+    if isinstance(response_format, dict) and response_format.get("type") != "text":
+        return response_format
+    return None
+
+
+def _valid_json_or_empty(arguments: str) -> str:
+    """Arguments are passed on as the model wrote them when they parse, else as `{}`
+    so a client's `json.loads` never breaks on a truncated call."""
+    try:
+        json.loads(arguments)
+    except ValueError:
+        return "{}" if not arguments.strip() else json.dumps({"_raw": arguments})
+    return arguments

@@ -1,0 +1,49 @@
+"""Settles runs nobody is carrying: past their expiry, or held by a worker that went away."""
+
+from __future__ import annotations
+
+import math
+import time
+
+from threadline.domain.run_states import RunStatus
+from threadline.service.clock import now
+from threadline.service.run_status import change_status, close_open_steps
+from threadline.store.base import Store
+
+BATCH = 100
+
+
+async def expire_overdue_runs(store: Store) -> list[str]:
+    """Expire active runs past `expires_at`; returns their ids."""
+    async with store.transaction() as tx:
+        expired: list[str] = []
+        for run in await tx.runs_past_expiry(now(), BATCH):
+            moved = await change_status(tx, run, RunStatus.EXPIRED)
+            if moved is not None:
+                await close_open_steps(tx, moved, "expired")
+                expired.append(run["id"])
+        return expired
+
+
+async def recover_abandoned_runs(store: Store, *, everything: bool = False) -> int:
+    """Hand runs whose worker's lease lapsed back to the queue, so another worker resumes them.
+
+    `everything` treats every lease as lapsed: right for a SQLite file at start, where the
+    embedded worker is the only one there can be.
+    """
+    deadline = math.inf if everything else time.time()
+    recovered = 0
+    while True:
+        async with store.transaction() as tx:
+            runs = await tx.runs_with_lapsed_lease(deadline, BATCH)
+            for run in runs:
+                status = RunStatus(run["status"])
+                if status is RunStatus.IN_PROGRESS:
+                    await change_status(tx, run, RunStatus.QUEUED)
+                elif status is RunStatus.CANCELLING:
+                    cancelled = await change_status(tx, run, RunStatus.CANCELLED)
+                    if cancelled is not None:
+                        await close_open_steps(tx, cancelled, "cancelled")
+        recovered += len(runs)
+        if len(runs) < BATCH:
+            return recovered

@@ -1,0 +1,129 @@
+"""The worker: claims queued runs, carries them concurrently, and keeps its leases alive.
+
+One worker runs inside `threadline serve`; on PostgreSQL any number more can run as
+`threadline worker`. A worker holds a lease on each run it carries and renews it while
+working; a run whose lease lapses is handed to another worker by the sweeper.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+
+from threadline.config import Settings
+from threadline.domain.run_states import RunStatus
+from threadline.engine.executor import RunExecutor
+from threadline.engine.sweeper import expire_overdue_runs, recover_abandoned_runs
+from threadline.providers.base import ModelProvider
+from threadline.service.run_status import change_status
+from threadline.store.base import Obj, Store
+
+log = logging.getLogger(__name__)
+
+IDLE_POLL_SECONDS = 0.5
+
+
+class Worker:
+    def __init__(self, store: Store, provider: ModelProvider, settings: Settings):
+        self.store = store
+        self.settings = settings
+        self.executor = RunExecutor(store, provider, settings.run_expiry_seconds)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self._wake = asyncio.Event()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._cancel_requested: set[str] = set()
+        self._loops: list[asyncio.Task[None]] = []
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def interrupt(self, run_id: str, *, cancel_requested: bool) -> None:
+        """Stop carrying a run here: cancelled by a user, or settled by someone else."""
+        task = self._tasks.get(run_id)
+        if task is None:
+            return
+        if cancel_requested:
+            self._cancel_requested.add(run_id)
+        task.cancel()
+
+    async def start(self) -> None:
+        if not self.store.supports_many_workers:
+            await recover_abandoned_runs(self.store, everything=True)
+        self._loops = [
+            asyncio.create_task(self._claim_loop(), name="threadline-claim"),
+            asyncio.create_task(self._upkeep_loop(), name="threadline-upkeep"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop claiming and hand the runs in flight back to the queue for the next worker."""
+        for loop in self._loops:
+            loop.cancel()
+        for task in list(self._tasks.values()):
+            task.cancel()
+        await asyncio.gather(*self._loops, *self._tasks.values(), return_exceptions=True)
+
+    async def _claim_loop(self) -> None:
+        while True:
+            self._wake.clear()
+            while len(self._tasks) < self.settings.worker_concurrency:
+                run = await self._claim()
+                if run is None:
+                    break
+                task = asyncio.create_task(self._carry(run), name=f"run-{run['id']}")
+                self._tasks[run["id"]] = task
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), IDLE_POLL_SECONDS)
+
+    async def _claim(self) -> Obj | None:
+        lease_until = time.time() + self.settings.lease_seconds
+        async with self.store.transaction() as tx:
+            return await tx.claim_next_run(self.owner, lease_until)
+
+    async def _carry(self, run: Obj) -> None:
+        run_id = run["id"]
+        try:
+            await self.executor.execute(run)
+        except asyncio.CancelledError:
+            if run_id in self._cancel_requested:
+                await asyncio.shield(self.executor.finish_cancel(run_id))
+            else:
+                await asyncio.shield(self._hand_back(run_id))
+            raise
+        finally:
+            self._cancel_requested.discard(run_id)
+            self._tasks.pop(run_id, None)
+            with contextlib.suppress(Exception):
+                async with self.store.transaction() as tx:
+                    await tx.release_run(run_id, self.owner)
+            self._wake.set()
+
+    async def _hand_back(self, run_id: str) -> None:
+        async with self.store.transaction() as tx:
+            run = await tx.get_run_by_id(run_id)
+            if run is not None and run["status"] == RunStatus.IN_PROGRESS.value:
+                await change_status(tx, run, RunStatus.QUEUED)
+
+    async def _upkeep_loop(self) -> None:
+        """Lease renewal, cancel requests, expiry and recovery, on one timer."""
+        while True:
+            await asyncio.sleep(self.settings.sweep_interval_seconds)
+            try:
+                await self._upkeep()
+            except Exception:
+                log.exception("worker upkeep failed; trying again")
+
+    async def _upkeep(self) -> None:
+        in_flight = list(self._tasks)
+        async with self.store.transaction() as tx:
+            await tx.renew_leases(self.owner, in_flight, time.time() + self.settings.lease_seconds)
+            cancelling = await tx.runs_in_status(in_flight, RunStatus.CANCELLING.value)
+        for run_id in cancelling:
+            self.interrupt(run_id, cancel_requested=True)
+        for run_id in await expire_overdue_runs(self.store):
+            self.interrupt(run_id, cancel_requested=False)
+        if self.store.supports_many_workers:
+            await recover_abandoned_runs(self.store)

@@ -1,0 +1,3 @@
+"""Model clients behind one interface (`ModelProvider`)."""
+
+from __future__ import annotations

@@ -1,0 +1,86 @@
+"""The one interface every model client implements.
+
+Providers stream: a request yields `ChatChunk`s as the model produces them, so that the
+engine can record deltas as they arrive. A provider turns its own failures into
+`ProviderError` with the `last_error` code the run will carry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+ErrorCode = Literal["server_error", "rate_limit_exceeded", "invalid_prompt"]
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """A chat completion request in the OpenAI chat format.
+
+    `messages` are chat messages (`{"role": "system"|"user"|"assistant"|"tool", ...}`),
+    `tools` are chat tools (`{"type": "function", "function": {...}}`), `tool_choice` is
+    "none" | "auto" | "required" | `{"type": "function", "function": {"name": ...}}`.
+    """
+
+    model: str
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool = True
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    response_format: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ToolCallDelta:
+    """A piece of one tool call; `index` ties the pieces of one call together."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True)
+class ChatChunk:
+    text: str = ""
+    tool_calls: tuple[ToolCallDelta, ...] = ()
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+
+
+class ProviderError(Exception):
+    def __init__(self, code: ErrorCode, message: str):
+        super().__init__(message)
+        self.code: ErrorCode = code
+        self.message = message
+
+
+class ModelProvider(Protocol):
+    def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        """Yield chunks; the last carries `finish_reason`, and `usage` where known."""
+        ...
+
+    def count_tokens(self, model: str, text: str) -> int:
+        """Tokens `text` takes in `model`'s prompt: exact where the tokenizer is at hand."""
+        ...
+
+    def context_window(self, model: str) -> int:
+        """How many tokens prompt and completion may take together."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,100 @@
+"""Assistants (Azure calls them agents): model, instructions and tools, kept for runs to use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from threadline.domain.errors import NotFound
+from threadline.domain.ids import IdKind, new_id
+from threadline.domain.limits import check_metadata, check_tools
+from threadline.service.clock import now
+from threadline.service.objects import deleted
+from threadline.service.pages import envelope
+from threadline.service.requests import AssistantCreate, AssistantFields, AssistantUpdate
+from threadline.store.base import Obj, PageRequest, Store
+
+
+def _check(fields: AssistantFields, tools: list[dict[str, Any]] | None) -> None:
+    check_metadata(fields.metadata)
+    check_tools(tools)
+
+
+def _dump_tools(fields: AssistantFields) -> list[dict[str, Any]] | None:
+    if fields.tools is None:
+        return None
+    return [tool.model_dump(exclude_none=True) for tool in fields.tools]
+
+
+def _response_format(fields: AssistantFields) -> Any:
+    if fields.response_format is None or isinstance(fields.response_format, str):
+        return fields.response_format or "auto"
+    return fields.response_format.model_dump()
+
+
+class AssistantService:
+    def __init__(self, store: Store):
+        self.store = store
+
+    async def create(self, project: str, request: AssistantCreate) -> Obj:
+        tools = _dump_tools(request) or []
+        _check(request, tools)
+        assistant = {
+            "id": new_id(IdKind.ASSISTANT),
+            "object": "assistant",
+            "created_at": now(),
+            "name": request.name,
+            "description": request.description,
+            "model": request.model,
+            "instructions": request.instructions,
+            "tools": tools,
+            "tool_resources": _tool_resources(request),
+            "metadata": request.metadata or {},
+            "temperature": request.temperature if request.temperature is not None else 1.0,
+            "top_p": request.top_p if request.top_p is not None else 1.0,
+            "response_format": _response_format(request),
+        }
+        async with self.store.transaction() as tx:
+            await tx.insert_assistant(project, assistant)
+        return assistant
+
+    async def get(self, project: str, assistant_id: str) -> Obj:
+        async with self.store.transaction() as tx:
+            assistant = await tx.get_assistant(project, assistant_id)
+        if assistant is None:
+            raise NotFound("assistant", assistant_id)
+        return assistant
+
+    async def update(self, project: str, assistant_id: str, request: AssistantUpdate) -> Obj:
+        tools = _dump_tools(request)
+        _check(request, tools)
+        async with self.store.transaction() as tx:
+            assistant = await tx.get_assistant(project, assistant_id)
+            if assistant is None:
+                raise NotFound("assistant", assistant_id)
+            changes = request.model_dump(exclude_unset=True, exclude={"tools", "response_format"})
+            changes.pop("tool_resources", None)
+            assistant.update(changes)
+            if tools is not None:
+                assistant["tools"] = tools
+            if "response_format" in request.model_fields_set:
+                assistant["response_format"] = _response_format(request)
+            if "tool_resources" in request.model_fields_set:
+                assistant["tool_resources"] = _tool_resources(request)
+            await tx.replace_assistant(project, assistant)
+        return assistant
+
+    async def delete(self, project: str, assistant_id: str) -> Obj:
+        async with self.store.transaction() as tx:
+            if not await tx.delete_assistant(project, assistant_id):
+                raise NotFound("assistant", assistant_id)
+        return deleted(assistant_id, "assistant")
+
+    async def list(self, project: str, page: PageRequest) -> dict[str, Any]:
+        async with self.store.transaction() as tx:
+            return envelope(await tx.page_assistants(project, page))
+
+
+def _tool_resources(fields: AssistantFields) -> Obj:
+    if fields.tool_resources is None:
+        return {}
+    return fields.tool_resources.model_dump(exclude_none=True)

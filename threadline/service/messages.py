@@ -1,0 +1,94 @@
+"""Messages: what users and assistants said in a thread, in order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from threadline.domain.errors import Conflict, InvalidRequest, NotFound
+from threadline.domain.limits import MAX_MESSAGES_PER_THREAD, check_metadata
+from threadline.service.objects import deleted, user_message
+from threadline.service.pages import envelope
+from threadline.service.requests import MessageCreate, MetadataUpdate
+from threadline.store.base import Obj, PageRequest, Store, StoreTx
+
+
+def check_message(request: MessageCreate, param: str = "") -> None:
+    check_metadata(request.metadata, param=f"{param}.metadata" if param else "metadata")
+
+
+def new_messages(thread_id: str, requests: list[MessageCreate]) -> list[Obj]:
+    return [user_message(thread_id, request) for request in requests]
+
+
+async def require_thread(tx: StoreTx, project: str, thread_id: str, *, lock: bool) -> Obj:
+    thread = await (tx.lock_thread if lock else tx.get_thread)(project, thread_id)
+    if thread is None:
+        raise NotFound("thread", thread_id)
+    return thread
+
+
+async def append_messages(tx: StoreTx, thread_id: str, messages: list[Obj]) -> None:
+    """Append to a locked thread, refusing what would take it past the size limit."""
+    if not messages:
+        return
+    if await tx.count_messages(thread_id) + len(messages) > MAX_MESSAGES_PER_THREAD:
+        raise InvalidRequest(
+            f"Thread {thread_id} has reached its limit of {MAX_MESSAGES_PER_THREAD} messages.",
+            param="thread_id",
+        )
+    await tx.insert_messages(thread_id, messages)
+
+
+class MessageService:
+    def __init__(self, store: Store):
+        self.store = store
+
+    async def create(self, project: str, thread_id: str, request: MessageCreate) -> Obj:
+        check_message(request)
+        async with self.store.transaction() as tx:
+            await require_thread(tx, project, thread_id, lock=True)
+            active = await tx.active_run(thread_id)
+            if active is not None:
+                raise Conflict(
+                    f"Can't add messages to {thread_id} while a run {active['id']} is active.",
+                    param="thread_id",
+                )
+            [message] = new_messages(thread_id, [request])
+            await append_messages(tx, thread_id, [message])
+        return message
+
+    async def get(self, project: str, thread_id: str, message_id: str) -> Obj:
+        async with self.store.transaction() as tx:
+            await require_thread(tx, project, thread_id, lock=False)
+            message = await tx.get_message(thread_id, message_id)
+        if message is None:
+            raise NotFound("message", message_id)
+        return message
+
+    async def update(
+        self, project: str, thread_id: str, message_id: str, request: MetadataUpdate
+    ) -> Obj:
+        check_metadata(request.metadata)
+        async with self.store.transaction() as tx:
+            await require_thread(tx, project, thread_id, lock=False)
+            message = await tx.get_message(thread_id, message_id)
+            if message is None:
+                raise NotFound("message", message_id)
+            if "metadata" in request.model_fields_set:
+                message["metadata"] = request.metadata or {}
+            await tx.replace_message(message)
+        return message
+
+    async def delete(self, project: str, thread_id: str, message_id: str) -> Obj:
+        async with self.store.transaction() as tx:
+            await require_thread(tx, project, thread_id, lock=False)
+            if not await tx.delete_message(thread_id, message_id):
+                raise NotFound("message", message_id)
+        return deleted(message_id, "thread.message")
+
+    async def list(
+        self, project: str, thread_id: str, page: PageRequest, run_id: str | None
+    ) -> dict[str, Any]:
+        async with self.store.transaction() as tx:
+            await require_thread(tx, project, thread_id, lock=False)
+            return envelope(await tx.page_messages(thread_id, page, run_id=run_id))

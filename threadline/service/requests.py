@@ -1,0 +1,211 @@
+"""The inputs of each use case, in the OpenAI Assistants v2 wire shape.
+
+Models are strict and closed (`extra="forbid"`): an unknown or ill-typed field is refused
+before anything is stored, as the hosted API does.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Metadata = dict[str, str]
+
+
+class Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class FunctionDefinition(Closed):
+    name: Annotated[str, Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")]
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class FunctionTool(Closed):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class CodeInterpreterTool(Closed):
+    type: Literal["code_interpreter"]
+
+
+class FileSearchTool(Closed):
+    type: Literal["file_search"]
+    file_search: dict[str, Any] | None = None
+
+
+Tool = Annotated[FunctionTool | CodeInterpreterTool | FileSearchTool, Field(discriminator="type")]
+
+
+class TextFormat(Closed):
+    type: Literal["text", "json_object"]
+
+
+class JsonSchemaFormat(Closed):
+    type: Literal["json_schema"]
+    json_schema: dict[str, Any]
+
+
+ResponseFormat = (
+    Literal["auto"] | Annotated[TextFormat | JsonSchemaFormat, Field(discriminator="type")]
+)
+
+
+class NamedFunction(Closed):
+    name: str
+
+
+class FunctionChoice(Closed):
+    type: Literal["function"]
+    function: NamedFunction
+
+
+class BuiltinToolChoice(Closed):
+    type: Literal["file_search", "code_interpreter"]
+
+
+ToolChoice = Literal["none", "auto", "required"] | FunctionChoice | BuiltinToolChoice
+
+
+class TruncationStrategy(Closed):
+    type: Literal["auto", "last_messages"]
+    last_messages: Annotated[int, Field(ge=1)] | None = None
+
+
+class CodeInterpreterResources(Closed):
+    file_ids: list[str] = Field(default_factory=list, max_length=20)
+
+
+class FileSearchResources(Closed):
+    vector_store_ids: list[str] = Field(default_factory=list, max_length=1)
+    vector_stores: list[dict[str, Any]] | None = None
+
+
+class ToolResources(Closed):
+    code_interpreter: CodeInterpreterResources | None = None
+    file_search: FileSearchResources | None = None
+
+
+class TextPart(Closed):
+    type: Literal["text"]
+    text: str
+
+
+class ImageUrl(Closed):
+    url: str
+    detail: Literal["auto", "low", "high"] = "auto"
+
+
+class ImageUrlPart(Closed):
+    type: Literal["image_url"]
+    image_url: ImageUrl
+
+
+class ImageFile(Closed):
+    file_id: str
+    detail: Literal["auto", "low", "high"] = "auto"
+
+
+class ImageFilePart(Closed):
+    type: Literal["image_file"]
+    image_file: ImageFile
+
+
+ContentPart = Annotated[TextPart | ImageUrlPart | ImageFilePart, Field(discriminator="type")]
+
+
+class AttachmentTool(Closed):
+    type: Literal["code_interpreter", "file_search"]
+
+
+class Attachment(Closed):
+    file_id: str
+    tools: list[AttachmentTool] = Field(default_factory=list)
+
+
+class MessageCreate(Closed):
+    role: Literal["user", "assistant"]
+    content: str | Annotated[list[ContentPart], Field(min_length=1)]
+    attachments: list[Attachment] | None = None
+    metadata: Metadata | None = None
+
+
+class MetadataUpdate(Closed):
+    metadata: Metadata | None = None
+
+
+class AssistantFields(Closed):
+    name: Annotated[str, Field(max_length=256)] | None = None
+    description: Annotated[str, Field(max_length=512)] | None = None
+    instructions: Annotated[str, Field(max_length=256_000)] | None = None
+    tools: list[Tool] | None = None
+    tool_resources: ToolResources | None = None
+    metadata: Metadata | None = None
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    top_p: Annotated[float, Field(ge=0, le=1)] | None = None
+    response_format: ResponseFormat | None = None
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
+
+
+class AssistantCreate(AssistantFields):
+    model: Annotated[str, Field(min_length=1)]
+
+
+class AssistantUpdate(AssistantFields):
+    model: Annotated[str, Field(min_length=1)] | None = None
+
+
+class ThreadCreate(Closed):
+    messages: list[MessageCreate] | None = None
+    metadata: Metadata | None = None
+    tool_resources: ToolResources | None = None
+
+
+class ThreadUpdate(Closed):
+    metadata: Metadata | None = None
+    tool_resources: ToolResources | None = None
+
+
+class RunOptions(Closed):
+    """What a run may override of its assistant, shared by create run and create-and-run."""
+
+    assistant_id: str
+    model: str | None = None
+    instructions: str | None = None
+    tools: list[Tool] | None = None
+    metadata: Metadata | None = None
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    top_p: Annotated[float, Field(ge=0, le=1)] | None = None
+    max_prompt_tokens: Annotated[int, Field(ge=256)] | None = None
+    max_completion_tokens: Annotated[int, Field(ge=16)] | None = None
+    truncation_strategy: TruncationStrategy | None = None
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool = True
+    response_format: ResponseFormat | None = None
+    stream: bool | None = None
+
+
+class RunCreate(RunOptions):
+    additional_instructions: str | None = None
+    additional_messages: list[MessageCreate] | None = None
+    include: list[str] | None = None
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
+
+
+class ThreadAndRunCreate(RunOptions):
+    thread: ThreadCreate | None = None
+    tool_resources: ToolResources | None = None
+
+
+class ToolOutput(Closed):
+    tool_call_id: str
+    output: str = ""
+
+
+class ToolOutputsSubmit(Closed):
+    tool_outputs: list[ToolOutput]
+    stream: bool | None = None

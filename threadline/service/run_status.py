@@ -1,0 +1,46 @@
+"""Applies run status changes: the state machine's rules, the timestamps and the event.
+
+Every status change, from the API or the engine, goes through `change_status`. The write
+is conditional on the status the caller read, so two processes can never both move a run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from threadline.domain.run_states import TERMINAL_STATUSES, RunStatus, transition
+from threadline.service.clock import now
+from threadline.store.base import Obj, RunEvent, StoreTx
+
+
+async def emit(tx: StoreTx, run: Obj, event: str, data: Obj) -> None:
+    await tx.append_events(run["id"], run["thread_id"], [RunEvent(event, data)])
+
+
+async def change_status(tx: StoreTx, run: Obj, target: RunStatus, **fields: Any) -> Obj | None:
+    """Move `run` to `target`; None if another writer changed it first."""
+    move = transition(RunStatus(run["status"]), target)
+    updated = {**run, **fields, "status": target.value}
+    if move.stamp is not None:
+        updated[move.stamp] = now()
+    if target is not RunStatus.REQUIRES_ACTION:
+        updated["required_action"] = None
+    if target in TERMINAL_STATUSES:
+        updated["expires_at"] = None
+    if not await tx.replace_run(updated, expected_status=move.source.value):
+        return None
+    await emit(tx, updated, move.event, updated)
+    return updated
+
+
+async def close_open_steps(tx: StoreTx, run: Obj, status: str) -> None:
+    """Settle the steps a run leaves unfinished when it ends (cancelled, expired, failed)."""
+    stamp = {"cancelled": "cancelled_at", "expired": "expired_at", "failed": "failed_at"}[status]
+    for step in await tx.steps_of_run(run["id"]):
+        if step["status"] != "in_progress":
+            continue
+        step.update(status=status, **{stamp: now()})
+        if status == "failed":
+            step["last_error"] = run.get("last_error")
+        await tx.replace_step(step)
+        await emit(tx, run, f"thread.run.step.{status}", step)

@@ -1,0 +1,295 @@
+"""Runs: one invocation of an assistant on a thread, and what users may do to it while it goes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from threadline.domain.errors import Conflict, InvalidRequest, NotFound
+from threadline.domain.ids import IdKind, new_id
+from threadline.domain.limits import check_metadata, check_tools
+from threadline.domain.run_states import RunStatus, cancel_target
+from threadline.service.clock import now
+from threadline.service.messages import append_messages, check_message, new_messages, require_thread
+from threadline.service.pages import envelope
+from threadline.service.requests import (
+    MetadataUpdate,
+    RunCreate,
+    RunOptions,
+    ThreadAndRunCreate,
+    ThreadCreate,
+    ToolOutputsSubmit,
+)
+from threadline.service.run_status import change_status, close_open_steps, emit
+from threadline.service.threads import check_thread, insert_thread
+from threadline.store.base import Obj, PageRequest, Store, StoreTx
+
+
+class RunService:
+    def __init__(self, store: Store, expiry_seconds: int, wake_workers: Callable[[], None]):
+        self.store = store
+        self.expiry_seconds = expiry_seconds
+        self.wake_workers = wake_workers
+
+    async def create(self, project: str, thread_id: str, request: RunCreate) -> Obj:
+        _check_options(request)
+        for index, message in enumerate(request.additional_messages or []):
+            check_message(message, param=f"additional_messages[{index}]")
+        async with self.store.transaction() as tx:
+            await require_thread(tx, project, thread_id, lock=True)
+            assistant = await _require_assistant(tx, project, request.assistant_id)
+            active = await tx.active_run(thread_id)
+            if active is not None:
+                raise Conflict(
+                    f"Thread {thread_id} already has an active run {active['id']}.",
+                    param="thread_id",
+                )
+            extra = new_messages(thread_id, request.additional_messages or [])
+            await append_messages(tx, thread_id, extra)
+            run = self._new_run(thread_id, assistant, request, request.additional_instructions)
+            await self._queue(tx, project, run)
+        self.wake_workers()
+        return run
+
+    async def create_thread_and_run(self, project: str, request: ThreadAndRunCreate) -> Obj:
+        _check_options(request)
+        thread_request = request.thread or ThreadCreate()
+        if request.tool_resources is not None and thread_request.tool_resources is None:
+            thread_request = thread_request.model_copy(
+                update={"tool_resources": request.tool_resources}
+            )
+        check_thread(thread_request)
+        async with self.store.transaction() as tx:
+            assistant = await _require_assistant(tx, project, request.assistant_id)
+            thread = await insert_thread(tx, project, thread_request)
+            run = self._new_run(thread["id"], assistant, request, None)
+            await self._queue(tx, project, run, created_thread=thread)
+        self.wake_workers()
+        return run
+
+    async def get(self, project: str, thread_id: str, run_id: str) -> Obj:
+        async with self.store.transaction() as tx:
+            return await _require_run(tx, project, thread_id, run_id)
+
+    async def list(self, project: str, thread_id: str, page: PageRequest) -> dict[str, Any]:
+        async with self.store.transaction() as tx:
+            await require_thread(tx, project, thread_id, lock=False)
+            return envelope(await tx.page_runs(thread_id, page))
+
+    async def update(
+        self, project: str, thread_id: str, run_id: str, request: MetadataUpdate
+    ) -> Obj:
+        check_metadata(request.metadata)
+        async with self.store.transaction() as tx:
+            await require_thread(tx, project, thread_id, lock=True)
+            run = await _require_run(tx, project, thread_id, run_id)
+            if "metadata" in request.model_fields_set:
+                run["metadata"] = request.metadata or {}
+            await tx.replace_run(run)
+        return run
+
+    async def cancel(self, project: str, thread_id: str, run_id: str) -> Obj:
+        async with self.store.transaction() as tx:
+            await require_thread(tx, project, thread_id, lock=True)
+            run = await _require_run(tx, project, thread_id, run_id)
+            target = cancel_target(RunStatus(run["status"]))
+            updated = await change_status(tx, run, target)
+            if updated is None:
+                raise Conflict(f"Run {run_id} changed while it was being cancelled; try again.")
+            if target is RunStatus.CANCELLED:
+                await close_open_steps(tx, updated, "cancelled")
+        return updated
+
+    async def submit_tool_outputs(
+        self, project: str, thread_id: str, run_id: str, request: ToolOutputsSubmit
+    ) -> Obj:
+        async with self.store.transaction() as tx:
+            await require_thread(tx, project, thread_id, lock=True)
+            run = await _require_run(tx, project, thread_id, run_id)
+            if run["status"] != RunStatus.REQUIRES_ACTION.value:
+                raise InvalidRequest(
+                    f'Runs in status "{run["status"]}" do not accept tool outputs.',
+                    param="run_id",
+                )
+            outputs = _outputs_by_call(run, request)
+            step = await _pending_tool_step(tx, run)
+            for call in step["step_details"]["tool_calls"]:
+                if call["type"] == "function" and call["id"] in outputs:
+                    call["function"]["output"] = outputs[call["id"]]
+            step.update(status="completed", completed_at=now())
+            await tx.replace_step(step)
+            await emit(tx, run, "thread.run.step.completed", step)
+            updated = await change_status(tx, run, RunStatus.QUEUED)
+            if updated is None:
+                raise Conflict(f"Run {run_id} changed while outputs were submitted; try again.")
+        self.wake_workers()
+        return updated
+
+    async def get_step(self, project: str, thread_id: str, run_id: str, step_id: str) -> Obj:
+        async with self.store.transaction() as tx:
+            await _require_run(tx, project, thread_id, run_id)
+            step = await tx.get_step(run_id, step_id)
+        if step is None:
+            raise NotFound("run step", step_id)
+        return step
+
+    async def list_steps(
+        self, project: str, thread_id: str, run_id: str, page: PageRequest
+    ) -> dict[str, Any]:
+        async with self.store.transaction() as tx:
+            await _require_run(tx, project, thread_id, run_id)
+            return envelope(await tx.page_steps(run_id, page))
+
+    def _new_run(
+        self,
+        thread_id: str,
+        assistant: Obj,
+        request: RunOptions,
+        additional_instructions: str | None,
+    ) -> Obj:
+        created = now()
+        instructions = (
+            request.instructions
+            if request.instructions is not None
+            else assistant.get("instructions") or ""
+        )
+        if additional_instructions:
+            instructions = f"{instructions}\n\n{additional_instructions}".strip()
+        tools = (
+            [tool.model_dump(exclude_none=True) for tool in request.tools]
+            if request.tools is not None
+            else assistant["tools"]
+        )
+        return {
+            "id": new_id(IdKind.RUN),
+            "object": "thread.run",
+            "created_at": created,
+            "assistant_id": assistant["id"],
+            "thread_id": thread_id,
+            "status": RunStatus.QUEUED.value,
+            "started_at": None,
+            "expires_at": created + self.expiry_seconds,
+            "cancelled_at": None,
+            "failed_at": None,
+            "completed_at": None,
+            "required_action": None,
+            "last_error": None,
+            "model": request.model or assistant["model"],
+            "instructions": instructions,
+            "tools": tools,
+            "metadata": request.metadata or {},
+            "usage": None,
+            "temperature": _pick(request.temperature, assistant.get("temperature")),
+            "top_p": _pick(request.top_p, assistant.get("top_p")),
+            "max_prompt_tokens": request.max_prompt_tokens,
+            "max_completion_tokens": request.max_completion_tokens,
+            "truncation_strategy": (
+                request.truncation_strategy.model_dump()
+                if request.truncation_strategy
+                else {"type": "auto", "last_messages": None}
+            ),
+            "incomplete_details": None,
+            "response_format": _response_format(request, assistant),
+            "tool_choice": _tool_choice(request, tools),
+            "parallel_tool_calls": request.parallel_tool_calls,
+        }
+
+    async def _queue(
+        self, tx: StoreTx, project: str, run: Obj, created_thread: Obj | None = None
+    ) -> None:
+        await tx.insert_run(project, run)
+        if created_thread is not None:
+            await emit(tx, run, "thread.created", created_thread)
+        await emit(tx, run, "thread.run.created", run)
+        await emit(tx, run, "thread.run.queued", run)
+
+
+def _check_options(request: RunOptions) -> None:
+    check_metadata(request.metadata)
+    if request.tools is not None:
+        check_tools([tool.model_dump() for tool in request.tools])
+
+
+def _pick(value: float | None, fallback: Any) -> Any:
+    return value if value is not None else fallback
+
+
+def _response_format(request: RunOptions, assistant: Obj) -> Any:
+    if request.response_format is None:
+        return assistant.get("response_format", "auto")
+    if isinstance(request.response_format, str):
+        return request.response_format
+    return request.response_format.model_dump()
+
+
+def _tool_choice(request: RunOptions, tools: list[Obj]) -> Any:
+    choice = request.tool_choice
+    if choice is None:
+        return "auto"
+    if isinstance(choice, str):
+        if choice == "required" and not tools:
+            raise InvalidRequest(
+                "tool_choice 'required' needs at least one tool.", param="tool_choice"
+            )
+        return choice
+    if choice.type == "function":
+        names = {t["function"]["name"] for t in tools if t["type"] == "function"}
+        if choice.function.name not in names:
+            raise InvalidRequest(
+                f"tool_choice names function '{choice.function.name}', which is not among "
+                "the run's tools.",
+                param="tool_choice",
+            )
+    elif not any(t["type"] == choice.type for t in tools):
+        raise InvalidRequest(
+            f"tool_choice names '{choice.type}', which is not among the run's tools.",
+            param="tool_choice",
+        )
+    return choice.model_dump()
+
+
+async def _require_assistant(tx: StoreTx, project: str, assistant_id: str) -> Obj:
+    assistant = await tx.get_assistant(project, assistant_id)
+    if assistant is None:
+        raise InvalidRequest(f"No assistant found with id '{assistant_id}'.", param="assistant_id")
+    return assistant
+
+
+async def _require_run(tx: StoreTx, project: str, thread_id: str, run_id: str) -> Obj:
+    await require_thread(tx, project, thread_id, lock=False)
+    run = await tx.get_run(thread_id, run_id)
+    if run is None:
+        raise NotFound("run", run_id)
+    return run
+
+
+def _outputs_by_call(run: Obj, request: ToolOutputsSubmit) -> dict[str, str]:
+    pending = [c["id"] for c in run["required_action"]["submit_tool_outputs"]["tool_calls"]]
+    outputs: dict[str, str] = {}
+    for output in request.tool_outputs:
+        if output.tool_call_id not in pending:
+            raise InvalidRequest(
+                f"No tool call found with id '{output.tool_call_id}' in run {run['id']}.",
+                param="tool_outputs",
+            )
+        if output.tool_call_id in outputs:
+            raise InvalidRequest(
+                f"Tool output for call '{output.tool_call_id}' was given twice.",
+                param="tool_outputs",
+            )
+        outputs[output.tool_call_id] = output.output
+    missing = [call_id for call_id in pending if call_id not in outputs]
+    if missing:
+        raise InvalidRequest(
+            f"Expected tool outputs for call_ids {pending}, got {list(outputs)}; missing "
+            f"{missing}.",
+            param="tool_outputs",
+        )
+    return outputs
+
+
+async def _pending_tool_step(tx: StoreTx, run: Obj) -> Obj:
+    for step in reversed(await tx.steps_of_run(run["id"])):
+        if step["type"] == "tool_calls" and step["status"] == "in_progress":
+            return step
+    raise Conflict(f"Run {run['id']} has no tool call step waiting for outputs.")

@@ -1,0 +1,74 @@
+"""Threads: conversations that persist until deleted, with their messages, runs and steps."""
+
+from __future__ import annotations
+
+from threadline.domain.errors import NotFound
+from threadline.domain.ids import IdKind, new_id
+from threadline.domain.limits import check_metadata
+from threadline.service.clock import now
+from threadline.service.messages import check_message, new_messages
+from threadline.service.objects import deleted
+from threadline.service.requests import ThreadCreate, ThreadUpdate
+from threadline.store.base import Obj, Store, StoreTx
+
+
+def check_thread(request: ThreadCreate) -> None:
+    check_metadata(request.metadata)
+    for index, message in enumerate(request.messages or []):
+        check_message(message, param=f"messages[{index}]")
+
+
+async def insert_thread(tx: StoreTx, project: str, request: ThreadCreate) -> Obj:
+    """Store a thread with its first messages, in the caller's transaction."""
+    thread: Obj = {
+        "id": new_id(IdKind.THREAD),
+        "object": "thread",
+        "created_at": now(),
+        "metadata": request.metadata or {},
+        "tool_resources": (
+            request.tool_resources.model_dump(exclude_none=True) if request.tool_resources else {}
+        ),
+    }
+    await tx.insert_thread(project, thread)
+    await tx.insert_messages(thread["id"], new_messages(thread["id"], request.messages or []))
+    return thread
+
+
+class ThreadService:
+    def __init__(self, store: Store):
+        self.store = store
+
+    async def create(self, project: str, request: ThreadCreate) -> Obj:
+        check_thread(request)
+        async with self.store.transaction() as tx:
+            return await insert_thread(tx, project, request)
+
+    async def get(self, project: str, thread_id: str) -> Obj:
+        async with self.store.transaction() as tx:
+            thread = await tx.get_thread(project, thread_id)
+        if thread is None:
+            raise NotFound("thread", thread_id)
+        return thread
+
+    async def update(self, project: str, thread_id: str, request: ThreadUpdate) -> Obj:
+        check_metadata(request.metadata)
+        async with self.store.transaction() as tx:
+            thread = await tx.get_thread(project, thread_id)
+            if thread is None:
+                raise NotFound("thread", thread_id)
+            if "metadata" in request.model_fields_set:
+                thread["metadata"] = request.metadata or {}
+            if "tool_resources" in request.model_fields_set:
+                thread["tool_resources"] = (
+                    request.tool_resources.model_dump(exclude_none=True)
+                    if request.tool_resources
+                    else {}
+                )
+            await tx.replace_thread(project, thread)
+        return thread
+
+    async def delete(self, project: str, thread_id: str) -> Obj:
+        async with self.store.transaction() as tx:
+            if not await tx.delete_thread(project, thread_id):
+                raise NotFound("thread", thread_id)
+        return deleted(thread_id, "thread")

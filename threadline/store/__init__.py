@@ -1,0 +1,7 @@
+"""Persistence: one `Store` interface, one SQL implementation for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from threadline.store.base import Page, PageRequest, Store, StoreTx
+
+__all__ = ["Page", "PageRequest", "Store", "StoreTx"]

@@ -1,0 +1,99 @@
+"""Tables. Each object is kept as its wire JSON (`body`) beside the columns that queries need.
+
+`seq` is a monotonic integer key: lists page on it, so cursors are exact and a page of a
+100,000-message thread is one index range scan.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = sa.MetaData()
+
+Json = sa.JSON().with_variant(JSONB(), "postgresql")
+Seq = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+ACTIVE_RUN_STATUSES = ("queued", "in_progress", "requires_action", "cancelling")
+ACTIVE_RUN_SQL = "status IN ('queued', 'in_progress', 'requires_action', 'cancelling')"
+
+assistants = sa.Table(
+    "assistants",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("project", sa.String(128), nullable=False),
+    sa.Column("body", Json, nullable=False),
+    sa.Index("ix_assistants_project_seq", "project", "seq"),
+)
+
+threads = sa.Table(
+    "threads",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("project", sa.String(128), nullable=False),
+    # Kept by the store on every insert and delete, so the 100,000-message limit is
+    # checked without counting a large thread's rows.
+    sa.Column("message_count", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("body", Json, nullable=False),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("thread_id", sa.String(64), nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("body", Json, nullable=False),
+    sa.Index("ix_messages_thread_seq", "thread_id", "seq"),
+    sa.Index("ix_messages_run", "run_id"),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("thread_id", sa.String(64), nullable=False),
+    sa.Column("project", sa.String(128), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("expires_at", sa.BigInteger(), nullable=True),
+    sa.Column("lease_owner", sa.String(128), nullable=True),
+    sa.Column("lease_until", sa.Float(), nullable=True),
+    sa.Column("body", Json, nullable=False),
+    sa.Index("ix_runs_thread_seq", "thread_id", "seq"),
+    sa.Index("ix_runs_status_seq", "status", "seq"),
+    sa.Index(
+        "ux_runs_one_active_per_thread",
+        "thread_id",
+        unique=True,
+        sqlite_where=sa.text(ACTIVE_RUN_SQL),
+        postgresql_where=sa.text(ACTIVE_RUN_SQL),
+    ),
+)
+
+run_steps = sa.Table(
+    "run_steps",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("thread_id", sa.String(64), nullable=False),
+    sa.Column("body", Json, nullable=False),
+    sa.Index("ix_run_steps_run_seq", "run_id", "seq"),
+    sa.Index("ix_run_steps_thread", "thread_id"),
+)
+
+run_events = sa.Table(
+    "run_events",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("thread_id", sa.String(64), nullable=False),
+    sa.Column("event", sa.String(64), nullable=False),
+    sa.Column("data", Json, nullable=False),
+    sa.Index("ix_run_events_run_seq", "run_id", "seq"),
+    sa.Index("ix_run_events_thread", "thread_id"),
+)
