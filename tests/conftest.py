@@ -41,9 +41,7 @@ def server(
 
 
 @pytest.fixture
-def start_server(
-    tmp_path: Path, scripted_model: ScriptedModelServer
-) -> Iterator[ServerFactory]:
+def start_server(tmp_path: Path, scripted_model: ScriptedModelServer) -> Iterator[ServerFactory]:
     """Start a server of the test's own, with extra settings; stopped when the test ends."""
     started: list[ServerProcess] = []
 

@@ -13,10 +13,20 @@ WAIT_LIMIT_SECONDS = 60.0
 T = TypeVar("T")
 
 
+TERMINAL = {"completed", "failed", "cancelled", "expired", "incomplete"}
+
+
 def wait_for_run(client: openai.OpenAI, thread_id: str, run_id: str, *statuses: str) -> Run:
+    """Poll until the run reaches one of `statuses`; a different final status fails at once."""
+
+    def settled(run: Run) -> bool:
+        if run.status not in statuses and run.status in TERMINAL:
+            raise AssertionError(f"run {run_id} ended {run.status}, not {statuses}: {run!r}")
+        return run.status in statuses
+
     return wait_until(
         lambda: client.beta.threads.runs.retrieve(run_id, thread_id=thread_id),
-        lambda run: run.status in statuses,
+        settled,
         f"run {run_id} to reach {statuses}",
     )
 

@@ -27,14 +27,43 @@ def error_response(
     return Response(json.dumps(body), status_code=status, media_type="application/json")
 
 
-def _param(loc: tuple[Any, ...]) -> str | None:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+_UNION_LABELS = {"str", "int", "float", "bool", "none", "dict", "list"}
+
+
+def _is_union_label(part: str) -> bool:
+    """Pydantic names the union member it tried inside `loc` (`str`, `list[...]`, ...)."""
+    return part in _UNION_LABELS or "[" in part or part.startswith("function-")
+
+
+def _param(loc: tuple[Any, ...], body: Any = None) -> str | None:
+    """The dotted path of the offending field, walking the body to skip union labels and tags."""
+    parts = list(loc)
+    if parts and parts[0] in ("body", "query", "path"):
+        if parts[0] != "body":
+            body = None
+        parts = parts[1:]
     path = ""
-    for part in parts:
-        if part.isdigit():
+    node = body
+    tag_seen = False
+    for index, part in enumerate(parts):
+        if isinstance(part, int):
             path += f"[{part}]"
-        elif not part.startswith(("function-", "literal[", "str", "list[", "dict[")):
-            path += f".{part}" if path else part
+            node = node[part] if isinstance(node, list) and 0 <= part < len(node) else None
+            tag_seen = False
+            continue
+        name = str(part)
+        is_tag = isinstance(node, dict) and node.get("type") == name
+        if is_tag and not tag_seen and index < len(parts) - 1:
+            tag_seen = True
+            continue  # the tag of a discriminated union, not a field
+        tag_seen = False
+        if isinstance(node, dict) and name in node:
+            node = node[name]
+        elif _is_union_label(name):
+            continue
+        else:
+            node = None
+        path += f".{name}" if path else name
     return path or None
 
 
@@ -59,15 +88,30 @@ async def _on_threadline_error(_: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, exc.message, exc.error_type, exc.param, exc.code)
 
 
+def _most_specific(errors: list[dict[str, Any]], body: Any) -> dict[str, Any]:
+    """The first error, or for a union the deepest error of a member the input's type matched."""
+    first = errors[0] if errors else {}
+    param = _param(tuple(first.get("loc", ())), body) or ""
+    best, depth = first, -1
+    for error in errors:
+        path = _param(tuple(error.get("loc", ())), body) or ""
+        specific = not str(error.get("type", "")).endswith("_type")
+        if specific and path.startswith(param) and len(path) > depth:
+            best, depth = error, len(path)
+    return best
+
+
 async def _on_validation_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
-    first = errors[0] if errors else {}
-    if first.get("type") == "missing" and tuple(first.get("loc", ())) == ("body",):
+    first = _most_specific(errors, exc.body)
+    if first.get("type") == "json_invalid":
+        return error_response(400, _validation_message(first, None), "invalid_request_error")
+    if tuple(first.get("loc", ())) == ("body",):
         return error_response(
             400, "The request body must be a JSON object.", "invalid_request_error"
         )
-    param = _param(tuple(first.get("loc", ())))
+    param = _param(tuple(first.get("loc", ())), exc.body)
     return error_response(
         400, _validation_message(first, param), "invalid_request_error", param, None
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from threadline.domain.errors import NotFound
+from threadline.domain.errors import InvalidRequest, NotFound
 from threadline.domain.ids import IdKind, new_id
 from threadline.domain.limits import check_metadata, check_tools
 from threadline.service.clock import now
@@ -67,6 +67,8 @@ class AssistantService:
     async def update(self, project: str, assistant_id: str, request: AssistantUpdate) -> Obj:
         tools = _dump_tools(request)
         _check(request, tools)
+        if "model" in request.model_fields_set and request.model is None:
+            raise InvalidRequest("Invalid 'model': expected a string, but got null.", param="model")
         async with self.store.transaction() as tx:
             assistant = await tx.get_assistant(project, assistant_id)
             if assistant is None:
@@ -74,6 +76,8 @@ class AssistantService:
             changes = request.model_dump(exclude_unset=True, exclude={"tools", "response_format"})
             changes.pop("tool_resources", None)
             assistant.update(changes)
+            if "metadata" in changes:
+                assistant["metadata"] = request.metadata or {}
             if tools is not None:
                 assistant["tools"] = tools
             if "response_format" in request.model_fields_set:
