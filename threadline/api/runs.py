@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Header, Query
 from starlette.responses import Response
 
 from threadline.api.deps import Services, json_response, page, project, services
+from threadline.api.streaming import sse_response
 from threadline.domain.errors import InvalidRequest
 from threadline.service.requests import (
     MetadataUpdate,
@@ -18,17 +19,14 @@ from threadline.store.base import PageRequest
 router = APIRouter()
 
 
-def _no_stream(stream: bool | None) -> None:
-    if stream:
-        raise InvalidRequest("Streaming is not available on this server yet.", param="stream")
-
-
 @router.post("/threads/runs")
 async def create_thread_and_run(
     body: ThreadAndRunCreate, svc: Services = Depends(services), proj: str = Depends(project)
 ) -> Response:
-    _no_stream(body.stream)
-    return json_response(await svc.runs.create_thread_and_run(proj, body))
+    run = await svc.runs.create_thread_and_run(proj, body)
+    if body.stream:
+        return sse_response(await svc.runs.follow(proj, run["thread_id"], run["id"]))
+    return json_response(run)
 
 
 @router.post("/threads/{thread_id}/runs")
@@ -39,8 +37,10 @@ async def create_run(
     svc: Services = Depends(services),
     proj: str = Depends(project),
 ) -> Response:
-    _no_stream(body.stream)
-    return json_response(await svc.runs.create(proj, thread_id, body))
+    run = await svc.runs.create(proj, thread_id, body)
+    if body.stream:
+        return sse_response(await svc.runs.follow(proj, thread_id, run["id"]))
+    return json_response(run)
 
 
 @router.get("/threads/{thread_id}/runs")
@@ -88,8 +88,28 @@ async def submit_tool_outputs(
     svc: Services = Depends(services),
     proj: str = Depends(project),
 ) -> Response:
-    _no_stream(body.stream)
-    return json_response(await svc.runs.submit_tool_outputs(proj, thread_id, run_id, body))
+    resumed = await svc.runs.submit_tool_outputs(proj, thread_id, run_id, body)
+    if body.stream:
+        return sse_response(await svc.runs.follow(proj, thread_id, run_id, resumed.after_seq))
+    return json_response(resumed.run)
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/events")
+async def stream_run_events(
+    thread_id: str,
+    run_id: str,
+    after: int | None = Query(None, ge=0),
+    last_event_id: str | None = Header(None),
+    svc: Services = Depends(services),
+    proj: str = Depends(project),
+) -> Response:
+    """Stream a run's events from a sequence number: `?after=N` or a reconnecting client's
+    `Last-Event-ID`; from the start when neither is given."""
+    if after is None and last_event_id is not None:
+        if not last_event_id.isdigit():
+            raise InvalidRequest("Last-Event-ID must be an event sequence number.")
+        after = int(last_event_id)
+    return sse_response(await svc.runs.follow(proj, thread_id, run_id, after or 0))
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/steps")

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from threadline.domain.ids import IdKind, new_id
 from threadline.domain.run_states import RunStatus
 from threadline.engine.context import build_context
+from threadline.engine.recorder import TurnRecorder
 from threadline.providers.base import (
     ChatRequest,
     FinishReason,
@@ -24,8 +24,8 @@ from threadline.providers.base import (
     Usage,
 )
 from threadline.service.clock import now
-from threadline.service.objects import assistant_message, run_step
-from threadline.service.run_status import change_status, close_open_steps, emit
+from threadline.service.objects import text_content
+from threadline.service.run_status import change_status, close_open_work, emit
 from threadline.store.base import Obj, Store, StoreTx
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,7 @@ DEFAULT_COMPLETION_RESERVE = 1024
 
 @dataclass
 class TurnResult:
-    text: str = ""
-    calls: dict[int, dict[str, Any]] = field(default_factory=dict)
+    recorder: TurnRecorder
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
 
@@ -79,11 +78,11 @@ class RunExecutor:
             return
         result = await self._call_model(run, context.messages, max_tokens)
         usage = result.usage or Usage(context.prompt_tokens, 0)
-        if result.calls:
+        if result.recorder.calls:
             await self._record_tool_calls(run, result, usage)
         else:
             capped = result.finish_reason == "length" and max_tokens is not None
-            await self._record_message(run, result.text, usage, capped)
+            await self._record_message(run, result, usage, capped)
 
     def _limit_reached(self, run: Obj, used: Usage) -> str | None:
         if run["max_completion_tokens"] and used.completion_tokens >= run["max_completion_tokens"]:
@@ -118,32 +117,23 @@ class RunExecutor:
             max_tokens=max_tokens,
             response_format=_chat_response_format(run["response_format"]),
         )
-        result = TurnResult()
+        result = TurnResult(TurnRecorder(self.store, run))
         async for chunk in self.provider.stream(request):
-            result.text += chunk.text
-            for delta in chunk.tool_calls:
-                call = result.calls.setdefault(delta.index, {"id": None, "name": "", "args": ""})
-                call["id"] = call["id"] or delta.id
-                call["name"] += delta.name or ""
-                call["args"] += delta.arguments
+            await result.recorder.add_text(chunk.text)
+            if chunk.tool_calls:
+                await result.recorder.add_tool_calls(chunk.tool_calls)
             result.finish_reason = chunk.finish_reason or result.finish_reason
             result.usage = chunk.usage or result.usage
         return result
 
     async def _record_tool_calls(self, run: Obj, result: TurnResult, usage: Usage) -> None:
-        calls: list[Obj] = [
-            {
-                "id": call["id"] or new_id(IdKind.TOOL_CALL),
-                "type": "function",
-                "function": {
-                    "name": call["name"],
-                    "arguments": _valid_json_or_empty(call["args"]),
-                    "output": None,
-                },
-            }
-            for _, call in sorted(result.calls.items())
-        ]
-        step = run_step(run, "tool_calls", {"type": "tool_calls", "tool_calls": calls})
+        recorder = result.recorder
+        step = recorder.tool_step
+        assert step is not None
+        calls = recorder.final_calls()
+        for call in calls:
+            call["function"]["arguments"] = _valid_json_or_empty(call["function"]["arguments"])
+        step["step_details"]["tool_calls"] = calls
         step["usage"] = _usage_dict(usage)
         required = {
             "type": "submit_tool_outputs",
@@ -162,9 +152,9 @@ class RunExecutor:
             },
         }
         async with self.store.transaction() as tx:
-            await tx.insert_step(step)
-            await emit(tx, run, "thread.run.step.created", step)
-            await emit(tx, run, "thread.run.step.in_progress", step)
+            if recorder.message is not None:
+                await self._complete_message(tx, run, recorder, None, capped=False)
+            await tx.replace_step(step)
             moved = await change_status(
                 tx,
                 run,
@@ -175,28 +165,39 @@ class RunExecutor:
             if moved is None:
                 raise _Superseded()
 
-    async def _record_message(self, run: Obj, text: str, usage: Usage, capped: bool) -> None:
-        message = assistant_message(run, text, "incomplete" if capped else "completed")
-        if capped:
-            message["incomplete_details"] = {"reason": "max_tokens"}
-        step = run_step(
-            run,
-            "message_creation",
-            {"type": "message_creation", "message_creation": {"message_id": message["id"]}},
-        )
-        step.update(status="completed", completed_at=now(), usage=_usage_dict(usage))
+    async def _record_message(
+        self, run: Obj, result: TurnResult, usage: Usage, capped: bool
+    ) -> None:
         async with self.store.transaction() as tx:
-            await tx.insert_messages(run["thread_id"], [message])
-            await tx.insert_step(step)
-            for event in ("thread.run.step.created", "thread.run.step.in_progress"):
-                await emit(tx, run, event, {**step, "status": "in_progress", "usage": None})
-            for event in ("thread.message.created", "thread.message.in_progress"):
-                await emit(tx, run, event, {**message, "status": "in_progress"})
-            await emit(tx, run, f"thread.message.{message['status']}", message)
-            await emit(tx, run, "thread.run.step.completed", step)
+            await self._complete_message(tx, run, result.recorder, usage, capped)
             target = RunStatus.INCOMPLETE if capped else RunStatus.COMPLETED
             if not await self._finish(tx, run, target, "max_completion_tokens" if capped else None):
                 raise _Superseded()
+
+    async def _complete_message(
+        self, tx: StoreTx, run: Obj, recorder: TurnRecorder, usage: Usage | None, capped: bool
+    ) -> None:
+        """Give the streamed message its full text and final status, and close its step."""
+        if recorder.message is None:
+            await recorder.open_message(tx)
+        message, step = recorder.message, recorder.message_step
+        assert message is not None and step is not None
+        message["content"] = [text_content(recorder.text)] if recorder.text else []
+        if capped:
+            message.update(
+                status="incomplete",
+                incomplete_at=now(),
+                incomplete_details={"reason": "max_tokens"},
+            )
+        else:
+            message.update(status="completed", completed_at=now())
+        await tx.replace_message(message)
+        await emit(tx, run, f"thread.message.{message['status']}", message)
+        step.update(status="completed", completed_at=now())
+        if usage is not None:
+            step["usage"] = _usage_dict(usage)
+        await tx.replace_step(step)
+        await emit(tx, run, "thread.run.step.completed", step)
 
     async def _settle(self, run: Obj, target: RunStatus, incomplete: str | None = None) -> None:
         async with self.store.transaction() as tx:
@@ -225,8 +226,7 @@ class RunExecutor:
                 usage=_usage_dict(_usage_of(steps)),
             )
             if failed is not None:
-                await close_open_steps(tx, failed, "failed")
-                await emit(tx, failed, "error", {"code": code, "message": message})
+                await close_open_work(tx, failed, "failed")
 
     async def finish_cancel(self, run_id: str) -> None:
         """Complete a cancel the API asked for while the run was being worked on."""
@@ -236,7 +236,7 @@ class RunExecutor:
                 return
             cancelled = await change_status(tx, run, RunStatus.CANCELLED)
             if cancelled is not None:
-                await close_open_steps(tx, cancelled, "cancelled")
+                await close_open_work(tx, cancelled, "cancelled")
 
 
 class _Superseded(Exception):

@@ -7,7 +7,7 @@ import time
 
 from threadline.domain.run_states import RunStatus
 from threadline.service.clock import now
-from threadline.service.run_status import change_status, close_open_steps
+from threadline.service.run_status import change_status, close_open_work
 from threadline.store.base import Store
 
 BATCH = 100
@@ -20,7 +20,7 @@ async def expire_overdue_runs(store: Store) -> list[str]:
         for run in await tx.runs_past_expiry(now(), BATCH):
             moved = await change_status(tx, run, RunStatus.EXPIRED)
             if moved is not None:
-                await close_open_steps(tx, moved, "expired")
+                await close_open_work(tx, moved, "expired")
                 expired.append(run["id"])
         return expired
 
@@ -43,7 +43,7 @@ async def recover_abandoned_runs(store: Store, *, everything: bool = False) -> i
                 elif status is RunStatus.CANCELLING:
                     cancelled = await change_status(tx, run, RunStatus.CANCELLED)
                     if cancelled is not None:
-                        await close_open_steps(tx, cancelled, "cancelled")
+                        await close_open_work(tx, cancelled, "cancelled")
         recovered += len(runs)
         if len(runs) < BATCH:
             return recovered

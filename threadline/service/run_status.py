@@ -10,11 +10,14 @@ from typing import Any
 
 from threadline.domain.run_states import TERMINAL_STATUSES, RunStatus, transition
 from threadline.service.clock import now
-from threadline.store.base import Obj, RunEvent, StoreTx
+from threadline.store.base import Obj, PageRequest, RunEvent, StoreTx
+
+OPEN_WORK = PageRequest(limit=100, order="desc")
 
 
-async def emit(tx: StoreTx, run: Obj, event: str, data: Obj) -> None:
-    await tx.append_events(run["id"], run["thread_id"], [RunEvent(event, data)])
+async def emit(tx: StoreTx, run: Obj, event: str, data: Obj) -> int:
+    """Append one event to the run's log; returns its sequence number."""
+    return await tx.append_events(run["id"], run["thread_id"], [RunEvent(event, data)])
 
 
 async def change_status(tx: StoreTx, run: Obj, target: RunStatus, **fields: Any) -> Obj | None:
@@ -33,8 +36,22 @@ async def change_status(tx: StoreTx, run: Obj, target: RunStatus, **fields: Any)
     return updated
 
 
-async def close_open_steps(tx: StoreTx, run: Obj, status: str) -> None:
-    """Settle the steps a run leaves unfinished when it ends (cancelled, expired, failed)."""
+_MESSAGE_REASONS = {"cancelled": "run_cancelled", "expired": "run_expired", "failed": "run_failed"}
+
+
+async def close_open_work(tx: StoreTx, run: Obj, status: str) -> None:
+    """Settle what a run leaves unfinished when it ends (cancelled, expired, failed):
+    its open steps take the run's status, a message cut short becomes `incomplete`."""
+    for message in (await tx.page_messages(run["thread_id"], OPEN_WORK, run_id=run["id"])).data:
+        if message["status"] != "in_progress":
+            continue
+        message.update(
+            status="incomplete",
+            incomplete_at=now(),
+            incomplete_details={"reason": _MESSAGE_REASONS[status]},
+        )
+        await tx.replace_message(message)
+        await emit(tx, run, "thread.message.incomplete", message)
     stamp = {"cancelled": "cancelled_at", "expired": "expired_at", "failed": "failed_at"}[status]
     for step in await tx.steps_of_run(run["id"]):
         if step["status"] != "in_progress":

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, NamedTuple
 
 from threadline.domain.errors import Conflict, InvalidRequest, NotFound
 from threadline.domain.ids import IdKind, new_id
@@ -20,9 +20,17 @@ from threadline.service.requests import (
     ThreadCreate,
     ToolOutputsSubmit,
 )
-from threadline.service.run_status import change_status, close_open_steps, emit
+from threadline.service.run_events import follow_run
+from threadline.service.run_status import change_status, close_open_work, emit
 from threadline.service.threads import check_thread, insert_thread
-from threadline.store.base import Obj, PageRequest, Store, StoreTx
+from threadline.store.base import Obj, PageRequest, RunEvent, Store, StoreTx
+
+
+class ResumedRun(NamedTuple):
+    """A run taken up again, and where its event log continues from."""
+
+    run: Obj
+    after_seq: int
 
 
 class RunService:
@@ -97,12 +105,12 @@ class RunService:
             if updated is None:
                 raise Conflict(f"Run {run_id} changed while it was being cancelled; try again.")
             if target is RunStatus.CANCELLED:
-                await close_open_steps(tx, updated, "cancelled")
+                await close_open_work(tx, updated, "cancelled")
         return updated
 
     async def submit_tool_outputs(
         self, project: str, thread_id: str, run_id: str, request: ToolOutputsSubmit
-    ) -> Obj:
+    ) -> ResumedRun:
         async with self.store.transaction() as tx:
             await require_thread(tx, project, thread_id, lock=True)
             run = await _require_run(tx, project, thread_id, run_id)
@@ -118,12 +126,20 @@ class RunService:
                     call["function"]["output"] = outputs[call["id"]]
             step.update(status="completed", completed_at=now())
             await tx.replace_step(step)
-            await emit(tx, run, "thread.run.step.completed", step)
+            first_seq = await emit(tx, run, "thread.run.step.completed", step)
             updated = await change_status(tx, run, RunStatus.QUEUED)
             if updated is None:
                 raise Conflict(f"Run {run_id} changed while outputs were submitted; try again.")
         self.wake_workers()
-        return updated
+        return ResumedRun(updated, first_seq - 1)
+
+    async def follow(
+        self, project: str, thread_id: str, run_id: str, after_seq: int = 0
+    ) -> AsyncIterator[RunEvent]:
+        """The run's events after `after_seq`, as they are committed, until it settles."""
+        async with self.store.transaction() as tx:
+            await _require_run(tx, project, thread_id, run_id)
+        return follow_run(self.store, run_id, after_seq)
 
     async def get_step(self, project: str, thread_id: str, run_id: str, step_id: str) -> Obj:
         async with self.store.transaction() as tx:

@@ -11,6 +11,8 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from threadline.store.signal import EventSignal
+
 Obj = dict[str, Any]
 
 
@@ -113,6 +115,8 @@ class StoreTx(Protocol):
 
 
 class Store(Protocol):
+    signal: EventSignal
+
     def transaction(self) -> AbstractAsyncContextManager[StoreTx]: ...
     async def migrate(self) -> None: ...
     async def close(self) -> None: ...

@@ -28,12 +28,14 @@ from threadline.store.schema import (
     runs,
     threads,
 )
+from threadline.store.signal import EventSignal
 
 
 class SqlStore:
     def __init__(self, url: str):
         self.url = url
         self.engine: AsyncEngine = create_engine(url)
+        self.signal = EventSignal()
 
     @property
     def supports_many_workers(self) -> bool:
@@ -42,7 +44,9 @@ class SqlStore:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SqlTx]:
         async with self.engine.begin() as conn:
-            yield SqlTx(conn)
+            tx = SqlTx(conn)
+            yield tx
+        self.signal.notify(tx.runs_with_new_events)
 
     async def migrate(self) -> None:
         async with self.engine.begin() as conn:
@@ -55,6 +59,7 @@ class SqlStore:
 class SqlTx:
     def __init__(self, conn: AsyncConnection):
         self.conn = conn
+        self.runs_with_new_events: set[str] = set()
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -378,6 +383,11 @@ class SqlTx:
     async def append_events(self, run_id: str, thread_id: str, events: list[RunEvent]) -> int:
         if not events:
             return 0
+        self.runs_with_new_events.add(run_id)
+        # Sequence numbers are taken at insert but become visible at commit: holding the
+        # run's row makes a run's events commit in sequence order, so a follower that has
+        # read up to N can never later find an event numbered below N.
+        await self.conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id).with_for_update())
         query = run_events.insert().returning(run_events.c.seq, sort_by_parameter_order=True)
         rows = await self.conn.execute(
             query,

@@ -1,0 +1,62 @@
+"""Following a run: its event log from a sequence number on, as the worker commits it.
+
+A follower never talks to the worker: it reads what the worker committed, so it can be
+served by any process, resumed from any sequence number, and never disagrees with polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from threadline.store.base import RunEvent, Store
+
+ENDING_EVENTS = frozenset(
+    {
+        "thread.run.completed",
+        "thread.run.failed",
+        "thread.run.cancelled",
+        "thread.run.expired",
+        "thread.run.incomplete",
+        "thread.run.requires_action",
+    }
+)
+PAUSED_OR_DONE = frozenset(event.removeprefix("thread.run.") for event in ENDING_EVENTS)
+BATCH = 500
+IDLE = RunEvent(event="", data={})
+
+
+class RunVanished(Exception):
+    """The run was deleted (with its thread) while it was being followed."""
+
+
+async def follow_run(
+    store: Store, run_id: str, after_seq: int, idle_seconds: float = 15.0
+) -> AsyncIterator[RunEvent]:
+    """Yield the run's events after `after_seq`, until the run settles or waits for tool
+    outputs; yields `IDLE` after `idle_seconds` without events, so a stream can keep alive."""
+    cursor = after_seq
+    with store.signal.subscribe(run_id) as woken:
+        while True:
+            woken.clear()
+            async with store.transaction() as tx:
+                events = await tx.events_after(run_id, cursor, BATCH)
+                run = None if events else await tx.get_run_by_id(run_id)
+            if not events:
+                if run is None:
+                    raise RunVanished(run_id)
+                if run["status"] in PAUSED_OR_DONE:
+                    # Its status and the event that announced it commit together, so the
+                    # follower has already seen everything the run will say for now.
+                    return
+            for event in events:
+                cursor = event.seq
+                yield event
+                if event.event in ENDING_EVENTS:
+                    return
+            if not events:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), idle_seconds)
+                if not woken.is_set():
+                    yield IDLE
