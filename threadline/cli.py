@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 
 import uvicorn
 
 from threadline.config import Settings
+
+log = logging.getLogger("threadline")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -17,14 +20,35 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--database-url", default=None, help="overrides THREADLINE_DATABASE_URL")
+    serve.add_argument("--ssl-certfile", default=None, help="serve HTTPS with this certificate")
+    serve.add_argument("--ssl-keyfile", default=None, help="the certificate's private key")
     serve.add_argument("--log-level", default="info")
     return parser
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s %(message)s")
+    for chatty in ("alembic", "httpx", "httpx2"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    if bool(args.ssl_certfile) != bool(args.ssl_keyfile):
+        raise SystemExit("--ssl-certfile and --ssl-keyfile go together")
     settings = Settings.from_env().with_database(args.database_url)
+    if not settings.api_keys and not is_loopback(args.host):
+        log.warning(
+            "!!! THREADLINE_API_KEYS is not set and the server listens on %s: ANYONE who can "
+            "reach this address can read and write every thread. Set THREADLINE_API_KEYS. !!!",
+            args.host,
+        )
     from threadline.api.app import create_app
 
     uvicorn.run(
@@ -33,6 +57,11 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         log_level=args.log_level,
         access_log=False,
+        ssl_certfile=args.ssl_certfile,
+        ssl_keyfile=args.ssl_keyfile,
+        # In-flight requests get this long to finish on SIGTERM; idle keep-alive
+        # connections of clients that never close do not hold a shutdown longer.
+        timeout_graceful_shutdown=5,
     )
 
 

@@ -26,16 +26,27 @@ def free_port() -> int:
 class ServerProcess:
     """A `threadline serve` process; `restart()` keeps its port and database."""
 
-    def __init__(self, database_url: str, env: dict[str, str], log_path: Path):
+    def __init__(
+        self,
+        database_url: str,
+        env: dict[str, str],
+        log_path: Path,
+        tls: tuple[Path, Path] | None = None,
+        ca_file: Path | None = None,
+    ):
+        """`tls` is (certificate, key) to serve HTTPS; `ca_file` verifies it when polling."""
         self.database_url = database_url
         self.env = env
         self.log_path = log_path
+        self.tls = tls
+        self.verify: str | bool = str(ca_file) if ca_file else True
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def base_url(self) -> str:
@@ -44,6 +55,8 @@ class ServerProcess:
     def start(self) -> None:
         env = {**os.environ, **self.env, "THREADLINE_DATABASE_URL": self.database_url}
         command = [sys.executable, "-m", "threadline.cli", "serve", "--port", str(self.port)]
+        if self.tls:
+            command += ["--ssl-certfile", str(self.tls[0]), "--ssl-keyfile", str(self.tls[1])]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
         deadline = time.monotonic() + _START_TIMEOUT
@@ -51,7 +64,8 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
             try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                health = httpx.get(f"{self.url}/health", timeout=1, verify=self.verify)
+                if health.status_code == 200:
                     return
             except httpx.HTTPError:
                 time.sleep(0.05)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from threadline.api import assistants, runs, threads
+from threadline.api.auth import ApiKeyMiddleware
 from threadline.api.deps import Services
 from threadline.api.errors import install_error_handlers
+from threadline.api.projects import azure_request
 from threadline.config import Settings
 from threadline.engine.worker import Worker
 from threadline.providers.registry import build_provider
@@ -47,6 +49,11 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     for router in (assistants.router, runs.router, threads.router):
         app.include_router(router, prefix="/v1")
+        app.include_router(
+            router, prefix="/api/projects/{project}", dependencies=[Depends(azure_request)]
+        )
+    if settings.api_keys:
+        app.add_middleware(ApiKeyMiddleware, keys=settings.api_keys)
 
     @app.get("/health")
     async def health() -> dict[str, str]:

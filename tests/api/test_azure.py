@@ -1,0 +1,279 @@
+"""The Azure AI Agents client, unchanged, against a TLS server with API keys and projects."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+import trustme
+from azure.ai.agents import AgentsClient
+from azure.ai.agents.models import (
+    AgentEventHandler,
+    FunctionTool,
+    MessageDeltaChunk,
+    MessageRole,
+    ThreadRun,
+    ToolSet,
+)
+from azure.core.credentials import AccessToken, AccessTokenInfo
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from conftest import TEST_SERVER_ENV, sqlite_url
+from support.scripted_model import CallTools, Reply, ScriptedModelServer, ToolCall
+from support.server import ServerProcess
+
+API_KEY = "test-key-one"
+
+
+class StaticCredential:
+    """What a user passes when their gateway takes a fixed key instead of Entra ID tokens."""
+
+    def __init__(self, token: str):
+        self.token = token
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken(self.token, int(time.time()) + 3600)
+
+    def get_token_info(self, *scopes: str, **kwargs: Any) -> AccessTokenInfo:
+        return AccessTokenInfo(self.token, int(time.time()) + 3600)
+
+
+@pytest.fixture(scope="module")
+def tls_server(
+    tmp_path_factory: pytest.TempPathFactory, scripted_model: ScriptedModelServer
+) -> Iterator[ServerProcess]:
+    folder = tmp_path_factory.mktemp("tls")
+    authority = trustme.CA()
+    certificate = authority.issue_cert("127.0.0.1", "localhost")
+    authority.cert_pem.write_to_path(folder / "ca.pem")
+    certificate.private_key_and_cert_chain_pem.write_to_path(folder / "cert.pem")
+    certificate.private_key_pem.write_to_path(folder / "key.pem")
+    env = {
+        **TEST_SERVER_ENV,
+        "THREADLINE_OPENAI_BASE_URL": scripted_model.base_url,
+        "THREADLINE_API_KEYS": f"other-key,{API_KEY}",
+    }
+    with ServerProcess(
+        sqlite_url(folder),
+        env,
+        folder / "server.log",
+        tls=(folder / "cert.pem", folder / "key.pem"),
+        ca_file=folder / "ca.pem",
+    ) as process:
+        yield process
+
+
+def agents_client(server: ServerProcess, project: str, key: str = API_KEY) -> AgentsClient:
+    return AgentsClient(
+        endpoint=f"{server.url}/api/projects/{project}",
+        credential=StaticCredential(key),  # type: ignore[arg-type]
+        connection_verify=server.verify,
+    )
+
+
+def _ca(server: ServerProcess) -> str:
+    assert isinstance(server.verify, str)
+    return server.verify
+
+
+@pytest.fixture
+def client(tls_server: ServerProcess) -> Iterator[AgentsClient]:
+    with agents_client(tls_server, "alpha") as agents:
+        yield agents
+
+
+def _text(client: AgentsClient, thread_id: str) -> str:
+    message = client.messages.get_last_message_text_by_role(
+        thread_id=thread_id, role=MessageRole.AGENT
+    )
+    assert message is not None
+    return str(message.text.value)
+
+
+def test_agent_lifecycle(client: AgentsClient, model_name: str) -> None:
+    agent = client.create_agent(
+        model=model_name, name="helper", instructions="Be kind.", metadata={"team": "x"}
+    )
+    fetched = client.get_agent(agent.id)
+    updated = client.update_agent(agent.id, instructions="Be brief.")
+
+    assert fetched.id == agent.id and fetched.name == "helper" and fetched.model == model_name
+    assert updated.instructions == "Be brief." and updated.metadata == {"team": "x"}
+    assert agent.id in [a.id for a in client.list_agents()]
+    assert client.delete_agent(agent.id) is None
+    with pytest.raises(ResourceNotFoundError):
+        client.get_agent(agent.id)
+
+
+def test_create_and_process_reads_the_reply(
+    client: AgentsClient, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    scripted_model.script(model_name, Reply("Hello from the agent."))
+    agent = client.create_agent(model=model_name, name="a", instructions="Greet.")
+    thread = client.threads.create()
+    client.messages.create(thread_id=thread.id, role="user", content="hi")
+
+    run = client.runs.create_and_process(
+        thread_id=thread.id, agent_id=agent.id, polling_interval=0.05
+    )
+
+    assert run.status == "completed"
+    assert _text(client, thread.id) == "Hello from the agent."
+    assert scripted_model.requests(model_name)[0]["messages"][0] == {
+        "role": "system",
+        "content": "Greet.",
+    }
+
+
+def test_auto_function_calls_run_python_functions(
+    client: AgentsClient, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    calls: list[str] = []
+
+    def get_weather(city: str) -> str:
+        """Tell the weather in a city.
+
+        :param city: The city.
+        """
+        calls.append(city)
+        return f"sunny in {city}"
+
+    scripted_model.script(
+        model_name,
+        CallTools([ToolCall("get_weather", {"city": "Lisbon"})]),
+        Reply("It is sunny in Lisbon."),
+    )
+    toolset = ToolSet()
+    toolset.add(FunctionTool({get_weather}))
+    client.enable_auto_function_calls(toolset)
+    agent = client.create_agent(model=model_name, name="weather", toolset=toolset)
+
+    run = client.create_thread_and_process_run(
+        agent_id=agent.id,
+        thread={"messages": [{"role": "user", "content": "Weather in Lisbon?"}]},
+        polling_interval=0.05,
+    )
+
+    assert run.status == "completed"
+    assert calls == ["Lisbon"]
+    assert _text(client, run.thread_id) == "It is sunny in Lisbon."
+    tool_message = scripted_model.requests(model_name)[1]["messages"][-1]
+    assert tool_message["role"] == "tool" and "sunny in Lisbon" in tool_message["content"]
+
+
+def test_streaming_with_an_agent_event_handler(
+    client: AgentsClient, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    scripted_model.script(model_name, Reply("Streaming works fine"))
+    agent = client.create_agent(model=model_name, name="streamer")
+    thread = client.threads.create()
+    client.messages.create(thread_id=thread.id, role="user", content="go")
+
+    class Handler(AgentEventHandler[None]):
+        def __init__(self) -> None:
+            super().__init__()
+            self.deltas: list[str] = []
+            self.run_statuses: list[str] = []
+            self.done = False
+
+        def on_message_delta(self, delta: MessageDeltaChunk) -> None:
+            self.deltas.append(delta.text)
+
+        def on_thread_run(self, run: ThreadRun) -> None:
+            self.run_statuses.append(run.status)
+
+        def on_done(self) -> None:
+            self.done = True
+
+    handler = Handler()
+    with client.runs.stream(
+        thread_id=thread.id, agent_id=agent.id, event_handler=handler
+    ) as stream:
+        stream.until_done()
+
+    assert "".join(handler.deltas) == "Streaming works fine"
+    assert handler.run_statuses[0] == "queued" and handler.run_statuses[-1] == "completed"
+    assert handler.done
+    assert _text(client, thread.id) == "Streaming works fine"
+
+
+def test_projects_are_isolated_both_ways(tls_server: ServerProcess, model_name: str) -> None:
+    alpha, beta = agents_client(tls_server, "alpha"), agents_client(tls_server, "beta")
+    agent = alpha.create_agent(model=model_name, name="private")
+    thread = alpha.threads.create()
+    message = alpha.messages.create(thread_id=thread.id, role="user", content="secret")
+
+    with pytest.raises(ResourceNotFoundError):
+        beta.get_agent(agent.id)
+    with pytest.raises(ResourceNotFoundError):
+        beta.threads.get(thread.id)
+    with pytest.raises(ResourceNotFoundError):
+        beta.messages.get(thread_id=thread.id, message_id=message.id)
+    with pytest.raises(ResourceNotFoundError):
+        beta.delete_agent(agent.id)
+    assert agent.id not in [a.id for a in beta.list_agents()]
+
+    beta_agent = beta.create_agent(model=model_name, name="other")
+    assert beta_agent.id not in [a.id for a in alpha.list_agents()]
+    assert alpha.get_agent(agent.id).name == "private"
+
+    default = openai.OpenAI(
+        base_url=tls_server.base_url,
+        api_key=API_KEY,
+        http_client=openai.DefaultHttpxClient(verify=_ca(tls_server)),
+    )
+    with pytest.raises(openai.NotFoundError):
+        default.beta.assistants.retrieve(agent.id)
+    mine = default.beta.assistants.create(model=model_name)
+    with pytest.raises(ResourceNotFoundError):
+        alpha.get_agent(mine.id)
+
+
+def test_unknown_api_version_names_the_supported_ones(tls_server: ServerProcess) -> None:
+    response = httpx.get(
+        f"{tls_server.url}/api/projects/alpha/assistants?api-version=2024-01-01",
+        headers={"Authorization": f"Bearer {API_KEY}"},
+        verify=_ca(tls_server),
+    )
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert "v1" in error["message"] and error["param"] == "api-version"
+
+
+def test_a_missing_or_wrong_key_is_401(tls_server: ServerProcess) -> None:
+    url = f"{tls_server.url}/v1/assistants"
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {API_KEY}"}):
+        response = httpx.get(url, headers=headers, verify=_ca(tls_server))
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "invalid_api_key"
+
+    wrong = agents_client(tls_server, "alpha", key="wrong")
+    with pytest.raises(HttpResponseError) as refused:
+        wrong.list_agents().next()
+    assert refused.value.status_code == 401
+
+
+def test_the_openai_sdk_works_with_a_key(
+    tls_server: ServerProcess, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    http = openai.DefaultHttpxClient(verify=_ca(tls_server))
+    client = openai.OpenAI(base_url=tls_server.base_url, api_key=API_KEY, http_client=http)
+    scripted_model.script(model_name, Reply("keyed"))
+    assistant = client.beta.assistants.create(model=model_name)
+
+    run = client.beta.threads.create_and_run_poll(
+        assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": "hi"}]}
+    )
+
+    assert run.status == "completed"
+    wrong = openai.OpenAI(base_url=tls_server.base_url, api_key="nope", http_client=http)
+    with pytest.raises(openai.AuthenticationError):
+        wrong.beta.assistants.list()
+
+
+def test_the_key_file_is_not_needed_for_health(tls_server: ServerProcess) -> None:
+    assert httpx.get(f"{tls_server.url}/health", verify=_ca(tls_server)).status_code == 200
