@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from llama_cpp import LlamaGrammar
+from llama_cpp.llama_grammar import LlamaGrammar
 
 from threadline.providers.base import ChatRequest, ProviderError, ToolCallDelta
 
@@ -53,7 +53,9 @@ def plan_request(request: ChatRequest) -> Plan:
     if isinstance(choice, dict):
         name = (choice.get("function") or {}).get("name")
         if not isinstance(name, str) or name not in functions:
-            raise ProviderError("invalid_prompt", f"tool_choice names no declared function: {name!r}")
+            raise ProviderError(
+                "invalid_prompt", f"tool_choice names no declared function: {name!r}"
+            )
         text = f"{listing}\nCall the function {name}: reply with only its arguments as JSON."
         grammar = _grammar(functions[name].get("parameters") or _NO_PARAMETERS)
         messages = render_messages(request.messages, text)
@@ -138,7 +140,10 @@ def _functions(tools: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def _call_schema(name: str, spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "type": "object",
-        "properties": {"name": {"const": name}, "arguments": spec.get("parameters") or _NO_PARAMETERS},
+        "properties": {
+            "name": {"const": name},
+            "arguments": spec.get("parameters") or _NO_PARAMETERS,
+        },
         "required": ["name", "arguments"],
         "additionalProperties": False,
     }
