@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ipaddress
 import logging
+from dataclasses import replace
 
 import uvicorn
 
@@ -23,6 +25,17 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--ssl-certfile", default=None, help="serve HTTPS with this certificate")
     serve.add_argument("--ssl-keyfile", default=None, help="the certificate's private key")
     serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="serve the API only; `threadline worker` processes carry the runs (PostgreSQL)",
+    )
+    worker = commands.add_parser("worker", help="carry runs in this process (PostgreSQL)")
+    worker.add_argument("--database-url", default=None, help="overrides THREADLINE_DATABASE_URL")
+    worker.add_argument(
+        "--concurrency", type=int, default=None, help="overrides THREADLINE_WORKER_CONCURRENCY"
+    )
+    worker.add_argument("--log-level", default="info")
     return parser
 
 
@@ -40,9 +53,18 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s %(message)s")
     for chatty in ("alembic", "httpx", "httpx2"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
+    settings = Settings.from_env().with_database(args.database_url)
+    if args.command == "worker":
+        from threadline.engine.worker_process import run_worker
+
+        if args.concurrency is not None:
+            settings = replace(settings, worker_concurrency=args.concurrency)
+        asyncio.run(run_worker(settings))
+        return
     if bool(args.ssl_certfile) != bool(args.ssl_keyfile):
         raise SystemExit("--ssl-certfile and --ssl-keyfile go together")
-    settings = Settings.from_env().with_database(args.database_url)
+    if args.no_worker and not settings.database_url.startswith("postgres"):
+        raise SystemExit("--no-worker needs PostgreSQL: on SQLite only serve's worker can run")
     if not settings.api_keys and not is_loopback(args.host):
         log.warning(
             "!!! THREADLINE_API_KEYS is not set and the server listens on %s: ANYONE who can "
@@ -52,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     from threadline.api.app import create_app
 
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, with_worker=not args.no_worker),
         host=args.host,
         port=args.port,
         log_level=args.log_level,

@@ -53,6 +53,7 @@ class Settings:
     lease_seconds: float = 30.0
     poll_after_ms: int = 100
     sweep_interval_seconds: float = 1.0
+    shutdown_grace_seconds: float = 10.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -77,6 +78,9 @@ class Settings:
             poll_after_ms=_int("THREADLINE_POLL_AFTER_MS", cls.poll_after_ms),
             sweep_interval_seconds=_float(
                 "THREADLINE_SWEEP_INTERVAL_SECONDS", cls.sweep_interval_seconds
+            ),
+            shutdown_grace_seconds=_float(
+                "THREADLINE_SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds
             ),
         )
 

@@ -18,7 +18,7 @@ import asyncpg
 import pytest
 
 from threadline.store.schema import metadata
-from threadline.store.sql import SqlStore
+from threadline.store.sql_store import SqlStore
 
 T = TypeVar("T")
 

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from threadline.domain.errors import Conflict, InvalidRequest
 from threadline.domain.ids import IdKind, new_id
 from threadline.store.base import Obj, PageRequest, RunEvent
-from threadline.store.sql import SqlStore, SqlTx
+from threadline.store.sql_store import SqlStore, SqlTx
 
 T = TypeVar("T")
 PROJECT = "proj_a"

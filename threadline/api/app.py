@@ -19,23 +19,24 @@ from threadline.service.assistants import AssistantService
 from threadline.service.messages import MessageService
 from threadline.service.runs import RunService
 from threadline.service.threads import ThreadService
-from threadline.store.sql import SqlStore
+from threadline.store.sql_store import SqlStore
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, with_worker: bool = True) -> FastAPI:
+    """The API; with the embedded worker unless runs are carried by `threadline worker`s."""
     store = SqlStore(settings.database_url)
-    provider = build_provider(settings)
-    worker = Worker(store, provider, settings)
+    worker = Worker(store, build_provider(settings), settings) if with_worker else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await store.migrate()
-        await worker.start()
+        await store.open()
+        if worker is not None:
+            await worker.start()
         try:
             yield
         finally:
-            await worker.stop()
-            await provider.close()
+            if worker is not None:
+                await worker.close(settings.shutdown_grace_seconds)
             await store.close()
 
     app = FastAPI(title="Threadline", lifespan=lifespan, docs_url=None, redoc_url=None)
@@ -43,7 +44,7 @@ def create_app(settings: Settings) -> FastAPI:
         assistants=AssistantService(store),
         threads=ThreadService(store),
         messages=MessageService(store),
-        runs=RunService(store, settings.run_expiry_seconds, worker.wake),
+        runs=RunService(store, settings.run_expiry_seconds),
         poll_after_ms=settings.poll_after_ms,
     )
     install_error_handlers(app)

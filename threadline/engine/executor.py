@@ -65,7 +65,7 @@ class RunExecutor:
 
     async def _turn(self, run: Obj) -> None:
         async with self.store.transaction() as tx:
-            steps = await tx.steps_of_run(run["id"])
+            steps = await _withdraw_abandoned_attempt(tx, run, await tx.steps_of_run(run["id"]))
             used = _usage_of(steps)
             limit_hit = self._limit_reached(run, used)
             if limit_hit is None:
@@ -242,6 +242,24 @@ class RunExecutor:
 class _Superseded(Exception):
     """The run was moved by someone else (cancel, expiry) while the model was answering;
     what the model produced is dropped with the rolled-back transaction."""
+
+
+async def _withdraw_abandoned_attempt(tx: StoreTx, run: Obj, steps: list[Obj]) -> list[Obj]:
+    """Remove what a worker that died mid-turn had begun (its open step, its partial message
+    and their events), so the turn done again leaves one message and one set of events."""
+    kept: list[Obj] = []
+    for step in steps:
+        if step["status"] != "in_progress":
+            kept.append(step)
+            continue
+        withdrawn = [step["id"]]
+        if step["type"] == "message_creation":
+            message_id = step["step_details"]["message_creation"]["message_id"]
+            await tx.delete_message(run["thread_id"], message_id)
+            withdrawn.append(message_id)
+        await tx.delete_step(step["id"])
+        await tx.withdraw_events(run["id"], withdrawn)
+    return kept
 
 
 def _usage_of(steps: list[Obj]) -> Usage:

@@ -21,6 +21,7 @@ from threadline.engine.sweeper import expire_overdue_runs, recover_abandoned_run
 from threadline.providers.base import ModelProvider
 from threadline.service.run_status import change_status
 from threadline.store.base import Obj, Store
+from threadline.store.signal import RUN_QUEUED
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +35,10 @@ class Worker:
         self.executor = RunExecutor(store, provider, settings.run_expiry_seconds)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._wake = asyncio.Event()
+        self._claiming = True
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancel_requested: set[str] = set()
         self._loops: list[asyncio.Task[None]] = []
-
-    def wake(self) -> None:
-        self._wake.set()
 
     def interrupt(self, run_id: str, *, cancel_requested: bool) -> None:
         """Stop carrying a run here: cancelled by a user, or settled by someone else."""
@@ -58,25 +57,36 @@ class Worker:
             asyncio.create_task(self._upkeep_loop(), name="threadline-upkeep"),
         ]
 
-    async def stop(self) -> None:
-        """Stop claiming and hand the runs in flight back to the queue for the next worker."""
+    async def stop(self, grace_seconds: float = 0.0) -> None:
+        """Stop claiming, let the runs in flight finish for up to `grace_seconds`, then hand
+        the rest back to the queue for another worker (or the next start) to resume."""
+        self._claiming = False
+        self._wake.set()
+        if self._tasks and grace_seconds > 0:
+            await asyncio.wait(list(self._tasks.values()), timeout=grace_seconds)
         for loop in self._loops:
             loop.cancel()
         for task in list(self._tasks.values()):
             task.cancel()
         await asyncio.gather(*self._loops, *self._tasks.values(), return_exceptions=True)
 
+    async def close(self, grace_seconds: float) -> None:
+        await self.stop(grace_seconds)
+        await self.executor.provider.close()
+
     async def _claim_loop(self) -> None:
-        while True:
-            self._wake.clear()
-            while len(self._tasks) < self.settings.worker_concurrency:
-                run = await self._claim()
-                if run is None:
-                    break
-                task = asyncio.create_task(self._carry(run), name=f"run-{run['id']}")
-                self._tasks[run["id"]] = task
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), IDLE_POLL_SECONDS)
+        with self.store.signal.subscribe(RUN_QUEUED) as queued:
+            self._wake = queued
+            while self._claiming:
+                queued.clear()
+                while self._claiming and len(self._tasks) < self.settings.worker_concurrency:
+                    run = await self._claim()
+                    if run is None:
+                        break
+                    task = asyncio.create_task(self._carry(run), name=f"run-{run['id']}")
+                    self._tasks[run["id"]] = task
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(queued.wait(), IDLE_POLL_SECONDS)
 
     async def _claim(self) -> Obj | None:
         lease_until = time.time() + self.settings.lease_seconds

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any, NamedTuple
 
 from threadline.domain.errors import Conflict, InvalidRequest, NotFound
@@ -34,10 +34,9 @@ class ResumedRun(NamedTuple):
 
 
 class RunService:
-    def __init__(self, store: Store, expiry_seconds: int, wake_workers: Callable[[], None]):
+    def __init__(self, store: Store, expiry_seconds: int):
         self.store = store
         self.expiry_seconds = expiry_seconds
-        self.wake_workers = wake_workers
 
     async def create(self, project: str, thread_id: str, request: RunCreate) -> Obj:
         _check_options(request)
@@ -56,7 +55,6 @@ class RunService:
             await append_messages(tx, thread_id, extra)
             run = self._new_run(thread_id, assistant, request, request.additional_instructions)
             await self._queue(tx, project, run)
-        self.wake_workers()
         return run
 
     async def create_thread_and_run(self, project: str, request: ThreadAndRunCreate) -> Obj:
@@ -72,7 +70,6 @@ class RunService:
             thread = await insert_thread(tx, project, thread_request)
             run = self._new_run(thread["id"], assistant, request, None)
             await self._queue(tx, project, run, created_thread=thread)
-        self.wake_workers()
         return run
 
     async def get(self, project: str, thread_id: str, run_id: str) -> Obj:
@@ -130,7 +127,6 @@ class RunService:
             updated = await change_status(tx, run, RunStatus.QUEUED)
             if updated is None:
                 raise Conflict(f"Run {run_id} changed while outputs were submitted; try again.")
-        self.wake_workers()
         return ResumedRun(updated, first_seq - 1)
 
     async def follow(

@@ -28,6 +28,11 @@ def async_url(url: str) -> str:
     raise InvalidRequest(f"Unsupported database URL '{url}': use sqlite:/// or postgresql://.")
 
 
+def plain_postgres_dsn(url: str) -> str:
+    """The URL as asyncpg's own `connect` takes it (no SQLAlchemy driver suffix)."""
+    return async_url(url).replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
 def create_engine(url: str) -> AsyncEngine:
     if not is_sqlite(url):
         return create_async_engine(async_url(url), pool_size=10, max_overflow=20)

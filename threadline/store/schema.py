@@ -93,6 +93,9 @@ run_events = sa.Table(
     sa.Column("run_id", sa.String(64), nullable=False),
     sa.Column("thread_id", sa.String(64), nullable=False),
     sa.Column("event", sa.String(64), nullable=False),
+    # The id of the object the event carries, so an abandoned attempt's events can be
+    # found and withdrawn when another worker redoes that turn.
+    sa.Column("object_id", sa.String(64), nullable=True),
     sa.Column("data", Json, nullable=False),
     sa.Index("ix_run_events_run_seq", "run_id", "seq"),
     sa.Index("ix_run_events_thread", "thread_id"),

@@ -1,6 +1,7 @@
-"""Wakes readers of a run's event log when the store commits new events to it.
+"""Wakes waiters when the store commits something they wait for.
 
-Readers subscribe before they read, so an append that lands between their read and their
+Keys are run ids (new events in that run's log) and `RUN_QUEUED` (a run became claimable).
+Waiters subscribe before they read, so a commit that lands between their read and their
 wait still wakes them. Within one process the store notifies after each commit; across
 processes (PostgreSQL) a LISTEN connection feeds the same `notify`.
 """
@@ -11,25 +12,27 @@ import asyncio
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
+RUN_QUEUED = "run-queued"
+
 
 class EventSignal:
     def __init__(self) -> None:
         self._waiters: dict[str, set[asyncio.Event]] = {}
 
     @contextmanager
-    def subscribe(self, run_id: str) -> Iterator[asyncio.Event]:
+    def subscribe(self, key: str) -> Iterator[asyncio.Event]:
         event = asyncio.Event()
-        self._waiters.setdefault(run_id, set()).add(event)
+        self._waiters.setdefault(key, set()).add(event)
         try:
             yield event
         finally:
-            waiters = self._waiters.get(run_id)
+            waiters = self._waiters.get(key)
             if waiters is not None:
                 waiters.discard(event)
                 if not waiters:
-                    del self._waiters[run_id]
+                    del self._waiters[key]
 
-    def notify(self, run_ids: Iterable[str]) -> None:
-        for run_id in run_ids:
-            for event in self._waiters.get(run_id, ()):
+    def notify(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            for event in self._waiters.get(key, ()):
                 event.set()

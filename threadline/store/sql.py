@@ -1,24 +1,19 @@
-"""The SQL Store: every query the service runs, in one file, for SQLite and PostgreSQL alike.
+"""Every query the store runs, in one file, for SQLite and PostgreSQL alike.
 
-Dialect differences are confined to `connect` (engine settings) and to what SQLAlchemy
-already renders per dialect (`FOR UPDATE SKIP LOCKED` is a no-op on SQLite, where a single
-connection serialises every transaction).
+What differs by dialect is what SQLAlchemy already renders per dialect (`FOR UPDATE SKIP
+LOCKED` is a no-op on SQLite, where a single connection serialises every transaction).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from threadline.domain.errors import Conflict, InvalidRequest
 from threadline.store.base import Obj, Page, PageRequest, RunEvent
-from threadline.store.engine import create_engine, is_sqlite
-from threadline.store.migrate import upgrade_to_head
 from threadline.store.schema import (
     ACTIVE_RUN_STATUSES,
     assistants,
@@ -28,38 +23,14 @@ from threadline.store.schema import (
     runs,
     threads,
 )
-from threadline.store.signal import EventSignal
-
-
-class SqlStore:
-    def __init__(self, url: str):
-        self.url = url
-        self.engine: AsyncEngine = create_engine(url)
-        self.signal = EventSignal()
-
-    @property
-    def supports_many_workers(self) -> bool:
-        return not is_sqlite(self.url)
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[SqlTx]:
-        async with self.engine.begin() as conn:
-            tx = SqlTx(conn)
-            yield tx
-        self.signal.notify(tx.runs_with_new_events)
-
-    async def migrate(self) -> None:
-        async with self.engine.begin() as conn:
-            await conn.run_sync(upgrade_to_head)
-
-    async def close(self) -> None:
-        await self.engine.dispose()
+from threadline.store.signal import RUN_QUEUED
 
 
 class SqlTx:
     def __init__(self, conn: AsyncConnection):
         self.conn = conn
-        self.runs_with_new_events: set[str] = set()
+        # What readers to wake once this transaction commits: run ids, and RUN_QUEUED.
+        self.wakes: set[str] = set()
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -247,6 +218,7 @@ class SqlTx:
             )
         except IntegrityError as exc:
             raise _active_run_conflict(run["thread_id"], None) from exc
+        self.wakes.add(RUN_QUEUED)
 
     async def get_run(self, thread_id: str, run_id: str) -> Obj | None:
         return await self._one_body(
@@ -275,6 +247,8 @@ class SqlTx:
         if run["status"] not in ACTIVE_RUN_STATUSES or run["status"] == "requires_action":
             values.update(lease_owner=None, lease_until=None)
         result = await self.conn.execute(query.values(**values))
+        if result.rowcount and run["status"] == "queued":
+            self.wakes.add(RUN_QUEUED)
         return bool(result.rowcount)
 
     async def page_runs(self, thread_id: str, page: PageRequest) -> Page:
@@ -360,6 +334,9 @@ class SqlTx:
             run_steps.update().where(run_steps.c.id == step["id"]).values(body=step)
         )
 
+    async def delete_step(self, step_id: str) -> None:
+        await self.conn.execute(run_steps.delete().where(run_steps.c.id == step_id))
+
     async def get_step(self, run_id: str, step_id: str) -> Obj | None:
         return await self._one_body(
             sa.select(run_steps.c.body).where(
@@ -383,7 +360,7 @@ class SqlTx:
     async def append_events(self, run_id: str, thread_id: str, events: list[RunEvent]) -> int:
         if not events:
             return 0
-        self.runs_with_new_events.add(run_id)
+        self.wakes.add(run_id)
         # Sequence numbers are taken at insert but become visible at commit: holding the
         # run's row makes a run's events commit in sequence order, so a follower that has
         # read up to N can never later find an event numbered below N.
@@ -392,11 +369,25 @@ class SqlTx:
         rows = await self.conn.execute(
             query,
             [
-                {"run_id": run_id, "thread_id": thread_id, "event": e.event, "data": e.data}
+                {
+                    "run_id": run_id,
+                    "thread_id": thread_id,
+                    "event": e.event,
+                    "object_id": e.data.get("id"),
+                    "data": e.data,
+                }
                 for e in events
             ],
         )
         return int(rows.scalars().all()[-1])
+
+    async def withdraw_events(self, run_id: str, object_ids: list[str]) -> None:
+        if object_ids:
+            await self.conn.execute(
+                run_events.delete().where(
+                    run_events.c.run_id == run_id, run_events.c.object_id.in_(object_ids)
+                )
+            )
 
     async def events_after(self, run_id: str, after_seq: int, limit: int) -> list[RunEvent]:
         query = (

@@ -77,6 +77,7 @@ def upgrade() -> None:
         sa.Column("run_id", sa.String(64), nullable=False),
         sa.Column("thread_id", sa.String(64), nullable=False),
         sa.Column("event", sa.String(64), nullable=False),
+        sa.Column("object_id", sa.String(64), nullable=True),
         sa.Column("data", Json, nullable=False),
     )
     op.create_index("ix_run_events_run_seq", "run_events", ["run_id", "seq"])
