@@ -6,7 +6,7 @@ STAMP := $(VENV)/.setup-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup run test lint bench
+.PHONY: setup run test lint bench postgres
 
 setup: $(STAMP)
 
@@ -24,7 +24,12 @@ lint: setup
 	$(BIN)/ruff format --check threadline tests
 	$(BIN)/mypy threadline
 
-test: lint
+# The tests use the machine's PostgreSQL (127.0.0.1:5432, trust auth); start it if it is down.
+postgres:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -1) main start
+	@pg_isready -q -h 127.0.0.1 -p 5432 -t 30
+
+test: lint postgres
 	$(BIN)/python -m pytest -q
 
 bench: setup

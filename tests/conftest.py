@@ -1,4 +1,8 @@
-"""Shared fixtures: a scripted model server, a live Threadline server, and the real clients."""
+"""Shared fixtures: a scripted model server, live Threadline servers on each database, and
+the real clients.
+
+Every test that uses a server runs once on SQLite and once on PostgreSQL.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from pathlib import Path
 
 import openai
 import pytest
+from support.postgres import PostgresDatabases
 from support.scripted_model import ScriptedModelServer
 from support.server import ServerProcess
 
@@ -15,9 +20,36 @@ TEST_SERVER_ENV = {
     "THREADLINE_PROVIDER_MAX_RETRIES": "2",
     "THREADLINE_POLL_AFTER_MS": "20",
     "THREADLINE_SWEEP_INTERVAL_SECONDS": "0.2",
+    "THREADLINE_SHUTDOWN_GRACE_SECONDS": "1",
 }
+BACKENDS = ["sqlite", "postgresql"]
 
 ServerFactory = Callable[..., ServerProcess]
+
+
+class Databases:
+    """Hands out a fresh database of the session's backend for each server."""
+
+    def __init__(self, backend: str, folder: Path):
+        self.backend = backend
+        self.folder = folder
+        self.postgres = PostgresDatabases()
+        self.count = 0
+
+    def new(self) -> str:
+        self.count += 1
+        if self.backend == "postgresql":
+            return self.postgres.create()
+        return f"sqlite:///{self.folder / f'threadline{self.count}.db'}"
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def databases(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Databases]:
+    databases = Databases(request.param, tmp_path_factory.mktemp(request.param))
+    yield databases
+    databases.postgres.drop_all()
 
 
 @pytest.fixture(scope="session")
@@ -26,32 +58,31 @@ def scripted_model() -> Iterator[ScriptedModelServer]:
         yield model
 
 
-def sqlite_url(folder: Path) -> str:
-    return f"sqlite:///{folder / 'threadline.db'}"
-
-
 @pytest.fixture(scope="session")
 def server(
-    tmp_path_factory: pytest.TempPathFactory, scripted_model: ScriptedModelServer
+    databases: Databases,
+    tmp_path_factory: pytest.TempPathFactory,
+    scripted_model: ScriptedModelServer,
 ) -> Iterator[ServerProcess]:
     folder = tmp_path_factory.mktemp("server")
     env = {**TEST_SERVER_ENV, "THREADLINE_OPENAI_BASE_URL": scripted_model.base_url}
-    with ServerProcess(sqlite_url(folder), env, folder / "server.log") as process:
+    with ServerProcess(databases.new(), env, folder / "server.log") as process:
         yield process
 
 
 @pytest.fixture
-def start_server(tmp_path: Path, scripted_model: ScriptedModelServer) -> Iterator[ServerFactory]:
+def start_server(
+    databases: Databases, tmp_path: Path, scripted_model: ScriptedModelServer
+) -> Iterator[ServerFactory]:
     """Start a server of the test's own, with extra settings; stopped when the test ends."""
     started: list[ServerProcess] = []
 
-    def start(upstream: bool = True, **env: str) -> ServerProcess:
+    def start(upstream: bool = True, database_url: str | None = None, **env: str) -> ServerProcess:
         settings = {**TEST_SERVER_ENV, **env}
         if upstream:
             settings["THREADLINE_OPENAI_BASE_URL"] = scripted_model.base_url
-        folder = tmp_path / f"server{len(started)}"
-        folder.mkdir()
-        process = ServerProcess(sqlite_url(folder), settings, folder / "server.log")
+        log = tmp_path / f"server{len(started)}.log"
+        process = ServerProcess(database_url or databases.new(), settings, log)
         started.append(process)
         process.start()
         return process

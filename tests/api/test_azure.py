@@ -21,7 +21,7 @@ from azure.ai.agents.models import (
 )
 from azure.core.credentials import AccessToken, AccessTokenInfo
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
-from conftest import TEST_SERVER_ENV, sqlite_url
+from conftest import TEST_SERVER_ENV, Databases
 from support.scripted_model import CallTools, Reply, ScriptedModelServer, ToolCall
 from support.server import ServerProcess
 
@@ -43,7 +43,9 @@ class StaticCredential:
 
 @pytest.fixture(scope="module")
 def tls_server(
-    tmp_path_factory: pytest.TempPathFactory, scripted_model: ScriptedModelServer
+    databases: Databases,
+    tmp_path_factory: pytest.TempPathFactory,
+    scripted_model: ScriptedModelServer,
 ) -> Iterator[ServerProcess]:
     folder = tmp_path_factory.mktemp("tls")
     authority = trustme.CA()
@@ -57,7 +59,7 @@ def tls_server(
         "THREADLINE_API_KEYS": f"other-key,{API_KEY}",
     }
     with ServerProcess(
-        sqlite_url(folder),
+        databases.new(),
         env,
         folder / "server.log",
         tls=(folder / "cert.pem", folder / "key.pem"),

@@ -8,7 +8,6 @@ from empty tables. PostgreSQL is not optional: when it is not reachable, its tes
 from __future__ import annotations
 
 import asyncio
-import secrets
 import shutil
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
@@ -16,13 +15,13 @@ from typing import Any, TypeVar
 
 import asyncpg
 import pytest
+from support.postgres import POSTGRES_SERVER, PostgresDatabases
 
 from threadline.store.schema import metadata
 from threadline.store.sql_store import SqlStore
 
 T = TypeVar("T")
 
-POSTGRES_SERVER = "postgresql://postgres@127.0.0.1:5432"
 BACKENDS = ["sqlite", "postgresql"]
 
 
@@ -36,20 +35,12 @@ class Runner:
         return self.loop.run_until_complete(coroutine)
 
 
-async def _admin(statement: str) -> None:
-    connection = await asyncpg.connect(f"{POSTGRES_SERVER}/postgres", timeout=10)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A database of this session's own, dropped when the session ends."""
-    name = f"threadline_test_{secrets.token_hex(6)}"
+    databases = PostgresDatabases()
     try:
-        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+        url = databases.create()
     except (OSError, asyncpg.PostgresError) as exc:
         pytest.fail(
             f"PostgreSQL at {POSTGRES_SERVER} is required by the store suite and could not "
@@ -57,9 +48,9 @@ def postgres_url() -> Iterator[str]:
             pytrace=False,
         )
     try:
-        yield f"{POSTGRES_SERVER}/{name}"
+        yield url
     finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        databases.drop_all()
 
 
 @pytest.fixture(scope="session")
