@@ -54,6 +54,7 @@ class Settings:
     poll_after_ms: int = 100
     sweep_interval_seconds: float = 1.0
     shutdown_grace_seconds: float = 10.0
+    database_pool_size: int = 5
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -79,6 +80,7 @@ class Settings:
             sweep_interval_seconds=_float(
                 "THREADLINE_SWEEP_INTERVAL_SECONDS", cls.sweep_interval_seconds
             ),
+            database_pool_size=_int("THREADLINE_DATABASE_POOL_SIZE", cls.database_pool_size),
             shutdown_grace_seconds=_float(
                 "THREADLINE_SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds
             ),

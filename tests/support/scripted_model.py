@@ -63,8 +63,9 @@ class Reply:
     """Answer with assistant text.
 
     ``chunks`` fixes how many pieces a streamed reply is split into (default: one per word), so
-    tests can check that deltas are reassembled. Token counts override the deterministic defaults
-    when a test asserts on usage accounting.
+    tests can check that deltas are reassembled. ``pause`` sleeps between streamed pieces, so a
+    reply can be caught half-written. Token counts override the deterministic defaults when a
+    test asserts on usage accounting.
     """
 
     text: str
@@ -73,6 +74,7 @@ class Reply:
     delay: float = 0.0
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    pause: float = 0.0
 
     def __post_init__(self) -> None:
         if self.chunks is not None and self.chunks < 1:
@@ -130,6 +132,7 @@ class _Answer:
     calls: list[_StreamedCall]
     finish_reason: str
     usage: dict[str, int]
+    pause: float = 0.0
 
 
 def _words(text: str) -> list[str]:
@@ -195,7 +198,7 @@ def _reply_answer(reply: Reply, body: dict[str, Any]) -> _Answer:
     pieces = _words(reply.text) if reply.chunks is None else _even_pieces(reply.text, reply.chunks)
     prompt = _default_prompt_tokens(body) if reply.prompt_tokens is None else reply.prompt_tokens
     completion = len(pieces) if reply.completion_tokens is None else reply.completion_tokens
-    return _Answer(pieces, [], reply.finish_reason, _usage(prompt, completion))
+    return _Answer(pieces, [], reply.finish_reason, _usage(prompt, completion), reply.pause)
 
 
 def _tool_answer(step: CallTools, body: dict[str, Any]) -> _Answer:
@@ -284,7 +287,9 @@ async def _sse_events(answer: _Answer, model: str, include_usage: bool) -> Async
         }
         return f"data: {json.dumps(payload)}\n\n"
 
-    for delta in _stream_deltas(answer):
+    for index, delta in enumerate(_stream_deltas(answer)):
+        if index and answer.pause:
+            await asyncio.sleep(answer.pause)
         yield chunk([{"index": 0, "delta": delta, "finish_reason": None}])
     yield chunk([{"index": 0, "delta": {}, "finish_reason": answer.finish_reason}])
     if include_usage:

@@ -33,8 +33,11 @@ class ServerProcess:
         log_path: Path,
         tls: tuple[Path, Path] | None = None,
         ca_file: Path | None = None,
+        args: tuple[str, ...] = (),
     ):
-        """`tls` is (certificate, key) to serve HTTPS; `ca_file` verifies it when polling."""
+        """`tls` is (certificate, key) to serve HTTPS; `ca_file` verifies it when polling;
+        `args` go to `threadline serve` as they are (e.g. `--no-worker`)."""
+        self.args = args
         self.database_url = database_url
         self.env = env
         self.log_path = log_path
@@ -57,6 +60,7 @@ class ServerProcess:
         command = [sys.executable, "-m", "threadline.cli", "serve", "--port", str(self.port)]
         if self.tls:
             command += ["--ssl-certfile", str(self.tls[0]), "--ssl-keyfile", str(self.tls[1])]
+        command += self.args
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
         deadline = time.monotonic() + _START_TIMEOUT
@@ -103,3 +107,43 @@ class ServerProcess:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class WorkerProcess:
+    """A `threadline worker` process (PostgreSQL only)."""
+
+    def __init__(self, database_url: str, env: dict[str, str], log_path: Path):
+        self.database_url = database_url
+        self.env = env
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self) -> None:
+        env = {**os.environ, **self.env, "THREADLINE_DATABASE_URL": self.database_url}
+        command = [sys.executable, "-m", "threadline.cli", "worker"]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+        deadline = time.monotonic() + _START_TIMEOUT
+        while "carrying up to" not in self.log_path.read_text():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker did not start: {self.log_path.read_text()[-3000:]}")
+            time.sleep(0.05)
+
+    def terminate(self, timeout: float = 30) -> int:
+        """SIGTERM, then wait for the graceful exit; returns the exit code."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=timeout)
+        self.process = None
+        return code
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None

@@ -24,7 +24,7 @@ from threadline.store.sql_store import SqlStore
 
 def create_app(settings: Settings, *, with_worker: bool = True) -> FastAPI:
     """The API; with the embedded worker unless runs are carried by `threadline worker`s."""
-    store = SqlStore(settings.database_url)
+    store = SqlStore(settings.database_url, settings.database_pool_size)
     worker = Worker(store, build_provider(settings), settings) if with_worker else None
 
     @asynccontextmanager

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 async def run_worker(settings: Settings) -> None:
     """Carry runs until SIGTERM or SIGINT, then finish or hand back what is in flight."""
-    store = SqlStore(settings.database_url)
+    store = SqlStore(settings.database_url, settings.database_pool_size)
     if not store.supports_many_workers:
         raise SystemExit(
             "threadline worker needs PostgreSQL: on SQLite the worker inside "

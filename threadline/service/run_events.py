@@ -42,14 +42,16 @@ async def follow_run(
             woken.clear()
             async with store.transaction() as tx:
                 events = await tx.events_after(run_id, cursor, BATCH)
-                run = None if events else await tx.get_run_by_id(run_id)
-            if not events:
-                if run is None:
-                    raise RunVanished(run_id)
-                if run["status"] in PAUSED_OR_DONE:
-                    # Its status and the event that announced it commit together, so the
-                    # follower has already seen everything the run will say for now.
-                    return
+                if not events:
+                    run = await tx.get_run_by_id(run_id)
+                    if run is None:
+                        raise RunVanished(run_id)
+                    if run["status"] in PAUSED_OR_DONE:
+                        # The status commits with the event announcing it, so a read after
+                        # seeing the status holds every event the run has for now.
+                        events = await tx.events_after(run_id, cursor, BATCH)
+                        if not events:
+                            return
             for event in events:
                 cursor = event.seq
                 yield event

@@ -33,9 +33,13 @@ def plain_postgres_dsn(url: str) -> str:
     return async_url(url).replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(url: str, pool_size: int = 5) -> AsyncEngine:
+    """On PostgreSQL each process holds at most `2 * pool_size` connections: size it so that
+    all API and worker processes together stay under the server's `max_connections`."""
     if not is_sqlite(url):
-        return create_async_engine(async_url(url), pool_size=10, max_overflow=20)
+        return create_async_engine(
+            async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_timeout=60
+        )
     # One connection: SQLite has a single writer anyway, and one connection means no
     # "database is locked" retries, and every transaction sees the previous one.
     engine = create_async_engine(async_url(url), pool_size=1, max_overflow=0, pool_timeout=300)

@@ -23,9 +23,9 @@ _NOTIFY = sa.text("SELECT pg_notify(:channel, :keys)")
 
 
 class SqlStore:
-    def __init__(self, url: str):
+    def __init__(self, url: str, pool_size: int = 5):
         self.url = url
-        self.engine: AsyncEngine = create_engine(url)
+        self.engine: AsyncEngine = create_engine(url, pool_size)
         self.signal = EventSignal()
         self._postgres = not is_sqlite(url)
         self._listener = (

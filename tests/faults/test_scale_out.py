@@ -1,0 +1,215 @@
+"""Many API processes and workers on PostgreSQL: no run lost, none done twice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import asyncpg
+import httpx
+import openai
+import pytest
+from conftest import TEST_SERVER_ENV, openai_client
+from support.cluster import Cluster
+from support.postgres import PostgresDatabases
+from support.scripted_model import Reply, ScriptedModelServer
+from support.server import ServerProcess
+from support.waiting import wait_for_run, wait_until
+
+ANSWER = "one two three four five"
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, scripted_model: ScriptedModelServer) -> Iterator[Cluster]:
+    """API and worker processes on a PostgreSQL database of the test's own (workers need
+    PostgreSQL: on SQLite the server's own worker is the only one)."""
+    databases = PostgresDatabases("threadline_fault")
+    env = {**TEST_SERVER_ENV, "THREADLINE_OPENAI_BASE_URL": scripted_model.base_url}
+    cluster = Cluster(databases.create(), tmp_path, env)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        databases.drop_all()
+
+
+def _events(api: ServerProcess, thread_id: str, run_id: str) -> list[tuple[int, str, dict]]:
+    url = f"{api.base_url}/threads/{thread_id}/runs/{run_id}/events"
+    events: list[tuple[int, str, dict]] = []
+    with httpx.stream("GET", url, timeout=60) as response:
+        fields: dict[str, str] = {}
+        for line in response.iter_lines():
+            if line:
+                name, _, value = line.partition(": ")
+                fields[name] = value
+                continue
+            if fields.get("event") == "done":
+                break
+            if "id" in fields:
+                events.append((int(fields["id"]), fields["event"], json.loads(fields["data"])))
+            fields = {}
+    return events
+
+
+async def _leases(database_url: str) -> dict[str, int]:
+    connection = await asyncpg.connect(database_url)
+    try:
+        rows = await connection.fetch(
+            "SELECT lease_owner, count(*) AS held FROM runs "
+            "WHERE lease_owner IS NOT NULL GROUP BY lease_owner"
+        )
+    finally:
+        await connection.close()
+    return {row["lease_owner"]: row["held"] for row in rows}
+
+
+def _assert_done_once(
+    client: openai.OpenAI, api: ServerProcess, thread_id: str, run_id: str
+) -> bool:
+    """Checks one completed run's thread, steps and event log; True if it was taken over."""
+    replies = [m for m in client.beta.threads.messages.list(thread_id) if m.role == "assistant"]
+    assert [m.content[0].text.value for m in replies] == [ANSWER]  # type: ignore[union-attr]
+    steps = client.beta.threads.runs.steps.list(run_id=run_id, thread_id=thread_id).data
+    assert [(s.type, s.status) for s in steps] == [("message_creation", "completed")]
+    events = _events(api, thread_id, run_id)
+    names = [name for _, name, _ in events]
+    assert [seq for seq, _, _ in events] == sorted(seq for seq, _, _ in events)
+    assert names.count("thread.message.created") == 1
+    assert names.count("thread.run.step.created") == 1
+    assert names.count("thread.run.completed") == 1
+    deltas = [
+        data["delta"]["content"][0]["text"]["value"]
+        for _, n, data in events
+        if n == "thread.message.delta"
+    ]
+    assert "".join(deltas) == ANSWER
+    return names.count("thread.run.in_progress") > 1
+
+
+def test_a_killed_worker_s_runs_are_finished_by_the_other_exactly_once(
+    cluster: Cluster, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    scripted_model.script(model_name, *[Reply(ANSWER, pause=0.4)] * 200)
+    api = cluster.api()
+    first, second = cluster.worker(), cluster.worker()
+    client = openai_client(api)
+    assistant = client.beta.assistants.create(model=model_name)
+    runs = [
+        client.beta.threads.create_and_run(
+            assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": f"q{i}"}]}
+        )
+        for i in range(50)
+    ]
+    leases = wait_until(
+        lambda: asyncio.run(_leases(cluster.database_url)),
+        lambda held: sum(held.values()) >= 20 and len(held) == 2,
+        "both workers to hold runs",
+    )
+    victim = first if any(f":{first.pid}:" in owner for owner in leases) else second
+
+    victim.kill()
+
+    taken_over = 0
+    for run in runs:
+        done = wait_for_run(client, run.thread_id, run.id, "completed")
+        taken_over += _assert_done_once(client, api, done.thread_id, done.id)
+    assert taken_over > 0
+
+
+def test_many_api_processes_and_workers_stream_every_run_in_order(
+    cluster: Cluster, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    scripted_model.script(model_name, *[Reply(ANSWER, pause=0.05)] * 200)
+    apis = [cluster.api(), cluster.api()]
+    cluster.worker(), cluster.worker()
+    assistant = openai_client(apis[0]).beta.assistants.create(model=model_name)
+
+    async def stream_one(http: httpx.AsyncClient, index: int) -> list[tuple[str, dict]]:
+        api = apis[index % 2]
+        body = {
+            "assistant_id": assistant.id,
+            "thread": {"messages": [{"role": "user", "content": f"q{index}"}]},
+            "stream": True,
+        }
+        events: list[tuple[str, dict]] = []
+        seqs: list[int] = []
+        async with http.stream("POST", f"{api.base_url}/threads/runs", json=body) as response:
+            assert response.status_code == 200
+            fields: dict[str, str] = {}
+            async for line in response.aiter_lines():
+                if line:
+                    name, _, value = line.partition(": ")
+                    fields[name] = value
+                    continue
+                if fields.get("event") == "done":
+                    break
+                seqs.append(int(fields["id"]))
+                events.append((fields["event"], json.loads(fields["data"])))
+                fields = {}
+        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+        return events
+
+    async def stream_all() -> list[list[tuple[str, dict]]]:
+        limits = httpx.Limits(max_connections=400)
+        async with httpx.AsyncClient(timeout=120, limits=limits) as http:
+            return await asyncio.gather(*(stream_one(http, i) for i in range(200)))
+
+    for events in asyncio.run(stream_all()):
+        names = [name for name, _ in events]
+        assert names[:3] == ["thread.created", "thread.run.created", "thread.run.queued"]
+        assert names[-1] == "thread.run.completed"
+        text = "".join(
+            data["delta"]["content"][0]["text"]["value"]
+            for name, data in events
+            if name == "thread.message.delta"
+        )
+        assert text == ANSWER
+
+
+def test_racing_api_processes_start_one_run_per_thread(cluster: Cluster, model_name: str) -> None:
+    apis = [cluster.api(), cluster.api()]
+    client = openai_client(apis[0])
+    assistant = client.beta.assistants.create(model=model_name)
+
+    for attempt in range(5):
+        thread = client.beta.threads.create()
+
+        def create(index: int, thread_id: str = thread.id) -> int:
+            url = f"{apis[index % 2].base_url}/threads/{thread_id}/runs"
+            return httpx.post(url, json={"assistant_id": assistant.id}, timeout=30).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            statuses = sorted(pool.map(create, range(8)))
+
+        assert statuses == [200] + [400] * 7, f"attempt {attempt}: {statuses}"
+        assert len(client.beta.threads.runs.list(thread.id).data) == 1
+
+
+def test_a_worker_stopped_with_sigterm_finishes_its_runs(
+    cluster: Cluster, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    scripted_model.script(model_name, *[Reply(ANSWER, pause=0.2)] * 20)
+    api = cluster.api()
+    worker = cluster.worker(THREADLINE_SHUTDOWN_GRACE_SECONDS="30")
+    client = openai_client(api)
+    assistant = client.beta.assistants.create(model=model_name)
+    runs = [
+        client.beta.threads.create_and_run(
+            assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": "hi"}]}
+        )
+        for _ in range(5)
+    ]
+    wait_until(
+        lambda: asyncio.run(_leases(cluster.database_url)),
+        lambda held: sum(held.values()) == 5,
+        "the worker to hold every run",
+    )
+
+    assert worker.terminate() == 0
+
+    for run in runs:
+        done = client.beta.threads.runs.retrieve(run.id, thread_id=run.thread_id)
+        assert done.status == "completed"
