@@ -55,6 +55,7 @@ class Settings:
     sweep_interval_seconds: float = 1.0
     shutdown_grace_seconds: float = 10.0
     database_pool_size: int = 5
+    event_retention_seconds: float = 86_400.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -81,6 +82,9 @@ class Settings:
                 "THREADLINE_SWEEP_INTERVAL_SECONDS", cls.sweep_interval_seconds
             ),
             database_pool_size=_int("THREADLINE_DATABASE_POOL_SIZE", cls.database_pool_size),
+            event_retention_seconds=_float(
+                "THREADLINE_EVENT_RETENTION_SECONDS", cls.event_retention_seconds
+            ),
             shutdown_grace_seconds=_float(
                 "THREADLINE_SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds
             ),

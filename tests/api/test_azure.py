@@ -21,7 +21,7 @@ from azure.ai.agents.models import (
 )
 from azure.core.credentials import AccessToken, AccessTokenInfo
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
-from conftest import TEST_SERVER_ENV, Databases
+from support.live import TEST_SERVER_ENV, Databases
 from support.scripted_model import CallTools, Reply, ScriptedModelServer, ToolCall
 from support.server import ServerProcess
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import ServerFactory, openai_client
+from support.live import ServerFactory, openai_client
 from support.scripted_model import CallTools, Reply, ScriptedModelServer, ToolCall
 from support.waiting import wait_for_run, wait_until
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import openai
 import pytest
-from conftest import ServerFactory, openai_client
+from support.live import ServerFactory, openai_client
 from support.scripted_model import CallTools, Fail, Reply, ScriptedModelServer, ToolCall
 from support.waiting import wait_for_run, wait_until
 

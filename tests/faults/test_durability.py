@@ -6,7 +6,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-from conftest import ServerFactory, openai_client
+from support.live import ServerFactory, openai_client
 from support.waiting import wait_until
 
 

@@ -12,8 +12,8 @@ import asyncpg
 import httpx
 import openai
 import pytest
-from conftest import TEST_SERVER_ENV, openai_client
 from support.cluster import Cluster
+from support.live import TEST_SERVER_ENV, openai_client
 from support.postgres import PostgresDatabases
 from support.scripted_model import Reply, ScriptedModelServer
 from support.server import ServerProcess

@@ -11,6 +11,7 @@ from threadline.service.run_status import change_status, close_open_work
 from threadline.store.base import Store
 
 BATCH = 100
+PRUNE_BATCH = 5000
 
 
 async def expire_overdue_runs(store: Store) -> list[str]:
@@ -47,3 +48,10 @@ async def recover_abandoned_runs(store: Store, *, everything: bool = False) -> i
         recovered += len(runs)
         if len(runs) < BATCH:
             return recovered
+
+
+async def prune_old_events(store: Store, retention_seconds: float) -> int:
+    """Drop settled runs' events older than the retention period: runs, steps and messages
+    stay; only the replayable stream of a long-settled run goes."""
+    async with store.transaction() as tx:
+        return await tx.prune_events(time.time() - retention_seconds, PRUNE_BATCH)

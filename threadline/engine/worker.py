@@ -17,7 +17,11 @@ import time
 from threadline.config import Settings
 from threadline.domain.run_states import RunStatus
 from threadline.engine.executor import RunExecutor
-from threadline.engine.sweeper import expire_overdue_runs, recover_abandoned_runs
+from threadline.engine.sweeper import (
+    expire_overdue_runs,
+    prune_old_events,
+    recover_abandoned_runs,
+)
 from threadline.providers.base import ModelProvider
 from threadline.service.run_status import change_status
 from threadline.store.base import Obj, Store
@@ -137,3 +141,4 @@ class Worker:
             self.interrupt(run_id, cancel_requested=False)
         if self.store.supports_many_workers:
             await recover_abandoned_runs(self.store)
+        await prune_old_events(self.store, self.settings.event_retention_seconds)

@@ -116,6 +116,11 @@ class StoreTx(Protocol):
         """Remove the events that carried these objects (an abandoned attempt's work)."""
         ...
 
+    async def prune_events(self, older_than: float, limit: int) -> int:
+        """Drop up to `limit` events older than that time (epoch seconds) of runs that are no
+        longer active; returns how many went."""
+        ...
+
     async def events_after(self, run_id: str, after_seq: int, limit: int) -> list[RunEvent]: ...
 
 

@@ -96,7 +96,10 @@ run_events = sa.Table(
     # The id of the object the event carries, so an abandoned attempt's events can be
     # found and withdrawn when another worker redoes that turn.
     sa.Column("object_id", sa.String(64), nullable=True),
+    # Epoch seconds, for pruning the logs of long-finished runs.
+    sa.Column("created_at", sa.Float(), nullable=False),
     sa.Column("data", Json, nullable=False),
     sa.Index("ix_run_events_run_seq", "run_id", "seq"),
+    sa.Index("ix_run_events_created_at", "created_at"),
     sa.Index("ix_run_events_thread", "thread_id"),
 )

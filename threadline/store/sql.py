@@ -6,6 +6,7 @@ LOCKED` is a no-op on SQLite, where a single connection serialises every transac
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -361,6 +362,7 @@ class SqlTx:
         if not events:
             return 0
         self.wakes.add(run_id)
+        now = time.time()
         # Sequence numbers are taken at insert but become visible at commit: holding the
         # run's row makes a run's events commit in sequence order, so a follower that has
         # read up to N can never later find an event numbered below N.
@@ -374,6 +376,7 @@ class SqlTx:
                     "thread_id": thread_id,
                     "event": e.event,
                     "object_id": e.data.get("id"),
+                    "created_at": now,
                     "data": e.data,
                 }
                 for e in events
@@ -388,6 +391,20 @@ class SqlTx:
                     run_events.c.run_id == run_id, run_events.c.object_id.in_(object_ids)
                 )
             )
+
+    async def prune_events(self, older_than: float, limit: int) -> int:
+        old = (
+            sa.select(run_events.c.seq)
+            .join(runs, runs.c.id == run_events.c.run_id)
+            .where(run_events.c.created_at < older_than)
+            .where(runs.c.status.not_in(ACTIVE_RUN_STATUSES))
+            .order_by(run_events.c.created_at)
+            .limit(limit)
+        )
+        seqs = list((await self.conn.execute(old)).scalars().all())
+        if seqs:
+            await self.conn.execute(run_events.delete().where(run_events.c.seq.in_(seqs)))
+        return len(seqs)
 
     async def events_after(self, run_id: str, after_seq: int, limit: int) -> list[RunEvent]:
         query = (

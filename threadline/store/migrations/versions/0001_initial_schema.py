@@ -78,9 +78,11 @@ def upgrade() -> None:
         sa.Column("thread_id", sa.String(64), nullable=False),
         sa.Column("event", sa.String(64), nullable=False),
         sa.Column("object_id", sa.String(64), nullable=True),
+        sa.Column("created_at", sa.Float(), nullable=False),
         sa.Column("data", Json, nullable=False),
     )
     op.create_index("ix_run_events_run_seq", "run_events", ["run_id", "seq"])
+    op.create_index("ix_run_events_created_at", "run_events", ["created_at"])
     op.create_index("ix_run_events_thread", "run_events", ["thread_id"])
 
 

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from conftest import ServerFactory, openai_client
+from support.live import ServerFactory, openai_client
 from support.server import ServerProcess
 
 WEATHER = {

@@ -1,0 +1,42 @@
+"""What tests share about live servers: their settings, databases and clients."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import openai
+
+from support.postgres import PostgresDatabases
+from support.server import ServerProcess
+
+# Fast polling and sweeping keep the suite quick; behaviour is the same at any setting.
+TEST_SERVER_ENV = {
+    "THREADLINE_PROVIDER_MAX_RETRIES": "2",
+    "THREADLINE_POLL_AFTER_MS": "20",
+    "THREADLINE_SWEEP_INTERVAL_SECONDS": "0.2",
+    "THREADLINE_SHUTDOWN_GRACE_SECONDS": "1",
+}
+BACKENDS = ["sqlite", "postgresql"]
+
+ServerFactory = Callable[..., ServerProcess]
+
+
+class Databases:
+    """Hands out a fresh database of the session's backend for each server."""
+
+    def __init__(self, backend: str, folder: Path):
+        self.backend = backend
+        self.folder = folder
+        self.postgres = PostgresDatabases()
+        self.count = 0
+
+    def new(self) -> str:
+        self.count += 1
+        if self.backend == "postgresql":
+            return self.postgres.create()
+        return f"sqlite:///{self.folder / f'threadline{self.count}.db'}"
+
+
+def openai_client(process: ServerProcess) -> openai.OpenAI:
+    return openai.OpenAI(base_url=process.base_url, api_key="test-key", max_retries=0)
