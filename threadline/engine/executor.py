@@ -1,9 +1,9 @@
 """The run loop: one model call per turn, recorded as run steps, until the run settles.
 
-A turn reads the run's context, calls the model, and commits what the model produced
-(a message, or tool calls that stop the run at `requires_action`) together with the
-run's new status in one transaction. A worker that dies mid-turn leaves nothing half
-written; the turn is simply done again by whoever takes the run over.
+A turn reads the run's context, streams the model's answer into the run's message or
+tool-call step as it comes (`TurnRecorder`), then settles that work together with the run's
+new status in one transaction. When a worker dies mid-turn, whoever takes the run over first
+withdraws what the dead worker had begun, then does the turn again.
 """
 
 from __future__ import annotations
