@@ -28,17 +28,21 @@ class Services:
     poll_after_ms: int
 
 
-def services(request: Request) -> Services:
+# Dependencies are `async def`: FastAPI runs plain `def` ones in a thread pool, a thread
+# switch per dependency per request for what is a dictionary lookup.
+
+
+async def services(request: Request) -> Services:
     found: Services = request.app.state.services
     return found
 
 
-def project(request: Request) -> str:
+async def project(request: Request) -> str:
     """`/v1` is the project `default`; Azure's project paths name theirs."""
     return str(request.path_params.get("project", DEFAULT_PROJECT))
 
 
-def page(
+async def page(
     limit: int = Query(20),
     order: str = Query("desc"),
     after: str | None = Query(None),

@@ -16,7 +16,7 @@ SUPPORTED_API_VERSIONS = ("v1",)
 PROJECT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
-def azure_request(
+async def azure_request(
     request: Request, api_version: str | None = Query(None, alias="api-version")
 ) -> None:
     supported = ", ".join(SUPPORTED_API_VERSIONS)

@@ -47,12 +47,7 @@ class RunExecutor:
         self.expiry_seconds = expiry_seconds
 
     async def execute(self, run: Obj) -> None:
-        """Carry a claimed run until it settles or waits for tool outputs."""
-        async with self.store.transaction() as tx:
-            started = await change_status(tx, run, RunStatus.IN_PROGRESS)
-        if started is None:
-            return
-        run = started
+        """Carry a started run until it settles or waits for tool outputs."""
         try:
             await self._turn(run)
         except _Superseded:
@@ -64,7 +59,7 @@ class RunExecutor:
             await self.fail(run["id"], "server_error", f"Internal error: {exc}")
 
     async def _turn(self, run: Obj) -> None:
-        async with self.store.transaction() as tx:
+        async with self.store.transaction(durable=False) as tx:
             steps = await _withdraw_abandoned_attempt(tx, run, await tx.steps_of_run(run["id"]))
             used = _usage_of(steps)
             limit_hit = self._limit_reached(run, used)
@@ -151,7 +146,7 @@ class RunExecutor:
                 ]
             },
         }
-        async with self.store.transaction() as tx:
+        async with self.store.transaction(durable=False) as tx:
             if recorder.message is not None:
                 await self._complete_message(tx, run, recorder, None, capped=False)
             await tx.replace_step(step)
@@ -168,7 +163,7 @@ class RunExecutor:
     async def _record_message(
         self, run: Obj, result: TurnResult, usage: Usage, capped: bool
     ) -> None:
-        async with self.store.transaction() as tx:
+        async with self.store.transaction(durable=False) as tx:
             await self._complete_message(tx, run, result.recorder, usage, capped)
             target = RunStatus.INCOMPLETE if capped else RunStatus.COMPLETED
             if not await self._finish(tx, run, target, "max_completion_tokens" if capped else None):
@@ -200,7 +195,7 @@ class RunExecutor:
         await emit(tx, run, "thread.run.step.completed", step)
 
     async def _settle(self, run: Obj, target: RunStatus, incomplete: str | None = None) -> None:
-        async with self.store.transaction() as tx:
+        async with self.store.transaction(durable=False) as tx:
             await self._finish(tx, run, target, incomplete)
 
     async def _finish(
@@ -213,7 +208,7 @@ class RunExecutor:
         return await change_status(tx, run, target, **fields) is not None
 
     async def fail(self, run_id: str, code: str, message: str) -> None:
-        async with self.store.transaction() as tx:
+        async with self.store.transaction(durable=False) as tx:
             run = await tx.get_run_by_id(run_id)
             if run is None or run["status"] != RunStatus.IN_PROGRESS.value:
                 return
@@ -230,7 +225,7 @@ class RunExecutor:
 
     async def finish_cancel(self, run_id: str) -> None:
         """Complete a cancel the API asked for while the run was being worked on."""
-        async with self.store.transaction() as tx:
+        async with self.store.transaction(durable=False) as tx:
             run = await tx.get_run_by_id(run_id)
             if run is None or run["status"] != RunStatus.CANCELLING.value:
                 return

@@ -30,7 +30,7 @@ class TurnRecorder:
         if not piece:
             return
         self.text += piece
-        async with self.store.transaction() as tx:
+        async with self.store.transaction(durable=False) as tx:
             if self.message is None:
                 await self.open_message(tx)
             assert self.message is not None
@@ -71,7 +71,7 @@ class TurnRecorder:
                 function["name"] = delta.name
             piece["function"] = function
             pieces.append(piece)
-        async with self.store.transaction() as tx:
+        async with self.store.transaction(durable=False) as tx:
             if self.tool_step is None:
                 self.tool_step = run_step(
                     self.run, "tool_calls", {"type": "tool_calls", "tool_calls": []}

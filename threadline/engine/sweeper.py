@@ -16,7 +16,7 @@ PRUNE_BATCH = 5000
 
 async def expire_overdue_runs(store: Store) -> list[str]:
     """Expire active runs past `expires_at`; returns their ids."""
-    async with store.transaction() as tx:
+    async with store.transaction(durable=False) as tx:
         expired: list[str] = []
         for run in await tx.runs_past_expiry(now(), BATCH):
             moved = await change_status(tx, run, RunStatus.EXPIRED)
@@ -35,7 +35,7 @@ async def recover_abandoned_runs(store: Store, *, everything: bool = False) -> i
     deadline = math.inf if everything else time.time()
     recovered = 0
     while True:
-        async with store.transaction() as tx:
+        async with store.transaction(durable=False) as tx:
             runs = await tx.runs_with_lapsed_lease(deadline, BATCH)
             for run in runs:
                 status = RunStatus(run["status"])
@@ -53,5 +53,5 @@ async def recover_abandoned_runs(store: Store, *, everything: bool = False) -> i
 async def prune_old_events(store: Store, retention_seconds: float) -> int:
     """Drop settled runs' events older than the retention period: runs, steps and messages
     stay; only the replayable stream of a long-settled run goes."""
-    async with store.transaction() as tx:
+    async with store.transaction(durable=False) as tx:
         return await tx.prune_events(time.time() - retention_seconds, PRUNE_BATCH)

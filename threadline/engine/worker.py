@@ -93,11 +93,17 @@ class Worker:
                     await asyncio.wait_for(queued.wait(), IDLE_POLL_SECONDS)
 
     async def _claim(self) -> Obj | None:
+        """Take the oldest queued run and start it, in one transaction."""
         lease_until = time.time() + self.settings.lease_seconds
-        async with self.store.transaction() as tx:
-            return await tx.claim_next_run(self.owner, lease_until)
+        async with self.store.transaction(durable=False) as tx:
+            run = await tx.claim_next_run(self.owner, lease_until)
+            if run is None:
+                return None
+            return await change_status(tx, run, RunStatus.IN_PROGRESS)
 
     async def _carry(self, run: Obj) -> None:
+        """Run the executor; a run it returns has settled or waits for outputs, and the
+        write that said so gave up the lease. Any other way out gives it up here."""
         run_id = run["id"]
         try:
             await self.executor.execute(run)
@@ -106,17 +112,22 @@ class Worker:
                 await asyncio.shield(self.executor.finish_cancel(run_id))
             else:
                 await asyncio.shield(self._hand_back(run_id))
+            await asyncio.shield(self._release(run_id))
             raise
+        except Exception:
+            log.exception("run %s: the executor failed", run_id)
+            await self._release(run_id)
         finally:
             self._cancel_requested.discard(run_id)
             self._tasks.pop(run_id, None)
-            with contextlib.suppress(Exception):
-                async with self.store.transaction() as tx:
-                    await tx.release_run(run_id, self.owner)
             self._wake.set()
 
+    async def _release(self, run_id: str) -> None:
+        async with self.store.transaction(durable=False) as tx:
+            await tx.release_run(run_id, self.owner)
+
     async def _hand_back(self, run_id: str) -> None:
-        async with self.store.transaction() as tx:
+        async with self.store.transaction(durable=False) as tx:
             run = await tx.get_run_by_id(run_id)
             if run is not None and run["status"] == RunStatus.IN_PROGRESS.value:
                 await change_status(tx, run, RunStatus.QUEUED)
@@ -132,7 +143,7 @@ class Worker:
 
     async def _upkeep(self) -> None:
         in_flight = list(self._tasks)
-        async with self.store.transaction() as tx:
+        async with self.store.transaction(durable=False) as tx:
             await tx.renew_leases(self.owner, in_flight, time.time() + self.settings.lease_seconds)
             cancelling = await tx.runs_in_status(in_flight, RunStatus.CANCELLING.value)
         for run_id in cancelling:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from threadline.domain.errors import Conflict, InvalidRequest
 from threadline.store.base import Obj, Page, PageRequest, RunEvent
+from threadline.store.engine import SqliteConnection
 from threadline.store.schema import (
     ACTIVE_RUN_STATUSES,
     assistants,
@@ -28,7 +29,7 @@ from threadline.store.signal import RUN_QUEUED
 
 
 class SqlTx:
-    def __init__(self, conn: AsyncConnection):
+    def __init__(self, conn: AsyncConnection | SqliteConnection):
         self.conn = conn
         # What readers to wake once this transaction commits: run ids, and RUN_QUEUED.
         self.wakes: set[str] = set()
