@@ -20,8 +20,8 @@ run: setup
 	$(BIN)/threadline serve --host $(HOST) --port $(PORT)
 
 lint: setup
-	$(BIN)/ruff check threadline tests
-	$(BIN)/ruff format --check threadline tests
+	$(BIN)/ruff check threadline tests bench
+	$(BIN)/ruff format --check threadline tests bench
 	$(BIN)/mypy threadline
 
 # The tests use the machine's PostgreSQL (127.0.0.1:5432, trust auth); start it if it is down.

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
 from threadline.api import assistants, runs, threads
 from threadline.api.auth import ApiKeyMiddleware
 from threadline.api.deps import Services
 from threadline.api.errors import install_error_handlers
-from threadline.api.projects import azure_request
+from threadline.api.projects import ProjectPaths
 from threadline.config import Settings
 from threadline.engine.worker import Worker
 from threadline.providers.registry import build_provider
@@ -50,9 +50,7 @@ def create_app(settings: Settings, *, with_worker: bool = True) -> FastAPI:
     install_error_handlers(app)
     for router in (assistants.router, runs.router, threads.router):
         app.include_router(router, prefix="/v1")
-        app.include_router(
-            router, prefix="/api/projects/{project}", dependencies=[Depends(azure_request)]
-        )
+    app.add_middleware(ProjectPaths)
     if settings.api_keys:
         app.add_middleware(ApiKeyMiddleware, keys=settings.api_keys)
 

@@ -9,14 +9,13 @@ from typing import Any
 from fastapi import Query, Request
 from starlette.responses import Response
 
+from threadline.api.projects import DEFAULT_PROJECT
 from threadline.service.assistants import AssistantService
 from threadline.service.messages import MessageService
 from threadline.service.pages import page_request
 from threadline.service.runs import RunService
 from threadline.service.threads import ThreadService
 from threadline.store.base import PageRequest
-
-DEFAULT_PROJECT = "default"
 
 
 @dataclass(frozen=True)
@@ -38,8 +37,8 @@ async def services(request: Request) -> Services:
 
 
 async def project(request: Request) -> str:
-    """`/v1` is the project `default`; Azure's project paths name theirs."""
-    return str(request.path_params.get("project", DEFAULT_PROJECT))
+    """`/v1` is the project `default`; Azure's project paths name theirs (`ProjectPaths`)."""
+    return str(getattr(request.state, "project", DEFAULT_PROJECT))
 
 
 async def page(

@@ -1,35 +1,63 @@
 """Azure AI Foundry project paths: `/api/projects/{project}/...` with `?api-version=`.
 
-A project is a namespace: what is created under one is invisible under another. `/v1`
-is the project `default`.
+A project is a namespace: what is created under one is invisible under another. `/v1` is
+the project `default`. Project paths are served by the `/v1` routes themselves: this
+middleware checks the api-version and the project name, notes the project in the request
+state and rewrites the path, so every route exists once.
 """
 
 from __future__ import annotations
 
 import re
+from urllib.parse import parse_qs
 
-from fastapi import Query, Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from threadline.domain.errors import InvalidRequest
+from threadline.api.errors import error_response
 
 SUPPORTED_API_VERSIONS = ("v1",)
 PROJECT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+PREFIX = "/api/projects/"
+DEFAULT_PROJECT = "default"
 
 
-async def azure_request(
-    request: Request, api_version: str | None = Query(None, alias="api-version")
-) -> None:
-    supported = ", ".join(SUPPORTED_API_VERSIONS)
-    if api_version not in SUPPORTED_API_VERSIONS:
-        given = "no api-version" if api_version is None else f"api-version '{api_version}'"
-        raise InvalidRequest(
+class ProjectPaths:
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
+            await self.app(scope, receive, send)
+            return
+        project, _, rest = scope["path"][len(PREFIX) :].partition("/")
+        problem = _problem(project, scope["query_string"])
+        if problem is not None:
+            message, param, code = problem
+            await error_response(400, message, "invalid_request_error", param, code)(
+                scope, receive, send
+            )
+            return
+        path = f"/v1/{rest}"
+        state = {**scope.get("state", {}), "project": project}
+        scope = {**scope, "path": path, "raw_path": path.encode(), "state": state}
+        await self.app(scope, receive, send)
+
+
+def _problem(project: str, query_string: bytes) -> tuple[str, str, str | None] | None:
+    versions = parse_qs(query_string.decode("latin-1")).get("api-version", [])
+    version = versions[0] if versions else None
+    if version not in SUPPORTED_API_VERSIONS:
+        given = "no api-version" if version is None else f"api-version '{version}'"
+        supported = ", ".join(SUPPORTED_API_VERSIONS)
+        return (
             f"Unsupported {given}; supported versions: {supported}.",
-            param="api-version",
-            code="unsupported_api_version",
+            "api-version",
+            "unsupported_api_version",
         )
-    name = request.path_params.get("project", "")
-    if not PROJECT_NAME.match(name):
-        raise InvalidRequest(
-            f"Invalid project name '{name}': use letters, digits, '_', '.' and '-'.",
-            param="project",
+    if not PROJECT_NAME.match(project):
+        return (
+            f"Invalid project name '{project}': use letters, digits, '_', '.' and '-'.",
+            "project",
+            None,
         )
+    return None

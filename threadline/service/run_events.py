@@ -40,7 +40,7 @@ async def follow_run(
     with store.signal.subscribe(run_id) as woken:
         while True:
             woken.clear()
-            async with store.transaction() as tx:
+            async with store.transaction(durable=False) as tx:  # reads only
                 events = await tx.events_after(run_id, cursor, BATCH)
                 if not events:
                     run = await tx.get_run_by_id(run_id)

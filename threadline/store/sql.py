@@ -364,10 +364,14 @@ class SqlTx:
             return 0
         self.wakes.add(run_id)
         now = time.time()
-        # Sequence numbers are taken at insert but become visible at commit: holding the
-        # run's row makes a run's events commit in sequence order, so a follower that has
-        # read up to N can never later find an event numbered below N.
-        await self.conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id).with_for_update())
+        if not isinstance(self.conn, SqliteConnection):
+            # Sequence numbers are taken at insert but become visible at commit: holding the
+            # run's row makes a run's events commit in sequence order, so a follower that
+            # has read up to N can never later find an event numbered below N. (SQLite has
+            # one writer at a time: there, they always do.)
+            await self.conn.execute(
+                sa.select(runs.c.id).where(runs.c.id == run_id).with_for_update()
+            )
         query = run_events.insert().returning(run_events.c.seq, sort_by_parameter_order=True)
         rows = await self.conn.execute(
             query,

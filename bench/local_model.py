@@ -1,0 +1,218 @@
+"""6. The embedded local model: a run's wall time against llama-cpp-python used directly.
+
+The server runs with no upstream, so SmolLM2-135M-Instruct answers through llama.cpp in the
+server process. The direct side loads the same GGUF with the same settings the provider uses
+(`n_ctx` 8192, every CPU, greedy decoding with llama.cpp's classic repetition penalty) in this
+process and generates for the same prompt tokens with `Llama.generate`. Both sides alternate,
+each while the other is idle.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from bench.common import (
+    Figure,
+    Section,
+    ThreadlineServer,
+    at_most,
+    create_assistant,
+    expect,
+    http_client,
+    ms,
+    p50,
+)
+from bench.harness import Bench
+from bench.overhead import streamed_run
+from threadline.providers.base import ChatRequest
+from threadline.providers.local_grammar import plan_request
+from threadline.providers.local_llama import (
+    DEFAULT_TEMPERATURE,
+    DEFAULT_TOP_P,
+    REPEAT_PENALTY,
+    bundled_model_path,
+)
+
+TARGET_PERCENT = 5.0
+INSTRUCTIONS = "You are a helpful assistant."
+PROMPT = "Write a long story about a robot who learns to paint."
+ENDINGS = ("thread.run.completed", "thread.run.incomplete")
+
+
+class Direct:
+    """llama-cpp-python on its own, set up and prompted as the provider does it.
+
+    The same `Llama` settings, the GGUF's own chat template through the same formatter, the
+    same tokenisation flags, and `Llama.generate` with the same sampling, stopping at the
+    end-of-generation token or `max_tokens`, detokenising each token as it comes: the work
+    the provider does for a reply, with no service around it.
+    """
+
+    def __init__(self) -> None:
+        import llama_cpp
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        threads = os.cpu_count() or 1
+        self.llm = llama_cpp.Llama(
+            model_path=str(bundled_model_path()),
+            n_ctx=8192,
+            n_threads=threads,
+            n_threads_batch=threads,
+            verbose=False,
+        )
+        self.vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
+        self.is_end = llama_cpp.llama_vocab_is_eog
+
+        def special(token: int) -> str:
+            return self.llm.detokenize([token], special=True).decode() if token >= 0 else ""
+
+        self.formatter = Jinja2ChatFormatter(
+            template=self.llm.metadata["tokenizer.chat_template"],
+            eos_token=special(self.llm.token_eos()),
+            bos_token=special(self.llm.token_bos()),
+        )
+        request = ChatRequest(
+            model="smollm2",
+            messages=[
+                {"role": "system", "content": INSTRUCTIONS},
+                {"role": "user", "content": PROMPT},
+            ],
+        )
+        self.messages: list[Any] = plan_request(request).messages
+
+    def generate(self, max_tokens: int) -> tuple[float, int, int]:
+        """(wall time, prompt tokens, completion tokens) of one reply."""
+        started = time.perf_counter()
+        formatted = self.formatter(messages=self.messages)
+        prompt = self.llm.tokenize(
+            formatted.prompt.encode("utf-8"), add_bos=not formatted.added_special, special=True
+        )
+        produced = 0
+        tokens = self.llm.generate(
+            prompt,
+            temp=DEFAULT_TEMPERATURE,
+            top_p=DEFAULT_TOP_P,
+            top_k=0,
+            min_p=0.0,
+            repeat_penalty=REPEAT_PENALTY,
+        )
+        try:
+            for token in tokens:
+                if self.is_end(self.vocab, token):
+                    break
+                produced += 1
+                self.llm.detokenize([token])
+                if produced >= max_tokens:
+                    break
+        finally:
+            tokens.close()
+        return time.perf_counter() - started, len(prompt), produced
+
+    def close(self) -> None:
+        self.llm.close()
+
+
+async def measure(bench: Bench) -> Section:
+    size = bench.size
+    tokens = size.local_tokens
+    section = Section("local_model", "6. Local model")
+    section.method = [
+        f"One run: system `{INSTRUCTIONS}`, user `{PROMPT}`, `max_completion_tokens={tokens}`"
+        " (the story never ends sooner, so every reply is exactly that long and the run ends"
+        " `incomplete`), created with `stream: true` on a thread that already holds the"
+        " message; wall time from sending the request to receiving the run's final event.",
+        "Direct: the same GGUF loaded with the same settings in the harness process; the same"
+        " messages through the GGUF's chat template and tokeniser as the provider does it, then"
+        " `Llama.generate` with the same sampling (temperature 0, top_p 1, top_k 0, min_p 0,"
+        f" repeat penalty {REPEAT_PENALTY}) for {tokens} tokens, detokenising each.",
+        f"{size.local_samples} samples of each, alternating, after one warm-up of each (which"
+        " loads the model); overhead = (p50 run - p50 direct) ÷ p50 direct.",
+    ]
+    direct = Direct()
+    try:
+        with ThreadlineServer(bench.sqlite_url("local"), bench.workdir, model_url=None) as server:
+            async with http_client(server.url) as client:
+                assistant = await create_assistant(client, "smollm2", INSTRUCTIONS)
+                runs: list[float] = []
+                loop_cpus: list[float] = []
+                directs: list[float] = []
+                run_tokens: set[int] = set()
+                direct_tokens: set[int] = set()
+                for index in range(size.local_samples + 1):
+                    thread = expect(
+                        await client.post(
+                            "/v1/threads",
+                            json={"messages": [{"role": "user", "content": PROMPT}]},
+                        ),
+                        "create thread",
+                    )
+                    body = {"assistant_id": assistant, "max_completion_tokens": tokens}
+                    loop_cpu = server.main_thread_cpu_seconds()
+                    started, events = await streamed_run(client, thread["id"], body)
+                    loop_cpu = server.main_thread_cpu_seconds() - loop_cpu
+                    ends = [e for e in events if e.event in ENDINGS]
+                    if not ends:
+                        raise RuntimeError(f"run did not end: {[e.event for e in events][-3:]}")
+                    final = ends[0]
+                    usage = final.json()["usage"]
+                    elapsed, prompt_tokens, completion = direct.generate(tokens)
+                    if index == 0:
+                        continue
+                    runs.append(final.received - started)
+                    loop_cpus.append(loop_cpu)
+                    run_tokens.add(int(usage["completion_tokens"]))
+                    directs.append(elapsed)
+                    direct_tokens.add(completion)
+                    section.notes.append(
+                        f"Sample {index}: run {ms(runs[-1]):.0f} ms"
+                        f" ({usage['prompt_tokens']} prompt + {usage['completion_tokens']}"
+                        f" completion tokens), direct {ms(elapsed):.0f} ms ({prompt_tokens} +"
+                        f" {completion} tokens)."
+                    )
+    finally:
+        direct.close()
+    run_p50, direct_p50 = p50(runs), p50(directs)
+    percent = (run_p50 - direct_p50) / direct_p50 * 100
+    section.add(
+        Figure(
+            f"Run wall time, {tokens} tokens, p50",
+            ms(run_p50),
+            "ms",
+            floor=f"{ms(direct_p50):.0f} ms (llama-cpp-python directly)",
+            digits=0,
+        )
+    )
+    headline = section.add(
+        Figure(
+            "Local model overhead",
+            percent,
+            "%",
+            floor="0 %",
+            target=f"≤ {TARGET_PERCENT:g} %",
+            ok=at_most(percent, TARGET_PERCENT),
+            digits=1,
+        )
+    )
+    section.add(
+        Figure(
+            "Server event-loop thread CPU per run, p50",
+            ms(p50(loop_cpus)),
+            "ms",
+            floor="0 ms (generation runs in its own threads)",
+            digits=0,
+        )
+    )
+    if run_tokens != direct_tokens:
+        section.notes.append(
+            f"Completion tokens differ: run {sorted(run_tokens)}, direct {sorted(direct_tokens)}."
+        )
+    if headline.ok is False:
+        section.notes.append(
+            f"Target missed. Beside the generation, the server's event-loop thread uses"
+            f" {ms(p50(loop_cpus)):.0f} ms of CPU per run ({ms(p50(loop_cpus)) / tokens:.1f} ms"
+            " per token), on the 2 cores llama.cpp's threads also use. The profile is in the"
+            " issue note."
+        )
+    return section

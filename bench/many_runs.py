@@ -1,0 +1,177 @@
+"""5. Many runs in flight: a burst of `POST /v1/threads/runs` against a slow model.
+
+Completion is watched in the server's SQLite file itself (a WAL reader blocks no writer), so
+watching adds no HTTP load to the server under test; a run counts as complete once its
+`completed` status is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from contextlib import closing
+from pathlib import Path
+
+from bench.common import (
+    Figure,
+    Section,
+    ThreadlineServer,
+    at_most,
+    create_assistant,
+    expect,
+    http_client,
+    ms,
+    p95,
+    turn,
+)
+from bench.harness import Bench
+
+SECONDS_TARGET = 3.0
+RSS_TARGET_MB = 500.0
+WATCH_EVERY = 0.01
+
+
+def _statuses(path: Path) -> dict[str, int]:
+    with closing(sqlite3.connect(path, timeout=30)) as connection:
+        rows = connection.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall()
+    return {str(status): int(n) for status, n in rows}
+
+
+async def _burst(
+    server: ThreadlineServer, path: Path, assistant: str, count: int, limit: float
+) -> tuple[float, float, list[float], dict[str, int]]:
+    """Start `count` runs at once; (all accepted after, all complete after, POST latencies,
+    final statuses). Raises if they do not all complete within `limit` seconds."""
+    before = _statuses(path).get("completed", 0)
+    latencies: list[float] = []
+    body = {"assistant_id": assistant, "thread": {"messages": [{"role": "user", "content": "go"}]}}
+
+    async with http_client(server.url, connections=count) as client:
+
+        async def start_one() -> None:
+            sent = time.perf_counter()
+            expect(await client.post("/v1/threads/runs", json=body), "create thread and run")
+            latencies.append(time.perf_counter() - sent)
+
+        started = time.perf_counter()
+        posting = asyncio.gather(*(start_one() for _ in range(count)))
+        accepted = done = None
+        statuses: dict[str, int] = {}
+        while done is None:
+            if accepted is None and posting.done():
+                await posting  # raises what a failed POST raised
+                accepted = time.perf_counter() - started
+            statuses = _statuses(path)
+            finished = statuses.get("completed", 0) - before
+            if finished >= count:
+                done = time.perf_counter() - started
+                break
+            if statuses.get("failed", 0) or statuses.get("expired", 0):
+                raise RuntimeError(f"runs failed: {statuses}; {server.log_tail()}")
+            if time.perf_counter() - started > limit:
+                raise RuntimeError(f"not complete after {limit:.0f} s: {statuses}")
+            await asyncio.sleep(WATCH_EVERY)
+        await posting
+        if accepted is None:
+            accepted = time.perf_counter() - started
+    return accepted, done, latencies, statuses
+
+
+async def _one_configuration(
+    bench: Bench, concurrency: int | None, section: Section
+) -> tuple[float, float, float, float]:
+    """(complete after, accepted after, peak RSS MB, idle RSS MB) for one worker setting."""
+    size = bench.size
+    count, delay = size.many_runs, size.many_runs_model_seconds
+    slow = f"slow-{time.time_ns()}"
+    bench.model.script(slow, "done", delay=delay, repeat=count)
+    env = {} if concurrency is None else {"THREADLINE_WORKER_CONCURRENCY": str(concurrency)}
+    path = bench.sqlite_path("many-runs")
+    with ThreadlineServer(
+        f"sqlite:///{path}", bench.workdir, model_url=bench.model.base_url, env=env
+    ) as server:
+        async with http_client(server.url) as client:
+            warm = await create_assistant(client, f"instant-{time.time_ns()}")
+            for _ in range(size.warmup):
+                await turn(client, warm)
+            assistant = await create_assistant(client, slow)
+        idle = server.rss_mb() or 0.0
+        server_cpu, model_cpu = server.cpu_seconds(), bench.model.cpu_seconds()
+        loop_cpu = server.main_thread_cpu_seconds()
+        limit = 60.0 + 3 * count * delay / (concurrency or 256)
+        accepted, done, latencies, _ = await _burst(server, path, assistant, count, limit)
+        peak = server.peak_rss_mb() or 0.0
+        server_cpu = server.cpu_seconds() - server_cpu
+        loop_cpu = server.main_thread_cpu_seconds() - loop_cpu
+        model_cpu = bench.model.cpu_seconds() - model_cpu
+    setting = f"{concurrency}" if concurrency is not None else "256 (the default)"
+    section.notes.append(
+        f"Worker concurrency {setting}: all {count:,} POSTs answered after {accepted:.2f} s"
+        f" (POST p95 {ms(p95(latencies)):.0f} ms); all runs completed after {done:.2f} s;"
+        f" CPU used meanwhile: server {server_cpu:.1f} s ({ms(server_cpu / count):.0f} ms per run;"
+        f" its event-loop thread alone {loop_cpu:.1f} s), scripted model server {model_cpu:.1f} s"
+        " (on the same 2 cores)."
+    )
+    return done, accepted, peak, idle
+
+
+async def measure(bench: Bench) -> Section:
+    size = bench.size
+    count, delay = size.many_runs, size.many_runs_model_seconds
+    section = Section("many_runs", "5. Many runs in flight")
+    section.method = [
+        f"{count:,} `POST /v1/threads/runs` (each a new thread with one message) sent at once on"
+        f" {count:,} connections to one `threadline serve` process (SQLite, embedded worker);"
+        f" the model (scripted, `Reply(delay={delay:g})`) takes {delay:g} s per run.",
+        "Time until all complete: from the first POST until the last run's `completed` status is"
+        f" committed (watched in the database every {ms(WATCH_EVERY):.0f} ms).",
+        "Peak RSS: VmHWM of the server process from `/proc/<pid>/status`, read after the burst"
+        " (the server started fresh for it); the reference is its RSS when idle just before.",
+        f"With THREADLINE_WORKER_CONCURRENCY={count} (one process may then carry every run at"
+        " once), and with the default of 256.",
+    ]
+    label = f"{count:,} runs of {delay:g} s: all complete after"
+    done, _, peak, idle = await _one_configuration(bench, count, section)
+    seconds_target = SECONDS_TARGET * delay / 2.0
+    burst = section.add(
+        Figure(
+            label + f" (worker concurrency {count})",
+            done,
+            "s",
+            floor=f"{delay:g} s (the model's own time)",
+            target=f"≤ {seconds_target:g} s",
+            ok=at_most(done, seconds_target),
+            digits=2,
+        )
+    )
+    section.add(
+        Figure(
+            f"Peak RSS of the server, {count:,} runs in flight",
+            peak,
+            "MB",
+            floor=f"{idle:.0f} MB (idle, before)",
+            target=f"≤ {RSS_TARGET_MB:.0f} MB",
+            ok=at_most(peak, RSS_TARGET_MB),
+            digits=0,
+        )
+    )
+    if count > 256:
+        done_default, _, peak_default, _ = await _one_configuration(bench, None, section)
+        section.add(
+            Figure(
+                label + " (default worker concurrency 256)",
+                done_default,
+                "s",
+                floor=f"{delay * -(-count // 256):g} s ({-(-count // 256)} waves of 256)",
+                digits=2,
+            )
+        )
+        section.add(Figure("Peak RSS, default worker concurrency", peak_default, "MB", digits=0))
+    if burst.ok is False:
+        section.notes.append(
+            "Target missed. The burst is bound by the server's CPU (see the CPU figures above:"
+            " the model waits, the server works), not by the number of runs it lets into"
+            " flight. The profile is in the issue note."
+        )
+    return section
