@@ -13,6 +13,7 @@ from openai.types.beta.threads.runs import ToolCall as StepToolCall
 from openai.types.beta.threads.runs import ToolCallDelta
 from support.scripted_model import CallTools, Fail, Reply, ScriptedModelServer, ToolCall
 from support.server import ServerProcess
+from support.sse import parse_sse
 from support.waiting import wait_for_run, wait_until
 
 WEATHER = {
@@ -222,20 +223,7 @@ def test_cancel_mid_stream(
 
 
 def _sse(response: httpx.Response) -> list[tuple[int, str, str]]:
-    """(id, event, data) for each event with an id, in order; stops at `done`."""
-    events: list[tuple[int, str, str]] = []
-    fields: dict[str, str] = {}
-    for line in response.iter_lines():
-        if line:
-            name, _, value = line.partition(": ")
-            fields[name] = value
-            continue
-        if fields.get("event") == "done":
-            break
-        if "id" in fields:
-            events.append((int(fields["id"]), fields["event"], fields["data"]))
-        fields = {}
-    return events
+    return parse_sse(response.iter_lines())
 
 
 def test_reconnecting_with_last_event_id_gives_exactly_the_missing_events(

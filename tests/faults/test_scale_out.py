@@ -17,6 +17,7 @@ from support.live import TEST_SERVER_ENV, openai_client
 from support.postgres import PostgresDatabases
 from support.scripted_model import Reply, ScriptedModelServer
 from support.server import ServerProcess
+from support.sse import parse_sse
 from support.waiting import wait_for_run, wait_until
 
 ANSWER = "one two three four five"
@@ -38,20 +39,9 @@ def cluster(tmp_path: Path, scripted_model: ScriptedModelServer) -> Iterator[Clu
 
 def _events(api: ServerProcess, thread_id: str, run_id: str) -> list[tuple[int, str, dict]]:
     url = f"{api.base_url}/threads/{thread_id}/runs/{run_id}/events"
-    events: list[tuple[int, str, dict]] = []
     with httpx.stream("GET", url, timeout=60) as response:
-        fields: dict[str, str] = {}
-        for line in response.iter_lines():
-            if line:
-                name, _, value = line.partition(": ")
-                fields[name] = value
-                continue
-            if fields.get("event") == "done":
-                break
-            if "id" in fields:
-                events.append((int(fields["id"]), fields["event"], json.loads(fields["data"])))
-            fields = {}
-    return events
+        events = parse_sse(response.iter_lines())
+    return [(seq, name, json.loads(data)) for seq, name, data in events]
 
 
 async def _leases(database_url: str) -> dict[str, int]:
@@ -134,23 +124,12 @@ def test_many_api_processes_and_workers_stream_every_run_in_order(
             "thread": {"messages": [{"role": "user", "content": f"q{index}"}]},
             "stream": True,
         }
-        events: list[tuple[str, dict]] = []
-        seqs: list[int] = []
         async with http.stream("POST", f"{api.base_url}/threads/runs", json=body) as response:
             assert response.status_code == 200
-            fields: dict[str, str] = {}
-            async for line in response.aiter_lines():
-                if line:
-                    name, _, value = line.partition(": ")
-                    fields[name] = value
-                    continue
-                if fields.get("event") == "done":
-                    break
-                seqs.append(int(fields["id"]))
-                events.append((fields["event"], json.loads(fields["data"])))
-                fields = {}
+            events = parse_sse([line async for line in response.aiter_lines()])
+        seqs = [seq for seq, _, _ in events]
         assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
-        return events
+        return [(name, json.loads(data)) for _, name, data in events]
 
     async def stream_all() -> list[list[tuple[str, dict]]]:
         limits = httpx.Limits(max_connections=400)
