@@ -187,12 +187,16 @@ class RunExecutor:
         else:
             message.update(status="completed", completed_at=now())
         await tx.replace_message(message)
-        await emit(tx, run, f"thread.message.{message['status']}", message)
         step.update(status="completed", completed_at=now())
         if usage is not None:
             step["usage"] = _usage_dict(usage)
         await tx.replace_step(step)
-        await emit(tx, run, "thread.run.step.completed", step)
+        await emit(
+            tx,
+            run,
+            (f"thread.message.{message['status']}", message),
+            ("thread.run.step.completed", step),
+        )
 
     async def _settle(self, run: Obj, target: RunStatus, incomplete: str | None = None) -> None:
         async with self.store.transaction(durable=False) as tx:

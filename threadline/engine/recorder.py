@@ -39,7 +39,7 @@ class TurnRecorder:
                 "object": "thread.message.delta",
                 "delta": {"content": [{"index": 0, **text_content(piece)}]},
             }
-            await emit(tx, self.run, "thread.message.delta", delta)
+            await emit(tx, self.run, ("thread.message.delta", delta))
 
     async def open_message(self, tx: StoreTx) -> None:
         """Create the run's message, empty and `in_progress`, with its step."""
@@ -51,9 +51,14 @@ class TurnRecorder:
         )
         await tx.insert_messages(self.run["thread_id"], [self.message])
         await tx.insert_step(self.message_step)
-        await _announce_step(tx, self.run, self.message_step)
-        await emit(tx, self.run, "thread.message.created", self.message)
-        await emit(tx, self.run, "thread.message.in_progress", self.message)
+        await emit(
+            tx,
+            self.run,
+            ("thread.run.step.created", self.message_step),
+            ("thread.run.step.in_progress", self.message_step),
+            ("thread.message.created", self.message),
+            ("thread.message.in_progress", self.message),
+        )
 
     async def add_tool_calls(self, deltas: tuple[ToolCallDelta, ...]) -> None:
         pieces: list[Obj] = []
@@ -77,13 +82,18 @@ class TurnRecorder:
                     self.run, "tool_calls", {"type": "tool_calls", "tool_calls": []}
                 )
                 await tx.insert_step(self.tool_step)
-                await _announce_step(tx, self.run, self.tool_step)
+                await emit(
+                    tx,
+                    self.run,
+                    ("thread.run.step.created", self.tool_step),
+                    ("thread.run.step.in_progress", self.tool_step),
+                )
             delta_event = {
                 "id": self.tool_step["id"],
                 "object": "thread.run.step.delta",
                 "delta": {"step_details": {"type": "tool_calls", "tool_calls": pieces}},
             }
-            await emit(tx, self.run, "thread.run.step.delta", delta_event)
+            await emit(tx, self.run, ("thread.run.step.delta", delta_event))
 
     def final_calls(self) -> list[Obj]:
         return [
@@ -94,8 +104,3 @@ class TurnRecorder:
             }
             for _, call in sorted(self.calls.items())
         ]
-
-
-async def _announce_step(tx: StoreTx, run: Obj, step: Obj) -> None:
-    await emit(tx, run, "thread.run.step.created", step)
-    await emit(tx, run, "thread.run.step.in_progress", step)

@@ -15,9 +15,12 @@ from threadline.store.base import Obj, PageRequest, RunEvent, StoreTx
 OPEN_WORK = PageRequest(limit=100, order="desc")
 
 
-async def emit(tx: StoreTx, run: Obj, event: str, data: Obj) -> int:
-    """Append one event to the run's log; returns its sequence number."""
-    return await tx.append_events(run["id"], run["thread_id"], [RunEvent(event, data)])
+async def emit(tx: StoreTx, run: Obj, *events: tuple[str, Obj]) -> int:
+    """Append events, `(name, data)` in order, to the run's log in one statement; returns
+    the sequence number of the last."""
+    return await tx.append_events(
+        run["id"], run["thread_id"], [RunEvent(name, data) for name, data in events]
+    )
 
 
 async def change_status(tx: StoreTx, run: Obj, target: RunStatus, **fields: Any) -> Obj | None:
@@ -32,7 +35,7 @@ async def change_status(tx: StoreTx, run: Obj, target: RunStatus, **fields: Any)
         updated["expires_at"] = None
     if not await tx.replace_run(updated, expected_status=move.source.value):
         return None
-    await emit(tx, updated, move.event, updated)
+    await emit(tx, updated, (move.event, updated))
     return updated
 
 
@@ -51,7 +54,7 @@ async def close_open_work(tx: StoreTx, run: Obj, status: str) -> None:
             incomplete_details={"reason": _MESSAGE_REASONS[status]},
         )
         await tx.replace_message(message)
-        await emit(tx, run, "thread.message.incomplete", message)
+        await emit(tx, run, ("thread.message.incomplete", message))
     stamp = {"cancelled": "cancelled_at", "expired": "expired_at", "failed": "failed_at"}[status]
     for step in await tx.steps_of_run(run["id"]):
         if step["status"] != "in_progress":
@@ -60,4 +63,4 @@ async def close_open_work(tx: StoreTx, run: Obj, status: str) -> None:
         if status == "failed":
             step["last_error"] = run.get("last_error")
         await tx.replace_step(step)
-        await emit(tx, run, f"thread.run.step.{status}", step)
+        await emit(tx, run, (f"thread.run.step.{status}", step))

@@ -123,7 +123,7 @@ class RunService:
                     call["function"]["output"] = outputs[call["id"]]
             step.update(status="completed", completed_at=now())
             await tx.replace_step(step)
-            first_seq = await emit(tx, run, "thread.run.step.completed", step)
+            first_seq = await emit(tx, run, ("thread.run.step.completed", step))
             updated = await change_status(tx, run, RunStatus.QUEUED)
             if updated is None:
                 raise Conflict(f"Run {run_id} changed while outputs were submitted; try again.")
@@ -210,10 +210,8 @@ class RunService:
         self, tx: StoreTx, project: str, run: Obj, created_thread: Obj | None = None
     ) -> None:
         await tx.insert_run(project, run)
-        if created_thread is not None:
-            await emit(tx, run, "thread.created", created_thread)
-        await emit(tx, run, "thread.run.created", run)
-        await emit(tx, run, "thread.run.queued", run)
+        announced = [("thread.created", created_thread)] if created_thread is not None else []
+        await emit(tx, run, *announced, ("thread.run.created", run), ("thread.run.queued", run))
 
 
 def _check_options(request: RunOptions) -> None:
