@@ -15,6 +15,7 @@ import httpx
 import openai
 import pytest
 from openai.types.beta import Assistant
+from support.errors import assert_error_body, sdk_error
 from support.server import ServerProcess
 
 FUNCTION_TOOL: dict[str, Any] = {
@@ -75,25 +76,6 @@ def raw_assistant(client: openai.OpenAI, assistant_id: str) -> dict[str, Any]:
     response = client.beta.assistants.with_raw_response.retrieve(assistant_id)
     body: dict[str, Any] = response.http_response.json()
     return body
-
-
-def assert_error_body(body: Any, status: int, response_status: int) -> dict[str, Any]:
-    assert response_status == status
-    assert isinstance(body, dict) and set(body) == {"error"}
-    error = body["error"]
-    assert set(error) == {"message", "type", "param", "code"}
-    assert isinstance(error["message"], str) and error["message"]
-    assert error["type"] == "invalid_request_error"
-    assert error["param"] is None or isinstance(error["param"], str)
-    assert error["code"] is None or isinstance(error["code"], str)
-    return dict(error)
-
-
-def sdk_error(exc: openai.APIStatusError, status: int) -> dict[str, Any]:
-    """Check an SDK exception's body; returns the inner `error` object."""
-    error = assert_error_body(exc.response.json(), status, exc.status_code)
-    assert exc.body == error  # the SDK hands users the inner object
-    return error
 
 
 def http_error(response: httpx.Response, status: int) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import httpx
 import openai
 import pytest
 from openai.types.beta.threads import Message
+from support.errors import assert_error_body, sdk_error
 from support.server import ServerProcess
 
 MESSAGE_KEYS = {
@@ -69,24 +70,6 @@ def raw_messages(client: openai.OpenAI, thread_id: str) -> list[dict[str, Any]]:
     assert body["has_more"] is False
     data: list[dict[str, Any]] = body["data"]
     return data
-
-
-def assert_error_body(body: Any, status: int, response_status: int) -> dict[str, Any]:
-    assert response_status == status
-    assert isinstance(body, dict) and set(body) == {"error"}
-    error = body["error"]
-    assert set(error) == {"message", "type", "param", "code"}
-    assert isinstance(error["message"], str) and error["message"]
-    assert error["type"] == "invalid_request_error"
-    assert error["param"] is None or isinstance(error["param"], str)
-    assert error["code"] is None or isinstance(error["code"], str)
-    return dict(error)
-
-
-def sdk_error(exc: openai.APIStatusError, status: int) -> dict[str, Any]:
-    error = assert_error_body(exc.response.json(), status, exc.status_code)
-    assert exc.body == error
-    return error
 
 
 def http_error(response: httpx.Response, status: int) -> dict[str, Any]:
