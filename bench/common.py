@@ -6,8 +6,6 @@ import asyncio
 import json
 import math
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -35,6 +33,10 @@ def use_test_support() -> None:
     if str(TESTS) not in sys.path:
         sys.path.insert(0, str(TESTS))
 
+
+use_test_support()
+from support.server import free_port as free_port  # noqa: E402
+from support.server import stop_gracefully  # noqa: E402
 
 # -- sizes ---------------------------------------------------------------------------------
 
@@ -207,12 +209,6 @@ def at_least(value: float, limit: float) -> bool:
 # -- processes -------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _proc_status(pid: int, key: str) -> int | None:
     """A `/proc/<pid>/status` size line (VmRSS, VmHWM), in kB."""
     try:
@@ -288,13 +284,8 @@ class Child:
         return _cpu_seconds(self.pid, self.pid) or 0.0
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_gracefully(self.process)
         self.process = None
 
     def __enter__(self) -> Self:

@@ -8,7 +8,7 @@ import httpx
 import openai
 from openai import AssistantEventHandler
 from openai.types.beta import AssistantStreamEvent
-from openai.types.beta.threads import Message, Text, TextDelta
+from openai.types.beta.threads import Message, Run, Text, TextDelta
 from openai.types.beta.threads.runs import ToolCall as StepToolCall
 from openai.types.beta.threads.runs import ToolCallDelta
 from support.scripted_model import CallTools, Fail, Reply, ScriptedModelServer, ToolCall
@@ -68,6 +68,19 @@ REPLY_EVENTS = [
 ]
 
 
+def _stream_run(
+    client: openai.OpenAI, thread_id: str, assistant_id: str
+) -> tuple[Recorder, Run, list[Message]]:
+    """Stream a new run to its end through an event handler, as SDK users do."""
+    handler = Recorder()
+    with client.beta.threads.runs.stream(
+        thread_id=thread_id, assistant_id=assistant_id, event_handler=handler
+    ) as stream:
+        stream.until_done()
+        messages = stream.get_final_messages() if handler.messages_done else []
+        return handler, stream.get_final_run(), messages
+
+
 def _assistant_and_thread(client: openai.OpenAI, model: str, **fields: object) -> tuple[str, str]:
     assistant = client.beta.assistants.create(model=model, **fields)  # type: ignore[arg-type]
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "hello"}])
@@ -79,13 +92,8 @@ def test_a_streamed_reply_in_order(
 ) -> None:
     scripted_model.script(model_name, Reply("Hello there, friend."))
     assistant_id, thread_id = _assistant_and_thread(client, model_name)
-    handler = Recorder()
 
-    with client.beta.threads.runs.stream(
-        thread_id=thread_id, assistant_id=assistant_id, event_handler=handler
-    ) as stream:
-        stream.until_done()
-        final = stream.get_final_messages()
+    handler, _, final = _stream_run(client, thread_id, assistant_id)
 
     assert handler.events == [
         "thread.run.created",
@@ -131,13 +139,8 @@ def test_function_calling_round_trip_streamed(
         Reply("Warm and cold"),
     )
     assistant_id, thread_id = _assistant_and_thread(client, model_name, tools=[WEATHER])
-    first = Recorder()
 
-    with client.beta.threads.runs.stream(
-        thread_id=thread_id, assistant_id=assistant_id, event_handler=first
-    ) as stream:
-        stream.until_done()
-        run = stream.get_final_run()
+    first, run, _ = _stream_run(client, thread_id, assistant_id)
 
     assert first.events[-1] == "thread.run.requires_action"
     assert "thread.run.step.delta" in first.events
@@ -180,13 +183,8 @@ def test_a_failed_run_streams_its_failure(
 ) -> None:
     scripted_model.script(model_name, *[Fail(500, "model exploded")] * 3)
     assistant_id, thread_id = _assistant_and_thread(client, model_name)
-    handler = Recorder()
 
-    with client.beta.threads.runs.stream(
-        thread_id=thread_id, assistant_id=assistant_id, event_handler=handler
-    ) as stream:
-        stream.until_done()
-        run = stream.get_final_run()
+    handler, run, _ = _stream_run(client, thread_id, assistant_id)
 
     assert handler.events == [
         "thread.run.created",
