@@ -80,10 +80,12 @@ def parse_call(plan: Plan, text: str) -> ToolCallDelta:
     """Turn grammar-constrained output into the call it encodes.
 
     The grammar already guarantees the shape; the checks here guard against a gap in llama.cpp's
-    schema converter turning into a malformed call downstream.
+    schema converter turning into a malformed call downstream. One such gap is known: its
+    strings admit raw newlines, which strict JSON forbids; they are read here (not strict) and
+    the arguments written out again as valid JSON.
     """
     try:
-        value = json.loads(text)
+        value = json.loads(text, strict=False)
     except json.JSONDecodeError as exc:
         raise ProviderError("server_error", "the local model produced malformed JSON") from exc
     if plan.mode == "arguments":
