@@ -7,18 +7,22 @@ from collections.abc import AsyncIterator
 
 from starlette.responses import StreamingResponse
 
-from threadline.service.run_events import IDLE, RunVanished
+from threadline.service.run_events import EventBatches, RunVanished
 from threadline.store.base import RunEvent
 
 
-async def _frames(events: AsyncIterator[RunEvent]) -> AsyncIterator[bytes]:
+def _frame(event: RunEvent) -> str:
+    return f"id: {event.seq}\nevent: {event.event}\ndata: {json.dumps(event.data)}\n\n"
+
+
+async def _frames(batches: EventBatches) -> AsyncIterator[bytes]:
+    """One write per batch of events: each write is a system call and wakes the client."""
     try:
-        async for event in events:
-            if event is IDLE:
+        async for batch in batches:
+            if not batch:
                 yield b": keep-alive\n\n"
                 continue
-            data = json.dumps(event.data)
-            yield f"id: {event.seq}\nevent: {event.event}\ndata: {data}\n\n".encode()
+            yield "".join(_frame(event) for event in batch).encode()
     except RunVanished as gone:
         error = {
             "error": {
@@ -33,9 +37,9 @@ async def _frames(events: AsyncIterator[RunEvent]) -> AsyncIterator[bytes]:
     yield b"event: done\ndata: [DONE]\n\n"
 
 
-def sse_response(events: AsyncIterator[RunEvent]) -> StreamingResponse:
+def sse_response(batches: EventBatches) -> StreamingResponse:
     return StreamingResponse(
-        _frames(events),
+        _frames(batches),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

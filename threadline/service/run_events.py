@@ -24,7 +24,10 @@ ENDING_EVENTS = frozenset(
 )
 PAUSED_OR_DONE = frozenset(event.removeprefix("thread.run.") for event in ENDING_EVENTS)
 BATCH = 500
-IDLE = RunEvent(event="", data={})
+
+
+# A run's events in the batches they are read in; an empty batch means "nothing for a while".
+EventBatches = AsyncIterator[list[RunEvent]]
 
 
 class RunVanished(Exception):
@@ -33,9 +36,10 @@ class RunVanished(Exception):
 
 async def follow_run(
     store: Store, run_id: str, after_seq: int, idle_seconds: float = 15.0
-) -> AsyncIterator[RunEvent]:
-    """Yield the run's events after `after_seq`, until the run settles or waits for tool
-    outputs; yields `IDLE` after `idle_seconds` without events, so a stream can keep alive."""
+) -> EventBatches:
+    """Yield the run's events after `after_seq`, in the batches they are read in, until the
+    run settles or waits for tool outputs; yields an empty batch after `idle_seconds` without
+    events, so a stream can keep alive. A batch goes out to a client in one write."""
     cursor = after_seq
     with store.signal.subscribe(run_id) as woken:
         while True:
@@ -52,13 +56,15 @@ async def follow_run(
                         events = await tx.events_after(run_id, cursor, BATCH)
                         if not events:
                             return
-            for event in events:
-                cursor = event.seq
-                yield event
+            for end, event in enumerate(events, 1):
                 if event.event in ENDING_EVENTS:
+                    yield events[:end]
                     return
-            if not events:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(woken.wait(), idle_seconds)
-                if not woken.is_set():
-                    yield IDLE
+            if events:
+                cursor = events[-1].seq
+                yield events
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), idle_seconds)
+            if not woken.is_set():
+                yield []

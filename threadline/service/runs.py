@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any, NamedTuple
 
 from threadline.domain.errors import Conflict, InvalidRequest, NotFound
@@ -20,10 +19,10 @@ from threadline.service.requests import (
     ThreadCreate,
     ToolOutputsSubmit,
 )
-from threadline.service.run_events import follow_run
+from threadline.service.run_events import EventBatches, follow_run
 from threadline.service.run_status import change_status, close_open_work, emit
 from threadline.service.threads import check_thread, insert_thread
-from threadline.store.base import Obj, PageRequest, RunEvent, Store, StoreTx
+from threadline.store.base import Obj, PageRequest, Store, StoreTx
 
 
 class ResumedRun(NamedTuple):
@@ -131,8 +130,8 @@ class RunService:
 
     async def follow(
         self, project: str, thread_id: str, run_id: str, after_seq: int = 0
-    ) -> AsyncIterator[RunEvent]:
-        """The run's events after `after_seq`, as they are committed, until it settles."""
+    ) -> EventBatches:
+        """The run's events after `after_seq`, in batches as committed, until it settles."""
         async with self.store.transaction() as tx:
             await _require_run(tx, project, thread_id, run_id)
         return follow_run(self.store, run_id, after_seq)
