@@ -48,8 +48,11 @@ class OpenAICompatibleProvider:
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
         try:
+            # The body is already in the wire format, so it goes as `extra_body`, which the
+            # client sends as given: its type transform walks every message of the context
+            # (a millisecond for a short thread, tens for a long one).
             async with self._client.chat.completions.with_streaming_response.create(
-                **_request_body(request), stream=True, stream_options={"include_usage": True}
+                model=request.model, messages=(), stream=True, extra_body=_request_body(request)
             ) as response:
                 async for line in response.iter_lines():
                     if not line.startswith("data:"):
@@ -81,7 +84,12 @@ class OpenAICompatibleProvider:
 
 
 def _request_body(request: ChatRequest) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": request.model, "messages": request.messages}
+    body: dict[str, Any] = {
+        "model": request.model,
+        "messages": request.messages,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
     if request.tools:
         body["tools"] = request.tools
         body["parallel_tool_calls"] = request.parallel_tool_calls
