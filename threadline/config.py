@@ -56,6 +56,7 @@ class Settings:
     shutdown_grace_seconds: float = 10.0
     database_pool_size: int = 5
     event_retention_seconds: float = 86_400.0
+    delta_interval_ms: int = 50
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -84,6 +85,9 @@ class Settings:
             database_pool_size=_int("THREADLINE_DATABASE_POOL_SIZE", cls.database_pool_size),
             event_retention_seconds=_float(
                 "THREADLINE_EVENT_RETENTION_SECONDS", cls.event_retention_seconds
+            ),
+            delta_interval_ms=_int(
+                "THREADLINE_DELTA_INTERVAL_MS", cls.delta_interval_ms, minimum=0
             ),
             shutdown_grace_seconds=_float(
                 "THREADLINE_SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds

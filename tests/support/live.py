@@ -16,6 +16,9 @@ TEST_SERVER_ENV = {
     "THREADLINE_POLL_AFTER_MS": "20",
     "THREADLINE_SWEEP_INTERVAL_SECONDS": "0.2",
     "THREADLINE_SHUTDOWN_GRACE_SECONDS": "1",
+    # A delta per streamed chunk, so tests can check the reassembly piece by piece; deltas
+    # written together are tested on servers of their own (test_streaming.py).
+    "THREADLINE_DELTA_INTERVAL_MS": "0",
 }
 BACKENDS = ["sqlite", "postgresql"]
 

@@ -41,10 +41,17 @@ class TurnResult:
 
 
 class RunExecutor:
-    def __init__(self, store: Store, provider: ModelProvider, expiry_seconds: int):
+    def __init__(
+        self,
+        store: Store,
+        provider: ModelProvider,
+        expiry_seconds: int,
+        delta_interval: float = 0.0,
+    ):
         self.store = store
         self.provider = provider
         self.expiry_seconds = expiry_seconds
+        self.delta_interval = delta_interval
 
     async def execute(self, run: Obj) -> None:
         """Carry a started run until it settles or waits for tool outputs."""
@@ -112,13 +119,17 @@ class RunExecutor:
             max_tokens=max_tokens,
             response_format=_chat_response_format(run["response_format"]),
         )
-        result = TurnResult(TurnRecorder(self.store, run))
-        async for chunk in self.provider.stream(request):
-            await result.recorder.add_text(chunk.text)
-            if chunk.tool_calls:
-                await result.recorder.add_tool_calls(chunk.tool_calls)
-            result.finish_reason = chunk.finish_reason or result.finish_reason
-            result.usage = chunk.usage or result.usage
+        result = TurnResult(TurnRecorder(self.store, run, self.delta_interval))
+        try:
+            async for chunk in self.provider.stream(request):
+                await result.recorder.add_text(chunk.text)
+                if chunk.tool_calls:
+                    await result.recorder.add_tool_calls(chunk.tool_calls)
+                result.finish_reason = chunk.finish_reason or result.finish_reason
+                result.usage = chunk.usage or result.usage
+            await result.recorder.settle()
+        finally:
+            result.recorder.discard()
         return result
 
     async def _record_tool_calls(self, run: Obj, result: TurnResult, usage: Usage) -> None:
@@ -173,6 +184,7 @@ class RunExecutor:
         self, tx: StoreTx, run: Obj, recorder: TurnRecorder, usage: Usage | None, capped: bool
     ) -> None:
         """Give the streamed message its full text and final status, and close its step."""
+        await recorder.write_unsent(tx)
         if recorder.message is None:
             await recorder.open_message(tx)
         message, step = recorder.message, recorder.message_step

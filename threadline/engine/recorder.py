@@ -1,12 +1,18 @@
 """Records a model turn while it streams.
 
-The message (or tool-call step) appears with the model's first chunk and every chunk is
-appended to the run's event log as a delta, so a client streaming the run and a client
+The message (or tool-call step) appears with the model's first chunk and the chunks are
+appended to the run's event log as deltas, so a client streaming the run and a client
 polling it read the same history, written once, by the worker.
+
+The first piece of text is written at once; after it, text is written at most once per
+`delta_interval` seconds, what arrived meanwhile as one delta. A model streaming a token
+every few milliseconds would otherwise cost a commit, a wake-up of every follower and a
+write to every client per token, on the CPU the model itself needs.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from threadline.domain.ids import IdKind, new_id
@@ -17,29 +23,98 @@ from threadline.store.base import Obj, Store, StoreTx
 
 
 class TurnRecorder:
-    def __init__(self, store: Store, run: Obj):
+    def __init__(self, store: Store, run: Obj, delta_interval: float = 0.0):
         self.store = store
         self.run = run
+        self.delta_interval = delta_interval
         self.text = ""
         self.message: Obj | None = None
         self.message_step: Obj | None = None
         self.tool_step: Obj | None = None
         self.calls: dict[int, Obj] = {}
+        self._unsent = ""
+        self._sent_at = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._sending: asyncio.Task[None] | None = None
+        self._failure: BaseException | None = None
 
     async def add_text(self, piece: str) -> None:
         if not piece:
             return
         self.text += piece
+        self._unsent += piece
+        if self._timer is not None or self._sending is not None:
+            return  # a write is already due; this text goes with it
+        if self.message is None or self._wait() <= 0:
+            await self._send_text()
+        else:
+            self._schedule()
+
+    async def settle(self) -> None:
+        """The model's stream has ended: stop the timer and let a write under way finish;
+        the text still unwritten goes with the turn's last transaction (`write_unsent`)."""
+        self._cancel_timer()
+        if self._sending is not None:
+            await asyncio.wait([self._sending])
+        if self._failure is not None:
+            raise self._failure
+
+    async def write_unsent(self, tx: StoreTx) -> None:
+        if self._unsent:
+            await self._emit_delta(tx)
+
+    async def flush(self) -> None:
+        """Write the text still waiting for its interval, now."""
+        await self.settle()
+        if self._unsent:
+            await self._send_text()
+
+    def discard(self) -> None:
+        """The turn failed or was cancelled: write nothing more."""
+        self._cancel_timer()
+        if self._sending is not None:
+            self._sending.cancel()
+
+    def _wait(self) -> float:
+        return self._sent_at + self.delta_interval - asyncio.get_running_loop().time()
+
+    def _schedule(self) -> None:
+        self._timer = asyncio.get_running_loop().call_later(self._wait(), self._send_due_text)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _send_due_text(self) -> None:
+        self._timer = None
+        self._sending = asyncio.create_task(self._send_text())
+        self._sending.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._sending = None
+        if task.cancelled():
+            return
+        self._failure = task.exception()
+        if self._failure is None and self._unsent:
+            self._schedule()  # text that came while the write was under way
+
+    async def _send_text(self) -> None:
         async with self.store.transaction(durable=False) as tx:
-            if self.message is None:
-                await self.open_message(tx)
-            assert self.message is not None
-            delta = {
-                "id": self.message["id"],
-                "object": "thread.message.delta",
-                "delta": {"content": [{"index": 0, **text_content(piece)}]},
-            }
-            await emit(tx, self.run, ("thread.message.delta", delta))
+            await self._emit_delta(tx)
+
+    async def _emit_delta(self, tx: StoreTx) -> None:
+        piece, self._unsent = self._unsent, ""
+        self._sent_at = asyncio.get_running_loop().time()
+        if self.message is None:
+            await self.open_message(tx)
+        assert self.message is not None
+        delta = {
+            "id": self.message["id"],
+            "object": "thread.message.delta",
+            "delta": {"content": [{"index": 0, **text_content(piece)}]},
+        }
+        await emit(tx, self.run, ("thread.message.delta", delta))
 
     async def open_message(self, tx: StoreTx) -> None:
         """Create the run's message, empty and `in_progress`, with its step."""
@@ -61,6 +136,7 @@ class TurnRecorder:
         )
 
     async def add_tool_calls(self, deltas: tuple[ToolCallDelta, ...]) -> None:
+        await self.flush()
         pieces: list[Obj] = []
         for delta in deltas:
             call = self.calls.get(delta.index)

@@ -36,7 +36,9 @@ class Worker:
     def __init__(self, store: Store, provider: ModelProvider, settings: Settings):
         self.store = store
         self.settings = settings
-        self.executor = RunExecutor(store, provider, settings.run_expiry_seconds)
+        self.executor = RunExecutor(
+            store, provider, settings.run_expiry_seconds, settings.delta_interval_ms / 1000
+        )
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._wake = asyncio.Event()
         self._claiming = True
