@@ -56,8 +56,15 @@ def create_sqlite_engine(url: str) -> sa.Engine:
     event.listen(engine, "connect", _sqlite_pragmas)
     # Let SQLAlchemy, not the sqlite3 module, say where transactions begin (a plain BEGIN,
     # before reads too), so that a transaction's reads and writes are one unit.
-    event.listen(engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN"))
+    event.listen(engine, "begin", _begin)
     return engine
+
+
+def _begin(connection: sa.Connection) -> None:
+    # On the driver's connection: a statement through SQLAlchemy costs ten times as much.
+    driver_connection = connection.connection.driver_connection
+    assert driver_connection is not None
+    driver_connection.execute("BEGIN")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
