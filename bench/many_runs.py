@@ -3,11 +3,17 @@
 Completion is watched in the server's SQLite file itself (a WAL reader blocks no writer), so
 watching adds no HTTP load to the server under test; a run counts as complete once its
 `completed` status is committed.
+
+The burst is sent by a bare HTTP/1.1 client (one pre-encoded request per connection, the
+answer read to its Content-Length): a general-purpose client juggling 1,000 connections
+used more CPU than the server it measured, on the same two cores.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import resource
 import sqlite3
 import time
 from contextlib import closing
@@ -19,7 +25,6 @@ from bench.common import (
     ThreadlineServer,
     at_most,
     create_assistant,
-    expect,
     http_client,
     ms,
     p95,
@@ -38,44 +43,75 @@ def _statuses(path: Path) -> dict[str, int]:
     return {str(status): int(n) for status, n in rows}
 
 
+async def _post(port: int, request: bytes) -> None:
+    """Send one pre-encoded request on a connection of its own; raise unless it gets 200."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        headers = dict(line.lower().split(": ", 1) for line in header_lines if ": " in line)
+        body = await reader.readexactly(int(headers.get("content-length", "0")))
+        if status_line.split(" ")[1] != "200":
+            raise RuntimeError(f"create thread and run: {status_line} {body[:500]!r}")
+    finally:
+        writer.close()
+
+
+def _own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _request(assistant: str) -> bytes:
+    body = json.dumps(
+        {"assistant_id": assistant, "thread": {"messages": [{"role": "user", "content": "go"}]}}
+    ).encode()
+    head = (
+        "POST /v1/threads/runs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
 async def _burst(
     server: ThreadlineServer, path: Path, assistant: str, count: int, limit: float
-) -> tuple[float, float, list[float], dict[str, int]]:
+) -> tuple[float, float, list[float], float]:
     """Start `count` runs at once; (all accepted after, all complete after, POST latencies,
-    final statuses). Raises if they do not all complete within `limit` seconds."""
+    the CPU seconds this client used). Raises unless all complete within `limit` seconds."""
     before = _statuses(path).get("completed", 0)
     latencies: list[float] = []
-    body = {"assistant_id": assistant, "thread": {"messages": [{"role": "user", "content": "go"}]}}
+    request = _request(assistant)
 
-    async with http_client(server.url, connections=count) as client:
+    async def start_one() -> None:
+        sent = time.perf_counter()
+        await _post(server.port, request)
+        latencies.append(time.perf_counter() - sent)
 
-        async def start_one() -> None:
-            sent = time.perf_counter()
-            expect(await client.post("/v1/threads/runs", json=body), "create thread and run")
-            latencies.append(time.perf_counter() - sent)
-
-        started = time.perf_counter()
-        posting = asyncio.gather(*(start_one() for _ in range(count)))
-        accepted = done = None
-        statuses: dict[str, int] = {}
-        while done is None:
-            if accepted is None and posting.done():
-                await posting  # raises what a failed POST raised
-                accepted = time.perf_counter() - started
-            statuses = _statuses(path)
-            finished = statuses.get("completed", 0) - before
-            if finished >= count:
-                done = time.perf_counter() - started
-                break
-            if statuses.get("failed", 0) or statuses.get("expired", 0):
-                raise RuntimeError(f"runs failed: {statuses}; {server.log_tail()}")
-            if time.perf_counter() - started > limit:
-                raise RuntimeError(f"not complete after {limit:.0f} s: {statuses}")
-            await asyncio.sleep(WATCH_EVERY)
-        await posting
-        if accepted is None:
+    cpu = _own_cpu_seconds()
+    started = time.perf_counter()
+    posting = asyncio.gather(*(start_one() for _ in range(count)))
+    accepted = done = None
+    statuses: dict[str, int] = {}
+    while done is None:
+        if accepted is None and posting.done():
+            await posting  # raises what a failed POST raised
             accepted = time.perf_counter() - started
-    return accepted, done, latencies, statuses
+        statuses = _statuses(path)
+        finished = statuses.get("completed", 0) - before
+        if finished >= count:
+            done = time.perf_counter() - started
+            break
+        if statuses.get("failed", 0) or statuses.get("expired", 0):
+            raise RuntimeError(f"runs failed: {statuses}; {server.log_tail()}")
+        if time.perf_counter() - started > limit:
+            raise RuntimeError(f"not complete after {limit:.0f} s: {statuses}")
+        await asyncio.sleep(WATCH_EVERY)
+    await posting
+    if accepted is None:
+        accepted = time.perf_counter() - started
+    return accepted, done, latencies, _own_cpu_seconds() - cpu
 
 
 async def _one_configuration(
@@ -100,7 +136,7 @@ async def _one_configuration(
         server_cpu, model_cpu = server.cpu_seconds(), bench.model.cpu_seconds()
         loop_cpu = server.main_thread_cpu_seconds()
         limit = 60.0 + 3 * count * delay / (concurrency or 256)
-        accepted, done, latencies, _ = await _burst(server, path, assistant, count, limit)
+        accepted, done, latencies, client_cpu = await _burst(server, path, assistant, count, limit)
         peak = server.peak_rss_mb() or 0.0
         server_cpu = server.cpu_seconds() - server_cpu
         loop_cpu = server.main_thread_cpu_seconds() - loop_cpu
@@ -110,8 +146,8 @@ async def _one_configuration(
         f"Worker concurrency {setting}: all {count:,} POSTs answered after {accepted:.2f} s"
         f" (POST p95 {ms(p95(latencies)):.0f} ms); all runs completed after {done:.2f} s;"
         f" CPU used meanwhile: server {server_cpu:.1f} s ({ms(server_cpu / count):.0f} ms per run;"
-        f" its event-loop thread alone {loop_cpu:.1f} s), scripted model server {model_cpu:.1f} s"
-        " (on the same 2 cores)."
+        f" its event-loop thread alone {loop_cpu:.1f} s), scripted model server {model_cpu:.1f} s,"
+        f" the burst's client {client_cpu:.1f} s (all on the same 2 cores)."
     )
     return done, accepted, peak, idle
 
@@ -122,7 +158,8 @@ async def measure(bench: Bench) -> Section:
     section = Section("many_runs", "5. Many runs in flight")
     section.method = [
         f"{count:,} `POST /v1/threads/runs` (each a new thread with one message) sent at once on"
-        f" {count:,} connections to one `threadline serve` process (SQLite, embedded worker);"
+        f" {count:,} connections (a bare HTTP/1.1 client: one pre-encoded request per"
+        " connection) to one `threadline serve` process (SQLite, embedded worker);"
         f" the model (scripted, `Reply(delay={delay:g})`) takes {delay:g} s per run.",
         "Time until all complete: from the first POST until the last run's `completed` status is"
         f" committed (watched in the database every {ms(WATCH_EVERY):.0f} ms).",
