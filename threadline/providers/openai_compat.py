@@ -4,7 +4,10 @@ Requests, authentication and retries are the `openai` client's own: exponential 
 jitter on 408/409/429/5xx, connection errors and timeouts, honouring `Retry-After`. What is
 left when they run out is mapped to the run's `last_error` code here. The streamed chunks
 are read as plain JSON: building the client's typed chunk objects cost more CPU than the
-rest of a delta's path through the service.
+rest of a delta's path through the service. The client sends through aiohttp (the SDK's own
+option for many concurrent calls): its default transport's connection pool looks over every
+connection whenever a call starts or ends, and a thousand calls in flight took a second
+longer to complete on two cores.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class OpenAICompatibleProvider:
             api_key=api_key or "not-needed",
             max_retries=max_retries,
             timeout=timeout,
+            http_client=openai.DefaultAioHttpClient(),
         )
         self._context_window = context_window
 
