@@ -15,6 +15,7 @@ import concurrent.futures
 import importlib.util
 import os
 import threading
+import time
 from collections.abc import AsyncGenerator, Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,10 +105,12 @@ class LocalLlamaProvider:
         model_path: str | os.PathLike[str] | None = None,
         n_ctx: int = 8192,
         n_threads: int | None = None,
+        handoff_interval: float = 0.0,
     ) -> None:
         self._model_path = model_path
         self._n_ctx = n_ctx
         self._n_threads = n_threads or os.cpu_count() or 1
+        self._handoff_interval = handoff_interval
         self._loaded: _Loaded | None = None
         # `_model_lock` guards loading and freeing (tokenising may run beside a generation);
         # `_generate_lock` lets one generation at a time use the model's context.
@@ -118,14 +121,13 @@ class LocalLlamaProvider:
         if request.max_tokens is not None and request.max_tokens < 1:
             raise ProviderError("invalid_prompt", "max_tokens must be at least 1")
         plan = plan_request(request)
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[_Item] = asyncio.Queue()
+        handoff = _Handoff(asyncio.get_running_loop(), self._handoff_interval)
         stop = threading.Event()
         finished: concurrent.futures.Future[None] = concurrent.futures.Future()
 
         def emit(item: _Item) -> None:
             try:
-                loop.call_soon_threadsafe(queue.put_nowait, item)
+                handoff.put(item)
             except RuntimeError:  # the loop has closed: nobody will read any more
                 stop.set()
 
@@ -137,10 +139,13 @@ class LocalLlamaProvider:
         )
         worker.start()
         try:
-            while (item := await queue.get()) is not None:
-                if isinstance(item, ProviderError):
-                    raise item
-                yield item
+            while True:
+                for item in await handoff.take():
+                    if item is None:
+                        return
+                    if isinstance(item, ProviderError):
+                        raise item
+                    yield item
         finally:
             stop.set()
             # Wait for the worker so that, once the stream is closed, the model is free.
@@ -276,6 +281,42 @@ class LocalLlamaProvider:
             if text:
                 emit(ChatChunk(text=text))
         return None
+
+
+class _Handoff:
+    """Carries chunks from the generation thread to the event loop.
+
+    The loop is woken for the first chunk, for the end, and otherwise at most once per
+    `interval` (the service's delta interval: text is not written more often than that
+    anyway), taking whatever has come meanwhile. Waking it for every token cost the loop
+    CPU on the cores llama.cpp's threads compute on.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, interval: float) -> None:
+        self._loop = loop
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._items: list[_Item] = []
+        self._woken_at: float | None = None
+        self._ready = asyncio.Event()
+
+    def put(self, item: _Item) -> None:
+        """From the generation thread; raises RuntimeError once the loop has closed."""
+        with self._lock:
+            self._items.append(item)
+            now = time.monotonic()
+            ends = item is None or isinstance(item, ProviderError)
+            if not ends and self._woken_at is not None and now - self._woken_at < self._interval:
+                return
+            self._woken_at = now
+        self._loop.call_soon_threadsafe(self._ready.set)
+
+    async def take(self) -> list[_Item]:
+        await self._ready.wait()
+        self._ready.clear()
+        with self._lock:
+            items, self._items = self._items, []
+        return items
 
 
 class _Decoder:

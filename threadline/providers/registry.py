@@ -23,4 +23,4 @@ def build_provider(settings: Settings) -> ModelProvider:
         )
     from threadline.providers.local_llama import LocalLlamaProvider
 
-    return LocalLlamaProvider()
+    return LocalLlamaProvider(handoff_interval=settings.delta_interval_ms / 1000)
