@@ -55,6 +55,7 @@ _REPLACE_ASSISTANT = (
     .values(body=_BODY)
 )
 _GET_THREAD = sa.select(threads.c.body).where(threads.c.id == _ID, threads.c.project == _PROJECT)
+_LOCK_THREAD = _GET_THREAD.with_for_update()
 _REPLACE_THREAD = (
     threads.update().where(threads.c.id == _ID, threads.c.project == _PROJECT).values(body=_BODY)
 )
@@ -226,11 +227,7 @@ class SqlTx:
         return await self._one_body(_GET_THREAD, p_id=thread_id, p_project=project)
 
     async def lock_thread(self, project: str, thread_id: str) -> Obj | None:
-        return await self._one_body(
-            sa.select(threads.c.body)
-            .where(threads.c.id == thread_id, threads.c.project == project)
-            .with_for_update()
-        )
+        return await self._one_body(_LOCK_THREAD, p_id=thread_id, p_project=project)
 
     async def replace_thread(self, project: str, thread: Obj) -> None:
         await self.conn.execute(
