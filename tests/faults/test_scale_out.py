@@ -192,3 +192,48 @@ def test_a_worker_stopped_with_sigterm_finishes_its_runs(
     for run in runs:
         done = client.beta.threads.runs.retrieve(run.id, thread_id=run.thread_id)
         assert done.status == "completed"
+
+
+async def _cut_connections(database_url: str) -> int:
+    """End every other session on the test's database, as a database restart or a network
+    cut does; returns how many were ended."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        return int(
+            await connection.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    finally:
+        await connection.close()
+
+
+def test_runs_complete_after_the_database_connections_are_cut(
+    cluster: Cluster, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    scripted_model.script(model_name, *[Reply(ANSWER)] * 2)
+    api = cluster.api()
+    cluster.worker()
+    client = openai_client(api)
+    assistant = client.beta.assistants.create(model=model_name)
+    before = client.beta.threads.create_and_run_poll(
+        assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": "hi"}]}
+    )
+    assert before.status == "completed"
+
+    assert asyncio.run(_cut_connections(cluster.database_url)) > 0
+
+    # The API's first requests after the cut may meet dead pooled connections (and fail);
+    # the worker's claims meet them too, and claiming must go on.
+    after = None
+    for _ in range(12):
+        try:
+            after = client.beta.threads.create_and_run(
+                assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": "hi"}]}
+            )
+            break
+        except openai.APIError:
+            continue
+    assert after is not None
+    assert wait_for_run(client, after.thread_id, after.id, "completed").status == "completed"

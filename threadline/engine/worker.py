@@ -86,7 +86,13 @@ class Worker:
             while self._claiming:
                 queued.clear()
                 while self._claiming and len(self._tasks) < self.settings.worker_concurrency:
-                    run = await self._claim()
+                    try:
+                        run = await self._claim()
+                    except Exception:
+                        # A failed claim (the database away for a moment) must not end
+                        # claiming for good: try again at the next wake-up or poll.
+                        log.exception("claiming a run failed; trying again")
+                        break
                     if run is None:
                         break
                     task = asyncio.create_task(self._carry(run), name=f"run-{run['id']}")
