@@ -494,6 +494,24 @@ def test_replace_run_with_expected_status_writes_only_on_match(
     )
 
 
+def test_replace_run_with_lease_owner_writes_only_for_the_lease_holder(
+    store: SqlStore, run: Runner
+) -> None:
+    (queued,) = new_runs(store, run, 1)
+    assert claim(store, run, "worker-a", 100.0) == queued
+    started = {**queued, "status": "in_progress"}
+
+    assert run(within(store, lambda tx: tx.holds_lease(queued["id"], "worker-a"))) is True
+    assert run(within(store, lambda tx: tx.holds_lease(queued["id"], "worker-b"))) is False
+    other = run(within(store, lambda tx: tx.replace_run(started, lease_owner="worker-b")))
+    assert other is False
+    assert run(within(store, lambda tx: tx.get_run_by_id(queued["id"]))) == queued
+
+    holder = run(within(store, lambda tx: tx.replace_run(started, lease_owner="worker-a")))
+    assert holder is True
+    assert run(within(store, lambda tx: tx.get_run_by_id(queued["id"]))) == started
+
+
 def test_claim_next_run_takes_queued_runs_oldest_first(store: SqlStore, run: Runner) -> None:
     waiting = new_runs(store, run, 3)
     new_runs(store, run, 1, status="requires_action")

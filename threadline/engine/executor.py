@@ -16,6 +16,7 @@ from typing import Any
 from threadline.domain.run_states import RunStatus
 from threadline.engine.context import build_context
 from threadline.engine.recorder import TurnRecorder
+from threadline.engine.superseded import Superseded
 from threadline.providers.base import (
     ChatRequest,
     FinishReason,
@@ -45,11 +46,16 @@ class RunExecutor:
         self,
         store: Store,
         provider: ModelProvider,
+        owner: str,
         expiry_seconds: int,
         delta_interval: float = 0.0,
     ):
+        """`owner` names the worker: every write it makes to a run is conditional on still
+        holding the run's lease, so a worker that lost it (stalled past its lease, and the
+        run taken over) cannot write over the worker now carrying the run."""
         self.store = store
         self.provider = provider
+        self.owner = owner
         self.expiry_seconds = expiry_seconds
         self.delta_interval = delta_interval
 
@@ -57,7 +63,7 @@ class RunExecutor:
         """Carry a started run until it settles or waits for tool outputs."""
         try:
             await self._turn(run)
-        except _Superseded:
+        except Superseded:
             await self.finish_cancel(run["id"])
         except ProviderError as exc:
             await self.fail(run["id"], exc.code, exc.message)
@@ -119,7 +125,7 @@ class RunExecutor:
             max_tokens=max_tokens,
             response_format=_chat_response_format(run["response_format"]),
         )
-        result = TurnResult(TurnRecorder(self.store, run, self.delta_interval))
+        result = TurnResult(TurnRecorder(self.store, run, self.owner, self.delta_interval))
         try:
             async for chunk in self.provider.stream(request):
                 await result.recorder.add_text(chunk.text)
@@ -165,11 +171,12 @@ class RunExecutor:
                 tx,
                 run,
                 RunStatus.REQUIRES_ACTION,
+                lease_owner=self.owner,
                 required_action=required,
                 expires_at=now() + self.expiry_seconds,
             )
             if moved is None:
-                raise _Superseded()
+                raise Superseded()
 
     async def _record_message(
         self, run: Obj, result: TurnResult, usage: Usage, capped: bool
@@ -178,7 +185,7 @@ class RunExecutor:
             await self._complete_message(tx, run, result.recorder, usage, capped)
             target = RunStatus.INCOMPLETE if capped else RunStatus.COMPLETED
             if not await self._finish(tx, run, target, "max_completion_tokens" if capped else None):
-                raise _Superseded()
+                raise Superseded()
 
     async def _complete_message(
         self, tx: StoreTx, run: Obj, recorder: TurnRecorder, usage: Usage | None, capped: bool
@@ -221,7 +228,7 @@ class RunExecutor:
         fields: dict[str, Any] = {"usage": _usage_dict(_usage_of(steps))}
         if incomplete is not None:
             fields["incomplete_details"] = {"reason": incomplete}
-        return await change_status(tx, run, target, **fields) is not None
+        return await change_status(tx, run, target, lease_owner=self.owner, **fields) is not None
 
     async def fail(self, run_id: str, code: str, message: str) -> None:
         async with self.store.transaction(durable=False) as tx:
@@ -233,6 +240,7 @@ class RunExecutor:
                 tx,
                 run,
                 RunStatus.FAILED,
+                lease_owner=self.owner,
                 last_error={"code": code, "message": message},
                 usage=_usage_dict(_usage_of(steps)),
             )
@@ -245,14 +253,9 @@ class RunExecutor:
             run = await tx.get_run_by_id(run_id)
             if run is None or run["status"] != RunStatus.CANCELLING.value:
                 return
-            cancelled = await change_status(tx, run, RunStatus.CANCELLED)
+            cancelled = await change_status(tx, run, RunStatus.CANCELLED, lease_owner=self.owner)
             if cancelled is not None:
                 await close_open_work(tx, cancelled, "cancelled")
-
-
-class _Superseded(Exception):
-    """The run was moved by someone else (cancel, expiry) while the model was answering;
-    what the model produced is dropped with the rolled-back transaction."""
 
 
 async def _withdraw_abandoned_attempt(tx: StoreTx, run: Obj, steps: list[Obj]) -> list[Obj]:

@@ -16,6 +16,7 @@ import asyncio
 from typing import Any
 
 from threadline.domain.ids import IdKind, new_id
+from threadline.engine.superseded import Superseded
 from threadline.providers.base import ToolCallDelta
 from threadline.service.objects import assistant_message, run_step, text_content
 from threadline.service.run_status import emit
@@ -23,9 +24,10 @@ from threadline.store.base import Obj, Store, StoreTx
 
 
 class TurnRecorder:
-    def __init__(self, store: Store, run: Obj, delta_interval: float = 0.0):
+    def __init__(self, store: Store, run: Obj, owner: str, delta_interval: float = 0.0):
         self.store = store
         self.run = run
+        self.owner = owner
         self.delta_interval = delta_interval
         self.text = ""
         self.message: Obj | None = None
@@ -101,7 +103,12 @@ class TurnRecorder:
 
     async def _send_text(self) -> None:
         async with self.store.transaction(durable=False) as tx:
+            await self._require_lease(tx)
             await self._emit_delta(tx)
+
+    async def _require_lease(self, tx: StoreTx) -> None:
+        if not await tx.holds_lease(self.run["id"], self.owner):
+            raise Superseded()
 
     async def _emit_delta(self, tx: StoreTx) -> None:
         piece, self._unsent = self._unsent, ""
@@ -153,6 +160,7 @@ class TurnRecorder:
             piece["function"] = function
             pieces.append(piece)
         async with self.store.transaction(durable=False) as tx:
+            await self._require_lease(tx)
             if self.tool_step is None:
                 self.tool_step = run_step(
                     self.run, "tool_calls", {"type": "tool_calls", "tool_calls": []}

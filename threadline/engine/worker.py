@@ -36,10 +36,14 @@ class Worker:
     def __init__(self, store: Store, provider: ModelProvider, settings: Settings):
         self.store = store
         self.settings = settings
-        self.executor = RunExecutor(
-            store, provider, settings.run_expiry_seconds, settings.delta_interval_ms / 1000
-        )
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.executor = RunExecutor(
+            store,
+            provider,
+            self.owner,
+            settings.run_expiry_seconds,
+            settings.delta_interval_ms / 1000,
+        )
         self._wake = asyncio.Event()
         self._claiming = True
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -138,7 +142,7 @@ class Worker:
         async with self.store.transaction(durable=False) as tx:
             run = await tx.get_run_by_id(run_id)
             if run is not None and run["status"] == RunStatus.IN_PROGRESS.value:
-                await change_status(tx, run, RunStatus.QUEUED)
+                await change_status(tx, run, RunStatus.QUEUED, lease_owner=self.owner)
 
     async def _upkeep_loop(self) -> None:
         """Lease renewal, cancel requests, expiry and recovery, on one timer."""

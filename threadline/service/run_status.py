@@ -23,8 +23,11 @@ async def emit(tx: StoreTx, run: Obj, *events: tuple[str, Obj]) -> int:
     )
 
 
-async def change_status(tx: StoreTx, run: Obj, target: RunStatus, **fields: Any) -> Obj | None:
-    """Move `run` to `target`; None if another writer changed it first."""
+async def change_status(
+    tx: StoreTx, run: Obj, target: RunStatus, *, lease_owner: str | None = None, **fields: Any
+) -> Obj | None:
+    """Move `run` to `target`; None if another writer changed it first or, for a worker
+    that names itself as `lease_owner`, if its lease on the run has passed to another."""
     move = transition(RunStatus(run["status"]), target)
     updated = {**run, **fields, "status": target.value}
     if move.stamp is not None:
@@ -33,7 +36,9 @@ async def change_status(tx: StoreTx, run: Obj, target: RunStatus, **fields: Any)
         updated["required_action"] = None
     if target in TERMINAL_STATUSES:
         updated["expires_at"] = None
-    if not await tx.replace_run(updated, expected_status=move.source.value):
+    if not await tx.replace_run(
+        updated, expected_status=move.source.value, lease_owner=lease_owner
+    ):
         return None
     await emit(tx, updated, (move.event, updated))
     return updated

@@ -123,10 +123,12 @@ _EVENTS_AFTER = (
 )
 
 
-def _replace_run_statement(expected_status: bool, release_lease: bool) -> sa.Update:
+def _replace_run_statement(expected_status: bool, owner: bool, release_lease: bool) -> sa.Update:
     query = runs.update().where(runs.c.id == _ID)
     if expected_status:
         query = query.where(runs.c.status == _p("p_expected", runs.c.status))
+    if owner:
+        query = query.where(runs.c.lease_owner == _OWNER)
     values: dict[str, Any] = {
         "status": _p("p_status", runs.c.status),
         "expires_at": _p("p_expires_at", runs.c.expires_at),
@@ -138,10 +140,12 @@ def _replace_run_statement(expected_status: bool, release_lease: bool) -> sa.Upd
 
 
 _REPLACE_RUN = {
-    (expected, release): _replace_run_statement(expected, release)
+    (expected, owner, release): _replace_run_statement(expected, owner, release)
     for expected in (False, True)
+    for owner in (False, True)
     for release in (False, True)
 }
+_LEASE_OWNER = sa.select(runs.c.lease_owner).where(runs.c.id == _ID).with_for_update()
 
 
 class SqlTx:
@@ -325,20 +329,29 @@ class SqlTx:
     async def active_run(self, thread_id: str) -> Obj | None:
         return await self._one_body(_ACTIVE_RUN, p_thread_id=thread_id)
 
-    async def replace_run(self, run: Obj, *, expected_status: str | None = None) -> bool:
+    async def replace_run(
+        self, run: Obj, *, expected_status: str | None = None, lease_owner: str | None = None
+    ) -> bool:
         release = run["status"] not in ACTIVE_RUN_STATUSES or run["status"] == "requires_action"
         params = {
             "p_id": run["id"],
             "p_expected": expected_status,
+            "p_owner": lease_owner,
             "p_status": run["status"],
             "p_expires_at": run.get("expires_at"),
             "p_body": run,
         }
-        query = _REPLACE_RUN[expected_status is not None, release]
+        query = _REPLACE_RUN[expected_status is not None, lease_owner is not None, release]
         result = await self.conn.execute(query, params)
         if result.rowcount and run["status"] == "queued":
             self.wakes.add(RUN_QUEUED)
         return bool(result.rowcount)
+
+    async def holds_lease(self, run_id: str, owner: str) -> bool:
+        # The row stays locked to the end of the transaction (on PostgreSQL; SQLite has one
+        # writer at a time), so the lease cannot change hands before its writes commit.
+        held = (await self.conn.execute(_LEASE_OWNER, {"p_id": run_id})).scalar()
+        return bool(held == owner)
 
     async def page_runs(self, thread_id: str, page: PageRequest) -> Page:
         return await self._page(runs, runs.c.thread_id == thread_id, page)
