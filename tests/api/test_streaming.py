@@ -128,31 +128,6 @@ def test_text_that_comes_within_the_delta_interval_goes_out_as_one_delta(
     assert stored.content[0].text.value == "Hello there, friend."  # type: ignore[union-attr]
 
 
-def test_text_waiting_for_its_interval_is_dropped_when_the_run_is_cancelled(
-    start_server: ServerFactory, scripted_model: ScriptedModelServer, model_name: str
-) -> None:
-    client = openai_client(start_server(THREADLINE_DELTA_INTERVAL_MS="60000"))
-    scripted_model.script(model_name, Reply("one two three", pause=2))
-    assistant_id, thread_id = _assistant_and_thread(client, model_name)
-    handler = Recorder()
-
-    with client.beta.threads.runs.stream(
-        thread_id=thread_id, assistant_id=assistant_id, event_handler=handler
-    ) as stream:
-        for event in stream:
-            if event.event == "thread.message.delta":
-                client.beta.threads.runs.cancel(run_id=stream.current_run.id, thread_id=thread_id)  # type: ignore[union-attr]
-
-    assert handler.text_deltas == ["one"]
-    assert handler.events[-3:] == [
-        "thread.message.delta",
-        "thread.run.cancelling",
-        "thread.run.cancelled",
-    ]
-    (message,) = client.beta.threads.messages.list(thread_id, run_id=handler.current_run.id)  # type: ignore[union-attr]
-    assert message.status == "incomplete"
-
-
 def test_create_thread_and_run_streams_the_thread_first(
     client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
 ) -> None:

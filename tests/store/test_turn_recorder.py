@@ -1,0 +1,111 @@
+"""The recorder's delta interval, on the real store: what it writes, when, and what it drops.
+
+The first piece of text goes out at once; later text waits for the interval and goes out as
+one delta; what waits when the model's stream ends goes with the turn's last transaction;
+and a turn that ends otherwise (failed, cancelled) writes nothing more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, Protocol, TypeVar
+
+from threadline.domain.ids import IdKind, new_id
+from threadline.domain.run_states import RunStatus
+from threadline.engine.recorder import TurnRecorder
+from threadline.service.run_status import change_status
+from threadline.store.base import Obj
+from threadline.store.sql_store import SqlStore
+
+PROJECT = "default"
+OWNER = "worker-a"
+T = TypeVar("T")
+
+
+class Runner(Protocol):
+    """The `run` fixture: drives a coroutine to completion on the test's event loop."""
+
+    def __call__(self, coroutine: Coroutine[Any, Any, T], /) -> T: ...
+
+
+async def _started_run(store: SqlStore) -> Obj:
+    thread = {"id": new_id(IdKind.THREAD), "object": "thread", "metadata": {}}
+    queued = {
+        "id": new_id(IdKind.RUN),
+        "object": "thread.run",
+        "thread_id": thread["id"],
+        "assistant_id": new_id(IdKind.ASSISTANT),
+        "status": "queued",
+        "expires_at": None,
+    }
+    async with store.transaction() as tx:
+        await tx.insert_thread(PROJECT, thread)
+        await tx.insert_run(PROJECT, queued)
+        claimed = await tx.claim_next_run(OWNER, 1e12)
+        assert claimed is not None
+        started = await change_status(tx, claimed, RunStatus.IN_PROGRESS)
+    assert started is not None
+    return started
+
+
+async def _deltas(store: SqlStore, run_id: str) -> list[str]:
+    async with store.transaction() as tx:
+        events = await tx.events_after(run_id, 0, 100)
+    return [
+        e.data["delta"]["content"][0]["text"]["value"]
+        for e in events
+        if e.event == "thread.message.delta"
+    ]
+
+
+def test_text_within_the_interval_goes_out_as_one_delta_when_it_has_passed(
+    store: SqlStore, run: Runner
+) -> None:
+    async def scenario() -> list[str]:
+        started = await _started_run(store)
+        recorder = TurnRecorder(store, started, OWNER, delta_interval=0.05)
+        await recorder.add_text("one")
+        await recorder.add_text(" two")
+        await recorder.add_text(" three")
+        for _ in range(1000):  # the timer's write, however late a loaded machine makes it
+            written = await _deltas(store, started["id"])
+            if len(written) > 1:
+                return written
+            await asyncio.sleep(0.01)
+        return written
+
+    assert run(scenario()) == ["one", " two three"]
+
+
+def test_text_waiting_when_the_stream_ends_goes_with_the_last_transaction(
+    store: SqlStore, run: Runner
+) -> None:
+    async def scenario() -> tuple[list[str], list[str]]:
+        started = await _started_run(store)
+        recorder = TurnRecorder(store, started, OWNER, delta_interval=60.0)
+        await recorder.add_text("one")
+        await recorder.add_text(" two")
+        waiting = await _deltas(store, started["id"])
+        await recorder.settle()
+        async with store.transaction() as tx:
+            await recorder.write_unsent(tx)
+        return waiting, await _deltas(store, started["id"])
+
+    waiting, written = run(scenario())
+
+    assert waiting == ["one"]
+    assert written == ["one", " two"]
+
+
+def test_a_discarded_turn_writes_the_waiting_text_never(store: SqlStore, run: Runner) -> None:
+    async def scenario() -> list[str]:
+        started = await _started_run(store)
+        recorder = TurnRecorder(store, started, OWNER, delta_interval=0.05)
+        await recorder.add_text("one")
+        await recorder.add_text(" two")
+        recorder.discard()
+        await asyncio.sleep(0.3)  # past the interval: a timer left running would write now
+        return await _deltas(store, started["id"])
+
+    assert run(scenario()) == ["one"]
