@@ -1,8 +1,12 @@
-"""The recorder's delta interval, on the real store: what it writes, when, and what it drops.
+"""What a worker writes while a run's reply streams, on the real store.
 
-The first piece of text goes out at once; later text waits for the interval and goes out as
-one delta; what waits when the model's stream ends goes with the turn's last transaction;
-and a turn that ends otherwise (failed, cancelled) writes nothing more.
+The delta interval: the first piece of text goes out at once; later text waits for the
+interval and goes out as one delta; what waits when the model's stream ends goes with the
+turn's last transaction; and a turn that ends otherwise (failed, cancelled) writes nothing
+more.
+
+The lease: a worker that stalled past its lease (an overloaded event loop, a long pause)
+while another worker took the run over writes nothing more to it.
 """
 
 from __future__ import annotations
@@ -11,9 +15,12 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any, Protocol, TypeVar
 
+import pytest
+
 from threadline.domain.ids import IdKind, new_id
 from threadline.domain.run_states import RunStatus
 from threadline.engine.recorder import TurnRecorder
+from threadline.engine.superseded import Superseded
 from threadline.service.run_status import change_status
 from threadline.store.base import Obj
 from threadline.store.sql_store import SqlStore
@@ -42,11 +49,25 @@ async def _started_run(store: SqlStore) -> Obj:
     async with store.transaction() as tx:
         await tx.insert_thread(PROJECT, thread)
         await tx.insert_run(PROJECT, queued)
-        claimed = await tx.claim_next_run(OWNER, 1e12)
+    return await _claim(store, OWNER)
+
+
+async def _claim(store: SqlStore, owner: str) -> Obj:
+    """Claim and start the queued run, leased until epoch second 100 (long lapsed)."""
+    async with store.transaction() as tx:
+        claimed = await tx.claim_next_run(owner, 100.0)
         assert claimed is not None
         started = await change_status(tx, claimed, RunStatus.IN_PROGRESS)
     assert started is not None
     return started
+
+
+async def _taken_over(store: SqlStore, by: str) -> Obj:
+    """The sweeper finds the lease lapsed and hands the run back; `by` claims it."""
+    async with store.transaction() as tx:
+        (lapsed,) = await tx.runs_with_lapsed_lease(1_000.0, 10)
+        await change_status(tx, lapsed, RunStatus.QUEUED)
+    return await _claim(store, by)
 
 
 async def _deltas(store: SqlStore, run_id: str) -> list[str]:
@@ -109,3 +130,21 @@ def test_a_discarded_turn_writes_the_waiting_text_never(store: SqlStore, run: Ru
         return await _deltas(store, started["id"])
 
     assert run(scenario()) == ["one"]
+
+
+def test_a_worker_that_lost_its_lease_writes_nothing_more(store: SqlStore, run: Runner) -> None:
+    ours = run(_started_run(store))
+    stale = TurnRecorder(store, ours, OWNER)
+    run(stale.add_text("Hel"))
+    theirs = run(_taken_over(store, by="worker-b"))
+
+    with pytest.raises(Superseded):
+        run(stale.add_text("lo"))
+
+    async def settle_as(owner: str) -> Obj | None:
+        async with store.transaction() as tx:
+            return await change_status(tx, theirs, RunStatus.COMPLETED, lease_owner=owner)
+
+    assert run(settle_as(OWNER)) is None
+    assert run(settle_as("worker-b")) is not None
+    assert run(_deltas(store, ours["id"])) == ["Hel"]
