@@ -57,6 +57,7 @@ class Settings:
     database_pool_size: int = 5
     event_retention_seconds: float = 86_400.0
     delta_interval_ms: int = 50
+    stream_keepalive_seconds: float = 15.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -91,6 +92,9 @@ class Settings:
             ),
             shutdown_grace_seconds=_float(
                 "THREADLINE_SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds
+            ),
+            stream_keepalive_seconds=_float(
+                "THREADLINE_STREAM_KEEPALIVE_SECONDS", cls.stream_keepalive_seconds
             ),
         )
 

@@ -169,7 +169,8 @@ def test_auto_function_calls_run_python_functions(
 def test_streaming_with_an_agent_event_handler(
     client: AgentsClient, scripted_model: ScriptedModelServer, model_name: str
 ) -> None:
-    scripted_model.script(model_name, Reply("Streaming works fine"))
+    # Pauses longer than the test servers' keep-alive interval: keep-alives come between events.
+    scripted_model.script(model_name, Reply("Streaming works fine", pause=0.5))
     agent = client.create_agent(model=model_name, name="streamer")
     thread = client.threads.create()
     client.messages.create(thread_id=thread.id, role="user", content="go")

@@ -239,6 +239,60 @@ def test_cancel_mid_stream(
     ]
 
 
+def test_a_message_cut_short_by_a_cancel_is_settled_before_the_stream_ends(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    scripted_model.script(model_name, Reply("half written", chunks=2, pause=60))
+    assistant_id, thread_id = _assistant_and_thread(client, model_name)
+    handler = Recorder()
+
+    with client.beta.threads.runs.stream(
+        thread_id=thread_id, assistant_id=assistant_id, event_handler=handler
+    ) as stream:
+        for event in stream:
+            if event.event == "thread.message.delta":
+                run = stream.current_run
+                assert run is not None
+                client.beta.threads.runs.cancel(run.id, thread_id=thread_id)
+
+    assert handler.events[-4:] == [
+        "thread.run.cancelling",
+        "thread.message.incomplete",
+        "thread.run.step.cancelled",
+        "thread.run.cancelled",
+    ]
+    [message] = client.beta.threads.messages.list(thread_id, run_id=run.id).data
+    assert message.status == "incomplete" and message.incomplete_details is not None
+    assert message.incomplete_details.reason == "run_cancelled"
+    streamed = "".join(handler.text_deltas)
+    assert streamed and handler.texts_done == [streamed]
+    assert message.content[0].type == "text" and message.content[0].text.value == streamed
+
+
+def test_keep_alives_on_a_quiet_stream_leave_the_sdk_reading_events(
+    server: ServerProcess,
+    client: openai.OpenAI,
+    scripted_model: ScriptedModelServer,
+    model_name: str,
+) -> None:
+    scripted_model.script(model_name, Reply("slow and steady", chunks=2, pause=1))
+    assistant_id, thread_id = _assistant_and_thread(client, model_name)
+    with httpx.stream(
+        "POST",
+        f"{server.base_url}/threads/{thread_id}/runs",
+        json={"assistant_id": assistant_id, "stream": True},
+        timeout=30,
+    ) as response:
+        raw = response.read().decode()
+    assert ": keep-alive\n" in raw.split("event: thread.message.delta", 1)[1]
+
+    scripted_model.script(model_name, Reply("slow and steady", chunks=2, pause=1))
+    handler, run, _ = _stream_run(client, thread_id, assistant_id)
+
+    assert run.status == "completed"
+    assert "".join(handler.text_deltas) == "slow and steady"
+
+
 def _sse(response: httpx.Response) -> list[tuple[int, str, str]]:
     return parse_sse(response.iter_lines())
 

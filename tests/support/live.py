@@ -19,6 +19,9 @@ TEST_SERVER_ENV = {
     # A delta per streamed chunk, so tests can check the reassembly piece by piece; deltas
     # written together are tested on servers of their own (test_streaming.py).
     "THREADLINE_DELTA_INTERVAL_MS": "0",
+    # Quiet streams carry keep-alives within a test's model pauses, so every SDK's parser
+    # meets them between events.
+    "THREADLINE_STREAM_KEEPALIVE_SECONDS": "0.2",
 }
 BACKENDS = ["sqlite", "postgresql"]
 

@@ -288,7 +288,7 @@ async def _sse_events(answer: _Answer, model: str, include_usage: bool) -> Async
         return f"data: {json.dumps(payload)}\n\n"
 
     for index, delta in enumerate(_stream_deltas(answer)):
-        if index and answer.pause:
+        if index > 1 and answer.pause:  # the role chunk and the first piece go at once
             await asyncio.sleep(answer.pause)
         yield chunk([{"index": 0, "delta": delta, "finish_reason": None}])
     yield chunk([{"index": 0, "delta": {}, "finish_reason": answer.finish_reason}])

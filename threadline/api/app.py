@@ -44,7 +44,7 @@ def create_app(settings: Settings, *, with_worker: bool = True) -> FastAPI:
         assistants=AssistantService(store),
         threads=ThreadService(store),
         messages=MessageService(store),
-        runs=RunService(store, settings.run_expiry_seconds),
+        runs=RunService(store, settings.run_expiry_seconds, settings.stream_keepalive_seconds),
         poll_after_ms=settings.poll_after_ms,
     )
     install_error_handlers(app)

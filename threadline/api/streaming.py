@@ -10,6 +10,12 @@ from starlette.responses import StreamingResponse
 from threadline.service.run_events import EventBatches, RunVanished
 from threadline.store.base import RunEvent
 
+# A comment line with no blank line after it: bytes that keep proxies and client read
+# timeouts from giving up on a quiet stream, and that end no event. Followed by a blank line
+# it would be an event of its own, which the SDKs' parsers reject (the openai SDK reads it
+# as an event with empty data, azure-ai-agents as one with no type).
+KEEPALIVE = b": keep-alive\n"
+
 
 def _frame(event: RunEvent) -> str:
     return f"id: {event.seq}\nevent: {event.event}\ndata: {json.dumps(event.data)}\n\n"
@@ -20,7 +26,7 @@ async def _frames(batches: EventBatches) -> AsyncIterator[bytes]:
     try:
         async for batch in batches:
             if not batch:
-                yield b": keep-alive\n\n"
+                yield KEEPALIVE
                 continue
             yield "".join(_frame(event) for event in batch).encode()
     except RunVanished as gone:

@@ -26,7 +26,7 @@ from threadline.providers.base import (
 )
 from threadline.service.clock import now
 from threadline.service.objects import text_content
-from threadline.service.run_status import change_status, close_open_work, emit
+from threadline.service.run_status import change_status, emit
 from threadline.store.base import Obj, Store, StoreTx
 
 log = logging.getLogger(__name__)
@@ -236,7 +236,7 @@ class RunExecutor:
             if run is None or run["status"] != RunStatus.IN_PROGRESS.value:
                 return
             steps = await tx.steps_of_run(run_id)
-            failed = await change_status(
+            await change_status(
                 tx,
                 run,
                 RunStatus.FAILED,
@@ -244,8 +244,6 @@ class RunExecutor:
                 last_error={"code": code, "message": message},
                 usage=_usage_dict(_usage_of(steps)),
             )
-            if failed is not None:
-                await close_open_work(tx, failed, "failed")
 
     async def finish_cancel(self, run_id: str) -> None:
         """Complete a cancel the API asked for while the run was being worked on."""
@@ -253,9 +251,7 @@ class RunExecutor:
             run = await tx.get_run_by_id(run_id)
             if run is None or run["status"] != RunStatus.CANCELLING.value:
                 return
-            cancelled = await change_status(tx, run, RunStatus.CANCELLED, lease_owner=self.owner)
-            if cancelled is not None:
-                await close_open_work(tx, cancelled, "cancelled")
+            await change_status(tx, run, RunStatus.CANCELLED, lease_owner=self.owner)
 
 
 async def _withdraw_abandoned_attempt(tx: StoreTx, run: Obj, steps: list[Obj]) -> list[Obj]:

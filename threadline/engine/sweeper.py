@@ -7,7 +7,7 @@ import time
 
 from threadline.domain.run_states import RunStatus
 from threadline.service.clock import now
-from threadline.service.run_status import change_status, close_open_work
+from threadline.service.run_status import change_status
 from threadline.store.base import Store
 
 BATCH = 100
@@ -19,9 +19,7 @@ async def expire_overdue_runs(store: Store) -> list[str]:
     async with store.transaction(durable=False) as tx:
         expired: list[str] = []
         for run in await tx.runs_past_expiry(now(), BATCH):
-            moved = await change_status(tx, run, RunStatus.EXPIRED)
-            if moved is not None:
-                await close_open_work(tx, moved, "expired")
+            if await change_status(tx, run, RunStatus.EXPIRED) is not None:
                 expired.append(run["id"])
         return expired
 
@@ -42,9 +40,7 @@ async def recover_abandoned_runs(store: Store, *, everything: bool = False) -> i
                 if status is RunStatus.IN_PROGRESS:
                     await change_status(tx, run, RunStatus.QUEUED)
                 elif status is RunStatus.CANCELLING:
-                    cancelled = await change_status(tx, run, RunStatus.CANCELLED)
-                    if cancelled is not None:
-                        await close_open_work(tx, cancelled, "cancelled")
+                    await change_status(tx, run, RunStatus.CANCELLED)
         recovered += len(runs)
         if len(runs) < BATCH:
             return recovered

@@ -2,6 +2,9 @@
 
 Every status change, from the API or the engine, goes through `change_status`. The write
 is conditional on the status the caller read, so two processes can never both move a run.
+A run that ends cut short (cancelled, expired, failed) settles its open steps and message
+in the same place, before its own event: a stream ends at the run's terminal event, so
+anything written after it would never reach the client following the run.
 """
 
 from __future__ import annotations
@@ -10,9 +13,12 @@ from typing import Any
 
 from threadline.domain.run_states import TERMINAL_STATUSES, RunStatus, transition
 from threadline.service.clock import now
+from threadline.service.objects import text_content
 from threadline.store.base import Obj, PageRequest, RunEvent, StoreTx
 
 OPEN_WORK = PageRequest(limit=100, order="desc")
+EVENT_BATCH = 500
+_MESSAGE_REASONS = {"cancelled": "run_cancelled", "expired": "run_expired", "failed": "run_failed"}
 
 
 async def emit(tx: StoreTx, run: Obj, *events: tuple[str, Obj]) -> int:
@@ -40,20 +46,21 @@ async def change_status(
         updated, expected_status=move.source.value, lease_owner=lease_owner
     ):
         return None
+    if target.value in _MESSAGE_REASONS:
+        await _close_open_work(tx, updated, target.value)
     await emit(tx, updated, (move.event, updated))
     return updated
 
 
-_MESSAGE_REASONS = {"cancelled": "run_cancelled", "expired": "run_expired", "failed": "run_failed"}
-
-
-async def close_open_work(tx: StoreTx, run: Obj, status: str) -> None:
-    """Settle what a run leaves unfinished when it ends (cancelled, expired, failed):
-    its open steps take the run's status, a message cut short becomes `incomplete`."""
+async def _close_open_work(tx: StoreTx, run: Obj, status: str) -> None:
+    """Its open steps take the run's status; a message cut short becomes `incomplete`,
+    holding the text its stream carried so far."""
     for message in (await tx.page_messages(run["thread_id"], OPEN_WORK, run_id=run["id"])).data:
         if message["status"] != "in_progress":
             continue
+        text = await _streamed_text(tx, run["id"], message["id"])
         message.update(
+            content=[text_content(text)] if text else [],
             status="incomplete",
             incomplete_at=now(),
             incomplete_details={"reason": _MESSAGE_REASONS[status]},
@@ -69,3 +76,20 @@ async def close_open_work(tx: StoreTx, run: Obj, status: str) -> None:
             step["last_error"] = run.get("last_error")
         await tx.replace_step(step)
         await emit(tx, run, (f"thread.run.step.{status}", step))
+
+
+async def _streamed_text(tx: StoreTx, run_id: str, message_id: str) -> str:
+    """The text of a message still being written: what its deltas in the run's log carry
+    (the message itself receives its text when it completes)."""
+    pieces: list[str] = []
+    cursor = 0
+    while events := await tx.events_after(run_id, cursor, EVENT_BATCH):
+        for event in events:
+            if event.event == "thread.message.delta" and event.data["id"] == message_id:
+                pieces.extend(
+                    part["text"]["value"]
+                    for part in event.data["delta"]["content"]
+                    if part["type"] == "text"
+                )
+        cursor = events[-1].seq
+    return "".join(pieces)

@@ -20,7 +20,7 @@ from threadline.service.requests import (
     ToolOutputsSubmit,
 )
 from threadline.service.run_events import EventBatches, follow_run
-from threadline.service.run_status import change_status, close_open_work, emit
+from threadline.service.run_status import change_status, emit
 from threadline.service.threads import check_thread, insert_thread
 from threadline.store.base import Obj, PageRequest, Store, StoreTx
 
@@ -33,9 +33,10 @@ class ResumedRun(NamedTuple):
 
 
 class RunService:
-    def __init__(self, store: Store, expiry_seconds: int):
+    def __init__(self, store: Store, expiry_seconds: int, keepalive_seconds: float = 15.0):
         self.store = store
         self.expiry_seconds = expiry_seconds
+        self.keepalive_seconds = keepalive_seconds
 
     async def create(self, project: str, thread_id: str, request: RunCreate) -> Obj:
         _check_options(request)
@@ -100,8 +101,6 @@ class RunService:
             updated = await change_status(tx, run, target)
             if updated is None:
                 raise Conflict(f"Run {run_id} changed while it was being cancelled; try again.")
-            if target is RunStatus.CANCELLED:
-                await close_open_work(tx, updated, "cancelled")
         return updated
 
     async def submit_tool_outputs(
@@ -134,7 +133,7 @@ class RunService:
         """The run's events after `after_seq`, in batches as committed, until it settles."""
         async with self.store.transaction() as tx:
             await _require_run(tx, project, thread_id, run_id)
-        return follow_run(self.store, run_id, after_seq)
+        return follow_run(self.store, run_id, after_seq, self.keepalive_seconds)
 
     async def get_step(self, project: str, thread_id: str, run_id: str, step_id: str) -> Obj:
         async with self.store.transaction() as tx:
