@@ -317,6 +317,7 @@ class ScriptedModelServer:
         self._lock = threading.Lock()
         self._scripts: dict[str, deque[Step]] = {}
         self._requests: dict[str, list[dict[str, Any]]] = {}
+        self._authorizations: dict[str, list[str | None]] = {}
         self._socket: socket.socket | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -388,14 +389,22 @@ class ScriptedModelServer:
         with self._lock:
             return list(self._requests.get(model_name, []))
 
+    def authorizations(self, model_name: str) -> list[str | None]:
+        """The ``Authorization`` header of each request for ``model_name``, oldest first."""
+        with self._lock:
+            return list(self._authorizations.get(model_name, []))
+
     @staticmethod
     def unique_name(prefix: str = "m") -> str:
         """A model name no other test uses, so tests can share one server without collisions."""
         return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
-    def _take_step(self, model: str, body: dict[str, Any]) -> Step | None:
+    def _take_step(
+        self, model: str, body: dict[str, Any], authorization: str | None
+    ) -> Step | None:
         with self._lock:
             self._requests.setdefault(model, []).append(body)
+            self._authorizations.setdefault(model, []).append(authorization)
             script = self._scripts.get(model)
             return script.popleft() if script else None
 
@@ -410,7 +419,7 @@ class ScriptedModelServer:
     async def _chat_completions(self, request: Request) -> Response:
         body = await request.json()
         model = str(body.get("model", ""))
-        step = self._take_step(model, body)
+        step = self._take_step(model, body, request.headers.get("authorization"))
         match step:
             case Fail():
                 return _error_response(step)
