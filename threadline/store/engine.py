@@ -44,9 +44,17 @@ def plain_postgres_dsn(url: str) -> str:
 
 def create_postgres_engine(url: str, pool_size: int = 5) -> AsyncEngine:
     """Each process holds at most `2 * pool_size` connections: size it so that all API and
-    worker processes together stay under the server's `max_connections`."""
+    worker processes together stay under the server's `max_connections`.
+
+    A pooled connection is checked before each use (one round trip): after a database
+    restart or failover every pooled connection is dead, and without the check each would
+    fail a user's request once before being replaced."""
     return create_async_engine(
-        _driver_url(url), pool_size=pool_size, max_overflow=pool_size, pool_timeout=60
+        _driver_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_timeout=60,
+        pool_pre_ping=True,
     )
 
 
