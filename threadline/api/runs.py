@@ -25,7 +25,7 @@ async def create_thread_and_run(
 ) -> Response:
     run = await svc.runs.create_thread_and_run(proj, body)
     if body.stream:
-        return sse_response(await svc.runs.follow(proj, run["thread_id"], run["id"]))
+        return sse_response(svc.runs.follow_own(run["id"]))
     return json_response(run)
 
 
@@ -39,7 +39,7 @@ async def create_run(
 ) -> Response:
     run = await svc.runs.create(proj, thread_id, body)
     if body.stream:
-        return sse_response(await svc.runs.follow(proj, thread_id, run["id"]))
+        return sse_response(svc.runs.follow_own(run["id"]))
     return json_response(run)
 
 
@@ -90,7 +90,7 @@ async def submit_tool_outputs(
 ) -> Response:
     resumed = await svc.runs.submit_tool_outputs(proj, thread_id, run_id, body)
     if body.stream:
-        return sse_response(await svc.runs.follow(proj, thread_id, run_id, resumed.after_seq))
+        return sse_response(svc.runs.follow_own(run_id, resumed.after_seq))
     return json_response(resumed.run)
 
 

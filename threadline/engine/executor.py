@@ -126,8 +126,11 @@ class RunExecutor:
             response_format=_chat_response_format(run["response_format"]),
         )
         result = TurnResult(TurnRecorder(self.store, run, self.owner, self.delta_interval))
+        # Closed here, not whenever the garbage collector finds it: a turn that stops early
+        # (cancelled, failed) frees the model's connection or the embedded model at once.
+        chunks = self.provider.stream(request)
         try:
-            async for chunk in self.provider.stream(request):
+            async for chunk in chunks:
                 await result.recorder.add_text(chunk.text)
                 if chunk.tool_calls:
                     await result.recorder.add_tool_calls(chunk.tool_calls)
@@ -136,6 +139,7 @@ class RunExecutor:
             await result.recorder.settle()
         finally:
             result.recorder.discard()
+            await chunks.aclose()
         return result
 
     async def _record_tool_calls(self, run: Obj, result: TurnResult, usage: Usage) -> None:

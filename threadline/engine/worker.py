@@ -102,7 +102,8 @@ class Worker:
                     task = asyncio.create_task(self._carry(run), name=f"run-{run['id']}")
                     self._tasks[run["id"]] = task
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(queued.wait(), IDLE_POLL_SECONDS)
+                    async with asyncio.timeout(IDLE_POLL_SECONDS):
+                        await queued.wait()
 
     async def _claim(self) -> Obj | None:
         """Take the oldest queued run and start it, in one transaction."""

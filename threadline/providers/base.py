@@ -7,7 +7,7 @@ engine can record deltas as they arrive. A provider turns its own failures into
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -71,7 +71,7 @@ class ProviderError(Exception):
 
 
 class ModelProvider(Protocol):
-    def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+    def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
         """Yield chunks; the last carries `finish_reason`, and `usage` where known."""
         ...
 

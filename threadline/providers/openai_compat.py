@@ -19,7 +19,7 @@ import email.utils
 import json
 import random
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any, cast
 
 import aiohttp
@@ -66,7 +66,7 @@ class OpenAICompatibleProvider:
         self._proxy, self._proxy_auth = _proxy_for(self._url)
         self._session: aiohttp.ClientSession | None = None
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
         body = json.dumps(_request_body(request)).encode()
         response = await self._open(body)
         try:

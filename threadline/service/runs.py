@@ -133,6 +133,10 @@ class RunService:
         """The run's events after `after_seq`, in batches as committed, until it settles."""
         async with self.store.transaction() as tx:
             await _require_run(tx, project, thread_id, run_id)
+        return self.follow_own(run_id, after_seq)
+
+    def follow_own(self, run_id: str, after_seq: int = 0) -> EventBatches:
+        """`follow` for a run this request has just created or resumed, so known to exist."""
         return follow_run(self.store, run_id, after_seq, self.keepalive_seconds)
 
     async def get_step(self, project: str, thread_id: str, run_id: str, step_id: str) -> Obj:
