@@ -12,27 +12,31 @@ setup: $(STAMP)
 
 # llama-cpp-python compiles llama.cpp when it installs. Compiled for the building machine's
 # own CPU (its default), it uses Intel's AMX units where the CPU has them, and that code
-# crashes in the model's first decode (llama.cpp issue 20824). On x86-64 it is compiled here
-# for the AVX2 level instead, which every x86 CPU of the last decade runs. The wheel is kept
-# per version, machine type and flags outside the checkout, so fresh clones reuse it; pip's
-# own cache cannot tell builds with different flags apart.
-LLAMA_CPP_VERSION := 0.3.36
+# crashes in the model's first decode (llama.cpp issue 20824). On an x86-64 CPU with AVX2 it
+# is compiled here for the AVX2 level instead; elsewhere for the CPU itself (no AMX there).
+# The wheel is kept outside the checkout under a name made of the version (pyproject.toml's
+# pin), the machine type and a hash of the flags, so fresh clones reuse it and other flags
+# build anew: pip's own cache keys wheels by source only and would hand back another build.
+# A wheel is built aside and moved into place whole, so an interrupted build leaves none.
+LLAMA_CPP_VERSION := $(shell sed -n 's/.*"llama-cpp-python==\([^"]*\)".*/\1/p' pyproject.toml)
 ARCH := $(shell uname -m)
-ifeq ($(ARCH),x86_64)
+ifeq ($(ARCH)-$(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && echo avx2),x86_64-avx2)
 LLAMA_CPP_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
-LLAMA_CPP_BUILD := avx2
 else
 LLAMA_CPP_CMAKE_ARGS :=
-LLAMA_CPP_BUILD := native
 endif
-LLAMA_CPP_WHEELS := $(HOME)/.cache/threadline/llama-cpp-python-$(LLAMA_CPP_VERSION)-$(ARCH)-$(LLAMA_CPP_BUILD)
+LLAMA_CPP_FLAGS_HASH := $(shell echo "$(LLAMA_CPP_CMAKE_ARGS)" | sha256sum | cut -c1-12)
+LLAMA_CPP_WHEELS := $(HOME)/.cache/threadline/llama-cpp-python-$(LLAMA_CPP_VERSION)-$(ARCH)-$(LLAMA_CPP_FLAGS_HASH)
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	ls $(LLAMA_CPP_WHEELS)/*.whl >/dev/null 2>&1 || CMAKE_ARGS="$(LLAMA_CPP_CMAKE_ARGS)" \
-		$(BIN)/python -m pip wheel --quiet --no-deps --no-cache-dir --no-binary llama-cpp-python \
-		--wheel-dir $(LLAMA_CPP_WHEELS) "llama-cpp-python==$(LLAMA_CPP_VERSION)"
+	ls $(LLAMA_CPP_WHEELS)/*.whl >/dev/null 2>&1 || { \
+		rm -rf $(LLAMA_CPP_WHEELS).building && \
+		CMAKE_ARGS="$(LLAMA_CPP_CMAKE_ARGS)" $(BIN)/python -m pip wheel --quiet --no-deps \
+			--no-cache-dir --no-binary llama-cpp-python --wheel-dir $(LLAMA_CPP_WHEELS).building \
+			"llama-cpp-python==$(LLAMA_CPP_VERSION)" && \
+		mv $(LLAMA_CPP_WHEELS).building $(LLAMA_CPP_WHEELS); }
 	$(BIN)/python -m pip install --quiet --force-reinstall --no-deps $(LLAMA_CPP_WHEELS)/*.whl
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
