@@ -22,7 +22,8 @@ def _int(name: str, default: int, minimum: int = 1) -> int:
     return value
 
 
-def _float(name: str, default: float) -> float:
+def _float(name: str, default: float, *, positive: bool = False) -> float:
+    """`positive` for the intervals a loop waits: at 0 the loop would spin."""
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
@@ -32,6 +33,8 @@ def _float(name: str, default: float) -> float:
         raise SystemExit(f"{name} must be a number, got {raw!r}") from exc
     if value < 0:
         raise SystemExit(f"{name} must not be negative, got {value}")
+    if positive and value == 0:
+        raise SystemExit(f"{name} must be above 0")
     return value
 
 
@@ -78,10 +81,10 @@ class Settings:
                 "THREADLINE_PROVIDER_CONTEXT_WINDOW", cls.provider_context_window
             ),
             worker_concurrency=_int("THREADLINE_WORKER_CONCURRENCY", cls.worker_concurrency),
-            lease_seconds=_float("THREADLINE_LEASE_SECONDS", cls.lease_seconds),
+            lease_seconds=_float("THREADLINE_LEASE_SECONDS", cls.lease_seconds, positive=True),
             poll_after_ms=_int("THREADLINE_POLL_AFTER_MS", cls.poll_after_ms),
             sweep_interval_seconds=_float(
-                "THREADLINE_SWEEP_INTERVAL_SECONDS", cls.sweep_interval_seconds
+                "THREADLINE_SWEEP_INTERVAL_SECONDS", cls.sweep_interval_seconds, positive=True
             ),
             database_pool_size=_int("THREADLINE_DATABASE_POOL_SIZE", cls.database_pool_size),
             event_retention_seconds=_float(
@@ -94,7 +97,7 @@ class Settings:
                 "THREADLINE_SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds
             ),
             stream_keepalive_seconds=_float(
-                "THREADLINE_STREAM_KEEPALIVE_SECONDS", cls.stream_keepalive_seconds
+                "THREADLINE_STREAM_KEEPALIVE_SECONDS", cls.stream_keepalive_seconds, positive=True
             ),
         )
 

@@ -285,6 +285,7 @@ def test_keep_alives_on_a_quiet_stream_leave_the_sdk_reading_events(
     ) as response:
         raw = response.read().decode()
     assert ": keep-alive\n" in raw.split("event: thread.message.delta", 1)[1]
+    assert ": keep-alive\n\n" not in raw  # a blank line after it would end an empty event
 
     scripted_model.script(model_name, Reply("slow and steady", chunks=2, pause=1))
     handler, run, _ = _stream_run(client, thread_id, assistant_id)

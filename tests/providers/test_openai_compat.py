@@ -4,10 +4,13 @@ what it sends, how it reads the stream, which failures it retries and what it re
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import socket
+import time
 from typing import Any
 
 import pytest
+from multidict import CIMultiDict
 from support.scripted_model import (
     CallTools,
     Fail,
@@ -18,7 +21,11 @@ from support.scripted_model import (
 )
 
 from threadline.providers.base import ChatChunk, ChatRequest, ProviderError
-from threadline.providers.openai_compat import OpenAICompatibleProvider
+from threadline.providers.openai_compat import (
+    OpenAICompatibleProvider,
+    _retry_delay,
+    _should_retry,
+)
 
 
 def _request(model: str) -> ChatRequest:
@@ -152,3 +159,34 @@ def test_an_unreachable_upstream_fails_after_its_retries() -> None:
     error = _failure(url, _request("any"), max_retries=1)
 
     assert error.code == "server_error" and error.message.startswith("The model provider failed")
+
+
+@pytest.mark.parametrize(
+    ("headers", "wait"),
+    [
+        ({"retry-after-ms": "250"}, 0.25),
+        ({"Retry-After": "3"}, 3.0),
+        ({"retry-after-ms": "250", "Retry-After": "3"}, 0.25),
+    ],
+)
+def test_the_wait_the_upstream_asks_for_is_kept(headers: dict[str, str], wait: float) -> None:
+    assert _retry_delay(0, CIMultiDict(headers)) == wait  # case-insensitive, as aiohttp's
+
+
+def test_a_retry_after_date_is_read_as_utc() -> None:
+    in_ten_seconds = email.utils.formatdate(time.time() + 10, usegmt=True)
+
+    assert 8 < _retry_delay(0, CIMultiDict({"Retry-After": in_ten_seconds})) <= 10
+
+
+@pytest.mark.parametrize("attempt", [0, 1, 2, 6])
+def test_without_an_asked_wait_the_backoff_doubles_to_a_cap_less_jitter(attempt: int) -> None:
+    full = min(0.5 * 2**attempt, 8.0)
+
+    assert all(0.75 * full <= _retry_delay(attempt, {}) <= full for _ in range(50))
+
+
+def test_an_upstream_asking_for_more_than_two_minutes_is_not_retried() -> None:
+    assert _should_retry(429, CIMultiDict({"Retry-After": "60"}))
+    assert not _should_retry(429, CIMultiDict({"Retry-After": "121"}))
+    assert _should_retry(400, CIMultiDict({"x-should-retry": "true"}))

@@ -7,8 +7,9 @@ directly (300 calls each to the scripted model server), and that CPU is the serv
 overhead on every turn. Retries keep the client's rules, since users know them: up to
 `max_retries` more attempts on 408, 409, 429, 5xx, connection errors and timeouts (an
 `x-should-retry` header decides first), waiting what `retry-after-ms` or `Retry-After` asks
-when it is between 0 and 60 seconds, else 0.5 s doubling up to 8 s, less up to a quarter
-of jitter. What is left when they run out becomes the run's `last_error` code.
+when it is between 0 and 120 seconds (an upstream asking for longer is not retried), else
+0.5 s doubling up to 8 s, less up to a quarter of jitter. What is left when they run out
+becomes the run's `last_error` code.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import email.utils
 import json
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any, cast
 
 import aiohttp
@@ -40,8 +41,8 @@ _FINISH_REASONS = {"stop", "length", "tool_calls", "content_filter"}
 _RETRIED_STATUSES = {408, 409, 429}
 _INITIAL_RETRY_DELAY = 0.5
 _MAX_RETRY_DELAY = 8.0
-_MAX_RETRY_AFTER = 60.0
-_BODY_END_SECONDS = 1.0
+_MAX_RETRY_AFTER = 120.0
+_BODY_END_SECONDS = 0.1
 
 
 class OpenAICompatibleProvider:
@@ -70,16 +71,17 @@ class OpenAICompatibleProvider:
         body = json.dumps(_request_body(request)).encode()
         response = await self._open(body)
         try:
-            async for line in _lines(response.content):
-                if not line.startswith(b"data:"):
-                    continue
-                payload = line[5:].strip()
-                if payload == b"[DONE]":
-                    await _finish_body(response.content)
-                    break
-                converted = _convert(json.loads(payload))
-                if converted is not None:
-                    yield converted
+            async with contextlib.aclosing(_lines(response.content)) as lines:
+                async for line in lines:
+                    if not line.startswith(b"data:"):
+                        continue
+                    payload = line[5:].strip()
+                    if payload == b"[DONE]":
+                        await _finish_body(response.content)
+                        break
+                    converted = _convert(json.loads(payload))
+                    if converted is not None:
+                        yield converted
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ProviderError("server_error", _failure(exc)) from exc
         finally:
@@ -121,16 +123,18 @@ class OpenAICompatibleProvider:
                 continue
             if response.status < 300:
                 return response
+            if may_retry and _should_retry(response.status, response.headers):
+                response.release()
+                await asyncio.sleep(_retry_delay(attempt, response.headers))
+                attempt += 1
+                continue
             try:
                 payload = await response.read()
             except (aiohttp.ClientError, TimeoutError):
                 payload = b""
             finally:
                 response.release()
-            if not (may_retry and _should_retry(response.status, response.headers)):
-                raise _status_error(response.status, payload)
-            await asyncio.sleep(_retry_delay(attempt, response.headers))
-            attempt += 1
+            raise _status_error(response.status, payload)
 
     def _client_session(self) -> aiohttp.ClientSession:
         """Made on first use, inside the event loop it belongs to. No cap on connections:
@@ -155,12 +159,14 @@ async def _finish_body(content: aiohttp.StreamReader) -> None:
     """Read the body's end after `[DONE]`, so that its connection serves the next call: one
     released before the end is closed, and every call then paid for a new connection. An
     upstream that keeps the body open gets a moment before its connection is dropped."""
+    if content.at_eof():
+        return
     with contextlib.suppress(TimeoutError, aiohttp.ClientError):
         async with asyncio.timeout(_BODY_END_SECONDS):
             await content.read()
 
 
-async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+async def _lines(content: aiohttp.StreamReader) -> AsyncGenerator[bytes, None]:
     """Split on newlines however long a line is (aiohttp's own line reader caps them)."""
     rest = b""
     async for data in content.iter_any():
@@ -172,6 +178,9 @@ async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
 
 
 def _should_retry(status: int, headers: Mapping[str, str]) -> bool:
+    asked = _retry_after(headers)
+    if asked is not None and asked > _MAX_RETRY_AFTER:
+        return False
     verdict = headers.get("x-should-retry")
     if verdict in ("true", "false"):
         return verdict == "true"
@@ -200,10 +209,12 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
         return float(value)
     except ValueError:
         pass
+    date = email.utils.parsedate_tz(value)
+    if date is None:
+        return None
     try:
-        asked_at: float = email.utils.parsedate_to_datetime(value).timestamp()
-        return asked_at - time.time()
-    except (TypeError, ValueError):
+        return email.utils.mktime_tz(date) - time.time()
+    except (OverflowError, ValueError):
         return None
 
 
