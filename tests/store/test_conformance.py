@@ -12,7 +12,6 @@ from functools import partial
 from typing import Any, Protocol, TypeVar
 
 import pytest
-import sqlalchemy as sa
 
 from threadline.domain.errors import Conflict, InvalidRequest
 from threadline.domain.ids import IdKind, new_id
@@ -652,7 +651,7 @@ def test_a_run_locked_by_an_open_claim_is_skipped(store: SqlStore, run: Runner) 
         try:
             async with store.transaction() as tx:
                 # Waiting on A's row lock would hang (A waits for B): fail fast instead.
-                await tx.conn.execute(sa.text("SET LOCAL lock_timeout = '5s'"))
+                await tx.db.execute_sql("SET LOCAL lock_timeout = '5s'")
                 return await tx.claim_next_run("worker-b", 100.0)
         finally:
             b_claimed.set()

@@ -6,8 +6,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
 from threadline.store.sql_store import SqlStore
 
 FULL, NORMAL = 2, 1
@@ -20,8 +18,8 @@ def test_durable_transactions_sync_fully_and_others_do_not(
 
     async def synchronous_level(durable: bool) -> int:
         async with store.transaction(durable=durable) as tx:
-            result = await tx.conn.execute(sa.text("PRAGMA synchronous"))
-            return int(result.scalar_one())
+            (level,) = await tx.db.execute_sql("PRAGMA synchronous")
+            return int(level[0])
 
     try:
         run(store.open())

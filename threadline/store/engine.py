@@ -1,23 +1,22 @@
-"""Turns a `THREADLINE_DATABASE_URL` into a configured engine.
+"""Turns a `THREADLINE_DATABASE_URL` into connections.
 
-PostgreSQL gets an async engine (asyncpg) with a connection pool. SQLite gets one plain
-synchronous connection, used from the event loop: SQLite answers in microseconds and takes
-one writer at a time anyway, so handing each statement to a helper thread (as an async
-driver does) only adds two thread switches per statement.
+PostgreSQL gets SQLAlchemy's async engine (asyncpg) for its connection pool. SQLite gets one
+plain `sqlite3` connection, used from the event loop: SQLite answers in microseconds and
+takes one writer at a time anyway, so handing each statement to a helper thread (as an async
+driver does) only adds two thread switches per statement. Both run their queries on the
+driver itself (`drivers.py`); SQLAlchemy's own connections serve only the migrations.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+import sqlite3
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from threadline.domain.errors import InvalidRequest
-
-T = TypeVar("T")
 
 
 def is_sqlite(url: str) -> bool:
@@ -58,18 +57,24 @@ def create_postgres_engine(url: str, pool_size: int = 5) -> AsyncEngine:
     )
 
 
+def connect_sqlite(url: str) -> sqlite3.Connection:
+    """The store's connection. In autocommit mode: the store says where transactions begin
+    (a plain BEGIN, before reads too), so that a transaction's reads and writes are one unit."""
+    database = sa.make_url(_driver_url(url)).database or ":memory:"
+    connection = sqlite3.connect(database, isolation_level=None)
+    _sqlite_pragmas(connection, None)
+    return connection
+
+
 def create_sqlite_engine(url: str) -> sa.Engine:
-    _driver_url(url)
-    engine = sa.create_engine(url, poolclass=sa.pool.StaticPool)
+    """An engine for the migrations, with the store's settings."""
+    engine = sa.create_engine(_driver_url(url), poolclass=sa.pool.NullPool)
     event.listen(engine, "connect", _sqlite_pragmas)
-    # Let SQLAlchemy, not the sqlite3 module, say where transactions begin (a plain BEGIN,
-    # before reads too), so that a transaction's reads and writes are one unit.
     event.listen(engine, "begin", _begin)
     return engine
 
 
 def _begin(connection: sa.Connection) -> None:
-    # On the driver's connection: a statement through SQLAlchemy costs ten times as much.
     driver_connection = connection.connection.driver_connection
     assert driver_connection is not None
     driver_connection.execute("BEGIN")
@@ -83,16 +88,3 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
-
-
-class SqliteConnection:
-    """The slice of `AsyncConnection` the queries use, over a synchronous SQLite connection."""
-
-    def __init__(self, connection: sa.Connection):
-        self.connection = connection
-
-    async def execute(self, statement: Any, parameters: Any = None) -> Any:
-        return self.connection.execute(statement, parameters)
-
-    async def run_sync(self, function: Callable[[sa.Connection], T]) -> T:
-        return function(self.connection)

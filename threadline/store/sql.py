@@ -1,24 +1,25 @@
 """Every query the store runs, in one file, for SQLite and PostgreSQL alike.
 
-What differs by dialect is what SQLAlchemy already renders per dialect (`FOR UPDATE SKIP
-LOCKED` is a no-op on SQLite, where a single connection serialises every transaction).
-
-The queries a run takes on its way are built once, here, with bound parameters: building a
-statement and deriving its cache key cost several times what SQLite takes to run it.
+Each is written once in SQLAlchemy Core with named parameters and rendered per dialect the
+first time it runs (`compiled.py`); what differs by dialect is what SQLAlchemy renders per
+dialect (`FOR UPDATE SKIP LOCKED` is a no-op on SQLite, where a single connection serialises
+every transaction). No statement is built per call: building one and deriving its cache key
+cost more than SQLite takes to run it.
 """
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from threadline.domain.errors import Conflict, InvalidRequest
 from threadline.store.base import Obj, Page, PageRequest, RunEvent
-from threadline.store.engine import SqliteConnection
+from threadline.store.compiled import OneOf, Query, constants, param
+from threadline.store.drivers import Driver, DuplicateKey
 from threadline.store.schema import (
     ACTIVE_RUN_STATUSES,
     assistants,
@@ -30,100 +31,149 @@ from threadline.store.schema import (
 )
 from threadline.store.signal import RUN_QUEUED
 
+# Inserts of several rows take one statement per row count, rendered on first use; larger
+# batches go in slices of this many.
+MAX_ROWS_PER_INSERT = 64
+
 
 def _p(name: str, column: sa.Column[Any]) -> sa.BindParameter[Any]:
     """A named parameter typed like `column` (so a body is stored as JSON)."""
-    return sa.bindparam(name, type_=column.type)
+    return param(name, column.type)
 
 
-def _ids(name: str) -> sa.BindParameter[Any]:
-    return sa.bindparam(name, expanding=True)
-
-
+_ID = _p("p_id", runs.c.id)
 _RUN_ID = _p("p_run_id", runs.c.id)
 _THREAD_ID = _p("p_thread_id", runs.c.thread_id)
-_ID = _p("p_id", runs.c.id)
 _PROJECT = _p("p_project", runs.c.project)
 _BODY = _p("p_body", runs.c.body)
+_OWNER = _p("p_owner", runs.c.lease_owner)
+_LEASE_UNTIL = _p("p_lease_until", runs.c.lease_until)
+_NOW = _p("p_now", runs.c.lease_until)
+_LIMIT = param("p_limit", sa.Integer())
+_SEQ = param("p_seq", sa.BigInteger())
+_IS_ACTIVE = runs.c.status.in_(constants(ACTIVE_RUN_STATUSES))
 
-_GET_ASSISTANT = sa.select(assistants.c.body).where(
-    assistants.c.id == _ID, assistants.c.project == _PROJECT
+_GET_ASSISTANT = Query(
+    sa.select(assistants.c.body).where(assistants.c.id == _ID, assistants.c.project == _PROJECT)
 )
-_REPLACE_ASSISTANT = (
+_REPLACE_ASSISTANT = Query(
     assistants.update()
     .where(assistants.c.id == _ID, assistants.c.project == _PROJECT)
     .values(body=_BODY)
 )
+_DELETE_ASSISTANT = Query(
+    assistants.delete().where(assistants.c.id == _ID, assistants.c.project == _PROJECT)
+)
 _GET_THREAD = sa.select(threads.c.body).where(threads.c.id == _ID, threads.c.project == _PROJECT)
-_LOCK_THREAD = _GET_THREAD.with_for_update()
-_REPLACE_THREAD = (
+_GET_THREAD_QUERY = Query(_GET_THREAD)
+_LOCK_THREAD = Query(_GET_THREAD.with_for_update())
+_REPLACE_THREAD = Query(
     threads.update().where(threads.c.id == _ID, threads.c.project == _PROJECT).values(body=_BODY)
 )
-_COUNT_MESSAGES = (
+_DELETE_THREAD = Query(threads.delete().where(threads.c.id == _ID, threads.c.project == _PROJECT))
+_DELETE_THREAD_CONTENTS = [
+    Query(table.delete().where(table.c.thread_id == _THREAD_ID))
+    for table in (messages, runs, run_steps, run_events)
+]
+_COUNT_MESSAGES = Query(
     threads.update()
     .where(threads.c.id == _THREAD_ID)
-    .values(message_count=threads.c.message_count + sa.bindparam("p_change", type_=sa.Integer()))
+    .values(message_count=threads.c.message_count + param("p_change", sa.Integer()))
 )
-_MESSAGE_COUNT = sa.select(threads.c.message_count).where(threads.c.id == _THREAD_ID)
-_GET_MESSAGE = sa.select(messages.c.body).where(
-    messages.c.id == _ID, messages.c.thread_id == _THREAD_ID
+_MESSAGE_COUNT = Query(sa.select(threads.c.message_count).where(threads.c.id == _THREAD_ID))
+_GET_MESSAGE = Query(
+    sa.select(messages.c.body).where(messages.c.id == _ID, messages.c.thread_id == _THREAD_ID)
 )
-_REPLACE_MESSAGE = messages.update().where(messages.c.id == _ID).values(body=_BODY)
-_NEWEST_MESSAGES = (
+_REPLACE_MESSAGE = Query(messages.update().where(messages.c.id == _ID).values(body=_BODY))
+_DELETE_MESSAGE = Query(
+    messages.delete().where(messages.c.id == _ID, messages.c.thread_id == _THREAD_ID)
+)
+_NEWEST = (
     sa.select(messages.c.seq, messages.c.body)
     .where(messages.c.thread_id == _THREAD_ID)
     .order_by(messages.c.seq.desc())
-    .limit(sa.bindparam("p_limit", type_=sa.Integer()))
+    .limit(_LIMIT)
 )
-_NEWEST_MESSAGES_BEFORE = _NEWEST_MESSAGES.where(
-    messages.c.seq < sa.bindparam("p_seq", type_=sa.BigInteger())
-)
-_GET_RUN = sa.select(runs.c.body).where(runs.c.id == _ID, runs.c.thread_id == _THREAD_ID)
-_GET_RUN_BY_ID = sa.select(runs.c.body).where(runs.c.id == _ID)
-_ACTIVE_RUN = sa.select(runs.c.body).where(
-    runs.c.thread_id == _THREAD_ID, runs.c.status.in_(ACTIVE_RUN_STATUSES)
-)
-_NEXT_QUEUED_RUN = (
+_NEWEST_MESSAGES = Query(_NEWEST)
+_NEWEST_MESSAGES_BEFORE = Query(_NEWEST.where(messages.c.seq < _SEQ))
+_GET_RUN = Query(sa.select(runs.c.body).where(runs.c.id == _ID, runs.c.thread_id == _THREAD_ID))
+_GET_RUN_BY_ID = Query(sa.select(runs.c.body).where(runs.c.id == _ID))
+_ACTIVE_RUN = Query(sa.select(runs.c.body).where(runs.c.thread_id == _THREAD_ID, _IS_ACTIVE))
+_NEXT_QUEUED_RUN = Query(
     sa.select(runs.c.id, runs.c.body)
     .where(runs.c.status == "queued", runs.c.lease_owner.is_(None))
     .order_by(runs.c.seq)
     .limit(1)
     .with_for_update(skip_locked=True)
 )
-_OWNER = _p("p_owner", runs.c.lease_owner)
-_LEASE_UNTIL = _p("p_lease_until", runs.c.lease_until)
-_TAKE_LEASE = (
+_TAKE_LEASE = Query(
     runs.update().where(runs.c.id == _ID).values(lease_owner=_OWNER, lease_until=_LEASE_UNTIL)
 )
-_RENEW_LEASES = (
+_RENEW_LEASES = Query(
     runs.update()
-    .where(runs.c.id.in_(_ids("p_ids")), runs.c.lease_owner == _OWNER)
+    .where(OneOf(runs.c.id, "p_ids", sa.String()), runs.c.lease_owner == _OWNER)
     .values(lease_until=_LEASE_UNTIL)
 )
-_RELEASE_RUN = (
+_RELEASE_RUN = Query(
     runs.update()
     .where(runs.c.id == _ID, runs.c.lease_owner == _OWNER)
     .values(lease_owner=None, lease_until=None)
 )
-_RUNS_IN_STATUS = sa.select(runs.c.id).where(
-    runs.c.id.in_(_ids("p_ids")), runs.c.status == _p("p_status", runs.c.status)
+_LAPSED_LEASES = Query(
+    sa.select(runs.c.body)
+    .where(runs.c.lease_owner.is_not(None), runs.c.lease_until < _NOW)
+    .order_by(runs.c.seq)
+    .limit(_LIMIT)
+    .with_for_update(skip_locked=True)
 )
-_GET_STEP = sa.select(run_steps.c.body).where(run_steps.c.id == _ID, run_steps.c.run_id == _RUN_ID)
-_REPLACE_STEP = run_steps.update().where(run_steps.c.id == _ID).values(body=_BODY)
-_STEPS_OF_RUN = (
+_DROP_LEASES = Query(
+    runs.update()
+    .where(OneOf(runs.c.id, "p_ids", sa.String()))
+    .values(lease_owner=None, lease_until=None)
+)
+_PAST_EXPIRY = Query(
+    sa.select(runs.c.body)
+    .where(_IS_ACTIVE, runs.c.expires_at <= _p("p_now", runs.c.expires_at))
+    .order_by(runs.c.seq)
+    .limit(_LIMIT)
+    .with_for_update(skip_locked=True)
+)
+_RUNS_IN_STATUS = Query(
+    sa.select(runs.c.id).where(
+        OneOf(runs.c.id, "p_ids", sa.String()), runs.c.status == _p("p_status", runs.c.status)
+    )
+)
+_GET_STEP = Query(
+    sa.select(run_steps.c.body).where(run_steps.c.id == _ID, run_steps.c.run_id == _RUN_ID)
+)
+_REPLACE_STEP = Query(run_steps.update().where(run_steps.c.id == _ID).values(body=_BODY))
+_DELETE_STEP = Query(run_steps.delete().where(run_steps.c.id == _ID))
+_STEPS_OF_RUN = Query(
     sa.select(run_steps.c.body).where(run_steps.c.run_id == _RUN_ID).order_by(run_steps.c.seq)
 )
-_HOLD_RUN = sa.select(runs.c.id).where(runs.c.id == _RUN_ID).with_for_update()
-_APPEND_EVENTS = run_events.insert().returning(run_events.c.seq, sort_by_parameter_order=True)
-_EVENTS_AFTER = (
+_HOLD_RUN = Query(sa.select(runs.c.id).where(runs.c.id == _RUN_ID).with_for_update())
+_WITHDRAW_EVENTS = Query(
+    run_events.delete().where(
+        run_events.c.run_id == _RUN_ID, OneOf(run_events.c.object_id, "p_ids", sa.String())
+    )
+)
+_OLD_EVENTS = Query(
+    sa.select(run_events.c.seq)
+    .join(runs, runs.c.id == run_events.c.run_id)
+    .where(run_events.c.created_at < _NOW, sa.not_(_IS_ACTIVE))
+    .order_by(run_events.c.created_at)
+    .limit(_LIMIT)
+)
+_DROP_EVENTS = Query(run_events.delete().where(OneOf(run_events.c.seq, "p_ids", sa.BigInteger())))
+_EVENTS_AFTER = Query(
     sa.select(run_events.c.seq, run_events.c.event, run_events.c.data)
-    .where(run_events.c.run_id == _RUN_ID, run_events.c.seq > sa.bindparam("p_seq"))
+    .where(run_events.c.run_id == _RUN_ID, run_events.c.seq > _SEQ)
     .order_by(run_events.c.seq)
-    .limit(sa.bindparam("p_limit", type_=sa.Integer()))
+    .limit(_LIMIT)
 )
 
 
-def _replace_run_statement(expected_status: bool, owner: bool, release_lease: bool) -> sa.Update:
+def _replace_run_statement(expected_status: bool, owner: bool, release_lease: bool) -> Query:
     query = runs.update().where(runs.c.id == _ID)
     if expected_status:
         query = query.where(runs.c.status == _p("p_expected", runs.c.status))
@@ -136,7 +186,7 @@ def _replace_run_statement(expected_status: bool, owner: bool, release_lease: bo
     }
     if release_lease:
         values.update(lease_owner=None, lease_until=None)
-    return query.values(**values)
+    return Query(query.values(**values))
 
 
 _REPLACE_RUN = {
@@ -145,107 +195,161 @@ _REPLACE_RUN = {
     for owner in (False, True)
     for release in (False, True)
 }
-_LEASE_OWNER = sa.select(runs.c.lease_owner).where(runs.c.id == _ID).with_for_update()
+_LEASE_OWNER = Query(sa.select(runs.c.lease_owner).where(runs.c.id == _ID).with_for_update())
+
+
+@functools.cache
+def _insert(table: sa.Table, columns: tuple[str, ...], rows: int) -> Query:
+    """INSERT of `rows` rows; row i's values are the parameters `{column}_{i}`; on the event
+    log, returning the sequence numbers taken."""
+    values = [{name: _p(f"{name}_{i}", table.c[name]) for name in columns} for i in range(rows)]
+    statement = table.insert().values(values)
+    if table is run_events:
+        statement = statement.returning(run_events.c.seq)
+    return Query(statement)
+
+
+def _row_params(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    return {f"{name}_{i}": value for i, row in enumerate(rows) for name, value in row.items()}
+
+
+class _Paging:
+    """Keyset pagination on `seq` within a scope (a thread's messages, a run's steps, ...):
+    exact cursors, one index range scan per page. A query per shape of request."""
+
+    def __init__(self, table: sa.Table, *scope: str):
+        self.table = table
+        self.scope = [table.c[name] == _p(f"p_{name}", table.c[name]) for name in scope]
+        self.cursor = Query(sa.select(table.c.seq).where(*self.scope, table.c.id == _ID))
+        self._queries: dict[tuple[bool, bool, bool, bool], Query] = {}
+
+    def query(self, after: bool, before: bool, ascending: bool, scan_ascending: bool) -> Query:
+        shape = (after, before, ascending, scan_ascending)
+        if shape not in self._queries:
+            self._queries[shape] = self._build(*shape)
+        return self._queries[shape]
+
+    def _build(self, after: bool, before: bool, ascending: bool, scan_ascending: bool) -> Query:
+        seq = self.table.c.seq
+        query = sa.select(self.table.c.body).where(*self.scope)
+        if after:
+            bound = param("p_after", sa.BigInteger())
+            query = query.where(seq > bound if ascending else seq < bound)
+        if before:
+            bound = param("p_before", sa.BigInteger())
+            query = query.where(seq < bound if ascending else seq > bound)
+        query = query.order_by(seq.asc() if scan_ascending else seq.desc())
+        return Query(query.limit(_LIMIT))
+
+
+_ASSISTANT_PAGES = _Paging(assistants, "project")
+_MESSAGE_PAGES = _Paging(messages, "thread_id")
+_RUN_MESSAGE_PAGES = _Paging(messages, "thread_id", "run_id")
+_RUN_PAGES = _Paging(runs, "thread_id")
+_STEP_PAGES = _Paging(run_steps, "run_id")
 
 
 class SqlTx:
-    def __init__(self, conn: AsyncConnection | SqliteConnection):
-        self.conn = conn
+    def __init__(self, db: Driver):
+        self.db = db
         # What readers to wake once this transaction commits: run ids, and RUN_QUEUED.
         self.wakes: set[str] = set()
 
     # -- helpers ---------------------------------------------------------------------------
 
-    async def _one_body(self, query: sa.Select[Any], **params: Any) -> Obj | None:
-        row = (await self.conn.execute(query, params)).first()
-        return None if row is None else dict(row[0])
+    async def _one_body(self, query: Query, **params: Any) -> Obj | None:
+        rows = await self.db.fetch(query, params)
+        return dict(rows[0][0]) if rows else None
 
-    async def _bodies(self, query: sa.Select[Any], **params: Any) -> list[Obj]:
-        return [dict(body) for body in (await self.conn.execute(query, params)).scalars().all()]
+    async def _bodies(self, query: Query, **params: Any) -> list[Obj]:
+        return [dict(row[0]) for row in await self.db.fetch(query, params)]
 
-    async def _page(
-        self, table: sa.Table, scope: sa.ColumnElement[bool], page: PageRequest
-    ) -> Page:
+    async def _insert_rows(self, table: sa.Table, rows: list[dict[str, Any]]) -> list[int]:
+        """Insert rows of the same columns, in order; on the event log, the seqs taken."""
+        taken: list[int] = []
+        columns = tuple(rows[0])
+        for start in range(0, len(rows), MAX_ROWS_PER_INSERT):
+            batch = rows[start : start + MAX_ROWS_PER_INSERT]
+            query = _insert(table, columns, len(batch))
+            if table is run_events:
+                taken += [int(row[0]) for row in await self.db.fetch(query, _row_params(batch))]
+            else:
+                await self.db.execute(query, _row_params(batch))
+        return taken
+
+    async def _page(self, paging: _Paging, page: PageRequest, **scope: Any) -> Page:
         """Keyset pagination on `seq`: exact cursors, one index range scan per page."""
-        query = sa.select(table.c.body).where(scope)
-        ascending = page.order == "asc"
+        params: dict[str, Any] = {f"p_{name}": value for name, value in scope.items()}
+        params["p_limit"] = page.limit + 1
         if page.after is not None:
-            after = await self._cursor_seq(table, scope, page.after, "after")
-            query = query.where(table.c.seq > after if ascending else table.c.seq < after)
+            params["p_after"] = await self._cursor_seq(paging, params, page.after, "after")
         if page.before is not None:
-            before = await self._cursor_seq(table, scope, page.before, "before")
-            query = query.where(table.c.seq < before if ascending else table.c.seq > before)
+            params["p_before"] = await self._cursor_seq(paging, params, page.before, "before")
+        ascending = page.order == "asc"
         walk_backwards = page.before is not None and page.after is None
-        scan_ascending = ascending != walk_backwards
-        query = query.order_by(table.c.seq.asc() if scan_ascending else table.c.seq.desc())
-        rows = (await self.conn.execute(query.limit(page.limit + 1))).scalars().all()
+        query = paging.query(
+            page.after is not None, page.before is not None, ascending, ascending != walk_backwards
+        )
+        rows = await self.db.fetch(query, params)
         has_more = len(rows) > page.limit
-        bodies = [dict(body) for body in rows[: page.limit]]
+        bodies = [dict(row[0]) for row in rows[: page.limit]]
         if walk_backwards:
             bodies.reverse()
         return Page(data=bodies, has_more=has_more)
 
     async def _cursor_seq(
-        self, table: sa.Table, scope: sa.ColumnElement[bool], cursor: str, param: str
+        self, paging: _Paging, scope: dict[str, Any], cursor: str, param: str
     ) -> int:
-        query = sa.select(table.c.seq).where(scope, table.c.id == cursor)
-        seq = (await self.conn.execute(query)).scalar()
-        if seq is None:
+        rows = await self.db.fetch(paging.cursor, {**scope, "p_id": cursor})
+        if not rows:
             raise InvalidRequest(f"No object found with id '{cursor}' to page from.", param=param)
-        return int(seq)
+        return int(rows[0][0])
 
     # -- assistants ------------------------------------------------------------------------
 
     async def insert_assistant(self, project: str, assistant: Obj) -> None:
-        await self.conn.execute(
-            assistants.insert(), {"id": assistant["id"], "project": project, "body": assistant}
+        await self._insert_rows(
+            assistants, [{"id": assistant["id"], "project": project, "body": assistant}]
         )
 
     async def get_assistant(self, project: str, assistant_id: str) -> Obj | None:
         return await self._one_body(_GET_ASSISTANT, p_id=assistant_id, p_project=project)
 
     async def replace_assistant(self, project: str, assistant: Obj) -> None:
-        await self.conn.execute(
+        await self.db.execute(
             _REPLACE_ASSISTANT, {"p_id": assistant["id"], "p_project": project, "p_body": assistant}
         )
 
     async def delete_assistant(self, project: str, assistant_id: str) -> bool:
-        result = await self.conn.execute(
-            assistants.delete().where(
-                assistants.c.id == assistant_id, assistants.c.project == project
-            )
+        deleted = await self.db.execute(
+            _DELETE_ASSISTANT, {"p_id": assistant_id, "p_project": project}
         )
-        return bool(result.rowcount)
+        return bool(deleted)
 
     async def page_assistants(self, project: str, page: PageRequest) -> Page:
-        return await self._page(assistants, assistants.c.project == project, page)
+        return await self._page(_ASSISTANT_PAGES, page, project=project)
 
     # -- threads ---------------------------------------------------------------------------
 
     async def insert_thread(self, project: str, thread: Obj) -> None:
-        await self.conn.execute(
-            threads.insert(), {"id": thread["id"], "project": project, "body": thread}
-        )
+        await self._insert_rows(threads, [{"id": thread["id"], "project": project, "body": thread}])
 
     async def get_thread(self, project: str, thread_id: str) -> Obj | None:
-        return await self._one_body(_GET_THREAD, p_id=thread_id, p_project=project)
+        return await self._one_body(_GET_THREAD_QUERY, p_id=thread_id, p_project=project)
 
     async def lock_thread(self, project: str, thread_id: str) -> Obj | None:
         return await self._one_body(_LOCK_THREAD, p_id=thread_id, p_project=project)
 
     async def replace_thread(self, project: str, thread: Obj) -> None:
-        await self.conn.execute(
+        await self.db.execute(
             _REPLACE_THREAD, {"p_id": thread["id"], "p_project": project, "p_body": thread}
         )
 
     async def delete_thread(self, project: str, thread_id: str) -> bool:
-        result = await self.conn.execute(
-            threads.delete().where(threads.c.id == thread_id, threads.c.project == project)
-        )
-        if not result.rowcount:
+        if not await self.db.execute(_DELETE_THREAD, {"p_id": thread_id, "p_project": project}):
             return False
-        for table in (messages, runs, run_steps, run_events):
-            await self.conn.execute(table.delete().where(table.c.thread_id == thread_id))
+        for query in _DELETE_THREAD_CONTENTS:
+            await self.db.execute(query, {"p_thread_id": thread_id})
         return True
 
     # -- messages --------------------------------------------------------------------------
@@ -253,8 +357,8 @@ class SqlTx:
     async def insert_messages(self, thread_id: str, new_messages: list[Obj]) -> None:
         if not new_messages:
             return
-        await self.conn.execute(
-            messages.insert(),
+        await self._insert_rows(
+            messages,
             [
                 {"id": m["id"], "thread_id": thread_id, "run_id": m.get("run_id"), "body": m}
                 for m in new_messages
@@ -263,29 +367,28 @@ class SqlTx:
         await self._count_messages(thread_id, len(new_messages))
 
     async def _count_messages(self, thread_id: str, change: int) -> None:
-        await self.conn.execute(_COUNT_MESSAGES, {"p_thread_id": thread_id, "p_change": change})
+        await self.db.execute(_COUNT_MESSAGES, {"p_thread_id": thread_id, "p_change": change})
 
     async def get_message(self, thread_id: str, message_id: str) -> Obj | None:
         return await self._one_body(_GET_MESSAGE, p_id=message_id, p_thread_id=thread_id)
 
     async def replace_message(self, message: Obj) -> None:
-        await self.conn.execute(_REPLACE_MESSAGE, {"p_id": message["id"], "p_body": message})
+        await self.db.execute(_REPLACE_MESSAGE, {"p_id": message["id"], "p_body": message})
 
     async def delete_message(self, thread_id: str, message_id: str) -> bool:
-        result = await self.conn.execute(
-            messages.delete().where(messages.c.id == message_id, messages.c.thread_id == thread_id)
+        deleted = await self.db.execute(
+            _DELETE_MESSAGE, {"p_id": message_id, "p_thread_id": thread_id}
         )
-        if result.rowcount:
+        if deleted:
             await self._count_messages(thread_id, -1)
-        return bool(result.rowcount)
+        return bool(deleted)
 
     async def page_messages(
         self, thread_id: str, page: PageRequest, run_id: str | None = None
     ) -> Page:
-        scope = messages.c.thread_id == thread_id
-        if run_id is not None:
-            scope = sa.and_(scope, messages.c.run_id == run_id)
-        return await self._page(messages, scope, page)
+        if run_id is None:
+            return await self._page(_MESSAGE_PAGES, page, thread_id=thread_id)
+        return await self._page(_RUN_MESSAGE_PAGES, page, thread_id=thread_id, run_id=run_id)
 
     async def newest_messages(
         self, thread_id: str, limit: int, before_seq: int | None = None
@@ -294,11 +397,11 @@ class SqlTx:
         query = _NEWEST_MESSAGES
         if before_seq is not None:
             query, params["p_seq"] = _NEWEST_MESSAGES_BEFORE, before_seq
-        return [(int(seq), dict(body)) for seq, body in (await self.conn.execute(query, params))]
+        return [(int(seq), dict(body)) for seq, body in await self.db.fetch(query, params)]
 
     async def count_messages(self, thread_id: str) -> int:
-        result = await self.conn.execute(_MESSAGE_COUNT, {"p_thread_id": thread_id})
-        return int(result.scalar() or 0)
+        rows = await self.db.fetch(_MESSAGE_COUNT, {"p_thread_id": thread_id})
+        return int(rows[0][0]) if rows else 0
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -315,8 +418,8 @@ class SqlTx:
             "body": run,
         }
         try:
-            await self.conn.execute(runs.insert(), row)
-        except IntegrityError as exc:
+            await self._insert_rows(runs, [row])
+        except DuplicateKey as exc:
             raise _active_run_conflict(run["thread_id"], None) from exc
         self.wakes.add(RUN_QUEUED)
 
@@ -342,89 +445,65 @@ class SqlTx:
             "p_body": run,
         }
         query = _REPLACE_RUN[expected_status is not None, lease_owner is not None, release]
-        result = await self.conn.execute(query, params)
-        if result.rowcount and run["status"] == "queued":
+        written = await self.db.execute(query, params)
+        if written and run["status"] == "queued":
             self.wakes.add(RUN_QUEUED)
-        return bool(result.rowcount)
+        return bool(written)
 
     async def holds_lease(self, run_id: str, owner: str) -> bool:
         # The row stays locked to the end of the transaction (on PostgreSQL; SQLite has one
         # writer at a time), so the lease cannot change hands before its writes commit.
-        held = (await self.conn.execute(_LEASE_OWNER, {"p_id": run_id})).scalar()
-        return bool(held == owner)
+        rows = await self.db.fetch(_LEASE_OWNER, {"p_id": run_id})
+        return bool(rows) and rows[0][0] == owner
 
     async def page_runs(self, thread_id: str, page: PageRequest) -> Page:
-        return await self._page(runs, runs.c.thread_id == thread_id, page)
+        return await self._page(_RUN_PAGES, page, thread_id=thread_id)
 
     async def claim_next_run(self, owner: str, lease_until: float) -> Obj | None:
-        row = (await self.conn.execute(_NEXT_QUEUED_RUN)).first()
-        if row is None:
+        rows = await self.db.fetch(_NEXT_QUEUED_RUN)
+        if not rows:
             return None
-        await self.conn.execute(
-            _TAKE_LEASE, {"p_id": row.id, "p_owner": owner, "p_lease_until": lease_until}
+        run_id, body = rows[0]
+        await self.db.execute(
+            _TAKE_LEASE, {"p_id": run_id, "p_owner": owner, "p_lease_until": lease_until}
         )
-        return dict(row.body)
+        return dict(body)
 
     async def renew_leases(self, owner: str, run_ids: list[str], lease_until: float) -> None:
         if run_ids:
-            await self.conn.execute(
+            await self.db.execute(
                 _RENEW_LEASES, {"p_ids": run_ids, "p_owner": owner, "p_lease_until": lease_until}
             )
 
     async def release_run(self, run_id: str, owner: str) -> None:
-        await self.conn.execute(_RELEASE_RUN, {"p_id": run_id, "p_owner": owner})
+        await self.db.execute(_RELEASE_RUN, {"p_id": run_id, "p_owner": owner})
 
     async def runs_with_lapsed_lease(self, now: float, limit: int) -> list[Obj]:
-        query = (
-            sa.select(runs.c.body)
-            .where(runs.c.lease_owner.is_not(None), runs.c.lease_until < now)
-            .order_by(runs.c.seq)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        rows = (await self.conn.execute(query)).scalars().all()
-        if rows:
-            await self.conn.execute(
-                runs.update()
-                .where(runs.c.id.in_([body["id"] for body in rows]))
-                .values(lease_owner=None, lease_until=None)
-            )
-        return [dict(body) for body in rows]
+        lapsed = await self._bodies(_LAPSED_LEASES, p_now=now, p_limit=limit)
+        if lapsed:
+            await self.db.execute(_DROP_LEASES, {"p_ids": [body["id"] for body in lapsed]})
+        return lapsed
 
     async def runs_past_expiry(self, now: int, limit: int) -> list[Obj]:
-        query = (
-            sa.select(runs.c.body)
-            .where(runs.c.status.in_(ACTIVE_RUN_STATUSES), runs.c.expires_at <= now)
-            .order_by(runs.c.seq)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        return await self._bodies(query)
+        return await self._bodies(_PAST_EXPIRY, p_now=now, p_limit=limit)
 
     async def runs_in_status(self, run_ids: list[str], status: str) -> list[str]:
         if not run_ids:
             return []
-        result = await self.conn.execute(_RUNS_IN_STATUS, {"p_ids": run_ids, "p_status": status})
-        return list(result.scalars().all())
+        rows = await self.db.fetch(_RUNS_IN_STATUS, {"p_ids": run_ids, "p_status": status})
+        return [str(row[0]) for row in rows]
 
     # -- run steps -------------------------------------------------------------------------
 
     async def insert_step(self, step: Obj) -> None:
-        await self.conn.execute(
-            run_steps.insert(),
-            {
-                "id": step["id"],
-                "run_id": step["run_id"],
-                "thread_id": step["thread_id"],
-                "body": step,
-            },
-        )
+        row = {"id": step["id"], "run_id": step["run_id"], "thread_id": step["thread_id"]}
+        await self._insert_rows(run_steps, [{**row, "body": step}])
 
     async def replace_step(self, step: Obj) -> None:
-        await self.conn.execute(_REPLACE_STEP, {"p_id": step["id"], "p_body": step})
+        await self.db.execute(_REPLACE_STEP, {"p_id": step["id"], "p_body": step})
 
     async def delete_step(self, step_id: str) -> None:
-        await self.conn.execute(run_steps.delete().where(run_steps.c.id == step_id))
+        await self.db.execute(_DELETE_STEP, {"p_id": step_id})
 
     async def get_step(self, run_id: str, step_id: str) -> Obj | None:
         return await self._one_body(_GET_STEP, p_id=step_id, p_run_id=run_id)
@@ -433,7 +512,7 @@ class SqlTx:
         return await self._bodies(_STEPS_OF_RUN, p_run_id=run_id)
 
     async def page_steps(self, run_id: str, page: PageRequest) -> Page:
-        return await self._page(run_steps, run_steps.c.run_id == run_id, page)
+        return await self._page(_STEP_PAGES, page, run_id=run_id)
 
     # -- the event log ---------------------------------------------------------------------
 
@@ -442,14 +521,14 @@ class SqlTx:
             return 0
         self.wakes.add(run_id)
         now = time.time()
-        if not isinstance(self.conn, SqliteConnection):
+        if self.db.holds_row_locks:
             # Sequence numbers are taken at insert but become visible at commit: holding the
             # run's row makes a run's events commit in sequence order, so a follower that
             # has read up to N can never later find an event numbered below N. (SQLite has
             # one writer at a time: there, they always do.)
-            await self.conn.execute(_HOLD_RUN, {"p_run_id": run_id})
-        rows = await self.conn.execute(
-            _APPEND_EVENTS,
+            await self.db.fetch(_HOLD_RUN, {"p_run_id": run_id})
+        seqs = await self._insert_rows(
+            run_events,
             [
                 {
                     "run_id": run_id,
@@ -462,35 +541,26 @@ class SqlTx:
                 for e in events
             ],
         )
-        return int(rows.scalars().all()[-1])
+        return max(seqs)
 
     async def withdraw_events(self, run_id: str, object_ids: list[str]) -> None:
         if object_ids:
-            await self.conn.execute(
-                run_events.delete().where(
-                    run_events.c.run_id == run_id, run_events.c.object_id.in_(object_ids)
-                )
-            )
+            await self.db.execute(_WITHDRAW_EVENTS, {"p_run_id": run_id, "p_ids": object_ids})
 
     async def prune_events(self, older_than: float, limit: int) -> int:
-        old = (
-            sa.select(run_events.c.seq)
-            .join(runs, runs.c.id == run_events.c.run_id)
-            .where(run_events.c.created_at < older_than)
-            .where(runs.c.status.not_in(ACTIVE_RUN_STATUSES))
-            .order_by(run_events.c.created_at)
-            .limit(limit)
-        )
-        seqs = list((await self.conn.execute(old)).scalars().all())
+        seqs = [
+            int(row[0])
+            for row in await self.db.fetch(_OLD_EVENTS, {"p_now": older_than, "p_limit": limit})
+        ]
         if seqs:
-            await self.conn.execute(run_events.delete().where(run_events.c.seq.in_(seqs)))
+            await self.db.execute(_DROP_EVENTS, {"p_ids": seqs})
         return len(seqs)
 
     async def events_after(self, run_id: str, after_seq: int, limit: int) -> list[RunEvent]:
         params = {"p_run_id": run_id, "p_seq": after_seq, "p_limit": limit}
         return [
             RunEvent(event=event, data=dict(data), seq=int(seq))
-            for seq, event, data in (await self.conn.execute(_EVENTS_AFTER, params)).all()
+            for seq, event, data in await self.db.fetch(_EVENTS_AFTER, params)
         ]
 
 

@@ -8,13 +8,13 @@ other process through NOTIFY (delivered by PostgreSQL only if the transaction co
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import sqlalchemy as sa
-
+from threadline.store.drivers import PostgresDriver, SqliteDriver
 from threadline.store.engine import (
-    SqliteConnection,
+    connect_sqlite,
     create_postgres_engine,
     create_sqlite_engine,
     is_sqlite,
@@ -25,8 +25,8 @@ from threadline.store.pg_listen import CHANNEL, PgListener
 from threadline.store.signal import EventSignal
 from threadline.store.sql import SqlTx
 
-_NOTIFY = sa.text("SELECT pg_notify(:channel, :keys)")
-_NOT_DURABLE = sa.text("SET LOCAL synchronous_commit TO OFF")
+_NOTIFY = "SELECT pg_notify($1, $2)"
+_NOT_DURABLE = "SET LOCAL synchronous_commit TO OFF"
 
 
 class SqlStore:
@@ -39,8 +39,7 @@ class SqlStore:
             self.engine = create_postgres_engine(url, pool_size)
             self._listener = PgListener(plain_postgres_dsn(url), self.signal)
         else:
-            self._sqlite_engine = create_sqlite_engine(url)
-            self._sqlite: sa.Connection | None = None
+            self._sqlite: sqlite3.Connection | None = None
             self._sqlite_durable = True
             # Transactions take turns on the one connection; a turn never blocks the loop.
             self._sqlite_turn = asyncio.Lock()
@@ -52,38 +51,57 @@ class SqlStore:
     @asynccontextmanager
     async def transaction(self, *, durable: bool = True) -> AsyncIterator[SqlTx]:
         if self._postgres:
-            async with self.engine.begin() as conn:
-                if not durable:
-                    await conn.execute(_NOT_DURABLE)
-                tx = SqlTx(conn)
+            async with self._postgres_transaction(durable) as tx:
                 yield tx
-                if tx.wakes:
-                    await conn.execute(_NOTIFY, {"channel": CHANNEL, "keys": " ".join(tx.wakes)})
         else:
             async with self._sqlite_turn:
                 connection = self._sqlite_connection(durable)
-                with connection.begin():
-                    tx = SqlTx(SqliteConnection(connection))
+                connection.execute("BEGIN")
+                try:
+                    tx = SqlTx(SqliteDriver(connection))
                     yield tx
+                    connection.execute("COMMIT")
+                except BaseException:
+                    if connection.in_transaction:
+                        connection.execute("ROLLBACK")
+                    raise
         self.signal.notify(tx.wakes)
 
-    def _sqlite_connection(self, durable: bool) -> sa.Connection:
+    @asynccontextmanager
+    async def _postgres_transaction(self, durable: bool) -> AsyncIterator[SqlTx]:
+        """On a pooled connection (checked before use), in a transaction of asyncpg's own."""
+        async with self.engine.connect() as pooled:
+            connection = (await pooled.get_raw_connection()).driver_connection
+            assert connection is not None
+            async with connection.transaction():
+                if not durable:
+                    await connection.execute(_NOT_DURABLE)
+                tx = SqlTx(PostgresDriver(connection, self.engine.dialect))
+                yield tx
+                if tx.wakes:
+                    await connection.execute(_NOTIFY, CHANNEL, " ".join(tx.wakes))
+
+    def _sqlite_connection(self, durable: bool) -> sqlite3.Connection:
         if self._sqlite is None:
-            self._sqlite = self._sqlite_engine.connect()
+            self._sqlite = connect_sqlite(self.url)
             self._sqlite_durable = True
         if durable != self._sqlite_durable:
-            level = "FULL" if durable else "NORMAL"
-            # On the driver's connection: through SQLAlchemy it would open a transaction,
-            # inside which SQLite refuses to change the setting.
-            driver_connection = self._sqlite.connection.dbapi_connection
-            assert driver_connection is not None
-            driver_connection.execute(f"PRAGMA synchronous={level}")
+            # Outside a transaction: inside one, SQLite refuses to change the setting.
+            self._sqlite.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             self._sqlite_durable = durable
         return self._sqlite
 
     async def migrate(self) -> None:
-        async with self.transaction() as tx:
-            await tx.conn.run_sync(upgrade_to_head)
+        if self._postgres:
+            async with self.engine.begin() as conn:
+                await conn.run_sync(upgrade_to_head)
+            return
+        engine = create_sqlite_engine(self.url)
+        try:
+            with engine.begin() as conn:
+                upgrade_to_head(conn)
+        finally:
+            engine.dispose()
 
     async def open(self) -> None:
         """Bring the schema up to date and start hearing other processes' commits."""
@@ -100,4 +118,3 @@ class SqlStore:
         if self._sqlite is not None:
             self._sqlite.close()
             self._sqlite = None
-        self._sqlite_engine.dispose()
