@@ -57,11 +57,16 @@ def create_postgres_engine(url: str, pool_size: int = 5) -> AsyncEngine:
     )
 
 
+def sqlite_file(url: str) -> str | None:
+    """The database file's path; None for an in-memory database."""
+    database = sa.make_url(_driver_url(url)).database
+    return None if not database or database == ":memory:" else database
+
+
 def connect_sqlite(url: str) -> sqlite3.Connection:
     """The store's connection. In autocommit mode: the store says where transactions begin
     (a plain BEGIN, before reads too), so that a transaction's reads and writes are one unit."""
-    database = sa.make_url(_driver_url(url)).database or ":memory:"
-    connection = sqlite3.connect(database, isolation_level=None)
+    connection = sqlite3.connect(sqlite_file(url) or ":memory:", isolation_level=None)
     _sqlite_pragmas(connection, None)
     return connection
 

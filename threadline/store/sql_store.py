@@ -7,19 +7,17 @@ other process through NOTIFY (delivered by PostgreSQL only if the transaction co
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from threadline.store.drivers import PostgresDriver, SqliteDriver
 from threadline.store.engine import (
-    connect_sqlite,
     create_postgres_engine,
     create_sqlite_engine,
     is_sqlite,
     plain_postgres_dsn,
 )
+from threadline.store.group_commit import GroupCommit
 from threadline.store.migrate import upgrade_to_head
 from threadline.store.pg_listen import CHANNEL, PgListener
 from threadline.store.signal import EventSignal
@@ -39,10 +37,7 @@ class SqlStore:
             self.engine = create_postgres_engine(url, pool_size)
             self._listener = PgListener(plain_postgres_dsn(url), self.signal)
         else:
-            self._sqlite: sqlite3.Connection | None = None
-            self._sqlite_durable = True
-            # Transactions take turns on the one connection; a turn never blocks the loop.
-            self._sqlite_turn = asyncio.Lock()
+            self._sqlite = GroupCommit(url)
 
     @property
     def supports_many_workers(self) -> bool:
@@ -54,17 +49,9 @@ class SqlStore:
             async with self._postgres_transaction(durable) as tx:
                 yield tx
         else:
-            async with self._sqlite_turn:
-                connection = self._sqlite_connection(durable)
-                connection.execute("BEGIN")
-                try:
-                    tx = SqlTx(SqliteDriver(connection))
-                    yield tx
-                    connection.execute("COMMIT")
-                except BaseException:
-                    if connection.in_transaction:
-                        connection.execute("ROLLBACK")
-                    raise
+            async with self._sqlite.transaction(durable=durable) as connection:
+                tx = SqlTx(SqliteDriver(connection))
+                yield tx
         self.signal.notify(tx.wakes)
 
     @asynccontextmanager
@@ -80,16 +67,6 @@ class SqlStore:
                 yield tx
                 if tx.wakes:
                     await connection.execute(_NOTIFY, CHANNEL, " ".join(tx.wakes))
-
-    def _sqlite_connection(self, durable: bool) -> sqlite3.Connection:
-        if self._sqlite is None:
-            self._sqlite = connect_sqlite(self.url)
-            self._sqlite_durable = True
-        if durable != self._sqlite_durable:
-            # Outside a transaction: inside one, SQLite refuses to change the setting.
-            self._sqlite.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-            self._sqlite_durable = durable
-        return self._sqlite
 
     async def migrate(self) -> None:
         if self._postgres:
@@ -115,6 +92,4 @@ class SqlStore:
         if self._postgres:
             await self.engine.dispose()
             return
-        if self._sqlite is not None:
-            self._sqlite.close()
-            self._sqlite = None
+        self._sqlite.close()

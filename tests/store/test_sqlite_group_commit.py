@@ -1,0 +1,125 @@
+"""SQLite: transactions that wait for the connection commit together, each all or nothing;
+what clients are told about is synced to disk, engine progress is not."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from threadline.domain.errors import Conflict
+from threadline.store.sql_store import SqlStore
+
+Run = Callable[[Any], Any]
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Path:
+    return tmp_path / "threadline.db"
+
+
+@pytest.fixture
+def store(database: Path, run: Run) -> Iterator[SqlStore]:
+    store = SqlStore(f"sqlite:///{database}")
+    run(store.open())
+    try:
+        yield store
+    finally:
+        run(store.close())
+
+
+@pytest.fixture
+def log_syncs(database: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The files synced to disk with fdatasync, as they are synced."""
+    synced: list[str] = []
+    real = os.fdatasync
+
+    def recording(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", recording)
+    return synced
+
+
+def _thread(number: int) -> dict[str, Any]:
+    return {"id": f"thread_{number}", "object": "thread", "metadata": {}}
+
+
+def _stored_threads(database: Path) -> list[str]:
+    """What another connection sees: committed rows only."""
+    with sqlite3.connect(database) as other:
+        rows = other.execute("SELECT id FROM threads ORDER BY seq").fetchall()
+    return [row[0] for row in rows]
+
+
+async def _insert(store: SqlStore, number: int, *, durable: bool = True) -> None:
+    async with store.transaction(durable=durable) as tx:
+        await tx.insert_thread("default", _thread(number))
+
+
+def test_a_durable_commit_syncs_the_log_and_engine_progress_does_not(
+    store: SqlStore, database: Path, log_syncs: list[str], run: Run
+) -> None:
+    run(_insert(store, 1, durable=False))
+    assert log_syncs == []
+
+    run(_insert(store, 2, durable=True))
+    assert log_syncs == [f"{database}-wal"]
+    assert _stored_threads(database) == ["thread_1", "thread_2"]
+
+
+def test_transactions_waiting_together_share_one_commit_and_one_sync(
+    store: SqlStore, database: Path, log_syncs: list[str], run: Run
+) -> None:
+    async def burst() -> None:
+        await asyncio.gather(*(_insert(store, n) for n in range(20)))
+
+    run(burst())
+
+    assert _stored_threads(database) == [f"thread_{n}" for n in range(20)]
+    assert len(log_syncs) == 1
+
+
+def test_a_failing_transaction_rolls_back_only_its_own_writes(
+    store: SqlStore, database: Path, log_syncs: list[str], run: Run
+) -> None:
+    async def failing() -> None:
+        async with store.transaction() as tx:
+            await tx.insert_thread("default", _thread(2))
+            raise Conflict("refused")
+
+    async def together() -> list[Any]:
+        return await asyncio.gather(
+            _insert(store, 1), failing(), _insert(store, 3), return_exceptions=True
+        )
+
+    outcomes = run(together())
+
+    assert outcomes[0] is None and outcomes[2] is None
+    assert isinstance(outcomes[1], Conflict)
+    assert _stored_threads(database) == ["thread_1", "thread_3"]
+    assert len(log_syncs) == 1
+
+
+def test_a_transaction_returns_only_once_its_group_has_committed(
+    store: SqlStore, database: Path, run: Run
+) -> None:
+    seen_on_return: dict[int, list[str]] = {}
+
+    async def insert_then_look(number: int) -> None:
+        await _insert(store, number, durable=False)
+        seen_on_return[number] = _stored_threads(database)
+
+    async def burst() -> None:
+        await asyncio.gather(*(insert_then_look(n) for n in range(5)))
+
+    run(burst())
+
+    for number, seen in seen_on_return.items():
+        assert f"thread_{number}" in seen
