@@ -64,6 +64,7 @@ class Worker:
             await recover_abandoned_runs(self.store, everything=True)
         self._loops = [
             asyncio.create_task(self._claim_loop(), name="threadline-claim"),
+            asyncio.create_task(self._renew_loop(), name="threadline-renew"),
             asyncio.create_task(self._upkeep_loop(), name="threadline-upkeep"),
         ]
 
@@ -145,8 +146,23 @@ class Worker:
             if run is not None and run["status"] == RunStatus.IN_PROGRESS.value:
                 await change_status(tx, run, RunStatus.QUEUED, lease_owner=self.owner)
 
+    async def _renew_loop(self) -> None:
+        """Renew the leases of the runs in flight three times per lease, on a connection of
+        their own: behind the sweeps, or queued for a pooled connection behind the very runs
+        it protects, a busy worker's renewal came late, its runs were taken over mid-reply,
+        and their streams showed a reply begun twice."""
+        while True:
+            await asyncio.sleep(self.settings.lease_seconds / 3)
+            try:
+                async with self.store.transaction(durable=False, reserved=True) as tx:
+                    await tx.renew_leases(
+                        self.owner, list(self._tasks), time.time() + self.settings.lease_seconds
+                    )
+            except Exception:
+                log.exception("renewing leases failed; trying again")
+
     async def _upkeep_loop(self) -> None:
-        """Lease renewal, cancel requests, expiry and recovery, on one timer."""
+        """Cancel requests, expiry and recovery, on one timer."""
         while True:
             await asyncio.sleep(self.settings.sweep_interval_seconds)
             try:
@@ -155,10 +171,8 @@ class Worker:
                 log.exception("worker upkeep failed; trying again")
 
     async def _upkeep(self) -> None:
-        in_flight = list(self._tasks)
         async with self.store.transaction(durable=False) as tx:
-            await tx.renew_leases(self.owner, in_flight, time.time() + self.settings.lease_seconds)
-            cancelling = await tx.runs_in_status(in_flight, RunStatus.CANCELLING.value)
+            cancelling = await tx.runs_in_status(list(self._tasks), RunStatus.CANCELLING.value)
         for run_id in cancelling:
             self.interrupt(run_id, cancel_requested=True)
         for run_id in await expire_overdue_runs(self.store):

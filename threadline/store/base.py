@@ -134,10 +134,13 @@ class StoreTx(Protocol):
 class Store(Protocol):
     signal: EventSignal
 
-    def transaction(self, *, durable: bool = True) -> AbstractAsyncContextManager[StoreTx]:
+    def transaction(
+        self, *, durable: bool = True, reserved: bool = False
+    ) -> AbstractAsyncContextManager[StoreTx]:
         """One transaction. `durable=False` is for the engine's own progress, which no client
         is waiting to have acknowledged: it survives a killed process but not a power cut
-        (a run cut off that way is redone from its last durable state)."""
+        (a run cut off that way is redone from its last durable state). `reserved` runs it
+        on a connection kept for it alone (lease renewal), never queued behind others."""
         ...
 
     async def migrate(self) -> None: ...

@@ -7,8 +7,11 @@ other process through NOTIFY (delivered by PostgreSQL only if the transaction co
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from threadline.store.drivers import PostgresDriver, SqliteDriver
 from threadline.store.engine import (
@@ -36,6 +39,10 @@ class SqlStore:
         if self._postgres:
             self.engine = create_postgres_engine(url, pool_size)
             self._listener = PgListener(plain_postgres_dsn(url), self.signal)
+            # A pool of its own, used one transaction at a time: a connection is opened only
+            # where reserved transactions run (a worker), and one that broke is replaced.
+            self._reserved = create_postgres_engine(url, pool_size=1)
+            self._reserved_turn = asyncio.Lock()
         else:
             self._sqlite = GroupCommit(url)
 
@@ -44,9 +51,17 @@ class SqlStore:
         return self._postgres
 
     @asynccontextmanager
-    async def transaction(self, *, durable: bool = True) -> AsyncIterator[SqlTx]:
-        if self._postgres:
-            async with self._postgres_transaction(durable) as tx:
+    async def transaction(
+        self, *, durable: bool = True, reserved: bool = False
+    ) -> AsyncIterator[SqlTx]:
+        if self._postgres and reserved:
+            async with self._reserved_transaction(durable) as tx:
+                yield tx
+        elif self._postgres:
+            async with (
+                self.engine.connect() as pooled,
+                self._postgres_transaction(pooled, durable) as tx,
+            ):
                 yield tx
         else:
             async with self._sqlite.transaction(durable=durable) as connection:
@@ -55,18 +70,29 @@ class SqlStore:
         self.signal.notify(tx.wakes)
 
     @asynccontextmanager
-    async def _postgres_transaction(self, durable: bool) -> AsyncIterator[SqlTx]:
-        """On a pooled connection (checked before use), in a transaction of asyncpg's own."""
-        async with self.engine.connect() as pooled:
-            connection = (await pooled.get_raw_connection()).driver_connection
-            assert connection is not None
-            async with connection.transaction():
-                if not durable:
-                    await connection.execute(_NOT_DURABLE)
-                tx = SqlTx(PostgresDriver(connection, self.engine.dialect))
-                yield tx
-                if tx.wakes:
-                    await connection.execute(_NOTIFY, CHANNEL, " ".join(tx.wakes))
+    async def _postgres_transaction(
+        self, pooled: AsyncConnection, durable: bool
+    ) -> AsyncIterator[SqlTx]:
+        """On a connection of SQLAlchemy's pool (checked when taken from it), in a
+        transaction of asyncpg's own."""
+        connection = (await pooled.get_raw_connection()).driver_connection
+        assert connection is not None
+        async with connection.transaction():
+            if not durable:
+                await connection.execute(_NOT_DURABLE)
+            tx = SqlTx(PostgresDriver(connection, self.engine.dialect))
+            yield tx
+            if tx.wakes:
+                await connection.execute(_NOTIFY, CHANNEL, " ".join(tx.wakes))
+
+    @asynccontextmanager
+    async def _reserved_transaction(self, durable: bool) -> AsyncIterator[SqlTx]:
+        async with (
+            self._reserved_turn,
+            self._reserved.connect() as pooled,
+            self._postgres_transaction(pooled, durable) as tx,
+        ):
+            yield tx
 
     async def migrate(self) -> None:
         if self._postgres:
@@ -90,6 +116,7 @@ class SqlStore:
         if self._listener is not None:
             await self._listener.stop()
         if self._postgres:
+            await self._reserved.dispose()
             await self.engine.dispose()
             return
         self._sqlite.close()
