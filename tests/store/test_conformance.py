@@ -100,7 +100,9 @@ def new_runs(store: SqlStore, run: Runner, count: int, **fields: Any) -> list[Ob
 
 
 def claim(store: SqlStore, run: Runner, owner: str, lease_until: float) -> Obj | None:
-    return run(within(store, lambda tx: tx.claim_next_run(owner, lease_until)))
+    claimed = run(within(store, lambda tx: tx.claim_next_runs(owner, lease_until, 1)))
+    assert len(claimed) <= 1
+    return claimed[0] if claimed else None
 
 
 # -- assistants ----------------------------------------------------------------------------
@@ -511,7 +513,7 @@ def test_replace_run_with_lease_owner_writes_only_for_the_lease_holder(
     assert run(within(store, lambda tx: tx.get_run_by_id(queued["id"]))) == started
 
 
-def test_claim_next_run_takes_queued_runs_oldest_first(store: SqlStore, run: Runner) -> None:
+def test_claim_next_runs_takes_queued_runs_oldest_first(store: SqlStore, run: Runner) -> None:
     waiting = new_runs(store, run, 3)
     new_runs(store, run, 1, status="requires_action")
     new_runs(store, run, 1, status="in_progress")
@@ -521,7 +523,20 @@ def test_claim_next_run_takes_queued_runs_oldest_first(store: SqlStore, run: Run
     assert claim(store, run, "worker-9", 100.0) is None
 
 
-def test_claim_next_run_skips_a_leased_run_even_when_its_lease_lapsed(
+def test_claim_next_runs_takes_up_to_the_limit_oldest_first_and_leases_each(
+    store: SqlStore, run: Runner
+) -> None:
+    waiting = new_runs(store, run, 3)
+
+    claimed = run(within(store, lambda tx: tx.claim_next_runs("worker-a", 100.0, 2)))
+
+    assert claimed == waiting[:2]
+    assert claim(store, run, "worker-b", 100.0) == waiting[2]
+    lapsed = run(within(store, lambda tx: tx.runs_with_lapsed_lease(150.0, 10)))
+    assert lapsed == waiting
+
+
+def test_claim_next_runs_skips_a_leased_run_even_when_its_lease_lapsed(
     store: SqlStore, run: Runner
 ) -> None:
     (only,) = new_runs(store, run, 1)
@@ -619,10 +634,10 @@ def test_concurrent_claimers_never_share_a_run(store: SqlStore, run: Runner) -> 
     async def claimer(owner: str) -> list[str]:
         mine: list[str] = []
         while True:
-            got = await within(store, lambda tx: tx.claim_next_run(owner, 100.0))
-            if got is None:
+            got = await within(store, lambda tx: tx.claim_next_runs(owner, 100.0, 1))
+            if not got:
                 return mine
-            mine.append(got["id"])
+            mine.append(got[0]["id"])
 
     async def race() -> list[list[str]]:
         return await asyncio.gather(*(claimer(f"worker-{i}") for i in range(4)))
@@ -641,7 +656,7 @@ def test_a_run_locked_by_an_open_claim_is_skipped(store: SqlStore, run: Runner) 
 
     async def claim_a() -> Obj | None:
         async with store.transaction() as tx:
-            got = await tx.claim_next_run("worker-a", 100.0)
+            (got,) = await tx.claim_next_runs("worker-a", 100.0, 1)
             a_claimed.set()
             await b_claimed.wait()  # hold the row lock until B has claimed too
             return got
@@ -652,7 +667,7 @@ def test_a_run_locked_by_an_open_claim_is_skipped(store: SqlStore, run: Runner) 
             async with store.transaction() as tx:
                 # Waiting on A's row lock would hang (A waits for B): fail fast instead.
                 await tx.db.execute_sql("SET LOCAL lock_timeout = '5s'")
-                return await tx.claim_next_run("worker-b", 100.0)
+                return next(iter(await tx.claim_next_runs("worker-b", 100.0, 1)), None)
         finally:
             b_claimed.set()
 

@@ -55,8 +55,7 @@ async def _started_run(store: SqlStore) -> Obj:
 async def _claim(store: SqlStore, owner: str) -> Obj:
     """Claim and start the queued run, leased until epoch second 100 (long lapsed)."""
     async with store.transaction() as tx:
-        claimed = await tx.claim_next_run(owner, 100.0)
-        assert claimed is not None
+        (claimed,) = await tx.claim_next_runs(owner, 100.0, 1)
         started = await change_status(tx, claimed, RunStatus.IN_PROGRESS)
     assert started is not None
     return started

@@ -30,6 +30,9 @@ from threadline.store.signal import RUN_QUEUED
 log = logging.getLogger(__name__)
 
 IDLE_POLL_SECONDS = 0.5
+# Runs claimed per transaction when many wait: a burst of them gets started in a few
+# transactions, while another worker still finds its share (claims skip each other's rows).
+CLAIM_BATCH = 16
 
 
 class Worker:
@@ -91,29 +94,33 @@ class Worker:
             while self._claiming:
                 queued.clear()
                 while self._claiming and len(self._tasks) < self.settings.worker_concurrency:
+                    room = self.settings.worker_concurrency - len(self._tasks)
                     try:
-                        run = await self._claim()
+                        started = await self._claim(min(room, CLAIM_BATCH))
                     except Exception:
                         # A failed claim (the database away for a moment) must not end
                         # claiming for good: try again at the next wake-up or poll.
                         log.exception("claiming a run failed; trying again")
                         break
-                    if run is None:
+                    for run in started:
+                        task = asyncio.create_task(self._carry(run), name=f"run-{run['id']}")
+                        self._tasks[run["id"]] = task
+                    if len(started) < min(room, CLAIM_BATCH):
                         break
-                    task = asyncio.create_task(self._carry(run), name=f"run-{run['id']}")
-                    self._tasks[run["id"]] = task
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(IDLE_POLL_SECONDS):
                         await queued.wait()
 
-    async def _claim(self) -> Obj | None:
-        """Take the oldest queued run and start it, in one transaction."""
+    async def _claim(self, limit: int) -> list[Obj]:
+        """Take up to `limit` of the oldest queued runs and start them, in one transaction."""
         lease_until = time.time() + self.settings.lease_seconds
+        started: list[Obj] = []
         async with self.store.transaction(durable=False) as tx:
-            run = await tx.claim_next_run(self.owner, lease_until)
-            if run is None:
-                return None
-            return await change_status(tx, run, RunStatus.IN_PROGRESS)
+            for run in await tx.claim_next_runs(self.owner, lease_until, limit):
+                moved = await change_status(tx, run, RunStatus.IN_PROGRESS)
+                if moved is not None:
+                    started.append(moved)
+        return started
 
     async def _carry(self, run: Obj) -> None:
         """Run the executor; a run it returns has settled or waits for outputs, and the

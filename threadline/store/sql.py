@@ -99,15 +99,17 @@ _NEWEST_MESSAGES_BEFORE = Query(_NEWEST.where(messages.c.seq < _SEQ))
 _GET_RUN = Query(sa.select(runs.c.body).where(runs.c.id == _ID, runs.c.thread_id == _THREAD_ID))
 _GET_RUN_BY_ID = Query(sa.select(runs.c.body).where(runs.c.id == _ID))
 _ACTIVE_RUN = Query(sa.select(runs.c.body).where(runs.c.thread_id == _THREAD_ID, _IS_ACTIVE))
-_NEXT_QUEUED_RUN = Query(
-    sa.select(runs.c.id, runs.c.body)
+_NEXT_QUEUED_RUNS = Query(
+    sa.select(runs.c.body)
     .where(runs.c.status == "queued", runs.c.lease_owner.is_(None))
     .order_by(runs.c.seq)
-    .limit(1)
+    .limit(_LIMIT)
     .with_for_update(skip_locked=True)
 )
-_TAKE_LEASE = Query(
-    runs.update().where(runs.c.id == _ID).values(lease_owner=_OWNER, lease_until=_LEASE_UNTIL)
+_TAKE_LEASES = Query(
+    runs.update()
+    .where(OneOf(runs.c.id, "p_ids", sa.String()))
+    .values(lease_owner=_OWNER, lease_until=_LEASE_UNTIL)
 )
 _RENEW_LEASES = Query(
     runs.update()
@@ -459,15 +461,18 @@ class SqlTx:
     async def page_runs(self, thread_id: str, page: PageRequest) -> Page:
         return await self._page(_RUN_PAGES, page, thread_id=thread_id)
 
-    async def claim_next_run(self, owner: str, lease_until: float) -> Obj | None:
-        rows = await self.db.fetch(_NEXT_QUEUED_RUN)
-        if not rows:
-            return None
-        run_id, body = rows[0]
-        await self.db.execute(
-            _TAKE_LEASE, {"p_id": run_id, "p_owner": owner, "p_lease_until": lease_until}
-        )
-        return dict(body)
+    async def claim_next_runs(self, owner: str, lease_until: float, limit: int) -> list[Obj]:
+        claimed = await self._bodies(_NEXT_QUEUED_RUNS, p_limit=limit)
+        if claimed:
+            await self.db.execute(
+                _TAKE_LEASES,
+                {
+                    "p_ids": [r["id"] for r in claimed],
+                    "p_owner": owner,
+                    "p_lease_until": lease_until,
+                },
+            )
+        return claimed
 
     async def renew_leases(self, owner: str, run_ids: list[str], lease_until: float) -> None:
         if run_ids:
