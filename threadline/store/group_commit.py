@@ -1,11 +1,13 @@
 """Group commit on the one SQLite connection.
 
 Transactions take turns on the connection, each inside a savepoint of its own in one open
-database transaction, and the group is committed once the transactions that were ready to
-run alongside have had their turn (the commit waits one pass of the event loop): a burst of
-requests pays for one commit and one sync to disk instead of one each, and pages that
-several of them change are written once. Each transaction still returns only once its
-writes are committed, and one that fails rolls back its own writes alone.
+database transaction. Once a transaction a client waits for (durable) is among them, the
+commit waits one pass of the event loop, so that the transactions ready to run alongside
+join it: a burst of requests pays for one commit and one sync to disk instead of one each.
+Without one, there is no sync to share, and the group commits as soon as its transaction
+ends, so the engine's progress and the streams that follow it wait for nothing. Each
+transaction returns only once its writes are committed, and one that fails rolls back its
+own writes alone.
 
 Commits run at `synchronous=NORMAL` (SQLite may not change the level inside a transaction,
 and a group mixes both kinds); when a group holds a durable transaction, the write-ahead log
@@ -66,7 +68,7 @@ class GroupCommit:
                 group.durable = group.durable or durable
             finally:
                 group.size += 1
-                if group.size >= MAX_GROUP:
+                if not group.durable or group.size >= MAX_GROUP:
                     self._commit()
                 elif not self._commit_scheduled:
                     self._commit_scheduled = True
