@@ -55,24 +55,26 @@ class GroupCommit:
         await self._turn.acquire()
         try:
             connection = self._open()
+            # The group's first transaction needs no savepoint: if it fails, nothing else
+            # is in the database transaction yet.
+            first = self._group is None
             group = self._join(connection)
-            connection.execute("SAVEPOINT member")
+            if not first:
+                connection.execute("SAVEPOINT member")
             try:
                 yield connection
             except BaseException:
-                connection.execute("ROLLBACK TO member")
-                connection.execute("RELEASE member")
+                self._undo(connection, group, first)
                 raise
-            else:
+            if not first:
                 connection.execute("RELEASE member")
-                group.durable = group.durable or durable
-            finally:
-                group.size += 1
-                if not group.durable or group.size >= MAX_GROUP:
-                    self._commit()
-                elif not self._commit_scheduled:
-                    self._commit_scheduled = True
-                    asyncio.get_running_loop().call_soon(self._commit_when_free)
+            group.durable = group.durable or durable
+            group.size += 1
+            if not group.durable or group.size >= MAX_GROUP:
+                self._commit()
+            elif not self._commit_scheduled:
+                self._commit_scheduled = True
+                asyncio.get_running_loop().call_soon(self._commit_when_free)
         finally:
             self._turn.release()
         await asyncio.shield(group.committed)
@@ -97,6 +99,17 @@ class GroupCommit:
             connection.execute("BEGIN")
             self._group = _Group()
         return self._group
+
+    def _undo(self, connection: sqlite3.Connection, group: _Group, first: bool) -> None:
+        """Roll back one transaction's writes; the rest of its group commits as planned
+        (a group with others in it holds a durable one, so its commit is scheduled)."""
+        if not first:
+            connection.execute("ROLLBACK TO member")
+            connection.execute("RELEASE member")
+            return
+        self._group = None
+        connection.execute("ROLLBACK")
+        group.committed.set_result(None)
 
     def _commit_when_free(self) -> None:
         self._commit_scheduled = False
