@@ -126,7 +126,7 @@ class GroupCommit:
             connection.execute("COMMIT")
             if group.durable:
                 self._sync_log()
-        except BaseException as exc:
+        except Exception as exc:  # a disk error, a full disk
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             group.committed.set_exception(exc)

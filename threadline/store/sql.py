@@ -64,9 +64,9 @@ _REPLACE_ASSISTANT = Query(
 _DELETE_ASSISTANT = Query(
     assistants.delete().where(assistants.c.id == _ID, assistants.c.project == _PROJECT)
 )
-_GET_THREAD = sa.select(threads.c.body).where(threads.c.id == _ID, threads.c.project == _PROJECT)
-_GET_THREAD_QUERY = Query(_GET_THREAD)
-_LOCK_THREAD = Query(_GET_THREAD.with_for_update())
+_THREAD = sa.select(threads.c.body).where(threads.c.id == _ID, threads.c.project == _PROJECT)
+_GET_THREAD = Query(_THREAD)
+_LOCK_THREAD = Query(_THREAD.with_for_update())
 _REPLACE_THREAD = Query(
     threads.update().where(threads.c.id == _ID, threads.c.project == _PROJECT).values(body=_BODY)
 )
@@ -337,7 +337,7 @@ class SqlTx:
         await self._insert_rows(threads, [{"id": thread["id"], "project": project, "body": thread}])
 
     async def get_thread(self, project: str, thread_id: str) -> Obj | None:
-        return await self._one_body(_GET_THREAD_QUERY, p_id=thread_id, p_project=project)
+        return await self._one_body(_GET_THREAD, p_id=thread_id, p_project=project)
 
     async def lock_thread(self, project: str, thread_id: str) -> Obj | None:
         return await self._one_body(_LOCK_THREAD, p_id=thread_id, p_project=project)
