@@ -29,6 +29,7 @@ from bench.common import (
 )
 from bench.harness import Bench
 from bench.model_server import STAMPED_PREFIX, ModelRecord
+from threadline.config import Settings
 
 WORDS = 10
 USER_TEXT = " ".join(f"w{k}" for k in range(WORDS))  # echoed back as one chunk per word
@@ -116,7 +117,8 @@ async def measure(bench: Bench) -> Section:
         " two: the provider's client reading the chunk, the recorder committing the delta to the"
         " event log, the follower waking and reading it, the SSE frame. The model sends its"
         " chunks back to back: the first goes out as a delta at once, the rest come within the"
-        " service's delta interval (THREADLINE_DELTA_INTERVAL_MS, default 50) and go out together"
+        " service's delta interval (THREADLINE_DELTA_INTERVAL_MS, default"
+        f" {Settings.delta_interval_ms}) and go out together"
         " when the model's stream ends; a chunk's latency is that of the delta carrying it.",
         f"Sequential: {size.stream_sequential} streams after {size.warmup} warm-up streams. Floor:"
         " the same request sent straight to the model server, chunk sent → chunk received.",

@@ -59,7 +59,7 @@ class Settings:
     shutdown_grace_seconds: float = 10.0
     database_pool_size: int = 5
     event_retention_seconds: float = 86_400.0
-    delta_interval_ms: int = 50
+    delta_interval_ms: int = 100
     stream_keepalive_seconds: float = 15.0
 
     @classmethod
