@@ -211,8 +211,18 @@ def _insert(table: sa.Table, columns: tuple[str, ...], rows: int) -> Query:
     return Query(statement)
 
 
-def _row_params(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    return {f"{name}_{i}": value for i, row in enumerate(rows) for name, value in row.items()}
+@functools.cache
+def _row_param_names(columns: tuple[str, ...], rows: int) -> tuple[tuple[str, ...], ...]:
+    return tuple(tuple(f"{name}_{i}" for name in columns) for i in range(rows))
+
+
+def _row_params(columns: tuple[str, ...], rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The parameters of `_insert(table, columns, len(rows))`; each row's keys are `columns`,
+    in that order."""
+    params: dict[str, Any] = {}
+    for names, row in zip(_row_param_names(columns, len(rows)), rows, strict=True):
+        params.update(zip(names, row.values(), strict=True))
+    return params
 
 
 class _Paging:
@@ -274,9 +284,10 @@ class SqlTx:
             batch = rows[start : start + MAX_ROWS_PER_INSERT]
             query = _insert(table, columns, len(batch))
             if table is run_events:
-                taken += [int(row[0]) for row in await self.db.fetch(query, _row_params(batch))]
+                params = _row_params(columns, batch)
+                taken += [int(row[0]) for row in await self.db.fetch(query, params)]
             else:
-                await self.db.execute(query, _row_params(batch))
+                await self.db.execute(query, _row_params(columns, batch))
         return taken
 
     async def _page(self, paging: _Paging, page: PageRequest, **scope: Any) -> Page:
