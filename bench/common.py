@@ -283,10 +283,14 @@ class Child:
         """CPU time of the process's main thread, which runs the event loop, to the
         nanosecond (`schedstat`; `stat` counts in 10 ms ticks, too coarse for one run)."""
         try:
-            runtime = Path(f"/proc/{self.pid}/task/{self.pid}/schedstat").read_text().split()[0]
+            runtime = int(
+                Path(f"/proc/{self.pid}/task/{self.pid}/schedstat").read_text().split()[0]
+            )
         except OSError:
+            runtime = 0
+        if runtime == 0:  # a kernel that keeps no scheduler statistics
             return _cpu_seconds(self.pid, self.pid) or 0.0
-        return int(runtime) / 1e9
+        return runtime / 1e9
 
     def stop(self) -> None:
         if self.process is not None:

@@ -113,7 +113,7 @@ def test_a_transaction_returns_only_once_its_group_has_committed(
     seen_on_return: dict[int, list[str]] = {}
 
     async def insert_then_look(number: int) -> None:
-        await _insert(store, number, durable=False)
+        await _insert(store, number, durable=True)
         seen_on_return[number] = _stored_threads(database)
 
     async def burst() -> None:
@@ -121,5 +121,46 @@ def test_a_transaction_returns_only_once_its_group_has_committed(
 
     run(burst())
 
+    assert len(seen_on_return) == 5
     for number, seen in seen_on_return.items():
         assert f"thread_{number}" in seen
+
+
+def test_a_group_commits_when_a_member_that_waited_inside_its_transaction_fails(
+    store: SqlStore, database: Path, log_syncs: list[str], run: Run
+) -> None:
+    """The group's commit comes due while the failing member holds the connection; its
+    failure must not leave the others waiting for a commit that never comes."""
+
+    async def waits_then_fails() -> None:
+        async with store.transaction() as tx:
+            await tx.insert_thread("default", _thread(2))
+            await asyncio.sleep(0.01)
+            raise Conflict("refused")
+
+    async def together() -> list[Any]:
+        async with asyncio.timeout(10):
+            return await asyncio.gather(
+                _insert(store, 1), waits_then_fails(), return_exceptions=True
+            )
+
+    outcomes = run(together())
+
+    assert outcomes[0] is None
+    assert isinstance(outcomes[1], Conflict)
+    assert _stored_threads(database) == ["thread_1"]
+    run(_insert(store, 3))  # the connection is free and outside any transaction
+    assert _stored_threads(database) == ["thread_1", "thread_3"]
+
+
+def test_reads_are_not_synced_to_disk(store: SqlStore, log_syncs: list[str], run: Run) -> None:
+    async def read() -> None:
+        async with store.transaction(durable=True) as tx:
+            await tx.get_thread("default", "thread_none")
+
+    async def reads() -> None:
+        await asyncio.gather(*(read() for _ in range(5)))
+
+    run(reads())
+
+    assert log_syncs == []

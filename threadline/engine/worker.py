@@ -118,7 +118,9 @@ class Worker:
         async with self.store.transaction(durable=False) as tx:
             for run in await tx.claim_next_runs(self.owner, lease_until, limit):
                 moved = await change_status(tx, run, RunStatus.IN_PROGRESS)
-                if moved is not None:
+                if moved is None:
+                    await tx.release_run(run["id"], self.owner)
+                else:
                     started.append(moved)
         return started
 
@@ -158,10 +160,14 @@ class Worker:
         their own: behind the sweeps, or queued for a pooled connection behind the very runs
         it protects, a busy worker's renewal came late, its runs were taken over mid-reply,
         and their streams showed a reply begun twice."""
+        every = self.settings.lease_seconds / 3
         while True:
-            await asyncio.sleep(self.settings.lease_seconds / 3)
+            await asyncio.sleep(every)
             try:
-                async with self.store.transaction(durable=False, reserved=True) as tx:
+                async with (
+                    asyncio.timeout(every),
+                    self.store.transaction(durable=False, reserved=True) as tx,
+                ):
                     await tx.renew_leases(
                         self.owner, list(self._tasks), time.time() + self.settings.lease_seconds
                     )

@@ -143,7 +143,8 @@ class Store(Protocol):
         """One transaction. `durable=False` is for the engine's own progress, which no client
         is waiting to have acknowledged: it survives a killed process but not a power cut
         (a run cut off that way is redone from its last durable state). `reserved` runs it
-        on a connection kept for it alone (lease renewal), never queued behind others."""
+        on a connection kept for it alone (lease renewal), never queued for the pool behind
+        others (SQLite has one connection, on which no transaction waits long)."""
         ...
 
     async def migrate(self) -> None: ...

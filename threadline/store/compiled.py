@@ -74,9 +74,13 @@ class Query:
 def _render(statement: sa.ClauseElement, dialect: Dialect) -> Rendered:
     compiled = statement.compile(dialect=dialect)
     assert isinstance(compiled, SQLCompiler)
+    if compiled.post_compile_params:
+        raise TypeError(f"rendered anew per execution, use OneOf or constants: {statement}")
     placeholders = []
     for name in compiled.positiontup or ():
         bind = compiled.binds[name]
+        if bind.callable is not None:
+            raise TypeError(f"a value computed per execution in: {statement}")
         convert = bind.type.dialect_impl(dialect).bind_processor(dialect)
         placeholders.append(_Placeholder(name, bind.effective_value, not bind.required, convert))
     exported = getattr(statement, "exported_columns", ())
@@ -102,7 +106,7 @@ class OneOf(sa.ColumnElement[bool]):
     so a statement renders once whatever the list's length (SQLAlchemy's `IN` renders anew
     for each length)."""
 
-    inherit_cache = True
+    inherit_cache = False  # rendered by `Query`, never through SQLAlchemy's statement cache
     type = sa.Boolean()
 
     def __init__(self, column: sa.ColumnElement[Any], name: str, item_type: Any):
@@ -113,10 +117,10 @@ class OneOf(sa.ColumnElement[bool]):
 @compiles(OneOf, "sqlite")
 def _one_of_sqlite(element: OneOf, compiler: SQLCompiler, **kw: Any) -> str:
     column, values = compiler.process(element.column, **kw), compiler.process(element.values, **kw)
-    return f"{column} IN (SELECT value FROM json_each({values}))"
+    return f"({column} IN (SELECT value FROM json_each({values})))"
 
 
 @compiles(OneOf, "postgresql")
 def _one_of_postgresql(element: OneOf, compiler: SQLCompiler, **kw: Any) -> str:
     column, values = compiler.process(element.column, **kw), compiler.process(element.values, **kw)
-    return f"{column} = ANY({values})"
+    return f"({column} = ANY({values}))"

@@ -41,7 +41,9 @@ def plain_postgres_dsn(url: str) -> str:
     return _driver_url(url).replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
-def create_postgres_engine(url: str, pool_size: int = 5) -> AsyncEngine:
+def create_postgres_engine(
+    url: str, pool_size: int = 5, max_overflow: int | None = None
+) -> AsyncEngine:
     """Each process holds at most `2 * pool_size` connections: size it so that all API and
     worker processes together stay under the server's `max_connections`.
 
@@ -51,7 +53,7 @@ def create_postgres_engine(url: str, pool_size: int = 5) -> AsyncEngine:
     return create_async_engine(
         _driver_url(url),
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=pool_size if max_overflow is None else max_overflow,
         pool_timeout=60,
         pool_pre_ping=True,
     )
@@ -89,7 +91,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    # FULL: a committed write survives a power cut, not only a killed process.
+    # FULL: a committed write survives a power cut, not only a killed process. (The store's
+    # own connection commits at NORMAL and syncs durable groups itself: `group_commit.py`.)
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()

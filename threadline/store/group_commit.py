@@ -1,17 +1,17 @@
 """Group commit on the one SQLite connection.
 
-Transactions take turns on the connection, each inside a savepoint of its own in one open
-database transaction. Once a transaction a client waits for (durable) is among them, the
-commit waits one pass of the event loop, so that the transactions ready to run alongside
-join it: a burst of requests pays for one commit and one sync to disk instead of one each.
-Without one, there is no sync to share, and the group commits as soon as its transaction
-ends, so the engine's progress and the streams that follow it wait for nothing. Each
-transaction returns only once its writes are committed, and one that fails rolls back its
-own writes alone.
+Transactions take turns on the connection inside one open database transaction, each but
+the first of a group in a savepoint of its own. Once a transaction that wrote something a
+client waits for (durable) is among them, the commit waits one pass of the event loop, so
+that the transactions ready to run alongside join it: a burst of requests pays for one
+commit and one sync to disk instead of one each. Without one, there is no sync to share,
+and the group commits as soon as its transaction ends, so the engine's progress, reads and
+the streams that follow runs wait for nothing. Each transaction returns only once its
+writes are committed, and one that fails rolls back its own writes alone.
 
 Commits run at `synchronous=NORMAL` (SQLite may not change the level inside a transaction,
-and a group mixes both kinds); when a group holds a durable transaction, the write-ahead log
-is then synced to disk, which is what `synchronous=FULL` would have done at that commit.
+and a group mixes both kinds); when a group holds a durable write, the write-ahead log is
+then synced to disk, which is what `synchronous=FULL` would have done at that commit.
 """
 
 from __future__ import annotations
@@ -19,14 +19,19 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 
 from threadline.store.engine import connect_sqlite, sqlite_file
 
 # A group commits after this many transactions even if more are ready, so that under a
 # steady stream of them none waits long for its commit.
 MAX_GROUP = 64
+
+
+class TransactionLost(sqlite3.OperationalError):
+    """SQLite rolled the whole group back itself (a full disk, an I/O error)."""
 
 
 class _Group:
@@ -36,6 +41,11 @@ class _Group:
         self.committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         # A failed commit is raised in every member still waiting; none may be left.
         self.committed.add_done_callback(lambda done: done.cancelled() or done.exception())
+
+
+def _when_committed(on_commit: Callable[[], None], done: asyncio.Future[None]) -> None:
+    if not done.cancelled() and done.exception() is None:
+        on_commit()
 
 
 class GroupCommit:
@@ -49,38 +59,38 @@ class GroupCommit:
         self._commit_scheduled = False
 
     @asynccontextmanager
-    async def transaction(self, *, durable: bool) -> AsyncIterator[sqlite3.Connection]:
+    async def transaction(
+        self, *, durable: bool, on_commit: Callable[[], None]
+    ) -> AsyncIterator[sqlite3.Connection]:
         """The connection, inside a transaction of the caller's own until the block ends;
-        returns once the block's writes are committed (and, if `durable`, on disk)."""
+        returns once the block's writes are committed (and, if `durable`, on disk).
+        `on_commit` runs once they are, even if the caller has stopped waiting."""
         await self._turn.acquire()
         try:
             connection = self._open()
-            # The group's first transaction needs no savepoint: if it fails, nothing else
-            # is in the database transaction yet.
             first = self._group is None
             group = self._join(connection)
             if not first:
                 connection.execute("SAVEPOINT member")
+            changes = connection.total_changes
             try:
                 yield connection
-            except BaseException:
-                self._undo(connection, group, first)
+            except BaseException as exc:
+                self._undo(connection, group, first, exc)
                 raise
             if not first:
                 connection.execute("RELEASE member")
-            group.durable = group.durable or durable
+            group.durable = group.durable or (durable and connection.total_changes > changes)
             group.size += 1
-            if not group.durable or group.size >= MAX_GROUP:
-                self._commit()
-            elif not self._commit_scheduled:
-                self._commit_scheduled = True
-                asyncio.get_running_loop().call_soon(self._commit_when_free)
+            group.committed.add_done_callback(partial(_when_committed, on_commit))
+            self._settle(group)
         finally:
             self._turn.release()
         await asyncio.shield(group.committed)
 
-    def close(self) -> None:
-        self._commit()  # a group whose commit is still due
+    async def close(self) -> None:
+        async with self._turn:
+            self._commit()  # a group whose commit is still due
         if self._wal is not None:
             os.close(self._wal)
             self._wal = None
@@ -100,21 +110,37 @@ class GroupCommit:
             self._group = _Group()
         return self._group
 
-    def _undo(self, connection: sqlite3.Connection, group: _Group, first: bool) -> None:
-        """Roll back one transaction's writes; the rest of its group commits as planned
-        (a group with others in it holds a durable one, so its commit is scheduled)."""
-        if not first:
+    def _settle(self, group: _Group) -> None:
+        """After a transaction ends: commit now, or once the others ready have had a turn."""
+        if not group.durable or group.size >= MAX_GROUP:
+            self._commit()
+        elif not self._commit_scheduled:
+            self._commit_scheduled = True
+            asyncio.get_running_loop().call_soon(self._commit_when_free)
+
+    def _undo(
+        self, connection: sqlite3.Connection, group: _Group, first: bool, error: BaseException
+    ) -> None:
+        """Roll back one transaction's writes; the rest of its group goes on as planned."""
+        if connection.in_transaction and not first:
             connection.execute("ROLLBACK TO member")
             connection.execute("RELEASE member")
+            self._settle(group)
             return
+        # The group's first transaction (nothing else is in it), or SQLite has rolled the
+        # whole group back itself: then every member still waiting has lost its writes.
         self._group = None
-        connection.execute("ROLLBACK")
-        group.committed.set_result(None)
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        if first:
+            group.committed.set_result(None)
+        else:
+            group.committed.set_exception(TransactionLost(f"rolled back by SQLite: {error}"))
 
     def _commit_when_free(self) -> None:
         self._commit_scheduled = False
         if self._turn.locked():
-            return  # a transaction is under way: it schedules the commit again as it ends
+            return  # a transaction is under way: it settles the group as it ends
         self._commit()
 
     def _commit(self) -> None:
@@ -127,15 +153,28 @@ class GroupCommit:
             if group.durable:
                 self._sync_log()
         except Exception as exc:  # a disk error, a full disk
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
-            group.committed.set_exception(exc)
+            try:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+            finally:
+                group.committed.set_exception(exc)
         else:
             group.committed.set_result(None)
 
     def _sync_log(self) -> None:
+        """Sync the write-ahead log, (re)opened when it is new: the first time also the
+        folder that holds it, as SQLite does for a file it creates."""
         if self._file is None:  # an in-memory database: nothing to sync
             return
+        path = f"{self._file}-wal"
+        if self._wal is not None and os.fstat(self._wal).st_ino != os.stat(path).st_ino:
+            os.close(self._wal)
+            self._wal = None
         if self._wal is None:
-            self._wal = os.open(f"{self._file}-wal", os.O_RDONLY)
+            self._wal = os.open(path, os.O_RDONLY)
+            folder = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
         getattr(os, "fdatasync", os.fsync)(self._wal)  # macOS has no fdatasync

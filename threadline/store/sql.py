@@ -311,11 +311,11 @@ class SqlTx:
         return Page(data=bodies, has_more=has_more)
 
     async def _cursor_seq(
-        self, paging: _Paging, scope: dict[str, Any], cursor: str, param: str
+        self, paging: _Paging, scope: dict[str, Any], cursor: str, which: str
     ) -> int:
         rows = await self.db.fetch(paging.cursor, {**scope, "p_id": cursor})
         if not rows:
-            raise InvalidRequest(f"No object found with id '{cursor}' to page from.", param=param)
+            raise InvalidRequest(f"No object found with id '{cursor}' to page from.", param=which)
         return int(rows[0][0])
 
     # -- assistants ------------------------------------------------------------------------

@@ -41,7 +41,7 @@ class SqlStore:
             self._listener = PgListener(plain_postgres_dsn(url), self.signal)
             # A pool of its own, used one transaction at a time: a connection is opened only
             # where reserved transactions run (a worker), and one that broke is replaced.
-            self._reserved = create_postgres_engine(url, pool_size=1)
+            self._reserved = create_postgres_engine(url, pool_size=1, max_overflow=0)
             self._reserved_turn = asyncio.Lock()
         else:
             self._sqlite = GroupCommit(url)
@@ -64,9 +64,15 @@ class SqlStore:
             ):
                 yield tx
         else:
-            async with self._sqlite.transaction(durable=durable) as connection:
+            # Waiters are woken as the group commits, even if this caller stopped waiting.
+            woken = set[str]()
+            async with self._sqlite.transaction(
+                durable=durable, on_commit=lambda: self.signal.notify(woken)
+            ) as connection:
                 tx = SqlTx(SqliteDriver(connection))
+                tx.wakes = woken
                 yield tx
+            return
         self.signal.notify(tx.wakes)
 
     @asynccontextmanager
@@ -77,13 +83,19 @@ class SqlStore:
         transaction of asyncpg's own."""
         connection = (await pooled.get_raw_connection()).driver_connection
         assert connection is not None
-        async with connection.transaction():
-            if not durable:
-                await connection.execute(_NOT_DURABLE)
-            tx = SqlTx(PostgresDriver(connection, self.engine.dialect))
-            yield tx
-            if tx.wakes:
-                await connection.execute(_NOTIFY, CHANNEL, " ".join(tx.wakes))
+        try:
+            async with connection.transaction():
+                if not durable:
+                    await connection.execute(_NOT_DURABLE)
+                tx = SqlTx(PostgresDriver(connection, pooled.dialect))
+                yield tx
+                if tx.wakes:
+                    await connection.execute(_NOTIFY, CHANNEL, " ".join(tx.wakes))
+        finally:
+            # A rollback that failed or was cut short leaves the connection inside the
+            # transaction; the pool's reset knows nothing of transactions it did not open.
+            if connection.is_in_transaction():
+                await pooled.invalidate()
 
     @asynccontextmanager
     async def _reserved_transaction(self, durable: bool) -> AsyncIterator[SqlTx]:
@@ -119,4 +131,4 @@ class SqlStore:
             await self._reserved.dispose()
             await self.engine.dispose()
             return
-        self._sqlite.close()
+        await self._sqlite.close()
