@@ -277,9 +277,10 @@ async def measure(bench: Bench) -> Section:
     if headline.ok is False:
         section.notes.append(
             f"Target missed. Beside the generation, the server's event-loop thread uses"
-            f" {ms(p50(default.loop_cpus)):.0f} ms of CPU per run, on the 2 cores llama.cpp's"
-            " threads also use; most of the difference to the sparse setting is writing each"
-            " delta (a commit, a read, and a socket write that wakes the client). The profile"
-            " is in the issue note."
+            f" {ms(p50(default.loop_cpus)):.1f} ms of CPU per run"
+            f" ({ms(p50(sparse.loop_cpus)):.1f} ms with sparse deltas), on the 2 cores"
+            " llama.cpp's threads also use: the run's own requests and transactions, and each"
+            " streamed delta (a commit, a read, and a socket write that wakes the client). The"
+            " profile is in the issue note."
         )
     return section

@@ -221,10 +221,11 @@ async def measure(bench: Bench) -> Section:
         section.add(Figure("Peak RSS, default worker concurrency", peak_default, "MB", digits=0))
     if burst.ok is False:
         section.notes.append(
-            "Target missed. The server's one event loop answers the flood of POSTs first (each"
-            " a durable commit) and starts the model calls as it can (see when they reached the"
-            " model server above); the replies then come back together and are recorded one"
-            " after another. For 3 s, every run's own work (create, claim, context, call,"
-            " record) would have to fit in about 1 ms of CPU. The profile is in the issue note."
+            "Target missed. Everything runs on the server's one event loop: the last model call"
+            " can start only once every run has been created, claimed and had its context read,"
+            " and the replies, which come back together 2 s later, are recorded one after"
+            " another (see when the calls reached the model server above). For 3 s, that work"
+            " before and after the model would have to fit in about 1 ms of CPU per run, all"
+            " included; the profile is in the issue note."
         )
     return section
