@@ -628,16 +628,17 @@ def test_runs_in_status(store: SqlStore, run: Runner) -> None:
     assert run(within(store, lambda tx: tx.runs_in_status([], "queued"))) == []
 
 
-def test_concurrent_claimers_never_share_a_run(store: SqlStore, run: Runner) -> None:
+@pytest.mark.parametrize("batch", [1, 3])
+def test_concurrent_claimers_never_share_a_run(store: SqlStore, run: Runner, batch: int) -> None:
     waiting = new_runs(store, run, 8)
 
     async def claimer(owner: str) -> list[str]:
         mine: list[str] = []
         while True:
-            got = await within(store, lambda tx: tx.claim_next_runs(owner, 100.0, 1))
+            got = await within(store, lambda tx: tx.claim_next_runs(owner, 100.0, batch))
             if not got:
                 return mine
-            mine.append(got[0]["id"])
+            mine += [claimed["id"] for claimed in got]
 
     async def race() -> list[list[str]]:
         return await asyncio.gather(*(claimer(f"worker-{i}") for i in range(4)))

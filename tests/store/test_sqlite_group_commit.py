@@ -4,6 +4,7 @@ what clients are told about is synced to disk, engine progress is not."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from threadline.domain.errors import Conflict
+from threadline.store.signal import RUN_QUEUED
 from threadline.store.sql_store import SqlStore
 
 Run = Callable[[Any], Any]
@@ -164,3 +166,32 @@ def test_reads_are_not_synced_to_disk(store: SqlStore, log_syncs: list[str], run
     run(reads())
 
     assert log_syncs == []
+
+
+def test_waiters_are_woken_when_a_group_commits_even_if_its_writer_stopped_waiting(
+    store: SqlStore, database: Path, run: Run
+) -> None:
+    """A writer cancelled while it waits for its group's commit (a worker stopping) still
+    has its writes committed, and whoever waits for them is woken."""
+    thread = _thread(1)
+    queued = {"id": "run_1", "object": "thread.run", "thread_id": thread["id"]}
+    queued.update(status="queued", expires_at=None)
+
+    async def queue_a_run() -> None:
+        async with store.transaction() as tx:
+            await tx.insert_thread("default", thread)
+            await tx.insert_run("default", queued)
+
+    async def scenario() -> bool:
+        with store.signal.subscribe(RUN_QUEUED) as woken:
+            writer = asyncio.create_task(queue_a_run())
+            await asyncio.sleep(0)  # the writer's block has run; its group's commit is due
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+            async with asyncio.timeout(10):
+                await woken.wait()
+            return writer.cancelled()
+
+    assert run(scenario()) is True
+    assert _stored_threads(database) == ["thread_1"]
