@@ -262,10 +262,10 @@ _STEP_PAGES = _Paging(run_steps, "run_id")
 
 
 class SqlTx:
-    def __init__(self, db: Driver):
+    def __init__(self, db: Driver, wakes: set[str] | None = None):
         self.db = db
         # What readers to wake once this transaction commits: run ids, and RUN_QUEUED.
-        self.wakes: set[str] = set()
+        self.wakes: set[str] = set() if wakes is None else wakes
 
     # -- helpers ---------------------------------------------------------------------------
 

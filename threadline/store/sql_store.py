@@ -54,26 +54,31 @@ class SqlStore:
     async def transaction(
         self, *, durable: bool = True, reserved: bool = False
     ) -> AsyncIterator[SqlTx]:
-        if self._postgres and reserved:
+        if not self._postgres:
+            async with self._sqlite_transaction(durable) as tx:
+                yield tx
+            return
+        if reserved:
             async with self._reserved_transaction(durable) as tx:
                 yield tx
-        elif self._postgres:
+        else:
             async with (
                 self.engine.connect() as pooled,
                 self._postgres_transaction(pooled, durable) as tx,
             ):
                 yield tx
-        else:
-            # Waiters are woken as the group commits, even if this caller stopped waiting.
-            woken = set[str]()
-            async with self._sqlite.transaction(
-                durable=durable, on_commit=lambda: self.signal.notify(woken)
-            ) as connection:
-                tx = SqlTx(SqliteDriver(connection))
-                tx.wakes = woken
-                yield tx
-            return
         self.signal.notify(tx.wakes)
+
+    @asynccontextmanager
+    async def _sqlite_transaction(self, durable: bool) -> AsyncIterator[SqlTx]:
+        """In this process's group commit; waiters are woken as the group commits, even if
+        the caller has stopped waiting for it."""
+        wakes = set[str]()
+        async with self._sqlite.transaction(
+            durable=durable, on_commit=lambda: self.signal.notify(wakes)
+        ) as connection:
+            tx = SqlTx(SqliteDriver(connection), wakes)
+            yield tx
 
     @asynccontextmanager
     async def _postgres_transaction(
