@@ -12,6 +12,7 @@ import asyncpg
 import httpx
 import openai
 import pytest
+from openai.types.beta.threads import Run
 from support.cluster import Cluster
 from support.live import TEST_SERVER_ENV, openai_client
 from support.postgres import PostgresDatabases
@@ -56,6 +57,17 @@ async def _leases(database_url: str) -> dict[str, int]:
     return {row["lease_owner"]: row["held"] for row in rows}
 
 
+def _start_runs(client: openai.OpenAI, model_name: str, count: int) -> list[Run]:
+    """`count` runs of a new assistant, each on a new thread with one question."""
+    assistant = client.beta.assistants.create(model=model_name)
+    return [
+        client.beta.threads.create_and_run(
+            assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": f"q{i}"}]}
+        )
+        for i in range(count)
+    ]
+
+
 def _assert_done_once(
     client: openai.OpenAI, api: ServerProcess, thread_id: str, run_id: str
 ) -> bool:
@@ -86,13 +98,7 @@ def test_a_killed_worker_s_runs_are_finished_by_the_other_exactly_once(
     api = cluster.api()
     first, second = cluster.worker(), cluster.worker()
     client = openai_client(api)
-    assistant = client.beta.assistants.create(model=model_name)
-    runs = [
-        client.beta.threads.create_and_run(
-            assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": f"q{i}"}]}
-        )
-        for i in range(50)
-    ]
+    runs = _start_runs(client, model_name, 50)
     leases = wait_until(
         lambda: asyncio.run(_leases(cluster.database_url)),
         lambda held: sum(held.values()) >= 20 and len(held) == 2,
@@ -148,6 +154,22 @@ def test_many_api_processes_and_workers_stream_every_run_in_order(
         assert text == ANSWER
 
 
+def test_a_reply_that_outlasts_several_leases_stays_with_its_worker(
+    cluster: Cluster, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    """Leases of 2 s, replies of about 6 s: their worker keeps renewing them, so the other
+    worker never takes one over mid-reply."""
+    scripted_model.script(model_name, *[Reply(ANSWER, pause=1.5)] * 8)
+    api = cluster.api()
+    cluster.worker(), cluster.worker()
+    client = openai_client(api)
+    runs = _start_runs(client, model_name, 8)
+
+    for run in runs:
+        done = wait_for_run(client, run.thread_id, run.id, "completed")
+        assert _assert_done_once(client, api, done.thread_id, done.id) is False
+
+
 def test_racing_api_processes_start_one_run_per_thread(cluster: Cluster, model_name: str) -> None:
     apis = [cluster.api(), cluster.api()]
     client = openai_client(apis[0])
@@ -174,13 +196,7 @@ def test_a_worker_stopped_with_sigterm_finishes_its_runs(
     api = cluster.api()
     worker = cluster.worker(THREADLINE_SHUTDOWN_GRACE_SECONDS="30")
     client = openai_client(api)
-    assistant = client.beta.assistants.create(model=model_name)
-    runs = [
-        client.beta.threads.create_and_run(
-            assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": "hi"}]}
-        )
-        for _ in range(5)
-    ]
+    runs = _start_runs(client, model_name, 5)
     wait_until(
         lambda: asyncio.run(_leases(cluster.database_url)),
         lambda held: sum(held.values()) == 5,
