@@ -40,7 +40,7 @@ class Driver(Protocol):
         ...
 
     async def execute_sql(self, sql: str) -> list[tuple[Any, ...]]:
-        """A plain SQL string with no parameters (settings, and tests looking underneath)."""
+        """A plain SQL string with no parameters, for tests looking underneath the store."""
         ...
 
 

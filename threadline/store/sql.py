@@ -99,14 +99,22 @@ _NEWEST_MESSAGES_BEFORE = Query(_NEWEST.where(messages.c.seq < _SEQ))
 _GET_RUN = Query(sa.select(runs.c.body).where(runs.c.id == _ID, runs.c.thread_id == _THREAD_ID))
 _GET_RUN_BY_ID = Query(sa.select(runs.c.body).where(runs.c.id == _ID))
 _ACTIVE_RUN = Query(sa.select(runs.c.body).where(runs.c.thread_id == _THREAD_ID, _IS_ACTIVE))
-_NEXT_QUEUED_RUNS = Query(
-    sa.select(runs.c.body)
-    .where(runs.c.status == "queued", runs.c.lease_owner.is_(None))
-    .order_by(runs.c.seq)
-    .limit(_LIMIT)
-    .with_for_update(skip_locked=True)
-)
-_TAKE_LEASES = Query(
+
+
+def _oldest_runs(*conditions: sa.ColumnElement[bool]) -> Query:
+    """Up to `p_limit` runs meeting `conditions`, oldest first, skipping those another
+    transaction holds (a claim or a sweep under way in another worker)."""
+    return Query(
+        sa.select(runs.c.body)
+        .where(*conditions)
+        .order_by(runs.c.seq)
+        .limit(_LIMIT)
+        .with_for_update(skip_locked=True)
+    )
+
+
+_NEXT_QUEUED_RUNS = _oldest_runs(runs.c.status == "queued", runs.c.lease_owner.is_(None))
+_SET_LEASES = Query(
     runs.update()
     .where(OneOf(runs.c.id, "p_ids", sa.String()))
     .values(lease_owner=_OWNER, lease_until=_LEASE_UNTIL)
@@ -121,25 +129,8 @@ _RELEASE_RUN = Query(
     .where(runs.c.id == _ID, runs.c.lease_owner == _OWNER)
     .values(lease_owner=None, lease_until=None)
 )
-_LAPSED_LEASES = Query(
-    sa.select(runs.c.body)
-    .where(runs.c.lease_owner.is_not(None), runs.c.lease_until < _NOW)
-    .order_by(runs.c.seq)
-    .limit(_LIMIT)
-    .with_for_update(skip_locked=True)
-)
-_DROP_LEASES = Query(
-    runs.update()
-    .where(OneOf(runs.c.id, "p_ids", sa.String()))
-    .values(lease_owner=None, lease_until=None)
-)
-_PAST_EXPIRY = Query(
-    sa.select(runs.c.body)
-    .where(_IS_ACTIVE, runs.c.expires_at <= _p("p_now", runs.c.expires_at))
-    .order_by(runs.c.seq)
-    .limit(_LIMIT)
-    .with_for_update(skip_locked=True)
-)
+_LAPSED_LEASES = _oldest_runs(runs.c.lease_owner.is_not(None), runs.c.lease_until < _NOW)
+_PAST_EXPIRY = _oldest_runs(_IS_ACTIVE, runs.c.expires_at <= _p("p_now", runs.c.expires_at))
 _RUNS_IN_STATUS = Query(
     sa.select(runs.c.id).where(
         OneOf(runs.c.id, "p_ids", sa.String()), runs.c.status == _p("p_status", runs.c.status)
@@ -476,7 +467,7 @@ class SqlTx:
         claimed = await self._bodies(_NEXT_QUEUED_RUNS, p_limit=limit)
         if claimed:
             await self.db.execute(
-                _TAKE_LEASES,
+                _SET_LEASES,
                 {
                     "p_ids": [r["id"] for r in claimed],
                     "p_owner": owner,
@@ -497,7 +488,10 @@ class SqlTx:
     async def runs_with_lapsed_lease(self, now: float, limit: int) -> list[Obj]:
         lapsed = await self._bodies(_LAPSED_LEASES, p_now=now, p_limit=limit)
         if lapsed:
-            await self.db.execute(_DROP_LEASES, {"p_ids": [body["id"] for body in lapsed]})
+            ids = [body["id"] for body in lapsed]
+            await self.db.execute(
+                _SET_LEASES, {"p_ids": ids, "p_owner": None, "p_lease_until": None}
+            )
         return lapsed
 
     async def runs_past_expiry(self, now: int, limit: int) -> list[Obj]:
