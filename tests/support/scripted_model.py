@@ -13,6 +13,7 @@ last user message, which keeps simple tests free of scripting boilerplate.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import socket
@@ -45,8 +46,6 @@ _STARTUP_TIMEOUT = 10.0
 _SHUTDOWN_TIMEOUT = 10.0
 # Hung requests whose client already left must not hold shutdown for long.
 _GRACEFUL_SHUTDOWN_SECONDS = 1
-# How often a sleeping request checks whether its client disconnected.
-_DISCONNECT_POLL_SECONDS = 0.05
 
 # OpenAI's error ``type`` for the statuses tests usually script; others fall back by class.
 _ERROR_TYPES = {
@@ -298,12 +297,14 @@ async def _sse_events(answer: _Answer, model: str, include_usage: bool) -> Async
 
 
 async def _sleep_while_connected(request: Request, seconds: float) -> None:
-    """Sleep, but stop early when the client hangs up so abandoned requests don't linger."""
-    deadline = time.monotonic() + seconds
-    while (remaining := deadline - time.monotonic()) > 0:
-        if await request.is_disconnected():
-            return
-        await asyncio.sleep(min(remaining, _DISCONNECT_POLL_SECONDS))
+    """Sleep, but stop early when the client hangs up so abandoned requests don't linger.
+
+    Waits for the server's disconnect message instead of polling for it: a thousand slow
+    requests polling every 50 ms kept a core busy that the service under test needed."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
 
 
 class ScriptedModelServer:
