@@ -14,6 +14,7 @@ from threadline.api.errors import install_error_handlers
 from threadline.api.projects import ProjectPaths
 from threadline.config import Settings
 from threadline.engine.worker import Worker
+from threadline.heap import freeze_startup_heap
 from threadline.providers.registry import build_provider
 from threadline.service.assistants import AssistantService
 from threadline.service.messages import MessageService
@@ -32,6 +33,7 @@ def create_app(settings: Settings, *, with_worker: bool = True) -> FastAPI:
         await store.open()
         if worker is not None:
             await worker.start()
+        freeze_startup_heap()
         try:
             yield
         finally:
