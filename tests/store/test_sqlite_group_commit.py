@@ -1,5 +1,6 @@
 """SQLite: transactions that wait for the connection commit together, each all or nothing;
-what clients are told about is synced to disk, engine progress is not."""
+what clients are told about is synced to disk, engine progress is not; the log reaches the
+database file through a checkpoint thread."""
 
 from __future__ import annotations
 
@@ -86,6 +87,28 @@ def test_transactions_waiting_together_share_one_commit_and_one_sync(
 
     assert _stored_threads(database) == [f"thread_{n}" for n in range(20)]
     assert len(log_syncs) == 1
+
+
+def test_committed_writes_reach_the_database_file_itself(
+    store: SqlStore, database: Path, run: Run
+) -> None:
+    """The write-ahead log is copied into the database file by the store's checkpoint
+    thread: a connection reading the file alone, log ignored, finds the rows there."""
+    for number in range(3):
+        run(_insert(store, number, durable=False))
+
+    async def in_the_file() -> list[str]:
+        async with asyncio.timeout(30):
+            while True:
+                with contextlib.closing(
+                    sqlite3.connect(f"file:{database}?immutable=1", uri=True)
+                ) as reader:
+                    rows = reader.execute("SELECT id FROM threads ORDER BY seq").fetchall()
+                if rows:
+                    return [row[0] for row in rows]
+                await asyncio.sleep(0.05)
+
+    assert run(in_the_file()) == ["thread_0", "thread_1", "thread_2"]
 
 
 def test_a_failing_transaction_rolls_back_only_its_own_writes(

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 
+from threadline.store.checkpoints import Checkpointer
 from threadline.store.engine import connect_sqlite, sqlite_file
 
 # A group commits after this many transactions even if more are ready, so that under a
@@ -54,6 +55,7 @@ class GroupCommit:
         self._file = sqlite_file(url)
         self._connection: sqlite3.Connection | None = None
         self._wal: int | None = None
+        self._checkpointer: Checkpointer | None = None
         self._turn = asyncio.Lock()
         self._group: _Group | None = None
         self._commit_scheduled = False
@@ -91,6 +93,9 @@ class GroupCommit:
     async def close(self) -> None:
         async with self._turn:
             self._commit()  # a group whose commit is still due
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         if self._wal is not None:
             os.close(self._wal)
             self._wal = None
@@ -102,6 +107,9 @@ class GroupCommit:
         if self._connection is None:
             self._connection = connect_sqlite(self._url)
             self._connection.execute("PRAGMA synchronous=NORMAL")
+            if self._file is not None:
+                self._connection.execute("PRAGMA wal_autocheckpoint=0")
+                self._checkpointer = Checkpointer(self._file)
         return self._connection
 
     def _join(self, connection: sqlite3.Connection) -> _Group:
@@ -160,6 +168,8 @@ class GroupCommit:
                 group.committed.set_exception(exc)
         else:
             group.committed.set_result(None)
+            if self._checkpointer is not None:
+                self._checkpointer.nudge()
 
     def _sync_log(self) -> None:
         """Sync the write-ahead log, (re)opened when it is new: the first time also the
