@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from threadline.domain.errors import Conflict
+from threadline.store.drivers import SqliteDriver
 from threadline.store.signal import RUN_QUEUED
 from threadline.store.sql_store import SqlStore
 
@@ -87,6 +88,49 @@ def test_transactions_waiting_together_share_one_commit_and_one_sync(
 
     assert _stored_threads(database) == [f"thread_{n}" for n in range(20)]
     assert len(log_syncs) == 1
+
+
+@pytest.fixture
+def log_commits(store: SqlStore, run: Run) -> list[str]:
+    """Each COMMIT the store's connection runs, as SQLite runs it."""
+    commits: list[str] = []
+
+    async def connection() -> sqlite3.Connection:
+        async with store.transaction(durable=False) as tx:
+            assert isinstance(tx.db, SqliteDriver)
+            return tx.db.connection
+
+    run(connection()).set_trace_callback(
+        lambda sql: commits.append(sql) if sql.startswith("COMMIT") else None
+    )
+    return commits
+
+
+def test_engine_progress_alone_commits_at_once(
+    store: SqlStore, database: Path, log_commits: list[str], run: Run
+) -> None:
+    async def insert_then_look() -> list[str]:
+        await _insert(store, 1, durable=False)
+        return _stored_threads(database)
+
+    assert run(insert_then_look()) == ["thread_1"]
+    assert log_commits == ["COMMIT"]
+
+
+def test_engine_progress_written_in_one_busy_moment_shares_one_commit_after_the_first(
+    store: SqlStore, database: Path, log_commits: list[str], log_syncs: list[str], run: Run
+) -> None:
+    """The first commits at once; the others, ready in the same pass of the event loop, join
+    one commit, instead of each writing the same pages of the log again."""
+
+    async def burst() -> None:
+        await asyncio.gather(*(_insert(store, n, durable=False) for n in range(20)))
+
+    run(burst())
+
+    assert _stored_threads(database) == [f"thread_{n}" for n in range(20)]
+    assert log_commits == ["COMMIT", "COMMIT"]
+    assert log_syncs == []
 
 
 def test_committed_writes_reach_the_database_file_itself(

@@ -1,13 +1,12 @@
 """Group commit on the one SQLite connection.
 
 Transactions take turns on the connection inside one open database transaction, each but
-the first of a group in a savepoint of its own. Once a transaction that wrote something a
-client waits for (durable) is among them, the commit waits one pass of the event loop, so
-that the transactions ready to run alongside join it: a burst of requests pays for one
-commit and one sync to disk instead of one each. Without one, there is no sync to share,
-and the group commits as soon as its transaction ends, so the engine's progress, reads and
-the streams that follow runs wait for nothing. Each transaction returns only once its
-writes are committed, and one that fails rolls back its own writes alone.
+the first of a group in a savepoint of its own. A group commits one pass of the event loop
+after its first transaction ends, so that the transactions ready to run alongside join it: a
+burst of requests pays for one commit (and, once one of them wrote something a client waits
+for, one sync to disk) instead of one each. Committed alone, 1,000 runs' progress writes
+rewrote the same pages of the log three thousand times. Each transaction returns only once
+its writes are committed, and one that fails rolls back its own writes alone.
 
 Commits run at `synchronous=NORMAL` (SQLite may not change the level inside a transaction,
 and a group mixes both kinds); when a group holds a durable write, the write-ahead log is
@@ -59,6 +58,7 @@ class GroupCommit:
         self._turn = asyncio.Lock()
         self._group: _Group | None = None
         self._commit_scheduled = False
+        self._committed_this_pass = False
 
     @asynccontextmanager
     async def transaction(
@@ -119,8 +119,12 @@ class GroupCommit:
         return self._group
 
     def _settle(self, group: _Group) -> None:
-        """After a transaction ends: commit now, or once the others ready have had a turn."""
-        if not group.durable or group.size >= MAX_GROUP:
+        """After a transaction ends: commit now if it is alone, else once the others ready
+        have had their turn (or the group is full).
+
+        A transaction with nothing durable is alone unless another committed in this pass of
+        the event loop: then the rest of the pass is busy too, and joins one commit."""
+        if group.size >= MAX_GROUP or not (group.durable or self._committed_this_pass):
             self._commit()
         elif not self._commit_scheduled:
             self._commit_scheduled = True
@@ -170,6 +174,12 @@ class GroupCommit:
             group.committed.set_result(None)
             if self._checkpointer is not None:
                 self._checkpointer.nudge()
+            if not self._committed_this_pass:
+                self._committed_this_pass = True
+                asyncio.get_running_loop().call_soon(self._end_pass)
+
+    def _end_pass(self) -> None:
+        self._committed_this_pass = False
 
     def _sync_log(self) -> None:
         """Sync the write-ahead log, (re)opened when it is new: the first time also the
