@@ -91,6 +91,10 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         log_level=args.log_level,
         access_log=False,
+        # Longer than clients keep an idle connection (httpx, under the openai SDK: 5 s;
+        # aiohttp: 15 s): at uvicorn's own 5 s, a client reusing a connection the server
+        # was closing at that moment lost its request.
+        timeout_keep_alive=75,
         ssl_certfile=args.ssl_certfile,
         ssl_keyfile=args.ssl_keyfile,
         # In-flight requests get this long to finish on SIGTERM; idle keep-alive
