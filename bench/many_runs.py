@@ -32,6 +32,7 @@ from bench.common import (
     p95,
     turn,
 )
+from bench.floor_app import FloorServer
 from bench.harness import Bench
 
 SECONDS_TARGET = 3.0
@@ -66,9 +67,17 @@ def _own_cpu_seconds() -> float:
 
 
 def _request(assistant: str) -> bytes:
-    body = json.dumps(
+    return _encoded(
         {"assistant_id": assistant, "thread": {"messages": [{"role": "user", "content": "go"}]}}
-    ).encode()
+    )
+
+
+def _floor_request(model: str) -> bytes:
+    return _encoded({"model": model, "content": "go"})
+
+
+def _encoded(fields: dict[str, object]) -> bytes:
+    body = json.dumps(fields).encode()
     head = (
         "POST /v1/threads/runs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
@@ -87,13 +96,12 @@ class Burst:
 
 
 async def _burst(
-    server: ThreadlineServer, path: Path, assistant: str, count: int, limit: float
+    server: ThreadlineServer | FloorServer, path: Path, request: bytes, count: int, limit: float
 ) -> Burst:
-    """Start `count` runs at once; times are seconds after `started` (a perf_counter stamp);
-    raises unless all complete within `limit` seconds."""
+    """Start `count` runs at once, each with `request`; times are seconds after `started` (a
+    perf_counter stamp); raises unless all complete within `limit` seconds."""
     before = _statuses(path).get("completed", 0)
     latencies: list[float] = []
-    request = _request(assistant)
 
     async def start_one() -> None:
         sent = time.perf_counter()
@@ -147,7 +155,7 @@ async def _one_configuration(
         server_cpu, model_cpu = server.cpu_seconds(), bench.model.cpu_seconds()
         loop_cpu = server.main_thread_cpu_seconds()
         limit = 60.0 + 3 * count * delay / (concurrency or 256)
-        burst = await _burst(server, path, assistant, count, limit)
+        burst = await _burst(server, path, _request(assistant), count, limit)
         peak = server.peak_rss_mb() or 0.0
         calls = sorted(record.arrived - burst.started for record in bench.model.records(slow))
         server_cpu = server.cpu_seconds() - server_cpu
@@ -166,6 +174,29 @@ async def _one_configuration(
     return burst.done, burst.accepted, peak, idle
 
 
+async def _floor(bench: Bench, section: Section) -> float:
+    """The same burst against the bare app: when all its runs completed."""
+    count, delay = bench.size.many_runs, bench.size.many_runs_model_seconds
+    slow = f"floor-slow-{time.time_ns()}"
+    bench.model.script(slow, "done", delay=delay, repeat=count)
+    with FloorServer(bench.workdir, model_url=bench.model.base_url) as floor:
+        model_cpu = bench.model.cpu_seconds()
+        floor_cpu = floor.cpu_seconds()
+        burst = await _burst(floor, floor.database, _floor_request(slow), count, 60 + 3 * delay)
+        floor_cpu = floor.cpu_seconds() - floor_cpu
+        model_cpu = bench.model.cpu_seconds() - model_cpu
+        calls = sorted(record.arrived - burst.started for record in bench.model.records(slow))
+    section.notes.append(
+        f"Floor, the bare app (`bench/floor_app.py`: per run one durable INSERT before the"
+        " answer, then the streamed model call on one aiohttp session and one UPDATE):"
+        f" all {count:,} POSTs answered after {burst.accepted:.2f} s; the model calls reached"
+        f" the model server from {calls[0]:.2f} s (last {calls[-1]:.2f} s); all runs completed"
+        f" after {burst.done:.2f} s; CPU used meanwhile: the bare app {floor_cpu:.1f} s, scripted"
+        f" model server {model_cpu:.1f} s, the burst's client {burst.client_cpu:.1f} s."
+    )
+    return burst.done
+
+
 async def measure(bench: Bench) -> Section:
     size = bench.size
     count, delay = size.many_runs, size.many_runs_model_seconds
@@ -181,16 +212,21 @@ async def measure(bench: Bench) -> Section:
         " (the server started fresh for it); the reference is its RSS when idle just before.",
         f"With THREADLINE_WORKER_CONCURRENCY={count} (one process may then carry every run at"
         " once), and with the default of 256.",
+        "Floor: the same burst, watched the same way, against the bare ASGI app on the same"
+        " uvicorn settings, which per run does one durable insert before answering (a commit and a"
+        " sync of its own) and then the streamed model call and one update (committed, not"
+        " synced): what any service must do for a run.",
     ]
     label = f"{count:,} runs of {delay:g} s: all complete after"
     done, _, peak, idle = await _one_configuration(bench, count, section)
+    floor = await _floor(bench, section)
     seconds_target = SECONDS_TARGET * delay / 2.0
     burst = section.add(
         Figure(
             label + f" (worker concurrency {count})",
             done,
             "s",
-            floor=f"{delay:g} s (the model's own time)",
+            floor=f"{floor:.2f} s (the bare app; the model's own time: {delay:g} s)",
             target=f"≤ {seconds_target:g} s",
             ok=at_most(done, seconds_target),
             digits=2,
