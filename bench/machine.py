@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import platform
 import sqlite3
 import subprocess
+import time
 from pathlib import Path
+
+# A run object's worth of JSON, encoded and decoded, and some dict and string work: the kind of
+# work the service's event loop does, so its time tracks the machine's pace for the figures.
+_PACE_OBJECT = {
+    "id": "run_abc",
+    "object": "thread.run",
+    "status": "in_progress",
+    "tools": [
+        {"type": "function", "function": {"name": f"f{n}", "parameters": {}}} for n in range(8)
+    ],
+    "metadata": {f"key{n}": "value" * 4 for n in range(16)},
+    "instructions": "You are a helpful assistant. " * 20,
+}
 
 
 def _cpu_model() -> str:
@@ -65,6 +80,22 @@ def code_version(root: Path) -> str:
         return commit
     fingerprint = hashlib.sha1(changes.encode()).hexdigest()[:8]
     return f"{commit}, with uncommitted changes to threadline/ (fingerprint {fingerprint})"
+
+
+def pace_ms() -> float:
+    """The median time of a fixed piece of Python work, in ms: the machine's pace right now.
+
+    The machine's pace drifted by more than two times between days (and within an hour):
+    figures from two runs compare only beside this."""
+    times = []
+    for _ in range(7):
+        started = time.perf_counter()
+        for n in range(400):
+            decoded = json.loads(json.dumps(_PACE_OBJECT))
+            decoded["status"] = f"completed {n}"
+            sorted(decoded["metadata"].items())
+        times.append(time.perf_counter() - started)
+    return sorted(times)[len(times) // 2] * 1000
 
 
 def describe(scratch: Path) -> list[tuple[str, str]]:

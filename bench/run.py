@@ -33,7 +33,7 @@ from bench import (
 )
 from bench.common import ROOT, SIZES, Section
 from bench.harness import Bench
-from bench.machine import code_version, describe
+from bench.machine import code_version, describe, pace_ms
 from bench.model_server import ModelServer
 
 Measurement = Callable[[Bench], Coroutine[None, None, Section]]
@@ -165,11 +165,18 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="threadline-bench-") as scratch:
         workdir = Path(scratch)
         machine = describe(workdir)
+        pace_before = pace_ms()
         with ModelServer(workdir) as model:
             bench = Bench(size=size, workdir=workdir, model=model)
             for name in names:
                 sections.append(_run_one(name, MEASUREMENTS[name], bench))
         machine += sorted(bench.facts.items())
+        machine.append(
+            (
+                "Pace (a fixed piece of Python work, `bench/machine.py`; lower is faster)",
+                f"{pace_before:.1f} ms before the measurements, {pace_ms():.1f} ms after",
+            )
+        )
     seconds = time.perf_counter() - started
     if args.code_version is None and code_version(ROOT) != version:
         version += (
