@@ -1,12 +1,15 @@
 """Group commit on the one SQLite connection.
 
 Transactions take turns on the connection inside one open database transaction, each but
-the first of a group in a savepoint of its own. A group commits one pass of the event loop
-after its first transaction ends, so that the transactions ready to run alongside join it: a
-burst of requests pays for one commit (and, once one of them wrote something a client waits
-for, one sync to disk) instead of one each. Committed alone, 1,000 runs' progress writes
-rewrote the same pages of the log three thousand times. Each transaction returns only once
-its writes are committed, and one that fails rolls back its own writes alone.
+the first of a group in a savepoint of its own. Once a transaction that wrote something a
+client waits for (durable) is among them, or another group has already committed in this
+pass of the event loop, the commit waits for the end of the pass, so that the transactions
+ready to run alongside join it: a burst of requests pays for one commit (and one sync to
+disk) instead of one each. Committed one by one, 1,000 runs' progress rewrote the same pages
+of the log three thousand times. Otherwise the group commits as soon as its transaction
+ends, so a lone run's progress and the streams that follow it wait for nothing. Each
+transaction returns only once its writes are committed, and one that fails rolls back its
+own writes alone.
 
 Commits run at `synchronous=NORMAL` (SQLite may not change the level inside a transaction,
 and a group mixes both kinds); when a group holds a durable write, the write-ahead log is
