@@ -10,15 +10,25 @@ bodies each request builds and drops.
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 # Young collections every 10,000 net allocations instead of 700; the older generations keep
 # their default ratios to it.
 YOUNG_THRESHOLD = 10_000
 
 
-def freeze_startup_heap() -> None:
-    """Move everything alive now out of the collector's sight; call once, when started."""
+@contextmanager
+def startup_heap_frozen() -> Iterator[None]:
+    """While serving, everything alive at the start is out of the collector's sight. Thawed
+    at the end, so that a server stopped inside a process that goes on (a program embedding
+    the app) can still be collected."""
     gc.collect()
     gc.freeze()
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(YOUNG_THRESHOLD, middle, old)
+    before = gc.get_threshold()
+    gc.set_threshold(YOUNG_THRESHOLD, *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()

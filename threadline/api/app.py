@@ -14,7 +14,7 @@ from threadline.api.errors import install_error_handlers
 from threadline.api.projects import ProjectPaths
 from threadline.config import Settings
 from threadline.engine.worker import Worker
-from threadline.heap import freeze_startup_heap
+from threadline.heap import startup_heap_frozen
 from threadline.providers.registry import build_provider
 from threadline.service.assistants import AssistantService
 from threadline.service.messages import MessageService
@@ -33,9 +33,9 @@ def create_app(settings: Settings, *, with_worker: bool = True) -> FastAPI:
         await store.open()
         if worker is not None:
             await worker.start()
-        freeze_startup_heap()
         try:
-            yield
+            with startup_heap_frozen():
+                yield
         finally:
             if worker is not None:
                 await worker.close(settings.shutdown_grace_seconds)

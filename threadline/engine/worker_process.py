@@ -8,7 +8,7 @@ import signal
 
 from threadline.config import Settings
 from threadline.engine.worker import Worker
-from threadline.heap import freeze_startup_heap
+from threadline.heap import startup_heap_frozen
 from threadline.providers.registry import build_provider
 from threadline.store.sql_store import SqlStore
 
@@ -30,10 +30,10 @@ async def run_worker(settings: Settings) -> None:
     await store.open()
     worker = Worker(store, build_provider(settings), settings)
     await worker.start()
-    freeze_startup_heap()
     log.info("worker %s carrying up to %d runs", worker.owner, settings.worker_concurrency)
     try:
-        await stopping.wait()
+        with startup_heap_frozen():
+            await stopping.wait()
         log.info("stopping: runs in flight get %ss to finish", settings.shutdown_grace_seconds)
     finally:
         await worker.close(settings.shutdown_grace_seconds)
