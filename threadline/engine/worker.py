@@ -164,8 +164,10 @@ class Worker:
         while True:
             await asyncio.sleep(every)
             try:
+                # A renewal may take what is left of the lease: cut off after a third of it,
+                # one slow renewal on a loaded machine lost every lease it was renewing.
                 async with (
-                    asyncio.timeout(every),
+                    asyncio.timeout(self.settings.lease_seconds - every),
                     self.store.transaction(durable=False, reserved=True) as tx,
                 ):
                     await tx.renew_leases(
