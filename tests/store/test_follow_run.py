@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from tests.store.conftest import Runner
-from threadline.domain.ids import IdKind, new_id
+from tests.store.started_runs import claim_and_start, queue_a_run
 from threadline.domain.run_states import RunStatus
 from threadline.service.run_events import follow_run
 from threadline.service.run_status import change_status, emit
@@ -17,7 +17,6 @@ from threadline.store.base import Obj
 from threadline.store.sql import SqlTx
 from threadline.store.sql_store import SqlStore
 
-PROJECT = "default"
 OWNER = "worker-a"
 DONE = "thread.run.completed"
 
@@ -38,21 +37,8 @@ class CountingStore:
 
 
 async def _started_run(store: SqlStore) -> Obj:
-    thread = {"id": new_id(IdKind.THREAD), "object": "thread", "metadata": {}}
-    queued = {
-        "id": new_id(IdKind.RUN),
-        "object": "thread.run",
-        "thread_id": thread["id"],
-        "status": "queued",
-        "expires_at": None,
-    }
-    async with store.transaction() as tx:
-        await tx.insert_thread(PROJECT, thread)
-        await tx.insert_run(PROJECT, queued)
-        (claimed,) = await tx.claim_next_runs(OWNER, 1e12, 1)
-        started = await change_status(tx, claimed, RunStatus.IN_PROGRESS)
-    assert started is not None
-    return started
+    await queue_a_run(store)
+    return await claim_and_start(store, OWNER, 1e12)
 
 
 async def _delta(store: SqlStore, run: Obj, text: str) -> None:

@@ -17,7 +17,7 @@ from typing import Any, Protocol, TypeVar
 
 import pytest
 
-from threadline.domain.ids import IdKind, new_id
+from tests.store.started_runs import claim_and_start, queue_a_run
 from threadline.domain.run_states import RunStatus
 from threadline.engine.recorder import TurnRecorder
 from threadline.engine.superseded import Superseded
@@ -25,7 +25,6 @@ from threadline.service.run_status import change_status
 from threadline.store.base import Obj
 from threadline.store.sql_store import SqlStore
 
-PROJECT = "default"
 OWNER = "worker-a"
 T = TypeVar("T")
 
@@ -37,28 +36,13 @@ class Runner(Protocol):
 
 
 async def _started_run(store: SqlStore) -> Obj:
-    thread = {"id": new_id(IdKind.THREAD), "object": "thread", "metadata": {}}
-    queued = {
-        "id": new_id(IdKind.RUN),
-        "object": "thread.run",
-        "thread_id": thread["id"],
-        "assistant_id": new_id(IdKind.ASSISTANT),
-        "status": "queued",
-        "expires_at": None,
-    }
-    async with store.transaction() as tx:
-        await tx.insert_thread(PROJECT, thread)
-        await tx.insert_run(PROJECT, queued)
+    await queue_a_run(store)
     return await _claim(store, OWNER)
 
 
 async def _claim(store: SqlStore, owner: str) -> Obj:
     """Claim and start the queued run, leased until epoch second 100 (long lapsed)."""
-    async with store.transaction() as tx:
-        (claimed,) = await tx.claim_next_runs(owner, 100.0, 1)
-        started = await change_status(tx, claimed, RunStatus.IN_PROGRESS)
-    assert started is not None
-    return started
+    return await claim_and_start(store, owner, 100.0)
 
 
 async def _taken_over(store: SqlStore, by: str) -> Obj:
