@@ -208,6 +208,24 @@ def test_function_tool_parameters_round_trip_exactly(client: openai.OpenAI) -> N
     assert function.function.strict is True
 
 
+def test_function_parameters_keep_every_number_and_character(client: openai.OpenAI) -> None:
+    parameters = {
+        "type": "object",
+        "properties": {
+            "count": {"type": "integer", "maximum": 10**30, "minimum": -(2**63)},
+            "ratio": {"type": "number", "multipleOf": 0.1},
+            "note": {"type": "string", "description": 'naïve café ": 日本語 🧵 "quoted"'},
+        },
+    }
+    tool = {"type": "function", "function": {"name": "count", "parameters": parameters}}
+    created = client.beta.assistants.create(model="gpt-4o", tools=[tool])  # type: ignore[list-item]
+
+    stored = raw_assistant(client, created.id)["tools"][0]["function"]["parameters"]
+    assert stored == parameters
+    assert stored["properties"]["count"]["maximum"] == 10**30
+    assert isinstance(stored["properties"]["count"]["maximum"], int)
+
+
 def test_limits_at_the_boundary_are_accepted(client: openai.OpenAI) -> None:
     metadata = {f"k{i:02d}": "v" for i in range(15)}
     metadata["k" * 64] = "v" * 512

@@ -7,6 +7,7 @@ and a `run` that drives a coroutine on the test's own event loop.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
 from typing import Any, Protocol, TypeVar
@@ -120,6 +121,25 @@ def test_assistant_insert_get_replace_delete(store: SqlStore, run: Runner) -> No
     assert run(within(store, lambda tx: tx.delete_assistant(PROJECT, created["id"]))) is True
     assert run(within(store, lambda tx: tx.get_assistant(PROJECT, created["id"]))) is None
     assert run(within(store, lambda tx: tx.delete_assistant(PROJECT, created["id"]))) is False
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"maximum": 10**30, "minimum": -(10**25), "edge": 2**64 - 1, "low": -(2**63)},
+        {"description": 'a text that holds the separator ": and ", too'},
+        {"text": "naïve café, 日本語, emoji 🧵", "escaped": 'line\nbreak\ttab "quoted"'},
+        {"float": 0.1, "tiny": 5e-324, "negative": -2.5, "nested": [[{}], []]},
+    ],
+    ids=["integers-beyond-64-bits", "separator-in-a-string", "unicode", "floats-and-nesting"],
+)
+def test_a_body_reads_back_exactly_as_written(store: SqlStore, run: Runner, value: Obj) -> None:
+    created = {**assistant(), "tools": [{"type": "function", "function": {"parameters": value}}]}
+    run(within(store, lambda tx: tx.insert_assistant(PROJECT, created)))
+    read = run(within(store, lambda tx: tx.get_assistant(PROJECT, created["id"])))
+    assert read == created
+    # An integer read back as a float may compare equal; written out, it differs.
+    assert json.dumps(read, sort_keys=True) == json.dumps(created, sort_keys=True)
 
 
 def test_assistants_are_scoped_to_their_project(store: SqlStore, run: Runner) -> None:

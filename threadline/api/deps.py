@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Query, Request
 from starlette.responses import Response
 
+from threadline import json_codec
 from threadline.api.projects import DEFAULT_PROJECT
 from threadline.service.assistants import AssistantService
 from threadline.service.messages import MessageService
@@ -51,4 +51,4 @@ async def page(
 
 
 def json_response(body: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(body), media_type="application/json", headers=headers)
+    return Response(json_codec.dumps(body), media_type="application/json", headers=headers)

@@ -6,7 +6,6 @@ the SDKs raise the exception class their users already catch.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -15,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from threadline import json_codec
 from threadline.domain.errors import ThreadlineError
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ def error_response(
     status: int, message: str, error_type: str, param: str | None = None, code: str | None = None
 ) -> Response:
     body = {"error": {"message": message, "type": error_type, "param": param, "code": code}}
-    return Response(json.dumps(body), status_code=status, media_type="application/json")
+    return Response(json_codec.dumps(body), status_code=status, media_type="application/json")
 
 
 _UNION_LABELS = {"str", "int", "float", "bool", "none", "dict", "list"}

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 
 from starlette.responses import StreamingResponse
 
+from threadline import json_codec
 from threadline.service.run_events import EventBatches, RunVanished
 from threadline.store.base import RunEvent
 
@@ -18,7 +18,7 @@ KEEPALIVE = b": keep-alive\n"
 
 
 def _frame(event: RunEvent) -> str:
-    return f"id: {event.seq}\nevent: {event.event}\ndata: {json.dumps(event.data)}\n\n"
+    return f"id: {event.seq}\nevent: {event.event}\ndata: {json_codec.dumps(event.data)}\n\n"
 
 
 async def _frames(batches: EventBatches) -> AsyncIterator[bytes]:
@@ -38,7 +38,7 @@ async def _frames(batches: EventBatches) -> AsyncIterator[bytes]:
                 "code": None,
             }
         }
-        yield f"event: error\ndata: {json.dumps(error)}\n\n".encode()
+        yield f"event: error\ndata: {json_codec.dumps(error)}\n\n".encode()
         return
     yield b"event: done\ndata: [DONE]\n\n"
 

@@ -14,10 +14,13 @@ import asyncpg
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine.interfaces import Dialect
 
+from threadline import json_codec
 from threadline.store.compiled import Query
 
 NO_PARAMS: Mapping[str, Any] = {}
-SQLITE_DIALECT = SQLiteDialect_pysqlite()
+SQLITE_DIALECT = SQLiteDialect_pysqlite(
+    json_serializer=json_codec.dumps, json_deserializer=json_codec.loads
+)
 
 
 class DuplicateKey(Exception):

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from threadline import json_codec
 from threadline.domain.errors import InvalidRequest
 
 
@@ -56,6 +57,8 @@ def create_postgres_engine(
         max_overflow=pool_size if max_overflow is None else max_overflow,
         pool_timeout=60,
         pool_pre_ping=True,
+        json_serializer=json_codec.dumps,
+        json_deserializer=json_codec.loads,
     )
 
 
