@@ -401,7 +401,7 @@ class SqlTx:
         query = _NEWEST_MESSAGES
         if before_seq is not None:
             query, params["p_seq"] = _NEWEST_MESSAGES_BEFORE, before_seq
-        return [(int(seq), dict(body)) for seq, body in await self.db.fetch(query, params)]
+        return [(seq, body) for seq, body in await self.db.fetch(query, params)]
 
     async def count_messages(self, thread_id: str) -> int:
         rows = await self.db.fetch(_MESSAGE_COUNT, {"p_thread_id": thread_id})
