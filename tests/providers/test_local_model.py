@@ -12,10 +12,12 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing
 from typing import Any
 
+import llama_cpp
 import pytest
 
+from threadline.providers import local_llama
 from threadline.providers.base import ChatChunk, ChatRequest, ProviderError, ToolCallDelta
-from threadline.providers.local_llama import LocalLlamaProvider
+from threadline.providers.local_llama import LocalLlamaProvider, bundled_model_path
 
 WEATHER: dict[str, Any] = {
     "type": "function",
@@ -233,6 +235,27 @@ def test_count_tokens_is_positive_and_grows(provider: LocalLlamaProvider) -> Non
     longer = provider.count_tokens("smollm2", "Hello, how are you doing today, my friend?")
 
     assert 0 < short < longer
+
+
+def test_count_tokens_is_exact_when_counted_again(
+    provider: LocalLlamaProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counts are kept for the next turn, a bounded number of them: a count read back is
+    the tokeniser's own, for texts of the same length too, and after others were dropped."""
+    monkeypatch.setattr(local_llama, "TOKEN_COUNTS_KEPT", 4)
+    texts = ["aaaaaaaaaa", "a, b; c: d", "1234567890", "Hello, you", "naïve café"] + [
+        f"message {n}: " + "word " * n for n in range(8)
+    ]
+    model = llama_cpp.Llama(str(bundled_model_path()), vocab_only=True, verbose=False)
+    exact = [len(model.tokenize(text.encode(), add_bos=False, special=False)) for text in texts]
+    model.close()
+
+    first = [provider.count_tokens("smollm2", text) for text in texts]
+    again = [provider.count_tokens("smollm2", text) for text in reversed(texts)][::-1]
+
+    assert first == again == exact
+    assert len(set(exact[:4])) > 1  # texts of one length, told apart
+    assert len(provider._token_counts) == 4
 
 
 def test_context_window_is_the_configured_one(provider: LocalLlamaProvider) -> None:
