@@ -9,7 +9,8 @@ value is written by `json.dumps` instead, whose `": "` separator marks the text;
 that holds it, text that is not an object (every body and event is one) and any text
 orjson declines are read by `json.loads`, exactly as before. A string that happens to
 hold `": "` only sends its text the slower way. NaN and infinities, which JSON has no
-spelling for, are written as `null`.
+spelling for, are written as `null`. `loads` is for text as written here, as SQLite keeps
+it; PostgreSQL gives JSONB's own text back, read by `json.loads`.
 """
 
 from __future__ import annotations

@@ -203,6 +203,28 @@ def test_streaming_with_an_agent_event_handler(
     assert _text(client, thread.id) == "Streaming works fine"
 
 
+def test_text_beyond_ascii_streams_and_reads_back_whole(
+    client: AgentsClient, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    reply = 'Olá, café — "naïve" 日本語 🧵 ünïcödé'
+    scripted_model.script(model_name, Reply(reply))
+    agent = client.create_agent(model=model_name, name="Agente ñandú")
+    thread = client.threads.create()
+    client.messages.create(thread_id=thread.id, role="user", content="¿Qué tal? 你好")
+
+    deltas: list[str] = []
+    with client.runs.stream(thread_id=thread.id, agent_id=agent.id) as stream:
+        for _, data, _ in stream:
+            if isinstance(data, MessageDeltaChunk):
+                deltas.append(data.text)
+
+    assert "".join(deltas) == reply
+    assert _text(client, thread.id) == reply
+    assert client.get_agent(agent.id).name == "Agente ñandú"
+    asked = scripted_model.requests(model_name)[0]["messages"][-1]
+    assert asked == {"role": "user", "content": "¿Qué tal? 你好"}
+
+
 def test_projects_are_isolated_both_ways(tls_server: ServerProcess, model_name: str) -> None:
     alpha, beta = agents_client(tls_server, "alpha"), agents_client(tls_server, "beta")
     agent = alpha.create_agent(model=model_name, name="private")

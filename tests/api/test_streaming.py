@@ -110,6 +110,34 @@ def test_a_streamed_reply_in_order(
     assert stored == final[0] == handler.messages_done[0]
 
 
+# Non-ASCII text, and the line breaks of Unicode (not of SSE) that a client splitting lines
+# the Unicode way would cut an event at.
+BEYOND_ASCII = 'Olá, café — "naïve" 日本語 🧵 line\u2028para\u2029next\u0085end'
+
+
+def test_text_beyond_ascii_streams_and_reads_back_whole(
+    server: ServerProcess,
+    client: openai.OpenAI,
+    scripted_model: ScriptedModelServer,
+    model_name: str,
+) -> None:
+    scripted_model.script(model_name, Reply(BEYOND_ASCII))
+    assistant_id, thread_id = _assistant_and_thread(client, model_name)
+
+    handler, run, final = _stream_run(client, thread_id, assistant_id)
+
+    assert run.status == "completed"
+    assert "".join(handler.text_deltas) == BEYOND_ASCII
+    assert handler.texts_done == [BEYOND_ASCII]
+    stored = client.beta.threads.messages.retrieve(final[0].id, thread_id=thread_id)
+    assert stored.content[0].text.value == BEYOND_ASCII  # type: ignore[union-attr]
+    events_url = f"{server.base_url}/threads/{thread_id}/runs/{run.id}/events"
+    with httpx.stream("GET", events_url, timeout=30) as response:
+        events = _sse(response)  # lines as httpx splits them
+    completed = [json.loads(data) for _, name, data in events if name == "thread.message.completed"]
+    assert completed[0]["content"][0]["text"]["value"] == BEYOND_ASCII
+
+
 def test_text_that_comes_within_the_delta_interval_goes_out_as_one_delta(
     start_server: ServerFactory, scripted_model: ScriptedModelServer, model_name: str
 ) -> None:

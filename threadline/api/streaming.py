@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
 from starlette.responses import StreamingResponse
@@ -17,8 +18,23 @@ from threadline.store.base import RunEvent
 KEEPALIVE = b": keep-alive\n"
 
 
+# Line breaks to Unicode but not to SSE, which JSON text may hold raw inside a string: a
+# client that splits lines the Unicode way (httpx's `iter_lines`, Python's `splitlines`)
+# would cut the event's data in two, so they go out escaped, as the standard library wrote
+# them before.
+_UNICODE_LINE_BREAKS = re.compile("[\u0085\u2028\u2029]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return f"\\u{ord(match[0]):04x}"
+
+
+def _data(value: object) -> str:
+    return _UNICODE_LINE_BREAKS.sub(_escaped, json_codec.dumps(value))
+
+
 def _frame(event: RunEvent) -> str:
-    return f"id: {event.seq}\nevent: {event.event}\ndata: {json_codec.dumps(event.data)}\n\n"
+    return f"id: {event.seq}\nevent: {event.event}\ndata: {_data(event.data)}\n\n"
 
 
 async def _frames(batches: EventBatches) -> AsyncIterator[bytes]:
@@ -38,7 +54,7 @@ async def _frames(batches: EventBatches) -> AsyncIterator[bytes]:
                 "code": None,
             }
         }
-        yield f"event: error\ndata: {json_codec.dumps(error)}\n\n".encode()
+        yield f"event: error\ndata: {_data(error)}\n\n".encode()
         return
     yield b"event: done\ndata: [DONE]\n\n"
 

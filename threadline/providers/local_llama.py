@@ -171,7 +171,7 @@ class LocalLlamaProvider:
             count = len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
         with self._token_counts_lock:
             self._token_counts[key] = count
-            if len(self._token_counts) > TOKEN_COUNTS_KEPT:
+            while len(self._token_counts) > TOKEN_COUNTS_KEPT:
                 self._token_counts.popitem(last=False)
         return count
 

@@ -9,6 +9,7 @@ driver itself (`drivers.py`); SQLAlchemy's own connections serve only the migrat
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from typing import Any
 
@@ -58,7 +59,9 @@ def create_postgres_engine(
         pool_timeout=60,
         pool_pre_ping=True,
         json_serializer=json_codec.dumps,
-        json_deserializer=json_codec.loads,
+        # JSONB hands back text of its own, which always holds `": ` (`json_codec.loads`
+        # would find its mark in every body), and keeps integers beyond 64 bits exactly.
+        json_deserializer=json.loads,
     )
 
 
