@@ -680,6 +680,25 @@ def test_malformed_json_body_is_refused(client: openai.OpenAI, server: ServerPro
     assert created_since(client, start) == []
 
 
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_a_number_json_does_not_have_is_refused(
+    client: openai.OpenAI, server: ServerProcess, constant: str
+) -> None:
+    start = anchor(client)
+    tool = '{"type": "function", "function": {"name": "f", "parameters": {"maximum": %s}}}'
+
+    response = post_raw(
+        server,
+        "/assistants",
+        content=('{"model": "gpt-4o", "tools": [%s]}' % (tool % constant)).encode(),
+        headers={"content-type": "application/json"},
+    )
+
+    error = http_error(response, 400)
+    assert "could not parse the JSON body" in error["message"]
+    assert created_since(client, start) == []
+
+
 @pytest.mark.parametrize(
     ("content", "headers"),
     [

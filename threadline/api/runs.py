@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Header, Query
 from starlette.responses import Response
 
 from threadline.api.deps import Services, json_response, page, project, services
+from threadline.api.json_body import StrictJsonRoute
 from threadline.api.streaming import sse_response
 from threadline.domain.errors import InvalidRequest
 from threadline.service.requests import (
@@ -16,7 +17,7 @@ from threadline.service.requests import (
 )
 from threadline.store.base import PageRequest
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJsonRoute)
 
 
 @router.post("/threads/runs")

@@ -6,10 +6,11 @@ from fastapi import APIRouter, Depends, Query
 from starlette.responses import Response
 
 from threadline.api.deps import Services, json_response, page, project, services
+from threadline.api.json_body import StrictJsonRoute
 from threadline.service.requests import MessageCreate, MetadataUpdate, ThreadCreate, ThreadUpdate
 from threadline.store.base import PageRequest
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJsonRoute)
 
 
 @router.post("/threads")
