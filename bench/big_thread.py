@@ -140,7 +140,7 @@ async def measure(bench: Bench) -> Section:
 
         local = LocalLlamaProvider()
         try:
-            local.count_tokens("bench-model", "load the model")
+            await local.prepare("bench-model")
             local_ctx, local_first, local_msgs, local_tokens = await _context_times(
                 store, local, big, size.context_repeats
             )

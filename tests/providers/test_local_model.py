@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing
@@ -256,6 +257,29 @@ def test_count_tokens_is_exact_when_counted_again(
     assert first == again == exact
     assert len(set(exact[:4])) > 1  # texts of one length, told apart
     assert len(provider._token_counts) == 4
+
+
+def test_prepare_loads_the_model_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    loaded_in: list[threading.Thread] = []
+    real_llama = llama_cpp.Llama
+
+    def recording_llama(*args: Any, **kwargs: Any) -> llama_cpp.Llama:
+        loaded_in.append(threading.current_thread())
+        return real_llama(*args, **kwargs)
+
+    monkeypatch.setattr(local_llama.llama_cpp, "Llama", recording_llama)
+    fresh = LocalLlamaProvider()
+
+    async def prepare_then_count() -> int:
+        await fresh.prepare("smollm2")
+        return fresh.count_tokens("smollm2", "Counted once the model is there.")
+
+    try:
+        assert asyncio.run(prepare_then_count()) > 0
+    finally:
+        asyncio.run(fresh.close())
+    assert len(loaded_in) == 1
+    assert loaded_in[0] is not threading.main_thread()
 
 
 def test_context_window_is_the_configured_one(provider: LocalLlamaProvider) -> None:

@@ -72,6 +72,7 @@ class RunExecutor:
             await self.fail(run["id"], "server_error", f"Internal error: {exc}")
 
     async def _turn(self, run: Obj) -> None:
+        await self.provider.prepare(run["model"])
         async with self.store.transaction(durable=False) as tx:
             steps = await _withdraw_abandoned_attempt(tx, run, await tx.steps_of_run(run["id"]))
             used = _usage_of(steps)

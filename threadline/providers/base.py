@@ -75,6 +75,11 @@ class ModelProvider(Protocol):
         """Yield chunks; the last carries `finish_reason`, and `usage` where known."""
         ...
 
+    async def prepare(self, model: str) -> None:
+        """Have at hand what `count_tokens` needs for `model` (a tokenizer to load), without
+        holding up the event loop; called before a run's context is built."""
+        ...
+
     def count_tokens(self, model: str, text: str) -> int:
         """Tokens `text` takes in `model`'s prompt: exact where the tokenizer is at hand."""
         ...

@@ -159,6 +159,16 @@ class LocalLlamaProvider:
             # Wait for the worker so that, once the stream is closed, the model is free.
             await asyncio.shield(asyncio.wrap_future(finished))
 
+    async def prepare(self, model: str) -> None:
+        """Load the model in a thread of its own: loading it where `count_tokens` first
+        needs it held the event loop, and every request, for over half a second."""
+        if self._loaded is None:
+            await asyncio.to_thread(self._load_locked)
+
+    def _load_locked(self) -> None:
+        with self._model_lock:
+            self._load()
+
     def count_tokens(self, model: str, text: str) -> int:
         key = (len(text), hash(text))
         with self._token_counts_lock:

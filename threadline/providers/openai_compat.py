@@ -87,6 +87,9 @@ class OpenAICompatibleProvider:
         finally:
             response.release()
 
+    async def prepare(self, model: str) -> None:
+        """Nothing to load: counts are estimated."""
+
     def count_tokens(self, model: str, text: str) -> int:
         """An upper estimate (about 3 characters a token): exact counts come back in `usage`,
         and an estimate that errs high only makes truncation keep a little less."""
