@@ -73,6 +73,23 @@ def test_cancel_a_queued_run(
     wait_for_run(client, busy_thread, busy_run, "cancelled")
 
 
+def test_a_full_worker_takes_a_queued_run_once_a_slot_frees(
+    start_server: ServerFactory, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    client = openai_client(start_server(THREADLINE_WORKER_CONCURRENCY="1"))
+    scripted_model.script(model_name, Reply("first", delay=3), Reply("second"))
+    first_thread, first_run = _start(client, model_name)
+    wait_for_run(client, first_thread, first_run, "in_progress")
+
+    second_thread, second_run = _start(client, model_name)
+    queued = client.beta.threads.runs.retrieve(second_run, thread_id=second_thread)
+
+    assert queued.status == "queued"
+    assert wait_for_run(client, first_thread, first_run, "completed").completed_at is not None
+    second = wait_for_run(client, second_thread, second_run, "completed")
+    assert second.started_at is not None and second.started_at >= queued.created_at
+
+
 def test_a_run_left_waiting_expires_and_frees_the_thread(
     start_server: ServerFactory, scripted_model: ScriptedModelServer, model_name: str
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -142,7 +143,10 @@ def test_many_api_processes_and_workers_stream_every_run_in_order(
         async with httpx.AsyncClient(timeout=120, limits=limits) as http:
             return await asyncio.gather(*(stream_one(http, i) for i in range(200)))
 
-    for events in asyncio.run(stream_all()):
+    streams = asyncio.run(stream_all())
+    asked = Counter(body["messages"][-1]["content"] for body in scripted_model.requests(model_name))
+    assert [q for q, times in asked.items() if times > 1] == []  # no reply used up twice
+    for events in streams:
         names = [name for name, _ in events]
         assert names[:3] == ["thread.created", "thread.run.created", "thread.run.queued"]
         assert names[-1] == "thread.run.completed"

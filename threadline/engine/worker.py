@@ -113,9 +113,12 @@ class Worker:
 
     async def _claim(self, limit: int) -> list[Obj]:
         """Take up to `limit` of the oldest queued runs and start them, in one transaction."""
-        lease_until = time.time() + self.settings.lease_seconds
         started: list[Obj] = []
         async with self.store.transaction(durable=False) as tx:
+            # Leased from when the claim has its connection: on PostgreSQL it may have waited
+            # for one behind the transactions of hundreds of runs, longer than a short lease,
+            # and a run leased from before that wait was taken over as soon as it started.
+            lease_until = time.time() + self.settings.lease_seconds
             for run in await tx.claim_next_runs(self.owner, lease_until, limit):
                 moved = await change_status(tx, run, RunStatus.IN_PROGRESS)
                 if moved is None:
@@ -142,8 +145,13 @@ class Worker:
             await self._release(run_id)
         finally:
             self._cancel_requested.discard(run_id)
+            was_full = len(self._tasks) >= self.settings.worker_concurrency
             self._tasks.pop(run_id, None)
-            self._wake.set()
+            if was_full:
+                # Room again for the runs left queued while every slot was taken. (Runs
+                # queued meanwhile woke the claim loop themselves; woken after every run,
+                # it spent a transaction per run finding nothing.)
+                self._wake.set()
 
     async def _release(self, run_id: str) -> None:
         async with self.store.transaction(durable=False) as tx:
