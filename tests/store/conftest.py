@@ -91,6 +91,19 @@ async def _empty_tables(store: SqlStore) -> None:
             await conn.execute(table.delete())
 
 
+@pytest.fixture
+def empty_postgres_url(postgres_url: str, run: Runner) -> str:
+    """The session's PostgreSQL database, migrated and with every table emptied, for tests
+    that open stores of their own on it."""
+    store = SqlStore(postgres_url)
+    try:
+        run(store.migrate())
+        run(_empty_tables(store))
+    finally:
+        run(store.close())
+    return postgres_url
+
+
 @pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path, run: Runner) -> Iterator[SqlStore]:
     if request.param == "sqlite":

@@ -70,11 +70,12 @@ def test_a_reserved_transaction_goes_through_while_every_pooled_connection_is_ta
 
 
 def test_a_claim_that_waited_for_a_connection_leases_from_when_it_got_one(
-    postgres_url: str, run: Runner
+    empty_postgres_url: str, run: Runner
 ) -> None:
-    store = SqlStore(postgres_url, pool_size=1)
+    store = SqlStore(empty_postgres_url, pool_size=1)
     provider = OpenAICompatibleProvider("http://127.0.0.1:9/v1", None)  # never called
-    worker = Worker(store, provider, Settings(database_url=postgres_url, lease_seconds=1.0))
+    settings = Settings(database_url=empty_postgres_url, lease_seconds=1.0)
+    worker = Worker(store, provider, settings)
 
     async def scenario() -> tuple[float, float]:
         await queue_a_run(store)
@@ -91,7 +92,6 @@ def test_a_claim_that_waited_for_a_connection_leases_from_when_it_got_one(
         return released_at, float(lease_until)
 
     try:
-        run(store.migrate())
         released_at, lease_until = run(scenario())
     finally:
         run(provider.close())

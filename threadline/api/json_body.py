@@ -1,4 +1,5 @@
-"""Request bodies are read as strict JSON: `NaN` and `Infinity` are refused.
+"""Request bodies are read as strict JSON: `NaN`, `Infinity` and numbers beyond a float's
+range (`1e999`) are refused.
 
 Python's parser takes them, but JSON has no such numbers: the hosted API refuses a body
 that holds one, and stored, one would come back as `null` (what `json_codec` writes for
@@ -8,27 +9,34 @@ it). Refused at parsing, they get the answer any malformed body gets, and nothin
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, NoReturn
 
 from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 
 
-def _refuse_constant(body: bytes) -> Callable[[str], Any]:
-    def refuse(name: str) -> Any:
-        doc = body.decode(errors="replace")
-        raise json.JSONDecodeError(f"{name} is not a JSON number", doc, max(doc.find(name), 0))
-
-    return refuse
+def _refuse(body: bytes, text: str) -> NoReturn:
+    doc = body.decode(errors="replace")
+    raise json.JSONDecodeError(f"{text} is not a finite number", doc, max(doc.find(text), 0))
 
 
 class StrictJsonRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
             body = await self.body()
-            self._json = json.loads(body, parse_constant=_refuse_constant(body))
+
+            def finite(text: str) -> float:
+                value = float(text)
+                if not math.isfinite(value):  # `1e999`: too large for a float
+                    _refuse(body, text)
+                return value
+
+            self._json = json.loads(
+                body, parse_float=finite, parse_constant=lambda name: _refuse(body, name)
+            )
         return self._json
 
 
@@ -39,6 +47,6 @@ class StrictJsonRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def strict(request: Request) -> Response:
-            return await handler(StrictJsonRequest(request.scope, request.receive))
+            return await handler(StrictJsonRequest(request.scope, request.receive, request._send))
 
         return strict
