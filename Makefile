@@ -47,7 +47,7 @@ run: setup
 lint: setup
 	$(BIN)/ruff check threadline tests bench
 	$(BIN)/ruff format --check threadline tests bench
-	$(BIN)/mypy threadline
+	$(BIN)/mypy threadline bench
 
 # The tests use the machine's PostgreSQL (127.0.0.1:5432, trust auth); start it if it is down.
 postgres:
