@@ -259,6 +259,26 @@ def test_count_tokens_is_exact_when_counted_again(
     assert len(provider._token_counts) == 4
 
 
+def test_a_history_counted_again_is_not_tokenised_again(
+    provider: LocalLlamaProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    history = [f"turn {n} of a conversation read again at every turn" for n in range(20)]
+    tokenised: list[bytes] = []
+    real_tokenize = llama_cpp.Llama.tokenize
+
+    def recording_tokenize(self: llama_cpp.Llama, text: bytes, *args: Any, **kw: Any) -> Any:
+        tokenised.append(text)
+        return real_tokenize(self, text, *args, **kw)
+
+    monkeypatch.setattr(llama_cpp.Llama, "tokenize", recording_tokenize)
+
+    first = [provider.count_tokens("smollm2", text) for text in history]
+    next_turn = [provider.count_tokens("smollm2", text) for text in [*history, "a new message"]]
+
+    assert next_turn[:-1] == first
+    assert tokenised == [text.encode() for text in [*history, "a new message"]]
+
+
 def test_prepare_loads_the_model_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
     loaded_in: list[threading.Thread] = []
     real_llama = llama_cpp.Llama
