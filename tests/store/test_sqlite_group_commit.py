@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -262,3 +263,55 @@ def test_waiters_are_woken_when_a_group_commits_even_if_its_writer_stopped_waiti
 
     assert run(scenario()) is True
     assert _stored_threads(database) == ["thread_1"]
+
+
+def test_waiters_wake_at_the_commit_and_the_durable_writer_once_the_log_is_synced(
+    store: SqlStore, database: Path, monkeypatch: pytest.MonkeyPatch, run: Run
+) -> None:
+    """The sync runs on a thread of its own: while it is under way the event loop goes on,
+    the worker may claim the run, and only the client who created it still waits."""
+    syncing, release = threading.Event(), threading.Event()
+    real = os.fdatasync
+
+    def held(fd: int) -> None:
+        syncing.set()
+        release.wait(30)
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", held)
+    thread = _thread(1)
+    queued = {"id": "run_1", "object": "thread.run", "thread_id": thread["id"]}
+    queued.update(status="queued", expires_at=None)
+
+    async def queue_a_run() -> None:
+        async with store.transaction() as tx:
+            await tx.insert_thread("default", thread)
+            await tx.insert_run("default", queued)
+
+    async def scenario() -> tuple[bool, list[str], bool]:
+        with store.signal.subscribe(RUN_QUEUED) as woken:
+            writer = asyncio.create_task(queue_a_run())
+            async with asyncio.timeout(10):
+                await woken.wait()
+                await asyncio.to_thread(syncing.wait, 10)
+            async with store.transaction(durable=False) as tx:
+                seen = await tx.get_thread("default", "thread_1")
+            waiting_for_the_sync = not writer.done()
+            release.set()
+            async with asyncio.timeout(10):
+                await writer
+            return seen is not None, _stored_threads(database), waiting_for_the_sync
+
+    assert run(scenario()) == (True, ["thread_1"], True)
+
+
+def test_a_failed_sync_reaches_the_durable_writer(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch, run: Run
+) -> None:
+    def failing(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", failing)
+
+    with pytest.raises(OSError, match="Input/output error"):
+        run(_insert(store, 1, durable=True))

@@ -13,20 +13,23 @@ own writes alone.
 
 Commits run at `synchronous=NORMAL` (SQLite may not change the level inside a transaction,
 and a group mixes both kinds); when a group holds a durable write, the write-ahead log is
-then synced to disk, which is what `synchronous=FULL` would have done at that commit.
+then synced to disk (`LogSyncer`), which is what `synchronous=FULL` would have done at that
+commit, and its members return once it is. Whoever waits for the data (a stream, the
+worker) is woken at the commit itself, as on PostgreSQL for a commit that is not synced:
+the worker may claim a run while its creation is still being synced, and since the log is
+written in order, anything that depends on it is lost with it or kept with it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from functools import partial
 
 from threadline.store.checkpoints import Checkpointer
 from threadline.store.engine import connect_sqlite, sqlite_file
+from threadline.store.log_sync import LogSyncer
 
 # A group commits after this many transactions even if more are ready, so that under a
 # steady stream of them none waits long for its commit.
@@ -41,14 +44,10 @@ class _Group:
     def __init__(self) -> None:
         self.size = 0
         self.durable = False
+        self.on_commit: list[Callable[[], None]] = []
         self.committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         # A failed commit is raised in every member still waiting; none may be left.
         self.committed.add_done_callback(lambda done: done.cancelled() or done.exception())
-
-
-def _when_committed(on_commit: Callable[[], None], done: asyncio.Future[None]) -> None:
-    if not done.cancelled() and done.exception() is None:
-        on_commit()
 
 
 class GroupCommit:
@@ -56,7 +55,7 @@ class GroupCommit:
         self._url = url
         self._file = sqlite_file(url)
         self._connection: sqlite3.Connection | None = None
-        self._wal: int | None = None
+        self._syncer: LogSyncer | None = None
         self._checkpointer: Checkpointer | None = None
         self._turn = asyncio.Lock()
         self._group: _Group | None = None
@@ -69,7 +68,7 @@ class GroupCommit:
     ) -> AsyncIterator[sqlite3.Connection]:
         """The connection, inside a transaction of the caller's own until the block ends;
         returns once the block's writes are committed (and, if `durable`, on disk).
-        `on_commit` runs once they are, even if the caller has stopped waiting."""
+        `on_commit` runs as they are committed, even if the caller has stopped waiting."""
         await self._turn.acquire()
         try:
             connection = self._open()
@@ -87,7 +86,7 @@ class GroupCommit:
                 connection.execute("RELEASE member")
             group.durable = group.durable or (durable and connection.total_changes > changes)
             group.size += 1
-            group.committed.add_done_callback(partial(_when_committed, on_commit))
+            group.on_commit.append(on_commit)
             self._settle(group)
         finally:
             self._turn.release()
@@ -96,12 +95,12 @@ class GroupCommit:
     async def close(self) -> None:
         async with self._turn:
             self._commit()  # a group whose commit is still due
+        if self._syncer is not None:
+            self._syncer.stop()
+            self._syncer = None
         if self._checkpointer is not None:
             self._checkpointer.stop()
             self._checkpointer = None
-        if self._wal is not None:
-            os.close(self._wal)
-            self._wal = None
         if self._connection is not None:
             self._connection.close()
             self._connection = None
@@ -113,6 +112,7 @@ class GroupCommit:
             if self._file is not None:
                 self._connection.execute("PRAGMA wal_autocheckpoint=0")
                 self._checkpointer = Checkpointer(self._file)
+                self._syncer = LogSyncer(f"{self._file}-wal")
         return self._connection
 
     def _join(self, connection: sqlite3.Connection) -> _Group:
@@ -165,39 +165,24 @@ class GroupCommit:
         self._group = None
         try:
             connection.execute("COMMIT")
-            if group.durable:
-                self._sync_log()
         except Exception as exc:  # a disk error, a full disk
             try:
                 if connection.in_transaction:
                     connection.execute("ROLLBACK")
             finally:
                 group.committed.set_exception(exc)
-        else:
+            return
+        for on_commit in group.on_commit:
+            on_commit()
+        if group.durable and self._syncer is not None:
+            self._syncer.sync(group.committed)
+        else:  # nothing durable, or an in-memory database: nothing to sync
             group.committed.set_result(None)
-            if self._checkpointer is not None:
-                self._checkpointer.nudge()
-            if not self._committed_this_pass:
-                self._committed_this_pass = True
-                asyncio.get_running_loop().call_soon(self._end_pass)
+        if self._checkpointer is not None:
+            self._checkpointer.nudge()
+        if not self._committed_this_pass:
+            self._committed_this_pass = True
+            asyncio.get_running_loop().call_soon(self._end_pass)
 
     def _end_pass(self) -> None:
         self._committed_this_pass = False
-
-    def _sync_log(self) -> None:
-        """Sync the write-ahead log, (re)opened when it is new: the first time also the
-        folder that holds it, as SQLite does for a file it creates."""
-        if self._file is None:  # an in-memory database: nothing to sync
-            return
-        path = f"{self._file}-wal"
-        if self._wal is not None and os.fstat(self._wal).st_ino != os.stat(path).st_ino:
-            os.close(self._wal)
-            self._wal = None
-        if self._wal is None:
-            self._wal = os.open(path, os.O_RDONLY)
-            folder = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-            try:
-                os.fsync(folder)
-            finally:
-                os.close(folder)
-        getattr(os, "fdatasync", os.fsync)(self._wal)  # macOS has no fdatasync
