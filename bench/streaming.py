@@ -116,8 +116,9 @@ async def measure(bench: Bench) -> Section:
         " `thread.message.delta` carrying it (both stamped with CLOCK_MONOTONIC). Between the"
         " two: the provider's client reading the chunk, the recorder committing the delta to the"
         " event log, the follower waking and reading it, the SSE frame. The model sends its"
-        " chunks back to back: the first goes out as a delta at once, the rest come within the"
-        " service's delta interval (THREADLINE_DELTA_INTERVAL_MS, default"
+        " chunks back to back: what has arrived when the server's event loop is next free goes"
+        " out as the first delta (all of it, with the run's end, if the whole reply has), the"
+        " rest come within the service's delta interval (THREADLINE_DELTA_INTERVAL_MS, default"
         f" {Settings.delta_interval_ms}) and go out together"
         " when the model's stream ends; a chunk's latency is that of the delta carrying it.",
         f"Sequential: {size.stream_sequential} streams after {size.warmup} warm-up streams. Floor:"

@@ -141,10 +141,10 @@ def test_text_beyond_ascii_streams_and_reads_back_whole(
 def test_text_that_comes_within_the_delta_interval_goes_out_as_one_delta(
     start_server: ServerFactory, scripted_model: ScriptedModelServer, model_name: str
 ) -> None:
-    # An interval longer than the reply: the first piece goes out at once, the rest together
-    # when the model's stream ends.
+    # An interval longer than the reply: the first piece goes out while the model is still
+    # writing, the rest together when the model's stream ends.
     client = openai_client(start_server(THREADLINE_DELTA_INTERVAL_MS="60000"))
-    scripted_model.script(model_name, Reply("Hello there, friend."))
+    scripted_model.script(model_name, Reply("Hello there, friend.", pause=0.5))
     assistant_id, thread_id = _assistant_and_thread(client, model_name)
 
     handler, run, final = _stream_run(client, thread_id, assistant_id)

@@ -1,9 +1,9 @@
 """What a worker writes while a run's reply streams, on the real store.
 
-The delta interval: the first piece of text goes out at once; later text waits for the
-interval and goes out as one delta; what waits when the model's stream ends goes with the
-turn's last transaction; and a turn that ends otherwise (failed, cancelled) writes nothing
-more.
+The delta interval: the first piece of text goes out once the event loop is free; later
+text waits for the interval and goes out as one delta; what waits when the model's stream
+ends goes with the turn's last transaction (a reply that arrived whole, all of it); and a
+turn that ends otherwise (failed, cancelled) writes nothing more.
 
 The lease: a worker that stalled past its lease (an overloaded event loop, a long pause)
 while another worker took the run over writes nothing more to it.
@@ -63,6 +63,17 @@ async def _deltas(store: SqlStore, run_id: str) -> list[str]:
     ]
 
 
+async def _written(store: SqlStore, run_id: str, count: int) -> list[str]:
+    """The run's deltas once there are `count` of them, however late a loaded machine makes
+    the recorder's write."""
+    for _ in range(1000):
+        written = await _deltas(store, run_id)
+        if len(written) >= count:
+            return written
+        await asyncio.sleep(0.01)
+    return written
+
+
 def test_text_within_the_interval_goes_out_as_one_delta_when_it_has_passed(
     store: SqlStore, run: Runner
 ) -> None:
@@ -70,16 +81,46 @@ def test_text_within_the_interval_goes_out_as_one_delta_when_it_has_passed(
         started = await _started_run(store)
         recorder = TurnRecorder(store, started, OWNER, delta_interval=0.05)
         await recorder.add_text("one")
+        await _written(store, started["id"], 1)
         await recorder.add_text(" two")
         await recorder.add_text(" three")
-        for _ in range(1000):  # the timer's write, however late a loaded machine makes it
-            written = await _deltas(store, started["id"])
-            if len(written) > 1:
-                return written
-            await asyncio.sleep(0.01)
-        return written
+        return await _written(store, started["id"], 2)
 
     assert run(scenario()) == ["one", " two three"]
+
+
+def test_text_that_arrives_before_the_loop_is_free_goes_out_with_the_first(
+    store: SqlStore, run: Runner
+) -> None:
+    async def scenario() -> list[str]:
+        started = await _started_run(store)
+        recorder = TurnRecorder(store, started, OWNER, delta_interval=60.0)
+        await recorder.add_text("one")
+        await recorder.add_text(" two")
+        return await _written(store, started["id"], 1)
+
+    assert run(scenario()) == ["one two"]
+
+
+def test_a_reply_that_arrives_whole_is_written_by_the_last_transaction_alone(
+    store: SqlStore, run: Runner
+) -> None:
+    """The model's stream ends before the loop is free: no write of its own for the first
+    text, which goes with the turn's last transaction, message and all."""
+
+    async def scenario() -> tuple[bool, list[str]]:
+        started = await _started_run(store)
+        recorder = TurnRecorder(store, started, OWNER, delta_interval=0.05)
+        await recorder.add_text("one")
+        await recorder.add_text(" two")
+        await recorder.settle()
+        nothing_yet = recorder.message is None and await _deltas(store, started["id"]) == []
+        async with store.transaction() as tx:
+            await recorder.write_unsent(tx)
+        await asyncio.sleep(0.2)  # past the interval: a timer left running would write now
+        return nothing_yet, await _deltas(store, started["id"])
+
+    assert run(scenario()) == (True, ["one two"])
 
 
 def test_text_waiting_when_the_stream_ends_goes_with_the_last_transaction(
@@ -89,6 +130,7 @@ def test_text_waiting_when_the_stream_ends_goes_with_the_last_transaction(
         started = await _started_run(store)
         recorder = TurnRecorder(store, started, OWNER, delta_interval=60.0)
         await recorder.add_text("one")
+        await _written(store, started["id"], 1)
         await recorder.add_text(" two")
         waiting = await _deltas(store, started["id"])
         await recorder.settle()
@@ -107,6 +149,7 @@ def test_a_discarded_turn_writes_the_waiting_text_never(store: SqlStore, run: Ru
         started = await _started_run(store)
         recorder = TurnRecorder(store, started, OWNER, delta_interval=0.05)
         await recorder.add_text("one")
+        await _written(store, started["id"], 1)
         await recorder.add_text(" two")
         recorder.discard()
         await asyncio.sleep(0.3)  # past the interval: a timer left running would write now

@@ -4,10 +4,14 @@ The message (or tool-call step) appears with the model's first chunk and the chu
 appended to the run's event log as deltas, so a client streaming the run and a client
 polling it read the same history, written once, by the worker.
 
-The first piece of text is written at once; after it, text is written at most once per
-`delta_interval` seconds, what arrived meanwhile as one delta. A model streaming a token
-every few milliseconds would otherwise cost a commit, a wake-up of every follower and a
-write to every client per token, on the CPU the model itself needs.
+The first piece of text is written as soon as the event loop is free, with whatever arrived
+by then; after it, text is written at most once per `delta_interval` seconds, what arrived
+meanwhile as one delta (with no interval, each chunk is written as it comes). A model
+streaming a token every few milliseconds would otherwise cost a commit, a wake-up of every
+follower and a write to every client per token, on the CPU the model itself needs. A reply
+that arrives whole (a fast model, or one that answers after a delay all at once) ends
+before the loop is free: then nothing is written before the turn's last transaction, which
+writes it all, one commit where there were two.
 """
 
 from __future__ import annotations
@@ -47,8 +51,8 @@ class TurnRecorder:
         self._unsent += piece
         if self._timer is not None or self._sending is not None:
             return  # a write is already due; this text goes with it
-        if self.message is None or self._wait() <= 0:
-            await self._send_text()
+        if self.delta_interval <= 0:
+            await self._send_text()  # a delta per chunk, written before the next is read
         else:
             self._schedule()
 
@@ -78,6 +82,9 @@ class TurnRecorder:
             self._sending.cancel()
 
     def _wait(self) -> float:
+        """Seconds until the next write is due; none for the first."""
+        if self.message is None:
+            return 0.0
         return self._sent_at + self.delta_interval - asyncio.get_running_loop().time()
 
     def _schedule(self) -> None:
