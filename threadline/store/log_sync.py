@@ -11,6 +11,7 @@ share the next one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 
@@ -56,7 +57,9 @@ class LogSyncer:
             except OSError as exc:
                 error = exc
             for done in waiting:
-                done.get_loop().call_soon_threadsafe(_resolve, done, error)
+                # RuntimeError: the loop has closed, and nobody waits any more.
+                with contextlib.suppress(RuntimeError):
+                    done.get_loop().call_soon_threadsafe(_resolve, done, error)
 
     def _sync(self) -> None:
         """Sync the log, (re)opened when it is new: the first time also the folder that
