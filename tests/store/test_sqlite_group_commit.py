@@ -68,6 +68,16 @@ async def _insert(store: SqlStore, number: int, *, durable: bool = True) -> None
         await tx.insert_thread("default", _thread(number))
 
 
+async def _queue_a_run(store: SqlStore) -> None:
+    """Durably, `thread_1` and a queued run on it."""
+    thread = _thread(1)
+    queued = {"id": "run_1", "object": "thread.run", "thread_id": thread["id"]}
+    queued.update(status="queued", expires_at=None)
+    async with store.transaction() as tx:
+        await tx.insert_thread("default", thread)
+        await tx.insert_run("default", queued)
+
+
 def test_a_durable_commit_syncs_the_log_and_engine_progress_does_not(
     store: SqlStore, database: Path, log_syncs: list[str], run: Run
 ) -> None:
@@ -241,18 +251,10 @@ def test_waiters_are_woken_when_a_group_commits_even_if_its_writer_stopped_waiti
 ) -> None:
     """A writer cancelled while it waits for its group's commit (a worker stopping) still
     has its writes committed, and whoever waits for them is woken."""
-    thread = _thread(1)
-    queued = {"id": "run_1", "object": "thread.run", "thread_id": thread["id"]}
-    queued.update(status="queued", expires_at=None)
-
-    async def queue_a_run() -> None:
-        async with store.transaction() as tx:
-            await tx.insert_thread("default", thread)
-            await tx.insert_run("default", queued)
 
     async def scenario() -> bool:
         with store.signal.subscribe(RUN_QUEUED) as woken:
-            writer = asyncio.create_task(queue_a_run())
+            writer = asyncio.create_task(_queue_a_run(store))
             await asyncio.sleep(0)  # the writer's block has run; its group's commit is due
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -279,18 +281,10 @@ def test_waiters_wake_at_the_commit_and_the_durable_writer_once_the_log_is_synce
         real(fd)
 
     monkeypatch.setattr(os, "fdatasync", held)
-    thread = _thread(1)
-    queued = {"id": "run_1", "object": "thread.run", "thread_id": thread["id"]}
-    queued.update(status="queued", expires_at=None)
-
-    async def queue_a_run() -> None:
-        async with store.transaction() as tx:
-            await tx.insert_thread("default", thread)
-            await tx.insert_run("default", queued)
 
     async def scenario() -> tuple[bool, list[str], bool]:
         with store.signal.subscribe(RUN_QUEUED) as woken:
-            writer = asyncio.create_task(queue_a_run())
+            writer = asyncio.create_task(_queue_a_run(store))
             async with asyncio.timeout(10):
                 await woken.wait()
                 await asyncio.to_thread(syncing.wait, 10)
