@@ -383,3 +383,31 @@ def test_streaming_an_unknown_run_is_404(server: ServerProcess, client: openai.O
     response = httpx.get(f"{server.base_url}/threads/{thread.id}/runs/run_nope/events")
     assert response.status_code == 404
     assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_a_stream_ends_with_its_run_s_last_event_then_one_done(
+    server: ServerProcess,
+    client: openai.OpenAI,
+    scripted_model: ScriptedModelServer,
+    model_name: str,
+) -> None:
+    """Live, and replayed from the log once the run has ended: `done` comes once, last."""
+    scripted_model.script(model_name, Reply("Hello there."))
+    assistant_id, thread_id = _assistant_and_thread(client, model_name)
+    with httpx.stream(
+        "POST",
+        f"{server.base_url}/threads/{thread_id}/runs",
+        json={"assistant_id": assistant_id, "stream": True},
+        timeout=30,
+    ) as response:
+        live = response.read().decode()
+    run_id = json.loads(live.split("data: ", 1)[1].split("\n", 1)[0])["id"]
+    events_url = f"{server.base_url}/threads/{thread_id}/runs/{run_id}/events"
+    with httpx.stream("GET", events_url, timeout=30) as response:
+        replayed = response.read().decode()
+
+    for text in (live, replayed):
+        frames = text.split("\n\n")
+        assert frames[-3].startswith("id: ") and "event: thread.run.completed" in frames[-3]
+        assert frames[-2:] == ["event: done\ndata: [DONE]", ""]
+        assert text.count("event: done") == 1

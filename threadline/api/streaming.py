@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from starlette.responses import StreamingResponse
 
 from threadline import json_codec
-from threadline.service.run_events import EventBatches, RunVanished
+from threadline.service.run_events import ENDING_EVENTS, EventBatches, RunVanished
 from threadline.store.base import RunEvent
 
 # A comment line with no blank line after it: bytes that keep proxies and client read
@@ -16,6 +16,7 @@ from threadline.store.base import RunEvent
 # it would be an event of its own, which the SDKs' parsers reject (the openai SDK reads it
 # as an event with empty data, azure-ai-agents as one with no type).
 KEEPALIVE = b": keep-alive\n"
+_DONE = "event: done\ndata: [DONE]\n\n"
 
 
 # Line breaks to Unicode but not to SSE, which JSON text may hold raw inside a string: a
@@ -38,13 +39,17 @@ def _frame(event: RunEvent) -> str:
 
 
 async def _frames(batches: EventBatches) -> AsyncIterator[bytes]:
-    """One write per batch of events: each write is a system call and wakes the client."""
+    """One write per batch of events: each write is a system call and wakes the client.
+    The batch that ends the run carries `done` in the same write."""
+    ended = False
     try:
         async for batch in batches:
             if not batch:
                 yield KEEPALIVE
                 continue
-            yield "".join(_frame(event) for event in batch).encode()
+            frames = "".join(_frame(event) for event in batch)
+            ended = batch[-1].event in ENDING_EVENTS
+            yield (frames + _DONE if ended else frames).encode()
     except RunVanished as gone:
         error = {
             "error": {
@@ -56,7 +61,8 @@ async def _frames(batches: EventBatches) -> AsyncIterator[bytes]:
         }
         yield f"event: error\ndata: {_data(error)}\n\n".encode()
         return
-    yield b"event: done\ndata: [DONE]\n\n"
+    if not ended:  # the run had ended before the read: its log held nothing more
+        yield _DONE.encode()
 
 
 def sse_response(batches: EventBatches) -> StreamingResponse:
