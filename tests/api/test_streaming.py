@@ -305,13 +305,7 @@ def test_keep_alives_on_a_quiet_stream_leave_the_sdk_reading_events(
 ) -> None:
     scripted_model.script(model_name, Reply("slow and steady", chunks=2, pause=1))
     assistant_id, thread_id = _assistant_and_thread(client, model_name)
-    with httpx.stream(
-        "POST",
-        f"{server.base_url}/threads/{thread_id}/runs",
-        json={"assistant_id": assistant_id, "stream": True},
-        timeout=30,
-    ) as response:
-        raw = response.read().decode()
+    raw = _raw_stream(server, thread_id, assistant_id)
     assert ": keep-alive\n" in raw.split("event: thread.message.delta", 1)[1]
     assert ": keep-alive\n\n" not in raw  # a blank line after it would end an empty event
 
@@ -324,6 +318,17 @@ def test_keep_alives_on_a_quiet_stream_leave_the_sdk_reading_events(
 
 def _sse(response: httpx.Response) -> list[tuple[int, str, str]]:
     return parse_sse(response.iter_lines())
+
+
+def _raw_stream(server: ServerProcess, thread_id: str, assistant_id: str) -> str:
+    """A new run's stream as the server wrote it."""
+    with httpx.stream(
+        "POST",
+        f"{server.base_url}/threads/{thread_id}/runs",
+        json={"assistant_id": assistant_id, "stream": True},
+        timeout=30,
+    ) as response:
+        return response.read().decode()
 
 
 def test_reconnecting_with_last_event_id_gives_exactly_the_missing_events(
@@ -394,13 +399,7 @@ def test_a_stream_ends_with_its_run_s_last_event_then_one_done(
     """Live, and replayed from the log once the run has ended: `done` comes once, last."""
     scripted_model.script(model_name, Reply("Hello there."))
     assistant_id, thread_id = _assistant_and_thread(client, model_name)
-    with httpx.stream(
-        "POST",
-        f"{server.base_url}/threads/{thread_id}/runs",
-        json={"assistant_id": assistant_id, "stream": True},
-        timeout=30,
-    ) as response:
-        live = response.read().decode()
+    live = _raw_stream(server, thread_id, assistant_id)
     run_id = json.loads(live.split("data: ", 1)[1].split("\n", 1)[0])["id"]
     events_url = f"{server.base_url}/threads/{thread_id}/runs/{run_id}/events"
     with httpx.stream("GET", events_url, timeout=30) as response:
