@@ -183,6 +183,23 @@ def test_max_completion_tokens_makes_the_run_incomplete(
     assert reply.incomplete_details is not None and reply.incomplete_details.reason == "max_tokens"
 
 
+def test_a_reply_cut_short_by_the_models_own_limit_makes_the_run_incomplete(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    scripted_model.script(model_name, Reply("cut off mid", finish_reason="length"))
+    thread_id, run_id = _start(client, model_name)
+
+    run = wait_for_run(client, thread_id, run_id, "incomplete", "completed")
+
+    assert run.status == "incomplete"
+    assert run.incomplete_details is not None
+    assert run.incomplete_details.reason == "max_completion_tokens"
+    assert "max_tokens" not in scripted_model.requests(model_name)[0]
+    reply = client.beta.threads.messages.list(thread_id, limit=1).data[0]
+    assert reply.status == "incomplete"
+    assert reply.content[0].text.value == "cut off mid"  # type: ignore[union-attr]
+
+
 def test_a_prompt_over_max_prompt_tokens_makes_the_run_incomplete(
     client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
 ) -> None:

@@ -90,8 +90,10 @@ class RunExecutor:
         if result.recorder.calls:
             await self._record_tool_calls(run, result, usage)
         else:
-            capped = result.finish_reason == "length" and max_tokens is not None
-            await self._record_message(run, result, usage, capped)
+            # Cut short by any limit (the run's, the provider's default, the model's own):
+            # a reply that stopped mid-way, or a call dropped unfinished, must not pass
+            # for a finished answer.
+            await self._record_message(run, result, usage, result.finish_reason == "length")
 
     def _limit_reached(self, run: Obj, used: Usage) -> str | None:
         if run["max_completion_tokens"] and used.completion_tokens >= run["max_completion_tokens"]:
