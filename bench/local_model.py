@@ -17,6 +17,7 @@ from typing import Any
 from bench.common import (
     Figure,
     Section,
+    SseEvent,
     ThreadlineServer,
     at_most,
     create_assistant,
@@ -42,6 +43,14 @@ SPARSE_INTERVAL_MS = 1000
 INSTRUCTIONS = "You are a helpful assistant."
 PROMPT = "Write a long story about a robot who learns to paint."
 ENDINGS = ("thread.run.completed", "thread.run.incomplete")
+
+
+@dataclass(frozen=True)
+class Generation:
+    seconds: float
+    prompt_tokens: int
+    completion_tokens: int
+    text: str
 
 
 class Direct:
@@ -85,14 +94,13 @@ class Direct:
         )
         self.messages: list[Any] = plan_request(request).messages
 
-    def generate(self, max_tokens: int) -> tuple[float, int, int]:
-        """(wall time, prompt tokens, completion tokens) of one reply."""
+    def generate(self, max_tokens: int) -> Generation:
         started = time.perf_counter()
         formatted = self.formatter(messages=self.messages)
         prompt = self.llm.tokenize(
             formatted.prompt.encode("utf-8"), add_bos=not formatted.added_special, special=True
         )
-        produced = 0
+        pieces: list[bytes] = []
         tokens = self.llm.generate(
             prompt,
             temp=DEFAULT_TEMPERATURE,
@@ -105,13 +113,17 @@ class Direct:
             for token in tokens:
                 if self.is_end(self.vocab, token):
                     break
-                produced += 1
-                self.llm.detokenize([token])
-                if produced >= max_tokens:
+                pieces.append(self.llm.detokenize([token]))
+                if len(pieces) >= max_tokens:
                     break
         finally:
             tokens.close()
-        return time.perf_counter() - started, len(prompt), produced
+        return Generation(
+            seconds=time.perf_counter() - started,
+            prompt_tokens=len(prompt),
+            completion_tokens=len(pieces),
+            text=b"".join(pieces).decode("utf-8", "replace"),
+        )
 
     def close(self) -> None:
         self.llm.close()
@@ -122,8 +134,9 @@ class Samples:
     runs: list[float] = field(default_factory=list)
     directs: list[float] = field(default_factory=list)
     loop_cpus: list[float] = field(default_factory=list)
-    run_tokens: set[int] = field(default_factory=set)
-    direct_tokens: set[int] = field(default_factory=set)
+    # Samples whose run replied otherwise than the direct generation: they did not do the
+    # same work, and the comparison says nothing.
+    differing: list[int] = field(default_factory=list)
 
     @property
     def percent(self) -> float:
@@ -136,6 +149,14 @@ class Samples:
     @property
     def percent_of_medians(self) -> float:
         return (p50(self.runs) - p50(self.directs)) / p50(self.directs) * 100
+
+
+def _reply_text(events: list[SseEvent]) -> str:
+    """The text of the run's message, from the event that closed it."""
+    for event in events:
+        if event.event in ("thread.message.completed", "thread.message.incomplete"):
+            return "".join(part["text"]["value"] for part in event.json()["content"])
+    raise RuntimeError(f"no closed message in {[e.event for e in events]}")
 
 
 async def _samples(
@@ -157,7 +178,13 @@ async def _samples(
                     ),
                     "create thread",
                 )
-                body = {"assistant_id": assistant, "max_completion_tokens": tokens}
+                # The run asks for the decoding `Direct` does. Left to the assistant's
+                # default temperature of 1, it sampled: different work from greedy decoding.
+                body = {
+                    "assistant_id": assistant,
+                    "max_completion_tokens": tokens,
+                    "temperature": DEFAULT_TEMPERATURE,
+                }
                 loop_cpu = server.main_thread_cpu_seconds()
                 started, events = await streamed_run(client, thread["id"], body)
                 loop_cpu = server.main_thread_cpu_seconds() - loop_cpu
@@ -165,20 +192,20 @@ async def _samples(
                 if not ends:
                     raise RuntimeError(f"run did not end: {[e.event for e in events][-3:]}")
                 usage = ends[0].json()["usage"]
-                elapsed, prompt_tokens, completion = direct.generate(tokens)
+                generation = direct.generate(tokens)
                 if index == 0:
                     continue
                 samples.runs.append(ends[0].received - started)
                 samples.loop_cpus.append(loop_cpu)
-                samples.run_tokens.add(int(usage["completion_tokens"]))
-                samples.directs.append(elapsed)
-                samples.direct_tokens.add(completion)
+                samples.directs.append(generation.seconds)
+                if _reply_text(events) != generation.text:
+                    samples.differing.append(index)
                 if notes is not None:
                     notes.append(
                         f"Sample {index}: run {ms(samples.runs[-1]):.0f} ms"
                         f" ({usage['prompt_tokens']} prompt + {usage['completion_tokens']}"
-                        f" completion tokens), direct {ms(elapsed):.0f} ms ({prompt_tokens} +"
-                        f" {completion} tokens)."
+                        f" completion tokens), direct {ms(generation.seconds):.0f} ms"
+                        f" ({generation.prompt_tokens} + {generation.completion_tokens} tokens)."
                     )
     return samples
 
@@ -190,8 +217,10 @@ async def measure(bench: Bench) -> Section:
     section.method = [
         f"One run: system `{INSTRUCTIONS}`, user `{PROMPT}`, `max_completion_tokens={tokens}`"
         " (the story never ends sooner, so every reply is exactly that long and the run ends"
-        " `incomplete`), created with `stream: true` on a thread that already holds the"
-        " message; wall time from sending the request to receiving the run's final event.",
+        f" `incomplete`), `temperature={DEFAULT_TEMPERATURE:g}` (greedy, as Direct decodes;"
+        " the assistant's default of 1 would sample), created with `stream: true` on a thread"
+        " that already holds the message; wall time from sending the request to receiving the"
+        " run's final event.",
         "Direct: the same GGUF loaded with the same settings in the harness process; the same"
         " messages through the GGUF's chat template and tokeniser as the provider does it, then"
         " `Llama.generate` with the same sampling (temperature 0, top_p 1, top_k 0, min_p 0,"
@@ -269,10 +298,10 @@ async def measure(bench: Bench) -> Section:
         )
     )
     for samples in (default, sparse):
-        if samples.run_tokens != samples.direct_tokens:
+        if samples.differing:
             section.notes.append(
-                f"Completion tokens differ: run {sorted(samples.run_tokens)},"
-                f" direct {sorted(samples.direct_tokens)}."
+                f"The run's reply and the direct generation's text differ in samples"
+                f" {samples.differing}: the two did not do the same work."
             )
     if headline.ok is False:
         section.notes.append(
