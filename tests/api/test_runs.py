@@ -153,7 +153,11 @@ def test_a_thread_takes_one_active_run_at_a_time(
     first = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant_id)
 
     with pytest.raises(openai.BadRequestError) as second:
-        client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant_id)
+        client.beta.threads.runs.create(
+            thread_id=thread.id,
+            assistant_id=assistant_id,
+            additional_messages=[{"role": "user", "content": "lost?"}],
+        )
     with pytest.raises(openai.BadRequestError) as message:
         client.beta.threads.messages.create(thread.id, role="user", content="more")
 

@@ -45,12 +45,8 @@ class RunService:
         async with self.store.transaction() as tx:
             await require_thread(tx, project, thread_id, lock=True)
             assistant = await _require_assistant(tx, project, request.assistant_id)
-            active = await tx.active_run(thread_id)
-            if active is not None:
-                raise Conflict(
-                    f"Thread {thread_id} already has an active run {active['id']}.",
-                    param="thread_id",
-                )
+            # A thread with an active run is refused by `insert_run`, and the messages
+            # appended here go with the rolled-back transaction.
             extra = new_messages(thread_id, request.additional_messages or [])
             await append_messages(tx, thread_id, extra)
             run = self._new_run(thread_id, assistant, request, request.additional_instructions)
