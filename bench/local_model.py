@@ -140,8 +140,8 @@ class Samples:
 
     @property
     def percent(self) -> float:
-        """The median of each run against the direct generation right after it: the
-        machine's pace drifts (other tenants), and a pair shares the moment."""
+        """The median of each run against the direct generation of its pair: the machine's
+        pace drifts (other tenants), and a pair shares the moment."""
         return p50(
             [(run / direct - 1) * 100 for run, direct in zip(self.runs, self.directs, strict=True)]
         )
@@ -162,7 +162,7 @@ def _reply_text(events: list[SseEvent]) -> str:
 async def _samples(
     bench: Bench, direct: Direct, env: dict[str, str], notes: list[str] | None
 ) -> Samples:
-    """Runs and direct generations, alternating, after one warm-up of each; each sample is
+    """Pairs of a run and a direct generation, after one warm-up pair; each sample is
     described in `notes` when given."""
     size = bench.size
     tokens = size.local_tokens
@@ -185,6 +185,11 @@ async def _samples(
                     "max_completion_tokens": tokens,
                     "temperature": DEFAULT_TEMPERATURE,
                 }
+                # Each side goes first in every other pair: whichever comes second starts
+                # while the first one's llama.cpp threads may still be spinning down.
+                direct_first = index % 2 == 1
+                if direct_first:
+                    generation = direct.generate(tokens)
                 loop_cpu = server.main_thread_cpu_seconds()
                 started, events = await streamed_run(client, thread["id"], body)
                 loop_cpu = server.main_thread_cpu_seconds() - loop_cpu
@@ -192,7 +197,8 @@ async def _samples(
                 if not ends:
                     raise RuntimeError(f"run did not end: {[e.event for e in events][-3:]}")
                 usage = ends[0].json()["usage"]
-                generation = direct.generate(tokens)
+                if not direct_first:
+                    generation = direct.generate(tokens)
                 if index == 0:
                     continue
                 samples.runs.append(ends[0].received - started)
@@ -225,10 +231,10 @@ async def measure(bench: Bench) -> Section:
         " messages through the GGUF's chat template and tokeniser as the provider does it, then"
         " `Llama.generate` with the same sampling (temperature 0, top_p 1, top_k 0, min_p 0,"
         f" repeat penalty {REPEAT_PENALTY}) for {tokens} tokens, detokenising each.",
-        f"{size.local_samples} samples of each, alternating, after one warm-up of each (which"
-        " loads the model); overhead = the median over the samples of run ÷ the direct"
-        " generation right after it - 1 (the machine's pace drifts between samples; a pair"
-        " shares its moment); (p50 run - p50 direct) ÷ p50 direct beside it.",
+        f"{size.local_samples} samples of each, in pairs (each side first in every other pair),"
+        " after one warm-up pair (which loads the model); overhead = the median over the pairs"
+        " of run ÷ direct - 1 (the machine's pace drifts between samples; a pair shares its"
+        " moment); (p50 run - p50 direct) ÷ p50 direct beside it.",
         "Once with the default settings (text streamed at most every"
         f" {Settings.delta_interval_ms} ms after the first piece), once more with"
         f" THREADLINE_DELTA_INTERVAL_MS={SPARSE_INTERVAL_MS}, to show what the streamed deltas"
