@@ -108,7 +108,7 @@ def test_a_reply_that_arrives_whole_is_written_by_the_last_transaction_alone(
     """The model's stream ends before the loop is free: no write of its own for the first
     text, which goes with the turn's last transaction, message and all."""
 
-    async def scenario() -> tuple[bool, list[str]]:
+    async def scenario() -> tuple[bool, list[str], Obj | None]:
         started = await _started_run(store)
         recorder = TurnRecorder(store, started, OWNER, delta_interval=0.05)
         await recorder.add_text("one")
@@ -117,10 +117,18 @@ def test_a_reply_that_arrives_whole_is_written_by_the_last_transaction_alone(
         nothing_yet = recorder.message is None and await _deltas(store, started["id"]) == []
         async with store.transaction() as tx:
             await recorder.write_unsent(tx)
+            assert recorder.message is not None
+            recorder.message["status"] = "completed"
+            await recorder.save_message(tx)
         await asyncio.sleep(0.2)  # past the interval: a timer left running would write now
-        return nothing_yet, await _deltas(store, started["id"])
+        async with store.transaction() as tx:
+            stored = await tx.get_message(started["thread_id"], recorder.message["id"])
+        return nothing_yet, await _deltas(store, started["id"]), stored
 
-    assert run(scenario()) == (True, ["one two"])
+    nothing_yet, deltas, stored = run(scenario())
+
+    assert (nothing_yet, deltas) == (True, ["one two"])
+    assert stored is not None and stored["status"] == "completed"
 
 
 def test_text_waiting_when_the_stream_ends_goes_with_the_last_transaction(
@@ -136,6 +144,7 @@ def test_text_waiting_when_the_stream_ends_goes_with_the_last_transaction(
         await recorder.settle()
         async with store.transaction() as tx:
             await recorder.write_unsent(tx)
+            await recorder.save_message(tx)
         return waiting, await _deltas(store, started["id"])
 
     waiting, written = run(scenario())

@@ -212,11 +212,10 @@ class RunExecutor:
             )
         else:
             message.update(status="completed", completed_at=now())
-        await tx.replace_message(message)
         step.update(status="completed", completed_at=now())
         if usage is not None:
             step["usage"] = _usage_dict(usage)
-        await tx.replace_step(step)
+        await recorder.save_message(tx)
         await emit(
             tx,
             run,

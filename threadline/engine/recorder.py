@@ -38,6 +38,9 @@ class TurnRecorder:
         self.message_step: Obj | None = None
         self.tool_step: Obj | None = None
         self.calls: dict[int, Obj] = {}
+        # Whether the message and its step have rows yet: a reply written whole by the
+        # turn's last transaction gets them once, in their final state.
+        self._message_stored = False
         self._unsent = ""
         self._sent_at = 0.0
         self._timer: asyncio.TimerHandle | None = None
@@ -66,8 +69,10 @@ class TurnRecorder:
             raise self._failure
 
     async def write_unsent(self, tx: StoreTx) -> None:
+        """The text not yet written, as the last delta; the message's rows are left to
+        `save_message`, in the same transaction."""
         if self._unsent:
-            await self._emit_delta(tx)
+            await self._emit_delta(tx, store=False)
 
     async def flush(self) -> None:
         """Write the text still waiting for its interval, now."""
@@ -111,17 +116,19 @@ class TurnRecorder:
     async def _send_text(self) -> None:
         async with self.store.transaction(durable=False) as tx:
             await self._require_lease(tx)
-            await self._emit_delta(tx)
+            await self._emit_delta(tx, store=True)
 
     async def _require_lease(self, tx: StoreTx) -> None:
         if not await tx.holds_lease(self.run["id"], self.owner):
             raise Superseded()
 
-    async def _emit_delta(self, tx: StoreTx) -> None:
+    async def _emit_delta(self, tx: StoreTx, *, store: bool) -> None:
         piece, self._unsent = self._unsent, ""
         self._sent_at = asyncio.get_running_loop().time()
         if self.message is None:
             await self.open_message(tx)
+        if store and not self._message_stored:
+            await self.save_message(tx)
         assert self.message is not None
         delta = {
             "id": self.message["id"],
@@ -131,15 +138,14 @@ class TurnRecorder:
         await emit(tx, self.run, ("thread.message.delta", delta))
 
     async def open_message(self, tx: StoreTx) -> None:
-        """Create the run's message, empty and `in_progress`, with its step."""
+        """Announce the run's message, empty and `in_progress`, with its step; their rows
+        are written by `save_message` before the transaction ends."""
         self.message = assistant_message(self.run, "", status="in_progress")
         self.message_step = run_step(
             self.run,
             "message_creation",
             {"type": "message_creation", "message_creation": {"message_id": self.message["id"]}},
         )
-        await tx.insert_messages(self.run["thread_id"], [self.message])
-        await tx.insert_step(self.message_step)
         await emit(
             tx,
             self.run,
@@ -148,6 +154,17 @@ class TurnRecorder:
             ("thread.message.created", self.message),
             ("thread.message.in_progress", self.message),
         )
+
+    async def save_message(self, tx: StoreTx) -> None:
+        """Write the message and its step as they are now."""
+        assert self.message is not None and self.message_step is not None
+        if self._message_stored:
+            await tx.replace_message(self.message)
+            await tx.replace_step(self.message_step)
+        else:
+            await tx.insert_messages(self.run["thread_id"], [self.message])
+            await tx.insert_step(self.message_step)
+            self._message_stored = True
 
     async def add_tool_calls(self, deltas: tuple[ToolCallDelta, ...]) -> None:
         await self.flush()
