@@ -328,6 +328,7 @@ def _raw_stream(server: ServerProcess, thread_id: str, assistant_id: str) -> str
         json={"assistant_id": assistant_id, "stream": True},
         timeout=30,
     ) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
         return response.read().decode()
 
 
@@ -335,14 +336,7 @@ def test_reconnecting_with_last_event_id_gives_exactly_the_missing_events(
     server: ServerProcess, client: openai.OpenAI, model_name: str
 ) -> None:
     assistant_id, thread_id = _assistant_and_thread(client, model_name)
-    with httpx.stream(
-        "POST",
-        f"{server.base_url}/threads/{thread_id}/runs",
-        json={"assistant_id": assistant_id, "stream": True},
-        timeout=30,
-    ) as response:
-        assert response.headers["content-type"].startswith("text/event-stream")
-        everything = _sse(response)
+    everything = parse_sse(_raw_stream(server, thread_id, assistant_id).splitlines())
     run_id = json.loads(everything[0][2])["id"]
     events_url = f"{server.base_url}/threads/{thread_id}/runs/{run_id}/events"
 
