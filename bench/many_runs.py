@@ -6,7 +6,10 @@ watching adds no HTTP load to the server under test; a run counts as complete on
 
 The burst is sent by a bare HTTP/1.1 client (one pre-encoded request per connection, the
 answer read to its Content-Length): a general-purpose client juggling 1,000 connections
-used more CPU than the server it measured, on the same two cores.
+used more CPU than the server it measured, on the same two cores. Its connections are open
+before the clock starts, as 1,000 clients already connected would send: opened inside the
+timed burst, the client's own 1,000 connects came first, and the server sat two-thirds idle
+for the burst's first 0.15 s waiting for the first request.
 """
 
 from __future__ import annotations
@@ -46,11 +49,13 @@ def _statuses(path: Path) -> dict[str, int]:
     return {str(status): int(n) for status, n in rows}
 
 
-async def _post(port: int, request: bytes) -> None:
-    """Send one pre-encoded request on a connection of its own; raise unless it gets 200."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+async def _connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection("127.0.0.1", port)
+
+
+async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Read one answer to its Content-Length; raise unless it is a 200."""
     try:
-        writer.write(request)
         head = await reader.readuntil(b"\r\n\r\n")
         status_line, *header_lines = head.decode("latin-1").split("\r\n")
         headers = dict(line.lower().split(": ", 1) for line in header_lines if ": " in line)
@@ -101,16 +106,18 @@ async def _burst(
     """Start `count` runs at once, each with `request`; times are seconds after `started` (a
     perf_counter stamp); raises unless all complete within `limit` seconds."""
     before = _statuses(path).get("completed", 0)
+    connections = await asyncio.gather(*(_connect(server.port) for _ in range(count)))
     latencies: list[float] = []
 
-    async def start_one() -> None:
-        sent = time.perf_counter()
-        await _post(server.port, request)
-        latencies.append(time.perf_counter() - sent)
+    async def answered(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _answer(reader, writer)
+        latencies.append(time.perf_counter() - started)
 
     cpu = _own_cpu_seconds()
     started = time.perf_counter()
-    posting = asyncio.gather(*(start_one() for _ in range(count)))
+    for _, writer in connections:
+        writer.write(request)
+    posting = asyncio.gather(*(answered(*connection) for connection in connections))
     accepted = done = None
     statuses: dict[str, int] = {}
     while done is None:
@@ -204,10 +211,11 @@ async def measure(bench: Bench) -> Section:
     section.method = [
         f"{count:,} `POST /v1/threads/runs` (each a new thread with one message) sent at once on"
         f" {count:,} connections (a bare HTTP/1.1 client: one pre-encoded request per"
-        " connection) to one `threadline serve` process (SQLite, embedded worker);"
+        " connection, all connections open before the clock starts, then every request written"
+        " in one go) to one `threadline serve` process (SQLite, embedded worker);"
         f" the model (scripted, `Reply(delay={delay:g})`) takes {delay:g} s per run.",
-        "Time until all complete: from the first POST until the last run's `completed` status is"
-        f" committed (watched in the database every {ms(WATCH_EVERY):.0f} ms).",
+        "Time until all complete: from writing the first POST until the last run's `completed`"
+        f" status is committed (watched in the database every {ms(WATCH_EVERY):.0f} ms).",
         "Peak RSS: VmHWM of the server process from `/proc/<pid>/status`, read after the burst"
         " (the server started fresh for it); the reference is its RSS when idle just before.",
         f"With THREADLINE_WORKER_CONCURRENCY={count} (one process may then carry every run at"
