@@ -397,6 +397,22 @@ def test_count_messages_follows_inserts_and_deletes(store: SqlStore, run: Runner
     assert len(page.data) == 6 and msgs[2]["id"] not in ids(page.data)
 
 
+def test_a_thread_inserted_with_its_first_messages_counts_them(
+    store: SqlStore, run: Runner
+) -> None:
+    created = thread()
+    first = [message(created["id"], f"m{i}") for i in range(3)]
+    run(within(store, lambda tx: tx.insert_thread(PROJECT, created, first)))
+    run(within(store, lambda tx: tx.insert_messages(created["id"], [message(created["id"])])))
+
+    async def check(tx: SqlTx) -> None:
+        assert await tx.count_messages(created["id"]) == 4
+        page = await tx.page_messages(created["id"], PageRequest(limit=3, order="asc"))
+        assert page.data == first
+
+    run(within(store, check))
+
+
 # -- runs ----------------------------------------------------------------------------------
 
 
@@ -439,6 +455,35 @@ def test_second_active_run_conflicts_and_changes_nothing(store: SqlStore, run: R
         assert ids((await tx.page_runs(tid, PageRequest())).data) == [first["id"]]
         assert await tx.get_message(tid, note["id"]) is None
         assert await tx.count_messages(tid) == 0
+
+    run(within(store, check))
+
+
+def test_a_thread_created_with_its_run_admits_no_second(store: SqlStore, run: Runner) -> None:
+    created = thread()
+    first = run_obj(created["id"])
+
+    async def thread_and_run(tx: SqlTx) -> None:
+        await tx.insert_thread(PROJECT, created)
+        await tx.insert_run(PROJECT, first)
+
+    run(within(store, thread_and_run))
+    with pytest.raises(Conflict):
+        run(within(store, lambda tx: tx.insert_run(PROJECT, run_obj(created["id"]))))
+
+    refused = thread()
+
+    async def two_runs(tx: SqlTx) -> None:
+        await tx.insert_thread(PROJECT, refused)
+        await tx.insert_run(PROJECT, run_obj(refused["id"]))
+        await tx.insert_run(PROJECT, run_obj(refused["id"]))
+
+    with pytest.raises(Conflict):
+        run(within(store, two_runs))
+
+    async def check(tx: SqlTx) -> None:
+        assert await tx.active_run(created["id"]) == first
+        assert await tx.get_thread(PROJECT, refused["id"]) is None
 
     run(within(store, check))
 

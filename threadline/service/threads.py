@@ -29,8 +29,7 @@ async def insert_thread(tx: StoreTx, project: str, request: ThreadCreate) -> Obj
             request.tool_resources.model_dump(exclude_none=True) if request.tool_resources else {}
         ),
     }
-    await tx.insert_thread(project, thread)
-    await tx.insert_messages(thread["id"], new_messages(thread["id"], request.messages or []))
+    await tx.insert_thread(project, thread, new_messages(thread["id"], request.messages or []))
     return thread
 
 

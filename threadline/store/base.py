@@ -7,6 +7,7 @@ as their wire JSON (`dict`); the store does not interpret them beyond the column
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -54,7 +55,13 @@ class StoreTx(Protocol):
     async def page_assistants(self, project: str, page: PageRequest) -> Page: ...
 
     # threads
-    async def insert_thread(self, project: str, thread: Obj) -> None: ...
+    async def insert_thread(
+        self, project: str, thread: Obj, first_messages: Sequence[Obj] = ()
+    ) -> None:
+        """The thread, and the messages it starts with (`first_messages`, in order): its row
+        is written with their count, with no update after."""
+        ...
+
     async def get_thread(self, project: str, thread_id: str) -> Obj | None: ...
     async def lock_thread(self, project: str, thread_id: str) -> Obj | None:
         """Read a thread and hold it until commit, so checks on its runs cannot race."""

@@ -257,6 +257,8 @@ class SqlTx:
         self.db = db
         # What readers to wake once this transaction commits: run ids, and RUN_QUEUED.
         self.wakes: set[str] = set() if wakes is None else wakes
+        # Threads this transaction created: no other can see them yet, so none has a run.
+        self._new_threads: set[str] = set()
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -335,8 +337,18 @@ class SqlTx:
 
     # -- threads ---------------------------------------------------------------------------
 
-    async def insert_thread(self, project: str, thread: Obj) -> None:
-        await self._insert_rows(threads, [{"id": thread["id"], "project": project, "body": thread}])
+    async def insert_thread(
+        self, project: str, thread: Obj, first_messages: Sequence[Obj] = ()
+    ) -> None:
+        row = {
+            "id": thread["id"],
+            "project": project,
+            "message_count": len(first_messages),
+            "body": thread,
+        }
+        await self._insert_rows(threads, [row])
+        self._new_threads.add(thread["id"])
+        await self._insert_message_rows(thread["id"], first_messages)
 
     async def get_thread(self, project: str, thread_id: str) -> Obj | None:
         return await self._one_body(_GET_THREAD, p_id=thread_id, p_project=project)
@@ -361,6 +373,12 @@ class SqlTx:
     async def insert_messages(self, thread_id: str, new_messages: list[Obj]) -> None:
         if not new_messages:
             return
+        await self._insert_message_rows(thread_id, new_messages)
+        await self._count_messages(thread_id, len(new_messages))
+
+    async def _insert_message_rows(self, thread_id: str, new_messages: Sequence[Obj]) -> None:
+        if not new_messages:
+            return
         await self._insert_rows(
             messages,
             [
@@ -368,7 +386,6 @@ class SqlTx:
                 for m in new_messages
             ],
         )
-        await self._count_messages(thread_id, len(new_messages))
 
     async def _count_messages(self, thread_id: str, change: int) -> None:
         await self.db.execute(_COUNT_MESSAGES, {"p_thread_id": thread_id, "p_change": change})
@@ -410,9 +427,10 @@ class SqlTx:
     # -- runs ------------------------------------------------------------------------------
 
     async def insert_run(self, project: str, run: Obj) -> None:
-        active = await self.active_run(run["thread_id"])
-        if active is not None:
-            raise _active_run_conflict(run["thread_id"], active["id"])
+        if run["thread_id"] not in self._new_threads:
+            active = await self.active_run(run["thread_id"])
+            if active is not None:
+                raise _active_run_conflict(run["thread_id"], active["id"])
         row = {
             "id": run["id"],
             "thread_id": run["thread_id"],
