@@ -21,8 +21,9 @@ from tests.store.started_runs import claim_and_start, queue_a_run
 from threadline.domain.run_states import RunStatus
 from threadline.engine.recorder import TurnRecorder
 from threadline.engine.superseded import Superseded
-from threadline.service.run_status import change_status
-from threadline.store.base import Obj
+from threadline.service.objects import text_content
+from threadline.service.run_status import change_status, emit
+from threadline.store.base import Obj, RunEvent
 from threadline.store.sql_store import SqlStore
 
 OWNER = "worker-a"
@@ -106,9 +107,11 @@ def test_a_reply_that_arrives_whole_is_written_by_the_last_transaction_alone(
     store: SqlStore, run: Runner
 ) -> None:
     """The model's stream ends before the loop is free: no write of its own for the first
-    text, which goes with the turn's last transaction, message and all."""
+    text, which goes with the turn's last transaction, message and all. The announcement
+    shows the message as it was announced, empty and in progress, though it is appended
+    after the message completed: a client adds the deltas to it."""
 
-    async def scenario() -> tuple[bool, list[str], Obj | None]:
+    async def scenario() -> tuple[bool, list[RunEvent], Obj | None]:
         started = await _started_run(store)
         recorder = TurnRecorder(store, started, OWNER, delta_interval=0.05)
         await recorder.add_text("one")
@@ -116,18 +119,30 @@ def test_a_reply_that_arrives_whole_is_written_by_the_last_transaction_alone(
         await recorder.settle()
         nothing_yet = recorder.message is None and await _deltas(store, started["id"]) == []
         async with store.transaction() as tx:
-            await recorder.write_unsent(tx)
-            assert recorder.message is not None
-            recorder.message["status"] = "completed"
+            closing = recorder.closing_events()
+            assert recorder.message is not None and recorder.message_step is not None
+            recorder.message.update(status="completed", content=[text_content(recorder.text)])
+            recorder.message_step["status"] = "completed"
             await recorder.save_message(tx)
+            await emit(tx, started, *closing)
         await asyncio.sleep(0.2)  # past the interval: a timer left running would write now
         async with store.transaction() as tx:
             stored = await tx.get_message(started["thread_id"], recorder.message["id"])
-        return nothing_yet, await _deltas(store, started["id"]), stored
+            events = await tx.events_after(started["id"], 0, 100)
+        return nothing_yet, events, stored
 
-    nothing_yet, deltas, stored = run(scenario())
+    nothing_yet, events, stored = run(scenario())
 
-    assert (nothing_yet, deltas) == (True, ["one two"])
+    written = [(e.event, e.data.get("status"), e.data.get("content")) for e in events]
+    assert nothing_yet
+    assert written[-5:] == [
+        ("thread.run.step.created", "in_progress", None),
+        ("thread.run.step.in_progress", "in_progress", None),
+        ("thread.message.created", "in_progress", []),
+        ("thread.message.in_progress", "in_progress", []),
+        ("thread.message.delta", None, None),
+    ]
+    assert events[-1].data["delta"]["content"][0]["text"]["value"] == "one two"
     assert stored is not None and stored["status"] == "completed"
 
 
@@ -143,8 +158,9 @@ def test_text_waiting_when_the_stream_ends_goes_with_the_last_transaction(
         waiting = await _deltas(store, started["id"])
         await recorder.settle()
         async with store.transaction() as tx:
-            await recorder.write_unsent(tx)
+            closing = recorder.closing_events()
             await recorder.save_message(tx)
+            await emit(tx, started, *closing)
         return waiting, await _deltas(store, started["id"])
 
     waiting, written = run(scenario())

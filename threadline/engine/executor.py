@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,7 @@ from threadline.providers.base import (
 )
 from threadline.service.clock import now
 from threadline.service.objects import text_content
-from threadline.service.run_status import change_status, emit
+from threadline.service.run_status import Event, change_status
 from threadline.store.base import Obj, Store, StoreTx
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ class RunExecutor:
                 if not context.fits:
                     limit_hit = "max_prompt_tokens"
         if limit_hit is not None:
-            await self._settle(run, RunStatus.INCOMPLETE, incomplete=limit_hit)
+            await self._settle(run, RunStatus.INCOMPLETE, used, incomplete=limit_hit)
             return
         result = await self._call_model(run, context.messages, max_tokens)
         usage = result.usage or Usage(context.prompt_tokens, 0)
@@ -93,7 +94,8 @@ class RunExecutor:
             # Cut short by any limit (the run's, the provider's default, the model's own):
             # a reply that stopped mid-way, or a call dropped unfinished, must not pass
             # for a finished answer.
-            await self._record_message(run, result, usage, result.finish_reason == "length")
+            capped = result.finish_reason == "length"
+            await self._record_message(run, result, usage, used + usage, capped)
 
     def _limit_reached(self, run: Obj, used: Usage) -> str | None:
         if run["max_completion_tokens"] and used.completion_tokens >= run["max_completion_tokens"]:
@@ -171,14 +173,16 @@ class RunExecutor:
             },
         }
         async with self.store.transaction(durable=False) as tx:
+            completed: list[Event] = []
             if recorder.message is not None:
-                await self._complete_message(tx, run, recorder, None, capped=False)
+                completed = await self._complete_message(tx, run, recorder, None, capped=False)
             await tx.replace_step(step)
             moved = await change_status(
                 tx,
                 run,
                 RunStatus.REQUIRES_ACTION,
                 lease_owner=self.owner,
+                preceded_by=completed,
                 required_action=required,
                 expires_at=now() + self.expiry_seconds,
             )
@@ -186,21 +190,22 @@ class RunExecutor:
                 raise Superseded()
 
     async def _record_message(
-        self, run: Obj, result: TurnResult, usage: Usage, capped: bool
+        self, run: Obj, result: TurnResult, usage: Usage, run_usage: Usage, capped: bool
     ) -> None:
+        """`usage` is this turn's, `run_usage` the run's in all, this turn's included."""
         async with self.store.transaction(durable=False) as tx:
-            await self._complete_message(tx, run, result.recorder, usage, capped)
+            completed = await self._complete_message(tx, run, result.recorder, usage, capped)
             target = RunStatus.INCOMPLETE if capped else RunStatus.COMPLETED
-            if not await self._finish(tx, run, target, "max_completion_tokens" if capped else None):
+            incomplete = "max_completion_tokens" if capped else None
+            if not await self._finish(tx, run, target, run_usage, incomplete, completed):
                 raise Superseded()
 
     async def _complete_message(
         self, tx: StoreTx, run: Obj, recorder: TurnRecorder, usage: Usage | None, capped: bool
-    ) -> None:
-        """Give the streamed message its full text and final status, and close its step."""
-        await recorder.write_unsent(tx)
-        if recorder.message is None:
-            await recorder.open_message(tx)
+    ) -> list[Event]:
+        """Give the streamed message its full text and final status, and close its step;
+        the events that say so, for the caller to append with the run's own."""
+        events = recorder.closing_events()
         message, step = recorder.message, recorder.message_step
         assert message is not None and step is not None
         message["content"] = [text_content(recorder.text)] if recorder.text else []
@@ -216,25 +221,34 @@ class RunExecutor:
         if usage is not None:
             step["usage"] = _usage_dict(usage)
         await recorder.save_message(tx)
-        await emit(
-            tx,
-            run,
+        return [
+            *events,
             (f"thread.message.{message['status']}", message),
             ("thread.run.step.completed", step),
-        )
+        ]
 
-    async def _settle(self, run: Obj, target: RunStatus, incomplete: str | None = None) -> None:
+    async def _settle(
+        self, run: Obj, target: RunStatus, run_usage: Usage, incomplete: str | None = None
+    ) -> None:
         async with self.store.transaction(durable=False) as tx:
-            await self._finish(tx, run, target, incomplete)
+            await self._finish(tx, run, target, run_usage, incomplete)
 
     async def _finish(
-        self, tx: StoreTx, run: Obj, target: RunStatus, incomplete: str | None
+        self,
+        tx: StoreTx,
+        run: Obj,
+        target: RunStatus,
+        run_usage: Usage,
+        incomplete: str | None,
+        preceded_by: Sequence[Event] = (),
     ) -> bool:
-        steps = await tx.steps_of_run(run["id"])
-        fields: dict[str, Any] = {"usage": _usage_dict(_usage_of(steps))}
+        fields: dict[str, Any] = {"usage": _usage_dict(run_usage)}
         if incomplete is not None:
             fields["incomplete_details"] = {"reason": incomplete}
-        return await change_status(tx, run, target, lease_owner=self.owner, **fields) is not None
+        moved = await change_status(
+            tx, run, target, lease_owner=self.owner, preceded_by=preceded_by, **fields
+        )
+        return moved is not None
 
     async def fail(self, run_id: str, code: str, message: str) -> None:
         async with self.store.transaction(durable=False) as tx:

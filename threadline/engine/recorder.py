@@ -23,7 +23,7 @@ from threadline.domain.ids import IdKind, new_id
 from threadline.engine.superseded import Superseded
 from threadline.providers.base import ToolCallDelta
 from threadline.service.objects import assistant_message, run_step, text_content
-from threadline.service.run_status import emit
+from threadline.service.run_status import Event, emit
 from threadline.store.base import Obj, Store, StoreTx
 
 
@@ -61,18 +61,19 @@ class TurnRecorder:
 
     async def settle(self) -> None:
         """The model's stream has ended: stop the timer and let a write under way finish;
-        the text still unwritten goes with the turn's last transaction (`write_unsent`)."""
+        the text still unwritten goes with the turn's last transaction (`closing_events`)."""
         self._cancel_timer()
         if self._sending is not None:
             await asyncio.wait([self._sending])
         if self._failure is not None:
             raise self._failure
 
-    async def write_unsent(self, tx: StoreTx) -> None:
-        """The text not yet written, as the last delta; the message's rows are left to
-        `save_message`, in the same transaction."""
-        if self._unsent:
-            await self._emit_delta(tx, store=False)
+    def closing_events(self) -> list[Event]:
+        """What the turn's last transaction appends before the message completes: the
+        message's announcement if nothing announced it yet, and the text not yet written, as
+        the last delta. The caller appends them with its own events, in one statement; the
+        message's rows are left to `save_message`, in the same transaction."""
+        return self._pending_events()
 
     async def flush(self) -> None:
         """Write the text still waiting for its interval, now."""
@@ -116,44 +117,49 @@ class TurnRecorder:
     async def _send_text(self) -> None:
         async with self.store.transaction(durable=False) as tx:
             await self._require_lease(tx)
-            await self._emit_delta(tx, store=True)
+            events = self._pending_events()
+            if not self._message_stored:
+                await self.save_message(tx)
+            await emit(tx, self.run, *events)
 
     async def _require_lease(self, tx: StoreTx) -> None:
         if not await tx.holds_lease(self.run["id"], self.owner):
             raise Superseded()
 
-    async def _emit_delta(self, tx: StoreTx, *, store: bool) -> None:
-        piece, self._unsent = self._unsent, ""
-        self._sent_at = asyncio.get_running_loop().time()
-        if self.message is None:
-            await self.open_message(tx)
-        if store and not self._message_stored:
-            await self.save_message(tx)
-        assert self.message is not None
-        delta = {
-            "id": self.message["id"],
-            "object": "thread.message.delta",
-            "delta": {"content": [{"index": 0, **text_content(piece)}]},
-        }
-        await emit(tx, self.run, ("thread.message.delta", delta))
+    def _pending_events(self) -> list[Event]:
+        events = self._announce()
+        if self._unsent:
+            assert self.message is not None
+            piece, self._unsent = self._unsent, ""
+            self._sent_at = asyncio.get_running_loop().time()
+            delta = {
+                "id": self.message["id"],
+                "object": "thread.message.delta",
+                "delta": {"content": [{"index": 0, **text_content(piece)}]},
+            }
+            events.append(("thread.message.delta", delta))
+        return events
 
-    async def open_message(self, tx: StoreTx) -> None:
-        """Announce the run's message, empty and `in_progress`, with its step; their rows
-        are written by `save_message` before the transaction ends."""
+    def _announce(self) -> list[Event]:
+        """The run's message, empty and `in_progress`, with its step, the first time; their
+        rows are written by `save_message`. The events hold copies: appended by the turn's
+        last transaction, after the message completed, they must still show it as it began,
+        since a client adds the deltas to what `thread.message.created` showed."""
+        if self.message is not None:
+            return []
         self.message = assistant_message(self.run, "", status="in_progress")
         self.message_step = run_step(
             self.run,
             "message_creation",
             {"type": "message_creation", "message_creation": {"message_id": self.message["id"]}},
         )
-        await emit(
-            tx,
-            self.run,
-            ("thread.run.step.created", self.message_step),
-            ("thread.run.step.in_progress", self.message_step),
-            ("thread.message.created", self.message),
-            ("thread.message.in_progress", self.message),
-        )
+        step, message = dict(self.message_step), dict(self.message)
+        return [
+            ("thread.run.step.created", step),
+            ("thread.run.step.in_progress", step),
+            ("thread.message.created", message),
+            ("thread.message.in_progress", message),
+        ]
 
     async def save_message(self, tx: StoreTx) -> None:
         """Write the message and its step as they are now."""

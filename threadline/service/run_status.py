@@ -9,6 +9,7 @@ anything written after it would never reach the client following the run.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from threadline.domain.run_states import TERMINAL_STATUSES, RunStatus, transition
@@ -21,7 +22,11 @@ EVENT_BATCH = 500
 _MESSAGE_REASONS = {"cancelled": "run_cancelled", "expired": "run_expired", "failed": "run_failed"}
 
 
-async def emit(tx: StoreTx, run: Obj, *events: tuple[str, Obj]) -> int:
+# A run event about to be appended: its name and its data.
+Event = tuple[str, Obj]
+
+
+async def emit(tx: StoreTx, run: Obj, *events: Event) -> int:
     """Append events, `(name, data)` in order, to the run's log in one statement; returns
     the sequence number of the last."""
     return await tx.append_events(
@@ -30,10 +35,18 @@ async def emit(tx: StoreTx, run: Obj, *events: tuple[str, Obj]) -> int:
 
 
 async def change_status(
-    tx: StoreTx, run: Obj, target: RunStatus, *, lease_owner: str | None = None, **fields: Any
+    tx: StoreTx,
+    run: Obj,
+    target: RunStatus,
+    *,
+    lease_owner: str | None = None,
+    preceded_by: Sequence[Event] = (),
+    **fields: Any,
 ) -> Obj | None:
     """Move `run` to `target`; None if another writer changed it first or, for a worker
-    that names itself as `lease_owner`, if its lease on the run has passed to another."""
+    that names itself as `lease_owner`, if its lease on the run has passed to another.
+    `preceded_by`: events of the same transaction that come before the run's own, appended
+    with it in one statement (before the work a cut-short run closes, if any)."""
     move = transition(RunStatus(run["status"]), target)
     updated = {**run, **fields, "status": target.value}
     if move.stamp is not None:
@@ -47,8 +60,10 @@ async def change_status(
     ):
         return None
     if target.value in _MESSAGE_REASONS:
+        await emit(tx, updated, *preceded_by)
+        preceded_by = ()
         await _close_open_work(tx, updated, target.value)
-    await emit(tx, updated, (move.event, updated))
+    await emit(tx, updated, *preceded_by, (move.event, updated))
     return updated
 
 
