@@ -56,6 +56,7 @@ class Size:
     context_repeats: int
     many_runs: int
     many_runs_model_seconds: float
+    many_runs_bursts: int
     local_samples: int
     local_tokens: int
     stream_sequential: int
@@ -79,6 +80,7 @@ SIZES = {
         context_repeats=3,
         many_runs=20,
         many_runs_model_seconds=0.2,
+        many_runs_bursts=1,
         local_samples=1,
         local_tokens=16,
         stream_sequential=3,
@@ -100,6 +102,7 @@ SIZES = {
         context_repeats=50,
         many_runs=1_000,
         many_runs_model_seconds=2.0,
+        many_runs_bursts=3,
         local_samples=40,
         local_tokens=64,
         stream_sequential=200,

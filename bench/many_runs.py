@@ -105,8 +105,31 @@ async def _burst(
 ) -> Burst:
     """Start `count` runs at once, each with `request`; times are seconds after `started` (a
     perf_counter stamp); raises unless all complete within `limit` seconds."""
+    opened = await asyncio.gather(
+        *(_connect(server.port) for _ in range(count)), return_exceptions=True
+    )
+    connections = [c for c in opened if not isinstance(c, BaseException)]
+    try:
+        if len(connections) < count:
+            failure = next(c for c in opened if isinstance(c, BaseException))
+            raise RuntimeError(f"{count - len(connections)} connections failed: {failure!r}")
+        return await _timed(server, path, request, connections, limit)
+    finally:
+        for _, writer in connections:
+            writer.close()
+
+
+async def _timed(
+    server: ThreadlineServer | FloorServer,
+    path: Path,
+    request: bytes,
+    connections: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]],
+    limit: float,
+) -> Burst:
+    """`request` written on every connection at once; when they were answered and when the
+    runs they started all completed."""
+    count = len(connections)
     before = _statuses(path).get("completed", 0)
-    connections = await asyncio.gather(*(_connect(server.port) for _ in range(count)))
     latencies: list[float] = []
 
     async def answered(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -141,7 +164,7 @@ async def _burst(
 
 
 async def _one_configuration(
-    bench: Bench, concurrency: int | None, section: Section
+    bench: Bench, concurrency: int | None, section: Section, burst_name: str = ""
 ) -> tuple[float, float, float, float]:
     """(complete after, accepted after, peak RSS MB, idle RSS MB) for one worker setting."""
     size = bench.size
@@ -170,7 +193,7 @@ async def _one_configuration(
         model_cpu = bench.model.cpu_seconds() - model_cpu
     setting = f"{concurrency}" if concurrency is not None else "256 (the default)"
     section.notes.append(
-        f"Worker concurrency {setting}: all {count:,} POSTs answered after"
+        f"{burst_name}Worker concurrency {setting}: all {count:,} POSTs answered after"
         f" {burst.accepted:.2f} s (POST p95 {ms(p95(burst.latencies)):.0f} ms); the model calls"
         f" reached the model server from {calls[0]:.2f} s (p50 {p50(calls):.2f} s, last"
         f" {calls[-1]:.2f} s); all runs completed after {burst.done:.2f} s; CPU used meanwhile:"
@@ -181,7 +204,7 @@ async def _one_configuration(
     return burst.done, burst.accepted, peak, idle
 
 
-async def _floor(bench: Bench, section: Section) -> float:
+async def _floor(bench: Bench, section: Section, burst_name: str) -> float:
     """The same burst against the bare app: when all its runs completed."""
     count, delay = bench.size.many_runs, bench.size.many_runs_model_seconds
     slow = f"floor-slow-{time.time_ns()}"
@@ -194,8 +217,7 @@ async def _floor(bench: Bench, section: Section) -> float:
         model_cpu = bench.model.cpu_seconds() - model_cpu
         calls = sorted(record.arrived - burst.started for record in bench.model.records(slow))
     section.notes.append(
-        f"Floor, the bare app (`bench/floor_app.py`: per run one durable INSERT before the"
-        " answer, then the streamed model call on one aiohttp session and one UPDATE):"
+        f"{burst_name}Floor, the bare app:"
         f" all {count:,} POSTs answered after {burst.accepted:.2f} s; the model calls reached"
         f" the model server from {calls[0]:.2f} s (last {calls[-1]:.2f} s); all runs completed"
         f" after {burst.done:.2f} s; CPU used meanwhile: the bare app {floor_cpu:.1f} s, scripted"
@@ -219,19 +241,28 @@ async def measure(bench: Bench) -> Section:
         "Peak RSS: VmHWM of the server process from `/proc/<pid>/status`, read after the burst"
         " (the server started fresh for it); the reference is its RSS when idle just before.",
         f"With THREADLINE_WORKER_CONCURRENCY={count} (one process may then carry every run at"
-        " once), and with the default of 256.",
-        "Floor: the same burst, watched the same way, against the bare ASGI app on the same"
-        " uvicorn settings, which per run does one durable insert before answering (a commit and a"
-        " sync of its own) and then the streamed model call and one update (committed, not"
-        " synced): what any service must do for a run.",
+        f" once): {size.many_runs_bursts} bursts, each on a server started fresh and each followed"
+        " by the floor's; the times are the medians (the floor's too), the peak RSS the highest"
+        " (beside that server's idle RSS). Then once with the default worker concurrency of 256.",
+        "Floor: the same burst, watched the same way, against the bare ASGI app"
+        " (`bench/floor_app.py`) on the same uvicorn settings, which per run does one durable"
+        " insert before answering (a commit and a sync of its own) and then the streamed model"
+        " call and one update (committed, not synced): what any service must do for a run.",
     ]
     label = f"{count:,} runs of {delay:g} s: all complete after"
-    done, _, peak, idle = await _one_configuration(bench, count, section)
-    floor = await _floor(bench, section)
+    readings: list[tuple[float, float, float, float]] = []
+    floors: list[float] = []
+    for attempt in range(1, size.many_runs_bursts + 1):
+        name = f"Burst {attempt} of {size.many_runs_bursts}. "
+        readings.append(await _one_configuration(bench, count, section, name))
+        floors.append(await _floor(bench, section, name))
+    done, floor = p50([reading[0] for reading in readings]), p50(floors)
+    _, _, peak, idle = max(readings, key=lambda reading: reading[2])
+    bursts = f"median of {len(readings)} bursts" if len(readings) > 1 else "one burst"
     seconds_target = SECONDS_TARGET * delay / 2.0
     burst = section.add(
         Figure(
-            label + f" (worker concurrency {count})",
+            label + f" (worker concurrency {count}), {bursts}",
             done,
             "s",
             floor=f"{floor:.2f} s (the bare app; the model's own time: {delay:g} s)",
