@@ -83,7 +83,6 @@ run_steps = sa.Table(
     sa.Column("thread_id", sa.String(64), nullable=False),
     sa.Column("body", Json, nullable=False),
     sa.Index("ix_run_steps_run_seq", "run_id", "seq"),
-    sa.Index("ix_run_steps_thread", "thread_id"),
 )
 
 run_events = sa.Table(
@@ -101,5 +100,4 @@ run_events = sa.Table(
     sa.Column("data", Json, nullable=False),
     sa.Index("ix_run_events_run_seq", "run_id", "seq"),
     sa.Index("ix_run_events_created_at", "created_at"),
-    sa.Index("ix_run_events_thread", "thread_id"),
 )

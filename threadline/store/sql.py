@@ -71,9 +71,17 @@ _REPLACE_THREAD = Query(
     threads.update().where(threads.c.id == _ID, threads.c.project == _PROJECT).values(body=_BODY)
 )
 _DELETE_THREAD = Query(threads.delete().where(threads.c.id == _ID, threads.c.project == _PROJECT))
+_THREAD_RUN_IDS = sa.select(runs.c.id).where(runs.c.thread_id == _THREAD_ID).scalar_subquery()
+# A run's steps and events are found through the thread's runs (their run_id indexes), so
+# they go before the runs: an index on their own thread_id would serve this delete alone,
+# and every step and event written would pay for keeping it.
 _DELETE_THREAD_CONTENTS = [
-    Query(table.delete().where(table.c.thread_id == _THREAD_ID))
-    for table in (messages, runs, run_steps, run_events)
+    Query(messages.delete().where(messages.c.thread_id == _THREAD_ID)),
+    *(
+        Query(table.delete().where(table.c.run_id.in_(_THREAD_RUN_IDS)))
+        for table in (run_steps, run_events)
+    ),
+    Query(runs.delete().where(runs.c.thread_id == _THREAD_ID)),
 ]
 _COUNT_MESSAGES = Query(
     threads.update()
