@@ -36,21 +36,32 @@ class Runner:
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A database of this session's own, dropped when the session ends."""
+def postgres_databases() -> Iterator[PostgresDatabases]:
+    """The session's own databases, dropped when the session ends."""
     databases = PostgresDatabases()
     try:
-        url = databases.create()
+        yield databases
+    finally:
+        databases.drop_all()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_databases: PostgresDatabases) -> str:
+    """A database of this session's own, shared by its tests."""
+    try:
+        return postgres_databases.create()
     except (OSError, asyncpg.PostgresError) as exc:
         pytest.fail(
             f"PostgreSQL at {POSTGRES_SERVER} is required by the store suite and could not "
             f"be used: {exc!r}",
             pytrace=False,
         )
-    try:
-        yield url
-    finally:
-        databases.drop_all()
+
+
+@pytest.fixture
+def new_postgres_url(postgres_databases: PostgresDatabases, postgres_url: str) -> str:
+    """An empty database of the test's own (`postgres_url` has checked the server is up)."""
+    return postgres_databases.create()
 
 
 @pytest.fixture(scope="session")
