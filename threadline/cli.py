@@ -1,10 +1,10 @@
-"""The `threadline` command: `serve` runs the API with its embedded worker."""
+"""The `threadline` command: `serve` runs the API with its embedded worker, `worker` carries
+runs in a process of its own, `keys` manages API keys."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import logging
 from collections.abc import Coroutine
 from dataclasses import replace
@@ -28,6 +28,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--ssl-keyfile", default=None, help="the certificate's private key")
     serve.add_argument("--log-level", default="info")
     serve.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="ask no request for a key, even where keys are set or stored (loud at start)",
+    )
+    serve.add_argument(
         "--no-worker",
         action="store_true",
         help="serve the API only; `threadline worker` processes carry the runs (PostgreSQL)",
@@ -38,16 +43,27 @@ def _parser() -> argparse.ArgumentParser:
         "--concurrency", type=int, default=None, help="overrides THREADLINE_WORKER_CONCURRENCY"
     )
     worker.add_argument("--log-level", default="info")
+    _key_commands(commands)
     return parser
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def _key_commands(commands: Any) -> None:
+    keys = commands.add_parser("keys", help="make, list and revoke API keys (kept hashed)")
+    actions = keys.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="make a key; its secret is shown once")
+    scope = create.add_mutually_exclusive_group(required=True)
+    scope.add_argument(
+        "--project", action="append", help="a project the key reaches (repeat for more)"
+    )
+    scope.add_argument("--all-projects", action="store_true", help="an admin key")
+    create.add_argument("--name", default=None, help="a label shown by `keys list`")
+    actions.add_parser("list", help="every key, revoked ones too; never a secret")
+    revoke = actions.add_parser("revoke", help="stop a key from working")
+    revoke.add_argument("key_id")
+    for action in (create, actions.choices["list"], revoke):
+        action.add_argument(
+            "--database-url", default=None, help="overrides THREADLINE_DATABASE_URL"
+        )
 
 
 def _run(main: Coroutine[Any, Any, None]) -> None:
@@ -63,9 +79,15 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s %(message)s")
+    level = getattr(args, "log_level", "warning")
+    logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = Settings.from_env().with_database(args.database_url)
+    if args.command == "keys":
+        from threadline.key_commands import run_key_command
+
+        _run(run_key_command(settings, args))
+        return
     if args.command == "worker":
         from threadline.engine.worker_process import run_worker
 
@@ -77,12 +99,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("--ssl-certfile and --ssl-keyfile go together")
     if args.no_worker and not settings.database_url.startswith("postgres"):
         raise SystemExit("--no-worker needs PostgreSQL: on SQLite only serve's worker can run")
-    if not settings.api_keys and not is_loopback(args.host):
-        log.warning(
-            "!!! THREADLINE_API_KEYS is not set and the server listens on %s: ANYONE who can "
-            "reach this address can read and write every thread. Set THREADLINE_API_KEYS. !!!",
-            args.host,
-        )
+    if args.no_auth:
+        settings = replace(settings, auth=False)
     from threadline.api.app import create_app
 
     uvicorn.run(

@@ -39,7 +39,17 @@ def _float(name: str, default: float, *, positive: bool = False) -> float:
 
 
 def _keys(raw: str | None) -> tuple[str, ...]:
-    return tuple(key.strip() for key in (raw or "").split(",") if key.strip())
+    """Unset: no keys from the environment. Set, it must name one: a list that holds only
+    separators or spaces is a mistake, and serving without keys must be chosen explicitly."""
+    if raw is None:
+        return ()
+    keys = tuple(key.strip() for key in raw.split(",") if key.strip())
+    if not keys:
+        raise SystemExit(
+            f"THREADLINE_API_KEYS is set to {raw!r}, which names no key. Give one or more "
+            "keys separated by commas; to serve without keys, unset it (or pass --no-auth)."
+        )
+    return keys
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,9 @@ class Settings:
     openai_api_key: str | None = None
     run_expiry_seconds: int = 600
     api_keys: tuple[str, ...] = field(default_factory=tuple)
+    # False only by `serve --no-auth`: no key is asked for, even if keys are stored.
+    auth: bool = True
+    key_refresh_seconds: float = 1.0
     provider_max_retries: int = 4
     provider_timeout_seconds: float = 120.0
     provider_context_window: int = 128_000
@@ -71,6 +84,9 @@ class Settings:
             openai_api_key=env.get("THREADLINE_OPENAI_API_KEY") or None,
             run_expiry_seconds=_int("THREADLINE_RUN_EXPIRY_SECONDS", cls.run_expiry_seconds),
             api_keys=_keys(env.get("THREADLINE_API_KEYS")),
+            key_refresh_seconds=_float(
+                "THREADLINE_KEY_REFRESH_SECONDS", cls.key_refresh_seconds, positive=True
+            ),
             provider_max_retries=_int(
                 "THREADLINE_PROVIDER_MAX_RETRIES", cls.provider_max_retries, minimum=0
             ),

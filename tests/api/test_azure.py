@@ -21,6 +21,7 @@ from azure.ai.agents.models import (
 )
 from azure.core.credentials import AccessToken, AccessTokenInfo
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from support.keys import create_key
 from support.live import TEST_SERVER_ENV, Databases
 from support.scripted_model import CallTools, Reply, ScriptedModelServer, ToolCall
 from support.server import ServerProcess
@@ -255,6 +256,31 @@ def test_projects_are_isolated_both_ways(tls_server: ServerProcess, model_name: 
     mine = default.beta.assistants.create(model=model_name)
     with pytest.raises(ResourceNotFoundError):
         alpha.get_agent(mine.id)
+
+
+def test_a_key_scoped_to_one_project_finds_nothing_in_another(
+    tls_server: ServerProcess, model_name: str
+) -> None:
+    """A key made by `threadline keys create` while the server runs, beside the
+    environment's admin keys."""
+    _, gamma_key = create_key(tls_server.database_url, "--project", "gamma")
+    alpha = agents_client(tls_server, "alpha")
+    agent = alpha.create_agent(model=model_name, name="alpha's own")
+    thread = alpha.threads.create()
+
+    gamma = agents_client(tls_server, "gamma", key=gamma_key)
+    mine = gamma.create_agent(model=model_name, name="gamma's own")
+    assert gamma.get_agent(mine.id).name == "gamma's own"
+    trespass = agents_client(tls_server, "alpha", key=gamma_key)
+    with pytest.raises(ResourceNotFoundError):
+        trespass.get_agent(agent.id)
+    with pytest.raises(ResourceNotFoundError):
+        trespass.threads.get(thread.id)
+    with pytest.raises(ResourceNotFoundError):
+        trespass.list_agents().next()
+    with pytest.raises(ResourceNotFoundError):
+        trespass.create_agent(model=model_name, name="planted")
+    assert [a.name for a in alpha.list_agents()].count("planted") == 0
 
 
 def test_unknown_api_version_names_the_supported_ones(tls_server: ServerProcess) -> None:

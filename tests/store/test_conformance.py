@@ -16,6 +16,7 @@ import pytest
 
 from threadline.domain.errors import Conflict, InvalidRequest
 from threadline.domain.ids import IdKind, new_id
+from threadline.domain.keys import ApiKey, digest, new_key_id
 from threadline.store.base import Obj, PageRequest, RunEvent
 from threadline.store.sql_store import SqlStore, SqlTx
 
@@ -837,3 +838,44 @@ def test_events_after_is_exact_and_limited(store: SqlStore, run: Runner) -> None
     assert limited == log[3:5]
     assert run(within(store, lambda tx: tx.events_after(r["id"], log[-1].seq, 100))) == []
     assert run(within(store, lambda tx: tx.events_after("run_none", 0, 100))) == []
+
+
+# -- API keys ------------------------------------------------------------------------------
+
+
+def _key(projects: tuple[str, ...] | None, secret: str) -> ApiKey:
+    return ApiKey(
+        id=new_key_id(),
+        name=None,
+        projects=projects,
+        digest=digest(secret),
+        hint=secret[:8],
+        created_at=1_700_000_000,
+    )
+
+
+def test_api_keys_are_kept_with_their_projects_and_revoked_once(
+    store: SqlStore, run: Runner
+) -> None:
+    scoped, admin = _key(("alpha", "beta"), "tl-one"), _key(None, "tl-two")
+    for key in (scoped, admin):
+        run(within(store, lambda tx, key=key: tx.insert_api_key(key)))
+
+    assert run(within(store, lambda tx: tx.api_keys())) == [scoped, admin]
+    assert run(within(store, lambda tx: tx.revoke_api_key(scoped.id, 1_700_000_100)))
+    assert not run(within(store, lambda tx: tx.revoke_api_key(scoped.id, 1_700_000_200)))
+    assert not run(within(store, lambda tx: tx.revoke_api_key("key_missing", 1)))
+
+    assert run(within(store, lambda tx: tx.api_keys())) == [admin]
+    every = run(within(store, lambda tx: tx.api_keys(include_revoked=True)))
+    assert [k.revoked_at for k in every] == [1_700_000_100, None]
+    assert every[0].grant.allows("beta") and not every[0].grant.allows("gamma")
+    assert every[1].grant.allows("anything")
+
+
+def test_two_keys_never_share_a_digest(store: SqlStore, run: Runner) -> None:
+    run(within(store, lambda tx: tx.insert_api_key(_key(None, "tl-same"))))
+
+    with pytest.raises(Exception):  # noqa: B017 - each driver names it its own way
+        run(within(store, lambda tx: tx.insert_api_key(_key(("a",), "tl-same"))))
+    assert len(run(within(store, lambda tx: tx.api_keys()))) == 1

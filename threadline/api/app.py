@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,20 +18,29 @@ from threadline.engine.worker import Worker
 from threadline.heap import startup_heap_frozen
 from threadline.providers.registry import build_provider
 from threadline.service.assistants import AssistantService
+from threadline.service.keys import KeyRing
 from threadline.service.messages import MessageService
 from threadline.service.runs import RunService
 from threadline.service.threads import ThreadService
 from threadline.store.sql_store import SqlStore
+
+log = logging.getLogger("threadline")
 
 
 def create_app(settings: Settings, *, with_worker: bool = True) -> FastAPI:
     """The API; with the embedded worker unless runs are carried by `threadline worker`s."""
     store = SqlStore(settings.database_url, settings.database_pool_size)
     worker = Worker(store, build_provider(settings), settings) if with_worker else None
+    ring = (
+        KeyRing(store, settings.api_keys, refresh_seconds=settings.key_refresh_seconds)
+        if settings.auth
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await store.open()
+        await _warn_if_open(ring)
         if worker is not None:
             await worker.start()
         try:
@@ -53,11 +63,27 @@ def create_app(settings: Settings, *, with_worker: bool = True) -> FastAPI:
     for router in (assistants.router, runs.router, threads.router):
         app.include_router(router, prefix="/v1")
     app.add_middleware(ProjectPaths)
-    if settings.api_keys:
-        app.add_middleware(ApiKeyMiddleware, keys=settings.api_keys)
+    if ring is not None:
+        app.add_middleware(ApiKeyMiddleware, ring=ring)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
     return app
+
+
+async def _warn_if_open(ring: KeyRing | None) -> None:
+    """Loud wherever the server listens: loopback is reachable by every local user and
+    process, and a port is easily forwarded."""
+    if ring is None:
+        log.warning(
+            "!!! Serving with --no-auth: ANYONE who can reach this server can read and write "
+            "every project's threads. !!!"
+        )
+    elif not await ring.required():
+        log.warning(
+            "!!! No API key is set (THREADLINE_API_KEYS) or stored (`threadline keys "
+            "create`): ANYONE who can reach this server can read and write every project's "
+            "threads until a key exists. !!!"
+        )

@@ -9,7 +9,7 @@ from fastapi import Query, Request
 from starlette.responses import Response
 
 from threadline import json_codec
-from threadline.api.projects import DEFAULT_PROJECT
+from threadline.domain.projects import DEFAULT_PROJECT
 from threadline.service.assistants import AssistantService
 from threadline.service.messages import MessageService
 from threadline.service.pages import page_request

@@ -8,17 +8,15 @@ state and rewrites the path, so every route exists once.
 
 from __future__ import annotations
 
-import re
 from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from threadline.api.errors import error_response
+from threadline.domain.projects import DEFAULT_PROJECT, is_project_name
 
 SUPPORTED_API_VERSIONS = ("v1",)
-PROJECT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 PREFIX = "/api/projects/"
-DEFAULT_PROJECT = "default"
 
 
 class ProjectPaths:
@@ -54,10 +52,17 @@ def _problem(project: str, query_string: bytes) -> tuple[str, str, str | None] |
             "api-version",
             "unsupported_api_version",
         )
-    if not PROJECT_NAME.match(project):
+    if not is_project_name(project):
         return (
             f"Invalid project name '{project}': use letters, digits, '_', '.' and '-'.",
             "project",
             None,
         )
     return None
+
+
+def project_of_path(path: str) -> str:
+    """The project a request path addresses, before `ProjectPaths` has checked it."""
+    if not path.startswith(PREFIX):
+        return DEFAULT_PROJECT
+    return path[len(PREFIX) :].partition("/")[0]

@@ -12,6 +12,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from threadline.domain.keys import ApiKey
 from threadline.store.signal import EventSignal
 
 Obj = dict[str, Any]
@@ -139,6 +140,16 @@ class StoreTx(Protocol):
         ...
 
     async def events_after(self, run_id: str, after_seq: int, limit: int) -> list[RunEvent]: ...
+
+    # API keys
+    async def insert_api_key(self, key: ApiKey) -> None: ...
+    async def api_keys(self, *, include_revoked: bool = False) -> list[ApiKey]:
+        """Oldest first; only the keys in force unless `include_revoked`."""
+        ...
+
+    async def revoke_api_key(self, key_id: str, at: int) -> bool:
+        """False when no key in force has that id."""
+        ...
 
 
 class Store(Protocol):

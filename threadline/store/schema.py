@@ -101,3 +101,18 @@ run_events = sa.Table(
     sa.Index("ix_run_events_run_seq", "run_id", "seq"),
     sa.Index("ix_run_events_created_at", "created_at"),
 )
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    # SHA-256 of the secret, hex: the secret itself is never stored.
+    sa.Column("digest", sa.String(64), nullable=False, unique=True),
+    sa.Column("name", sa.String(256), nullable=True),
+    sa.Column("hint", sa.String(32), nullable=False),
+    # The projects the key reaches; NULL for every project (an admin key).
+    sa.Column("projects", Json, nullable=True),
+    sa.Column("created_at", sa.BigInteger(), nullable=False),
+    sa.Column("revoked_at", sa.BigInteger(), nullable=True),
+)

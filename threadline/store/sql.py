@@ -17,11 +17,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from threadline.domain.errors import Conflict, InvalidRequest
+from threadline.domain.keys import ApiKey
 from threadline.store.base import Obj, Page, PageRequest, RunEvent
 from threadline.store.compiled import OneOf, Query, constants, param
 from threadline.store.drivers import Driver, DuplicateKey
 from threadline.store.schema import (
     ACTIVE_RUN_STATUSES,
+    api_keys,
     assistants,
     messages,
     run_events,
@@ -171,6 +173,26 @@ _EVENTS_AFTER = Query(
     .where(run_events.c.run_id == _RUN_ID, run_events.c.seq > _SEQ)
     .order_by(run_events.c.seq)
     .limit(_LIMIT)
+)
+
+
+_KEY_COLUMNS = (
+    api_keys.c.id,
+    api_keys.c.name,
+    api_keys.c.projects,
+    api_keys.c.digest,
+    api_keys.c.hint,
+    api_keys.c.created_at,
+    api_keys.c.revoked_at,
+)
+_ALL_KEYS = Query(sa.select(*_KEY_COLUMNS).order_by(api_keys.c.seq))
+_LIVE_KEYS = Query(
+    sa.select(*_KEY_COLUMNS).where(api_keys.c.revoked_at.is_(None)).order_by(api_keys.c.seq)
+)
+_REVOKE_KEY = Query(
+    api_keys.update()
+    .where(api_keys.c.id == _ID, api_keys.c.revoked_at.is_(None))
+    .values(revoked_at=_p("p_at", api_keys.c.revoked_at))
 )
 
 
@@ -598,6 +620,38 @@ class SqlTx:
             RunEvent(event=event, data=dict(data), seq=int(seq))
             for seq, event, data in await self.db.fetch(_EVENTS_AFTER, params)
         ]
+
+    # -- API keys --------------------------------------------------------------------------
+
+    async def insert_api_key(self, key: ApiKey) -> None:
+        row = {
+            "id": key.id,
+            "name": key.name,
+            "projects": None if key.projects is None else list(key.projects),
+            "digest": key.digest,
+            "hint": key.hint,
+            "created_at": key.created_at,
+            "revoked_at": key.revoked_at,
+        }
+        await self._insert_rows(api_keys, [row])
+
+    async def api_keys(self, *, include_revoked: bool = False) -> list[ApiKey]:
+        rows = await self.db.fetch(_ALL_KEYS if include_revoked else _LIVE_KEYS)
+        return [
+            ApiKey(
+                id=key_id,
+                name=name,
+                projects=None if projects is None else tuple(projects),
+                digest=digest,
+                hint=hint,
+                created_at=int(created_at),
+                revoked_at=None if revoked_at is None else int(revoked_at),
+            )
+            for key_id, name, projects, digest, hint, created_at, revoked_at in rows
+        ]
+
+    async def revoke_api_key(self, key_id: str, at: int) -> bool:
+        return bool(await self.db.execute(_REVOKE_KEY, {"p_id": key_id, "p_at": at}))
 
 
 def _active_run_conflict(thread_id: str, run_id: str | None) -> Conflict:
