@@ -13,6 +13,7 @@ from threadline.api.auth import ApiKeyMiddleware
 from threadline.api.deps import Services
 from threadline.api.errors import install_error_handlers
 from threadline.api.projects import ProjectPaths
+from threadline.api.text_guard import TextGuard
 from threadline.config import Settings
 from threadline.engine.worker import Worker
 from threadline.heap import startup_heap_frozen
@@ -63,6 +64,7 @@ def create_app(settings: Settings, *, with_worker: bool = True) -> FastAPI:
     for router in (assistants.router, runs.router, threads.router):
         app.include_router(router, prefix="/v1")
     app.add_middleware(ProjectPaths)
+    app.add_middleware(TextGuard)
     if ring is not None:
         app.add_middleware(ApiKeyMiddleware, ring=ring)
 

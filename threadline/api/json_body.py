@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn
 
 from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
+
+from threadline.domain.text import refuse_unstorable, unstorable_param
+
+# The escapes that can make text no store keeps: `\u0000` and a surrogate. Bodies without
+# them (nearly all) are not walked.
+_MAY_BE_UNSTORABLE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
 
 
 def _refuse(body: bytes, text: str) -> NoReturn:
@@ -47,6 +54,23 @@ class StrictJsonRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def strict(request: Request) -> Response:
-            return await handler(StrictJsonRequest(request.scope, request.receive, request._send))
+            strict_request = StrictJsonRequest(request.scope, request.receive, request._send)
+            await _refuse_unstorable_text(strict_request)
+            return await handler(strict_request)
 
         return strict
+
+
+async def _refuse_unstorable_text(request: StrictJsonRequest) -> None:
+    """A 400 naming the field that holds a NUL or a lone surrogate; the body stays read, for
+    the route to parse again from memory."""
+    body = await request.body()
+    if not _MAY_BE_UNSTORABLE.search(body):
+        return
+    try:
+        value = await request.json()
+    except ValueError:
+        return  # malformed: the route's own parsing says so
+    param = unstorable_param(value)
+    if param is not None:
+        raise refuse_unstorable(param)

@@ -9,6 +9,7 @@ from threadline.api.deps import Services, json_response, page, project, services
 from threadline.api.json_body import StrictJsonRoute
 from threadline.api.streaming import sse_response
 from threadline.domain.errors import InvalidRequest
+from threadline.domain.limits import MAX_EVENT_SEQ
 from threadline.service.requests import (
     MetadataUpdate,
     RunCreate,
@@ -99,7 +100,7 @@ async def submit_tool_outputs(
 async def stream_run_events(
     thread_id: str,
     run_id: str,
-    after: int | None = Query(None, ge=0),
+    after: int | None = Query(None, ge=0, le=MAX_EVENT_SEQ),
     last_event_id: str | None = Header(None),
     svc: Services = Depends(services),
     proj: str = Depends(project),
@@ -107,9 +108,14 @@ async def stream_run_events(
     """Stream a run's events from a sequence number: `?after=N` or a reconnecting client's
     `Last-Event-ID`; from the start when neither is given."""
     if after is None and last_event_id is not None:
-        if not last_event_id.isdigit():
-            raise InvalidRequest("Last-Event-ID must be an event sequence number.")
-        after = int(last_event_id)
+        # `isascii` too: `isdigit` takes digits `int` refuses, such as '²'.
+        text = last_event_id.strip()
+        if not (text.isascii() and text.isdigit()) or int(text) > MAX_EVENT_SEQ:
+            raise InvalidRequest(
+                f"Last-Event-ID must be an event sequence number from 0 to {MAX_EVENT_SEQ}.",
+                param="Last-Event-ID",
+            )
+        after = int(text)
     return sse_response(await svc.runs.follow(proj, thread_id, run_id, after or 0))
 
 

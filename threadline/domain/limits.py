@@ -68,3 +68,8 @@ def check_tools(tools: list[dict[str, Any]] | None, param: str = "tools") -> Non
                     f"Invalid '{param}': function name '{name}' is used twice.", param=param
                 )
             names.add(name)
+
+
+# Event sequence numbers are 64-bit signed integers in every store: a cursor beyond them
+# names no event, and the database would refuse to compare with it.
+MAX_EVENT_SEQ = 2**63 - 1
