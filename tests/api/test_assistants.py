@@ -170,8 +170,8 @@ def test_create_with_only_a_model_fills_the_defaults(client: openai.OpenAI) -> N
     assert raw["instructions"] is None
     assert raw["tools"] == []
     assert raw["metadata"] == {}
-    assert raw["temperature"] == 1.0
-    assert raw["top_p"] == 1.0
+    assert raw["temperature"] is None
+    assert raw["top_p"] is None
     assert raw["response_format"] == "auto"
     assert raw["tool_resources"] == {}
 

@@ -92,6 +92,21 @@ def test_run_overrides_model_and_sampling(
     assert sent["temperature"] == 0.2 and sent["top_p"] == 0.5
 
 
+def test_sampling_left_unset_is_not_sent_to_the_model(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    """The model server's own defaults apply: a stored 1.0 would override them."""
+    assistant_id = _assistant(client, model_name)
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant_id)
+
+    assert run.temperature is None and run.top_p is None
+    [sent] = scripted_model.requests(model_name)
+    assert "temperature" not in sent and "top_p" not in sent
+    assert client.beta.assistants.retrieve(assistant_id).temperature is None
+
+
 def test_create_thread_and_run_poll(
     client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
 ) -> None:

@@ -49,8 +49,10 @@ class AssistantService:
             "tools": tools,
             "tool_resources": _tool_resources(request),
             "metadata": request.metadata or {},
-            "temperature": request.temperature if request.temperature is not None else 1.0,
-            "top_p": request.top_p if request.top_p is not None else 1.0,
+            # Unset stays unset (null, as the SDKs' types allow): the model server's own
+            # defaults then apply, where a stored 1.0 would override them on every call.
+            "temperature": request.temperature,
+            "top_p": request.top_p,
             "response_format": _response_format(request),
         }
         async with self.store.transaction() as tx:
