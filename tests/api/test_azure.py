@@ -283,6 +283,19 @@ def test_a_key_scoped_to_one_project_finds_nothing_in_another(
     assert [a.name for a in alpha.list_agents()].count("planted") == 0
 
 
+def test_threads_list_pages_the_project_s_threads(tls_server: ServerProcess) -> None:
+    """`threads.list()` walks every page through the client's own paging."""
+    lister = agents_client(tls_server, "listing")
+    made = [lister.threads.create(metadata={"n": str(i)}).id for i in range(5)]
+    agents_client(tls_server, "elsewhere").threads.create()
+
+    listed = [t.id for t in lister.threads.list(limit=2)]
+    oldest_first = [t.id for t in lister.threads.list(limit=2, order="asc")]
+
+    assert listed == made[::-1]
+    assert oldest_first == made
+
+
 def test_unknown_api_version_names_the_supported_ones(tls_server: ServerProcess) -> None:
     response = httpx.get(
         f"{tls_server.url}/api/projects/alpha/assistants?api-version=2024-01-01",

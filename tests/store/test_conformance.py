@@ -177,6 +177,26 @@ def test_page_assistants_newest_first_by_default(store: SqlStore, run: Runner) -
 # -- threads -------------------------------------------------------------------------------
 
 
+def test_page_threads_within_a_project(store: SqlStore, run: Runner) -> None:
+    made = [thread() for _ in range(3)]
+
+    async def insert(tx: SqlTx) -> None:
+        for t in made:
+            await tx.insert_thread(PROJECT, t)
+        await tx.insert_thread(OTHER_PROJECT, thread())
+
+    run(within(store, insert))
+
+    page = run(within(store, lambda tx: tx.page_threads(PROJECT, PageRequest(limit=2))))
+    assert ids(page.data) == ids(made[::-1][:2]) and page.has_more is True
+    rest = PageRequest(limit=2, order="asc", after=made[0]["id"])
+    page = run(within(store, lambda tx: tx.page_threads(PROJECT, rest)))
+    assert ids(page.data) == ids(made[1:]) and page.has_more is False
+    with pytest.raises(InvalidRequest):
+        elsewhere = PageRequest(after=made[0]["id"])
+        run(within(store, lambda tx: tx.page_threads(OTHER_PROJECT, elsewhere)))
+
+
 def test_thread_insert_get_lock_replace_delete(store: SqlStore, run: Runner) -> None:
     created = new_thread(store, run)
     tid = created["id"]

@@ -13,6 +13,7 @@ from threadline.api.auth import ApiKeyMiddleware
 from threadline.api.deps import Services
 from threadline.api.errors import install_error_handlers
 from threadline.api.projects import ProjectPaths
+from threadline.api.request_id import RequestIds
 from threadline.api.text_guard import TextGuard
 from threadline.config import Settings
 from threadline.engine.worker import Worker
@@ -67,6 +68,8 @@ def create_app(settings: Settings, *, with_worker: bool = True) -> FastAPI:
     app.add_middleware(TextGuard)
     if ring is not None:
         app.add_middleware(ApiKeyMiddleware, ring=ring)
+    # Outermost, so that every answer carries one, refusals of a key included.
+    app.add_middleware(RequestIds)
 
     @app.get("/health")
     async def health() -> dict[str, str]:

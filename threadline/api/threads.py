@@ -22,6 +22,17 @@ async def create_thread(
     return json_response(await svc.threads.create(proj, body or ThreadCreate()))
 
 
+@router.get("/threads")
+async def list_threads(
+    pages: PageRequest = Depends(page),
+    svc: Services = Depends(services),
+    proj: str = Depends(project),
+) -> Response:
+    """The project's threads, newest first by default (the Azure client's `threads.list`;
+    the openai SDK has no call for it)."""
+    return json_response(await svc.threads.list(proj, pages))
+
+
 @router.get("/threads/{thread_id}")
 async def get_thread(
     thread_id: str, svc: Services = Depends(services), proj: str = Depends(project)

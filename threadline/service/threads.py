@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from threadline.domain.errors import NotFound
 from threadline.domain.ids import IdKind, new_id
 from threadline.domain.limits import check_metadata
 from threadline.service.clock import now
 from threadline.service.messages import check_message, new_messages
 from threadline.service.objects import deleted
+from threadline.service.pages import envelope
 from threadline.service.requests import ThreadCreate, ThreadUpdate
-from threadline.store.base import Obj, Store, StoreTx
+from threadline.store.base import Obj, PageRequest, Store, StoreTx
 
 
 def check_thread(request: ThreadCreate) -> None:
@@ -65,6 +68,10 @@ class ThreadService:
                 )
             await tx.replace_thread(project, thread)
         return thread
+
+    async def list(self, project: str, page: PageRequest) -> dict[str, Any]:
+        async with self.store.transaction() as tx:
+            return envelope(await tx.page_threads(project, page))
 
     async def delete(self, project: str, thread_id: str) -> Obj:
         async with self.store.transaction() as tx:

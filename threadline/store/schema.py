@@ -37,6 +37,7 @@ threads = sa.Table(
     # checked without counting a large thread's rows.
     sa.Column("message_count", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("body", Json, nullable=False),
+    sa.Index("ix_threads_project_seq", "project", "seq"),
 )
 
 messages = sa.Table(

@@ -276,6 +276,7 @@ class _Paging:
 
 
 _ASSISTANT_PAGES = _Paging(assistants, "project")
+_THREAD_PAGES = _Paging(threads, "project")
 _MESSAGE_PAGES = _Paging(messages, "thread_id")
 _RUN_MESSAGE_PAGES = _Paging(messages, "thread_id", "run_id")
 _RUN_PAGES = _Paging(runs, "thread_id")
@@ -379,6 +380,9 @@ class SqlTx:
         await self._insert_rows(threads, [row])
         self._new_threads.add(thread["id"])
         await self._insert_message_rows(thread["id"], first_messages)
+
+    async def page_threads(self, project: str, page: PageRequest) -> Page:
+        return await self._page(_THREAD_PAGES, page, project=project)
 
     async def get_thread(self, project: str, thread_id: str) -> Obj | None:
         return await self._one_body(_GET_THREAD, p_id=thread_id, p_project=project)
