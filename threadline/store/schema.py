@@ -9,13 +9,17 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
+from threadline.domain.run_states import RunStatus, is_active
+
 metadata = sa.MetaData()
 
 Json = sa.JSON().with_variant(JSONB(), "postgresql")
 Seq = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
-ACTIVE_RUN_STATUSES = ("queued", "in_progress", "requires_action", "cancelling")
-ACTIVE_RUN_SQL = "status IN ('queued', 'in_progress', 'requires_action', 'cancelling')"
+# The statuses come from the state machine, so the index that allows one active run per
+# thread can never disagree with it (0001 wrote them out, as a migration must).
+ACTIVE_RUN_STATUSES = tuple(status.value for status in RunStatus if is_active(status))
+ACTIVE_RUN_SQL = "status IN ({})".format(", ".join(f"'{s}'" for s in ACTIVE_RUN_STATUSES))
 
 assistants = sa.Table(
     "assistants",
