@@ -28,6 +28,7 @@ from support.scripted_model import (
 from threadline.providers.base import ChatChunk, ChatRequest, ProviderError, Usage
 from threadline.providers.openai_compat import (
     OpenAICompatibleProvider,
+    _AnswerState,
     _retry_delay,
     _should_retry,
     _status_error,
@@ -401,3 +402,30 @@ def test_the_token_estimate_errs_high_but_not_wildly(text: str) -> None:
 
     assert estimate >= len(text.encode()) // 4 + 4
     assert estimate <= len(text.encode()) + 4
+
+
+def _tool_chunk(*calls: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+    return {
+        "choices": [{"index": 0, "delta": {"tool_calls": list(calls)}, "finish_reason": finish}]
+    }
+
+
+def test_calls_that_all_say_index_0_but_differ_in_id_stay_apart() -> None:
+    """As some servers send parallel calls: an id identifies a call, whatever its index."""
+    state = _AnswerState()
+    chunks = [
+        state.take(_tool_chunk({"index": 0, "id": "call_a", "function": {"name": "f"}})),
+        state.take(_tool_chunk({"index": 0, "function": {"arguments": "{}"}})),
+        state.take(_tool_chunk({"index": None, "id": "call_b", "function": {"name": "g"}})),
+        state.take(_tool_chunk({"index": 0, "function": {"arguments": '{"x": 1}'}})),
+        state.take({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}),
+    ]
+    state.end("")
+
+    pieces = [piece for chunk in chunks if chunk for piece in chunk.tool_calls]
+    assert [(p.index, p.id, p.name, p.arguments) for p in pieces] == [
+        (0, "call_a", "f", ""),
+        (0, None, None, "{}"),
+        (1, "call_b", "g", ""),
+        (1, None, None, '{"x": 1}'),
+    ]

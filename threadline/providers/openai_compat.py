@@ -552,6 +552,8 @@ class _AnswerState:
 
     def __init__(self) -> None:
         self._calls: dict[int, _Call] = {}
+        # The upstream's index -> the call its pieces now go to, where the two differ.
+        self._indexes: dict[int, int] = {}
         self._finished = False
 
     def take(self, data: Any) -> ChatChunk | None:
@@ -596,10 +598,17 @@ class _AnswerState:
         return ChatChunk(text=text, tool_calls=calls, finish_reason=finish, usage=usage)
 
     def _call_piece(self, raw: dict[str, Any]) -> ToolCallDelta | None:
-        index = int(raw.get("index", 0))
+        position = int(raw.get("index") or 0)
+        index = self._indexes.get(position, position)
         function = raw.get("function") or {}
         call = self._calls.setdefault(index, _Call())
         new_id = raw.get("id") or None
+        if new_id is not None and call.id is not None and str(new_id) != call.id:
+            # Another id at an index already taken is another call: some servers give every
+            # call index 0. It gets the next free index, and so do the pieces after it.
+            index = max(self._calls) + 1
+            self._indexes[position] = index
+            call = self._calls.setdefault(index, _Call())
         if new_id is not None and call.id is None:
             call.id = str(new_id)
         else:
