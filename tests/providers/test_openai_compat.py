@@ -429,3 +429,13 @@ def test_calls_that_all_say_index_0_but_differ_in_id_stay_apart() -> None:
         (1, "call_b", "g", ""),
         (1, None, None, '{"x": 1}'),
     ]
+
+
+def test_a_stream_event_carrying_a_whole_message_is_read_as_its_delta() -> None:
+    state = _AnswerState()
+
+    chunk = state.take(
+        {"choices": [{"index": 0, "message": {"content": "whole"}, "finish_reason": "stop"}]}
+    )
+
+    assert chunk is not None and (chunk.text, chunk.finish_reason) == ("whole", "stop")

@@ -580,7 +580,9 @@ class _AnswerState:
         if not choices:
             return ChatChunk(usage=usage) if usage else None
         choice = choices[0]
-        delta = choice.get("delta") or {}
+        # A stream event that carries a whole `message` instead of a `delta` (as a few
+        # servers send their one and only event) is read as the delta it amounts to.
+        delta = choice.get("delta") or choice.get("message") or {}
         text = delta.get("content") or ""
         if not isinstance(text, str):
             raise ValueError("content is not a string")
