@@ -188,6 +188,7 @@ def test_the_server_log_keeps_what_the_user_is_not_shown(
     run = _run(api, model_name, "failed")
 
     assert _failed_for_the_user(run) == "The model server reported an error: disk [path] unreadable"
-    logged = [line for line in service.log_path.read_text().splitlines() if model_name in line]
+    tries = f"model call for {model_name} failed"
+    logged = [line for line in service.log_path.read_text().splitlines() if tries in line]
     assert len(logged) == 3 and all(line.startswith("WARNING") for line in logged)
     assert all("/var/lib/model.bin" in line for line in logged)
