@@ -10,12 +10,24 @@ import json
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
+import httpx
 import openai
 import pytest
 from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageFunctionToolCall
 
-from .scripted_model import CallTools, Fail, Hang, Reply, ScriptedModelServer, ToolCall
+from .scripted_model import (
+    CallTools,
+    CutShort,
+    Fail,
+    Hang,
+    Reply,
+    ScriptedModelServer,
+    StreamError,
+    ToolCall,
+    WrongContentType,
+)
 
 
 @pytest.fixture(scope="module")
@@ -317,3 +329,81 @@ def test_hang_then_echo(model: ScriptedModelServer, client: openai.OpenAI) -> No
 
     assert time.monotonic() - started >= 0.2
     assert completion.choices[0].message.content == "echo: still there?"
+
+
+def _raw_stream(model: ScriptedModelServer, name: str) -> httpx.Response:
+    body = {"model": name, "messages": _user("hi"), "stream": True}
+    return httpx.post(f"{model.base_url}/chat/completions", json=body, timeout=10)
+
+
+def _events(response: httpx.Response) -> list[str]:
+    return [line[6:] for line in response.text.splitlines() if line.startswith("data: ")]
+
+
+def test_a_wrong_content_type_on_a_200(model: ScriptedModelServer) -> None:
+    name = model.unique_name()
+    model.script(name, WrongContentType())
+
+    response = _raw_stream(model, name)
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert "<html>" in response.text
+
+
+def test_a_whole_completion_for_a_streamed_request(model: ScriptedModelServer) -> None:
+    name = model.unique_name()
+    model.script(name, Reply("all of it", unstreamed=True, usage=False))
+
+    response = _raw_stream(model, name)
+
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert body["object"] == "chat.completion" and "usage" not in body
+    assert body["choices"][0]["message"]["content"] == "all of it"
+
+
+def test_a_stream_cut_short_has_no_finish_reason_and_no_done(model: ScriptedModelServer) -> None:
+    name = model.unique_name()
+    model.script(name, CutShort("half of"))
+
+    events = _events(_raw_stream(model, name))
+
+    assert "[DONE]" not in events
+    chunks = [json.loads(event) for event in events]
+    assert all(chunk["choices"][0]["finish_reason"] is None for chunk in chunks)
+    assert "".join(chunk["choices"][0]["delta"]["content"] for chunk in chunks) == "half of"
+
+
+def test_an_error_after_the_200(model: ScriptedModelServer) -> None:
+    name = model.unique_name()
+    model.script(name, StreamError("it broke", text="so far"))
+
+    response = _raw_stream(model, name)
+
+    assert response.status_code == 200
+    *_, last = _events(response)
+    assert json.loads(last)["error"]["message"] == "it broke"
+
+
+def test_tool_calls_as_llama_cpp_python_streams_them(model: ScriptedModelServer) -> None:
+    name = model.unique_name()
+    model.script(
+        name,
+        CallTools([ToolCall("get_weather", {"city": "Paris"})], repeat_id_and_name=True),
+        CallTools([ToolCall("", {"city": "Paris"}, with_id=False)]),
+    )
+
+    repeated = _events(_raw_stream(model, name))
+    broken = _events(_raw_stream(model, name))
+
+    def calls(events: list[str]) -> list[dict[str, Any]]:
+        chunks = [json.loads(event) for event in events if event != "[DONE]"]
+        return [
+            call for chunk in chunks for call in chunk["choices"][0]["delta"].get("tool_calls", [])
+        ]
+
+    assert len(calls(repeated)) > 2
+    assert len({call["id"] for call in calls(repeated)}) == 1
+    assert {call["function"]["name"] for call in calls(repeated)} == {"get_weather"}
+    assert all("id" not in call and "name" not in call["function"] for call in calls(broken))

@@ -67,10 +67,13 @@ def _steps_as_chat(steps: list[Obj], run_messages: dict[str, Obj]) -> list[ChatM
         calls = [c for c in details["tool_calls"] if c["type"] == "function"]
         if not calls:
             continue
+        # `content` is an empty string, not null: OpenAI, vLLM and Azure take either beside
+        # `tool_calls`, but llama-cpp-python's server answers 500 to null (its chat template
+        # adds the content to a string) and Ollama refuses it ("invalid message content type").
         chat.append(
             {
                 "role": "assistant",
-                "content": None,
+                "content": "",
                 "tool_calls": [
                     {
                         "id": c["id"],

@@ -70,10 +70,15 @@ class ChatChunk:
 
 
 class ProviderError(Exception):
-    def __init__(self, code: ErrorCode, message: str):
+    """A model call that failed: `message` is what the run's `last_error` shows its user, so it
+    is written for them and carries nothing of the server's insides (paths, stack traces,
+    exception text); `detail` is the whole story, for the service's log only."""
+
+    def __init__(self, code: ErrorCode, message: str, detail: str | None = None):
         super().__init__(message)
         self.code: ErrorCode = code
         self.message = message
+        self.detail = detail if detail is not None else message
 
 
 class ModelProvider(Protocol):

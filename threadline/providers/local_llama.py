@@ -13,6 +13,7 @@ import asyncio
 import codecs
 import concurrent.futures
 import importlib.util
+import logging
 import os
 import threading
 import time
@@ -35,6 +36,8 @@ from threadline.providers.base import (
     Usage,
 )
 from threadline.providers.local_grammar import Plan, parse_call, plan_request
+
+log = logging.getLogger(__name__)
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Greedy decoding when the request leaves `temperature` unset, so identical requests get
@@ -211,11 +214,17 @@ class LocalLlamaProvider:
                     verbose=False,
                 )
             except ValueError as exc:
-                raise ProviderError("server_error", f"cannot load {path}: {exc}") from exc
+                raise ProviderError(
+                    "server_error", "The local model could not be loaded", f"{path}: {exc}"
+                ) from exc
             template = llm.metadata.get("tokenizer.chat_template")
             if not template:
                 llm.close()
-                raise ProviderError("server_error", f"{path} carries no chat template")
+                raise ProviderError(
+                    "server_error",
+                    "The local model has no chat template",
+                    f"{path} carries no chat template",
+                )
             formatter = Jinja2ChatFormatter(
                 template=template,
                 eos_token=_token_text(llm, llm.token_eos()),
@@ -244,7 +253,9 @@ class LocalLlamaProvider:
         except ProviderError as exc:
             emit(exc)
         except Exception as exc:  # llama.cpp failures surface as assorted exception types
-            emit(ProviderError("server_error", f"the local model failed: {exc}"))
+            # The user is told it failed; what failed, and where, is for the log.
+            log.warning("the local model failed", exc_info=True)
+            emit(ProviderError("server_error", "The local model failed", repr(exc)))
         finally:
             emit(None)
             finished.set_result(None)
