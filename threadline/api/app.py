@@ -42,11 +42,14 @@ def create_app(settings: Settings, *, with_worker: bool = True) -> FastAPI:
             await store.close()
 
     app = FastAPI(title="Threadline", lifespan=lifespan, docs_url=None, redoc_url=None)
+    limits = settings.limits()
     app.state.services = Services(
         assistants=AssistantService(store),
-        threads=ThreadService(store),
-        messages=MessageService(store),
-        runs=RunService(store, settings.run_expiry_seconds, settings.stream_keepalive_seconds),
+        threads=ThreadService(store, limits),
+        messages=MessageService(store, limits),
+        runs=RunService(
+            store, settings.run_expiry_seconds, settings.stream_keepalive_seconds, limits
+        ),
         poll_after_ms=settings.poll_after_ms,
     )
     install_error_handlers(app)

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from threadline import json_codec
+from threadline.api.json_body import NOT_AN_OBJECT
 from threadline.domain.errors import ThreadlineError
 
 log = logging.getLogger(__name__)
@@ -108,9 +109,7 @@ async def _on_validation_error(_: Request, exc: Exception) -> Response:
     if first.get("type") == "json_invalid":
         return error_response(400, _validation_message(first, None), "invalid_request_error")
     if tuple(first.get("loc", ())) == ("body",):
-        return error_response(
-            400, "The request body must be a JSON object.", "invalid_request_error"
-        )
+        return error_response(400, NOT_AN_OBJECT, "invalid_request_error")
     param = _param(tuple(first.get("loc", ())), exc.body)
     return error_response(
         400, _validation_message(first, param), "invalid_request_error", param, None
