@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from threadline.api import assistants, runs, threads
 from threadline.api.auth import ApiKeyMiddleware
+from threadline.api.body_limit import BodySizeLimit, RequestTooLarge, on_request_too_large
 from threadline.api.deps import Services
 from threadline.api.errors import install_error_handlers
 from threadline.api.projects import ProjectPaths
@@ -58,6 +59,9 @@ def create_app(settings: Settings, *, with_worker: bool = True) -> FastAPI:
     app.add_middleware(ProjectPaths)
     if settings.api_keys:
         app.add_middleware(ApiKeyMiddleware, keys=settings.api_keys)
+    # Outermost (added last), so that no body is read past the cap by anything.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_exception_handler(RequestTooLarge, on_request_too_large)
 
     @app.get("/health")
     async def health() -> dict[str, str]:

@@ -21,11 +21,19 @@ from threadline.domain.errors import ThreadlineError
 log = logging.getLogger(__name__)
 
 
+def error_body(
+    message: str, error_type: str, param: str | None = None, code: str | None = None
+) -> bytes:
+    """The body alone, for answers written below the app (`api.http_protocol`)."""
+    body = {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+    return json_codec.dumps(body).encode()
+
+
 def error_response(
     status: int, message: str, error_type: str, param: str | None = None, code: str | None = None
 ) -> Response:
-    body = {"error": {"message": message, "type": error_type, "param": param, "code": code}}
-    return Response(json_codec.dumps(body), status_code=status, media_type="application/json")
+    body = error_body(message, error_type, param, code)
+    return Response(body, status_code=status, media_type="application/json")
 
 
 _UNION_LABELS = {"str", "int", "float", "bool", "none", "dict", "list"}
