@@ -1,5 +1,5 @@
-"""The cap on a request's body (413), at its edge and against the probe that found it
-missing (a 100 MB body).
+"""Caps on a request's body (413) and head (431), at their edges and against the probes that
+found them missing (a 100 MB body, a 1 MB header, 100,000 headers).
 
 No client SDK sends such requests, so they go over raw sockets (exact bytes, and a head sent
 without its body) or httpx. Edges are tested on a server of this module's own with small caps;
@@ -231,3 +231,87 @@ def test_probe_a_streamed_body_past_the_default_cap_is_refused(server: ServerPro
     assert_error_body(response.json(), 413, response.status_code)
     assert stored_rows(server.database_url) == before
     assert httpx.get(f"{server.url}/health", timeout=30).status_code == 200
+
+
+# -- head ----------------------------------------------------------------------------------------
+
+
+def _head_of(size: int) -> bytes:
+    """A request whose head counts exactly `size` bytes: its target and, for each header,
+    name + value + 4 (`": "` and CRLF)."""
+    fixed = len("/health") + len("host") + len("127.0.0.1") + 4 + len("x-pad") + 4
+    return request("GET", "/health", [("X-Pad", "p" * (size - fixed))])
+
+
+def test_head_at_the_cap_is_accepted_and_one_byte_more_is_refused(capped: ServerProcess) -> None:
+    with connect(capped) as sock:
+        sock.sendall(_head_of(HEAD_CAP))
+        accepted = read_answer(sock)
+    with connect(capped) as sock:
+        sock.sendall(_head_of(HEAD_CAP + 1))
+        refused = read_answer(sock)
+        rest = read_to_end(sock)
+
+    assert accepted.status == 200
+    error = refused.error(431)
+    assert error["code"] == "headers_too_large" and str(HEAD_CAP) in str(error["message"])
+    assert refused.headers["connection"] == "close" and rest == b""
+
+
+def test_header_count_at_the_cap_is_accepted_and_one_more_is_refused(
+    capped: ServerProcess,
+) -> None:
+    def with_headers(count: int) -> bytes:  # Host is one of them
+        return request("GET", "/health", [(f"X-{i}", "v") for i in range(count - 1)])
+
+    with connect(capped) as sock:
+        sock.sendall(with_headers(HEADER_COUNT_CAP))
+        accepted = read_answer(sock)
+    with connect(capped) as sock:
+        sock.sendall(with_headers(HEADER_COUNT_CAP + 1))
+        refused = read_answer(sock)
+
+    assert accepted.status == 200
+    error = refused.error(431)
+    assert error["code"] == "headers_too_large" and str(HEADER_COUNT_CAP) in str(error["message"])
+
+
+def test_the_target_counts_toward_the_head(capped: ServerProcess) -> None:
+    with connect(capped) as sock:
+        sock.sendall(request("GET", "/health?" + "q" * HEAD_CAP, []))
+        refused = read_answer(sock)
+
+    refused.error(431)
+
+
+def test_probe_a_1_mb_header_is_refused(server: ServerProcess) -> None:
+    """Read through httpx, as a client would: the answer arrives whole even though the
+    server stops parsing long before the header ends."""
+    before = stored_rows(server.database_url)
+
+    response = httpx.post(
+        f"{server.base_url}/threads",
+        json={},
+        headers={"x-probe": "a" * 1_000_000},
+        timeout=60,
+    )
+
+    error = assert_error_body(response.json(), 431, response.status_code)
+    assert error["code"] == "headers_too_large"
+    assert stored_rows(server.database_url) == before
+
+
+def test_probe_100_000_headers_are_refused(server: ServerProcess) -> None:
+    before = stored_rows(server.database_url)
+    headers = [(f"X-{i}", "v") for i in range(100_000)]
+    body = b"{}"
+    headers += [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+
+    with connect(server) as sock:
+        sock.sendall(request("POST", "/v1/threads", headers, body))
+        refused = read_answer(sock)
+        rest = read_to_end(sock)
+
+    assert refused.error(431)["code"] == "headers_too_large"
+    assert rest == b""
+    assert stored_rows(server.database_url) == before
