@@ -84,18 +84,36 @@ def trickle(
     raise AssertionError(f"the server kept the connection open for {GIVE_UP_SECONDS} s")
 
 
-def open_descriptors(server: ServerProcess) -> int:
+def client_connections(server: ServerProcess) -> int:
+    """How many clients' TCP connections the server process holds open on its port (its
+    listening socket and its own connections to the database not counted)."""
     assert server.process is not None
-    return len(os.listdir(f"/proc/{server.process.pid}/fd"))
+    folder = f"/proc/{server.process.pid}/fd"
+    held = set()
+    for fd in os.listdir(folder):
+        try:
+            held.add(os.readlink(f"{folder}/{fd}"))
+        except OSError:
+            continue  # closed meanwhile
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            next(lines)
+            for line in lines:
+                fields = line.split()
+                port = int(fields[1].rsplit(":", 1)[1], 16)
+                listening = fields[3] == "0A"
+                if port == server.port and not listening and f"socket:[{fields[9]}]" in held:
+                    count += 1
+    return count
 
 
 HEAD_START = b"POST /v1/threads HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 
 
 def test_trickling_connections_are_closed_and_others_are_served(strict: ServerProcess) -> None:
-    client = openai_client(strict)
-    client.beta.threads.create()  # the server's own connections and files are all open now
-    baseline = open_descriptors(strict)
+    client = openai_client(strict)  # connects at its first request
+    baseline = client_connections(strict)  # idle ones other tests' clients left
     before = stored_rows(strict.database_url)
     connected = threading.Barrier(TRICKLERS + 1)
 
@@ -105,9 +123,15 @@ def test_trickling_connections_are_closed_and_others_are_served(strict: ServerPr
             for _ in range(TRICKLERS)
         ]
         connected.wait()  # every trickler has sent the start of its head
+        held = wait_until(
+            lambda: client_connections(strict),
+            lambda count: count >= baseline + TRICKLERS,
+            "the server to hold every trickling connection",
+        )
         thread = client.beta.threads.create(messages=[{"role": "user", "content": "served"}])
         listed = client.beta.threads.messages.list(thread.id).data
         closed = [future.result() for future in closing]
+    client.close()
 
     assert [message.content[0].type for message in listed] == ["text"]
     for each in closed:
@@ -117,10 +141,11 @@ def test_trickling_connections_are_closed_and_others_are_served(strict: ServerPr
             assert b'"code":"request_timeout"' in each.answer
     assert sum(not each.reset for each in closed) > 0, "every connection was reset"
     assert stored_rows(strict.database_url)["threads"] == before["threads"] + 1
+    assert held >= baseline + TRICKLERS
     wait_until(
-        lambda: open_descriptors(strict),
+        lambda: client_connections(strict),
         lambda count: count <= baseline,
-        f"the server's descriptors to return to {baseline}",
+        "the server to let go of every trickling connection",
     )
 
 
