@@ -18,7 +18,7 @@ import openai
 import pytest
 from support.errors import assert_error_body, sdk_error
 from support.live import TEST_SERVER_ENV, Databases, openai_client
-from support.scripted_model import ScriptedModelServer
+from support.scripted_model import CallTools, Reply, ScriptedModelServer, ToolCall
 from support.server import ServerProcess
 from support.stored import stored_rows
 
@@ -137,7 +137,7 @@ def test_default_thread_message_limit_through_create_thread(server: ServerProces
     assert stored_rows(server.database_url) == before
 
 
-# -- one message's text and parts -----------------------------------------------------------------
+# -- one message's text and parts ----------------------------------------------------------------
 
 
 def test_message_text_edge(small: ServerProcess, small_client: openai.OpenAI) -> None:
@@ -319,6 +319,57 @@ def test_run_tools_edge(small: ServerProcess, small_client: openai.OpenAI, model
     assert (error["param"], error["code"]) == ("tools", "array_above_max_length")
     _refused(create_and_run, "tools", "array_above_max_length")
     assert stored_rows(small.database_url) == before
+
+
+# -- tool outputs --------------------------------------------------------------------------------
+
+
+def test_tool_output_edge(
+    small: ServerProcess,
+    small_client: openai.OpenAI,
+    scripted_model: ScriptedModelServer,
+    model_name: str,
+) -> None:
+    """A tool output joins every later prompt, as a message's text does: the same limit."""
+    scripted_model.script(
+        model_name, CallTools([ToolCall("f", {}), ToolCall("f", {})]), Reply("done")
+    )
+    assistant = small_client.beta.assistants.create(
+        model=model_name,
+        tools=[_function("f", 100)],  # type: ignore[list-item]
+    )
+    thread = small_client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    waiting = small_client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id
+    )
+    assert waiting.status == "requires_action" and waiting.required_action is not None
+    first, second = waiting.required_action.submit_tool_outputs.tool_calls
+    before = stored_rows(small.database_url)
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        small_client.beta.threads.runs.submit_tool_outputs(
+            run_id=waiting.id,
+            thread_id=thread.id,
+            tool_outputs=[
+                {"tool_call_id": first.id, "output": "a" * 100},
+                {"tool_call_id": second.id, "output": "b" * 101},
+            ],
+        )
+    still = small_client.beta.threads.runs.retrieve(waiting.id, thread_id=thread.id)
+    done = small_client.beta.threads.runs.submit_tool_outputs_and_poll(
+        run_id=waiting.id,
+        thread_id=thread.id,
+        tool_outputs=[
+            {"tool_call_id": first.id, "output": "a" * 100},
+            {"tool_call_id": second.id, "output": "b" * 100},
+        ],
+    )
+
+    error = sdk_error(caught.value, 400)
+    assert (error["param"], error["code"]) == ("tool_outputs[1].output", "string_above_max_length")
+    assert still.status == "requires_action"
+    assert stored_rows(small.database_url)["runs"] == before["runs"]
+    assert done.status == "completed"
 
 
 # -- the thread's message limit on every path that adds messages -------------------------------

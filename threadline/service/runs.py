@@ -124,6 +124,9 @@ class RunService:
     async def submit_tool_outputs(
         self, project: str, thread_id: str, run_id: str, request: ToolOutputsSubmit
     ) -> ResumedRun:
+        for index, output in enumerate(request.tool_outputs):
+            # Each output goes into every later prompt of the thread, as a message's text.
+            check_string(output.output, self.limits.message_chars, f"tool_outputs[{index}].output")
         async with self.store.transaction() as tx:
             await require_thread(tx, project, thread_id, lock=True)
             run = await _require_run(tx, project, thread_id, run_id)
