@@ -126,6 +126,45 @@ def test_default_message_text_edge(client: openai.OpenAI) -> None:
     assert _texts(client, thread.id) == [accepted]
 
 
+def test_default_content_parts_edge(client: openai.OpenAI) -> None:
+    thread = client.beta.threads.create()
+    part: Any = {"type": "text", "text": "p"}
+
+    client.beta.threads.messages.create(thread.id, role="user", content=[part] * 64)
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.beta.threads.messages.create(thread.id, role="user", content=[part] * 65)
+
+    error = sdk_error(caught.value, 400)
+    assert (error["param"], error["code"]) == ("content", "array_above_max_length")
+    assert len(_texts(client, thread.id)) == 64
+
+
+def test_default_run_edges(server: ServerProcess, client: openai.OpenAI, model_name: str) -> None:
+    """256,000 characters of instructions, 128 tools, 64 KiB of function definition."""
+    assistant = _assistant(client, model_name)
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    tools: Any = [_function(f"f{i}", 100) for i in range(128)]
+    tools[0] = _function("f0", 64 * 1024)
+
+    accepted = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant, instructions="i" * 256_000, tools=tools
+    )
+    before = stored_rows(server.database_url)
+    over: dict[str, dict[str, Any]] = {
+        "instructions": {"instructions": "i" * 256_001},
+        "tools": {"tools": [*tools, _function("f128", 100)]},
+        "tools[0].function": {"tools": [_function("f0", 64 * 1024 + 1)]},
+    }
+    for param, fields in over.items():
+        response = _post(
+            server, f"/threads/{thread.id}/runs", {"assistant_id": assistant, **fields}
+        )
+        _refused(response, param)
+
+    assert accepted.status == "completed" and len(accepted.tools) == 128
+    assert stored_rows(server.database_url) == before
+
+
 def test_default_thread_message_limit_through_create_thread(server: ServerProcess) -> None:
     """100,001 initial messages, the probe that found the leak: refused whole."""
     before = stored_rows(server.database_url)
