@@ -23,6 +23,7 @@ from pathlib import Path
 
 from bench import (
     append,
+    big_bodies,
     big_thread,
     local_model,
     many_runs,
@@ -47,6 +48,7 @@ MEASUREMENTS: dict[str, Measurement] = {
     "local_model": local_model.measure,
     "streaming": streaming.measure,
     "workers": workers.measure,
+    "big_bodies": big_bodies.measure,
 }
 
 

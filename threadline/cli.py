@@ -102,11 +102,19 @@ def main(argv: list[str] | None = None) -> None:
     if args.no_auth:
         settings = replace(settings, auth=False)
     from threadline.api.app import create_app
+    from threadline.api.http_protocol import configured_protocol
 
     uvicorn.run(
         create_app(settings, with_worker=not args.no_worker),
         host=args.host,
         port=args.port,
+        # httptools (uvicorn's own choice when installed) with a cap on request heads and a
+        # deadline for reading each request, neither of which uvicorn has.
+        http=configured_protocol(
+            settings.max_header_bytes,
+            settings.max_header_count,
+            settings.request_read_timeout_seconds,
+        ),
         log_level=args.log_level,
         access_log=False,
         # Longer than clients keep an idle connection (httpx, under the openai SDK: 5 s;

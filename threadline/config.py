@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 
+from threadline.domain import limits as default
+
 
 def _int(name: str, default: int, minimum: int = 1) -> int:
     raw = os.environ.get(name)
@@ -74,6 +76,18 @@ class Settings:
     event_retention_seconds: float = 86_400.0
     delta_interval_ms: int = 100
     stream_keepalive_seconds: float = 15.0
+    # What one request may carry (README, "Limits"); the defaults are the hosted API's where
+    # it documents one.
+    max_body_bytes: int = 32 * 1024 * 1024
+    max_header_bytes: int = 64 * 1024
+    max_header_count: int = 100
+    request_read_timeout_seconds: float = 30.0
+    max_message_chars: int = default.MAX_MESSAGE_CHARS
+    max_content_parts: int = default.MAX_CONTENT_PARTS
+    max_instructions_chars: int = default.MAX_INSTRUCTIONS_CHARS
+    max_function_bytes: int = default.MAX_FUNCTION_BYTES
+    max_tools: int = default.MAX_TOOLS
+    max_messages_per_thread: int = default.MAX_MESSAGES_PER_THREAD
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -115,6 +129,35 @@ class Settings:
             stream_keepalive_seconds=_float(
                 "THREADLINE_STREAM_KEEPALIVE_SECONDS", cls.stream_keepalive_seconds, positive=True
             ),
+            max_body_bytes=_int("THREADLINE_MAX_BODY_BYTES", cls.max_body_bytes),
+            max_header_bytes=_int("THREADLINE_MAX_HEADER_BYTES", cls.max_header_bytes),
+            max_header_count=_int("THREADLINE_MAX_HEADER_COUNT", cls.max_header_count),
+            request_read_timeout_seconds=_float(
+                "THREADLINE_REQUEST_READ_TIMEOUT_SECONDS",
+                cls.request_read_timeout_seconds,
+                positive=True,
+            ),
+            max_message_chars=_int("THREADLINE_MAX_MESSAGE_CHARS", cls.max_message_chars),
+            max_content_parts=_int("THREADLINE_MAX_CONTENT_PARTS", cls.max_content_parts),
+            max_instructions_chars=_int(
+                "THREADLINE_MAX_INSTRUCTIONS_CHARS", cls.max_instructions_chars
+            ),
+            max_function_bytes=_int("THREADLINE_MAX_FUNCTION_BYTES", cls.max_function_bytes),
+            max_tools=_int("THREADLINE_MAX_TOOLS", cls.max_tools),
+            max_messages_per_thread=_int(
+                "THREADLINE_MAX_MESSAGES_PER_THREAD", cls.max_messages_per_thread
+            ),
+        )
+
+    def limits(self) -> default.Limits:
+        """The limits the services check requests against."""
+        return default.Limits(
+            message_chars=self.max_message_chars,
+            content_parts=self.max_content_parts,
+            instructions_chars=self.max_instructions_chars,
+            function_bytes=self.max_function_bytes,
+            tools=self.max_tools,
+            messages_per_thread=self.max_messages_per_thread,
         )
 
     def with_database(self, url: str | None) -> Settings:

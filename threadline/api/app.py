@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from threadline.api import assistants, runs, threads
 from threadline.api.auth import ApiKeyMiddleware
+from threadline.api.body_limit import BodySizeLimit, RequestTooLarge, on_request_too_large
 from threadline.api.deps import Services
 from threadline.api.errors import install_error_handlers
 from threadline.api.projects import ProjectPaths
@@ -54,11 +55,14 @@ def create_app(settings: Settings, *, with_worker: bool = True) -> FastAPI:
             await store.close()
 
     app = FastAPI(title="Threadline", lifespan=lifespan, docs_url=None, redoc_url=None)
+    limits = settings.limits()
     app.state.services = Services(
         assistants=AssistantService(store),
-        threads=ThreadService(store),
-        messages=MessageService(store),
-        runs=RunService(store, settings.run_expiry_seconds, settings.stream_keepalive_seconds),
+        threads=ThreadService(store, limits),
+        messages=MessageService(store, limits),
+        runs=RunService(
+            store, settings.run_expiry_seconds, settings.stream_keepalive_seconds, limits
+        ),
         poll_after_ms=settings.poll_after_ms,
     )
     install_error_handlers(app)
@@ -68,7 +72,10 @@ def create_app(settings: Settings, *, with_worker: bool = True) -> FastAPI:
     app.add_middleware(TextGuard)
     if ring is not None:
         app.add_middleware(ApiKeyMiddleware, ring=ring)
-    # Outermost, so that every answer carries one, refusals of a key included.
+    # Outside the routes and the key check, so that no body is read past the cap by anything.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_exception_handler(RequestTooLarge, on_request_too_large)
+    # Outermost, so that every answer carries one, refusals of a key or a body included.
     app.add_middleware(RequestIds)
 
     @app.get("/health")

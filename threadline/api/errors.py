@@ -15,16 +15,25 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from threadline import json_codec
+from threadline.api.json_body import NOT_AN_OBJECT
 from threadline.domain.errors import ThreadlineError
 
 log = logging.getLogger(__name__)
 
 
+def error_body(
+    message: str, error_type: str, param: str | None = None, code: str | None = None
+) -> bytes:
+    """The body alone, for answers written below the app (`api.http_protocol`)."""
+    body = {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+    return json_codec.dumps(body).encode()
+
+
 def error_response(
     status: int, message: str, error_type: str, param: str | None = None, code: str | None = None
 ) -> Response:
-    body = {"error": {"message": message, "type": error_type, "param": param, "code": code}}
-    return Response(json_codec.dumps(body), status_code=status, media_type="application/json")
+    body = error_body(message, error_type, param, code)
+    return Response(body, status_code=status, media_type="application/json")
 
 
 _UNION_LABELS = {"str", "int", "float", "bool", "none", "dict", "list"}
@@ -108,9 +117,7 @@ async def _on_validation_error(_: Request, exc: Exception) -> Response:
     if first.get("type") == "json_invalid":
         return error_response(400, _validation_message(first, None), "invalid_request_error")
     if tuple(first.get("loc", ())) == ("body",):
-        return error_response(
-            400, "The request body must be a JSON object.", "invalid_request_error"
-        )
+        return error_response(400, NOT_AN_OBJECT, "invalid_request_error")
     param = _param(tuple(first.get("loc", ())), exc.body)
     return error_response(
         400, _validation_message(first, param), "invalid_request_error", param, None

@@ -4,6 +4,10 @@ range (`1e999`) are refused.
 Python's parser takes them, but JSON has no such numbers: the hosted API refuses a body
 that holds one, and stored, one would come back as `null` (what `json_codec` writes for
 it). Refused at parsing, they get the answer any malformed body gets, and nothing is kept.
+
+Every body this API takes is an object, so any other JSON value is refused here too: a
+route whose body may be left out (`POST /threads`) would otherwise read `null` as "no body"
+and act on it.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn
 
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -23,6 +28,8 @@ from threadline.domain.text import refuse_unstorable, unstorable_param
 # The escapes that can make text no store keeps: `\u0000` and a surrogate. Bodies without
 # them (nearly all) are not walked.
 _MAY_BE_UNSTORABLE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+
+NOT_AN_OBJECT = "The request body must be a JSON object."
 
 
 def _refuse(body: bytes, text: str) -> NoReturn:
@@ -41,9 +48,14 @@ class StrictJsonRequest(Request):
                     _refuse(body, text)
                 return value
 
-            self._json = json.loads(
+            value = json.loads(
                 body, parse_float=finite, parse_constant=lambda name: _refuse(body, name)
             )
+            if not isinstance(value, dict):
+                # An HTTPException passes FastAPI's body reading as it is (any other error
+                # there becomes "There was an error parsing the body").
+                raise HTTPException(400, NOT_AN_OBJECT)
+            self._json = value
         return self._json
 
 

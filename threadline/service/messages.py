@@ -5,15 +5,30 @@ from __future__ import annotations
 from typing import Any
 
 from threadline.domain.errors import Conflict, InvalidRequest, NotFound
-from threadline.domain.limits import MAX_MESSAGES_PER_THREAD, check_metadata
+from threadline.domain.limits import (
+    DEFAULT_LIMITS,
+    Limits,
+    check_array,
+    check_message_content,
+    check_metadata,
+)
 from threadline.service.objects import deleted, user_message
 from threadline.service.pages import envelope
 from threadline.service.requests import MessageCreate, MetadataUpdate
 from threadline.store.base import Obj, PageRequest, Store, StoreTx
 
 
-def check_message(request: MessageCreate, param: str = "") -> None:
-    check_metadata(request.metadata, param=f"{param}.metadata" if param else "metadata")
+def check_message(request: MessageCreate, limits: Limits, param: str = "") -> None:
+    prefix = f"{param}." if param else ""
+    check_message_content(request.content, limits, f"{prefix}content")
+    check_metadata(request.metadata, param=f"{prefix}metadata")
+
+
+def check_messages(requests: list[MessageCreate] | None, limits: Limits, param: str) -> None:
+    """Messages a request adds at once: no more than a thread can hold, each within limits."""
+    check_array(requests, limits.messages_per_thread, param)
+    for index, message in enumerate(requests or []):
+        check_message(message, limits, param=f"{param}[{index}]")
 
 
 def new_messages(thread_id: str, requests: list[MessageCreate]) -> list[Obj]:
@@ -27,24 +42,34 @@ async def require_thread(tx: StoreTx, project: str, thread_id: str, *, lock: boo
     return thread
 
 
-async def append_messages(tx: StoreTx, thread_id: str, messages: list[Obj]) -> None:
+async def append_messages(
+    tx: StoreTx,
+    thread_id: str,
+    messages: list[Obj],
+    limits: Limits = DEFAULT_LIMITS,
+    param: str = "thread_id",
+) -> None:
     """Append to a locked thread, refusing what would take it past the size limit."""
     if not messages:
         return
-    if await tx.count_messages(thread_id) + len(messages) > MAX_MESSAGES_PER_THREAD:
+    held = await tx.count_messages(thread_id)
+    if held + len(messages) > limits.messages_per_thread:
         raise InvalidRequest(
-            f"Thread {thread_id} has reached its limit of {MAX_MESSAGES_PER_THREAD} messages.",
-            param="thread_id",
+            f"Thread {thread_id} holds {held} messages; adding {len(messages)} would take it "
+            f"past its limit of {limits.messages_per_thread} messages.",
+            param=param,
+            code="thread_message_limit_exceeded",
         )
     await tx.insert_messages(thread_id, messages)
 
 
 class MessageService:
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, limits: Limits = DEFAULT_LIMITS):
         self.store = store
+        self.limits = limits
 
     async def create(self, project: str, thread_id: str, request: MessageCreate) -> Obj:
-        check_message(request)
+        check_message(request, self.limits)
         async with self.store.transaction() as tx:
             await require_thread(tx, project, thread_id, lock=True)
             active = await tx.active_run(thread_id)
@@ -54,7 +79,7 @@ class MessageService:
                     param="thread_id",
                 )
             [message] = new_messages(thread_id, [request])
-            await append_messages(tx, thread_id, [message])
+            await append_messages(tx, thread_id, [message], self.limits)
         return message
 
     async def get(self, project: str, thread_id: str, message_id: str) -> Obj:

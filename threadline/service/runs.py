@@ -6,10 +6,21 @@ from typing import Any, NamedTuple
 
 from threadline.domain.errors import Conflict, InvalidRequest, NotFound
 from threadline.domain.ids import IdKind, new_id
-from threadline.domain.limits import check_metadata, check_tools
+from threadline.domain.limits import (
+    DEFAULT_LIMITS,
+    Limits,
+    check_metadata,
+    check_string,
+    check_tools,
+)
 from threadline.domain.run_states import RunStatus, cancel_target
 from threadline.service.clock import now
-from threadline.service.messages import append_messages, check_message, new_messages, require_thread
+from threadline.service.messages import (
+    append_messages,
+    check_messages,
+    new_messages,
+    require_thread,
+)
 from threadline.service.pages import envelope
 from threadline.service.requests import (
     MetadataUpdate,
@@ -33,34 +44,45 @@ class ResumedRun(NamedTuple):
 
 
 class RunService:
-    def __init__(self, store: Store, expiry_seconds: int, keepalive_seconds: float = 15.0):
+    def __init__(
+        self,
+        store: Store,
+        expiry_seconds: int,
+        keepalive_seconds: float = 15.0,
+        limits: Limits = DEFAULT_LIMITS,
+    ):
         self.store = store
         self.expiry_seconds = expiry_seconds
         self.keepalive_seconds = keepalive_seconds
+        self.limits = limits
 
     async def create(self, project: str, thread_id: str, request: RunCreate) -> Obj:
-        _check_options(request)
-        for index, message in enumerate(request.additional_messages or []):
-            check_message(message, param=f"additional_messages[{index}]")
+        _check_options(request, self.limits)
+        check_string(
+            request.additional_instructions,
+            self.limits.instructions_chars,
+            "additional_instructions",
+        )
+        check_messages(request.additional_messages, self.limits, "additional_messages")
         async with self.store.transaction() as tx:
             await require_thread(tx, project, thread_id, lock=True)
             assistant = await _require_assistant(tx, project, request.assistant_id)
             # A thread with an active run is refused by `insert_run`, and the messages
             # appended here go with the rolled-back transaction.
             extra = new_messages(thread_id, request.additional_messages or [])
-            await append_messages(tx, thread_id, extra)
+            await append_messages(tx, thread_id, extra, self.limits, "additional_messages")
             run = self._new_run(thread_id, assistant, request, request.additional_instructions)
             await self._queue(tx, project, run)
         return run
 
     async def create_thread_and_run(self, project: str, request: ThreadAndRunCreate) -> Obj:
-        _check_options(request)
+        _check_options(request, self.limits)
         thread_request = request.thread or ThreadCreate()
         if request.tool_resources is not None and thread_request.tool_resources is None:
             thread_request = thread_request.model_copy(
                 update={"tool_resources": request.tool_resources}
             )
-        check_thread(thread_request)
+        check_thread(thread_request, self.limits, param="thread")
         async with self.store.transaction() as tx:
             assistant = await _require_assistant(tx, project, request.assistant_id)
             thread = await insert_thread(tx, project, thread_request)
@@ -102,6 +124,9 @@ class RunService:
     async def submit_tool_outputs(
         self, project: str, thread_id: str, run_id: str, request: ToolOutputsSubmit
     ) -> ResumedRun:
+        for index, output in enumerate(request.tool_outputs):
+            # Each output goes into every later prompt of the thread, as a message's text.
+            check_string(output.output, self.limits.message_chars, f"tool_outputs[{index}].output")
         async with self.store.transaction() as tx:
             await require_thread(tx, project, thread_id, lock=True)
             run = await _require_run(tx, project, thread_id, run_id)
@@ -212,10 +237,11 @@ class RunService:
         await emit(tx, run, *announced, ("thread.run.created", run), ("thread.run.queued", run))
 
 
-def _check_options(request: RunOptions) -> None:
+def _check_options(request: RunOptions, limits: Limits) -> None:
     check_metadata(request.metadata)
+    check_string(request.instructions, limits.instructions_chars, "instructions")
     if request.tools is not None:
-        check_tools([tool.model_dump() for tool in request.tools])
+        check_tools([tool.model_dump(exclude_none=True) for tool in request.tools], limits=limits)
 
 
 def _pick(value: float | None, fallback: Any) -> Any:

@@ -6,19 +6,21 @@ from typing import Any
 
 from threadline.domain.errors import NotFound
 from threadline.domain.ids import IdKind, new_id
-from threadline.domain.limits import check_metadata
+from threadline.domain.limits import DEFAULT_LIMITS, Limits, check_metadata
 from threadline.service.clock import now
-from threadline.service.messages import check_message, new_messages
+from threadline.service.messages import check_messages, new_messages
 from threadline.service.objects import deleted
 from threadline.service.pages import envelope
 from threadline.service.requests import ThreadCreate, ThreadUpdate
 from threadline.store.base import Obj, PageRequest, Store, StoreTx
 
 
-def check_thread(request: ThreadCreate) -> None:
-    check_metadata(request.metadata)
-    for index, message in enumerate(request.messages or []):
-        check_message(message, param=f"messages[{index}]")
+def check_thread(request: ThreadCreate, limits: Limits, param: str = "") -> None:
+    """A new thread's messages are refused whole before any is stored: past the thread's
+    message limit, the thread could never take another."""
+    prefix = f"{param}." if param else ""
+    check_metadata(request.metadata, param=f"{prefix}metadata")
+    check_messages(request.messages, limits, f"{prefix}messages")
 
 
 async def insert_thread(tx: StoreTx, project: str, request: ThreadCreate) -> Obj:
@@ -37,11 +39,12 @@ async def insert_thread(tx: StoreTx, project: str, request: ThreadCreate) -> Obj
 
 
 class ThreadService:
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, limits: Limits = DEFAULT_LIMITS):
         self.store = store
+        self.limits = limits
 
     async def create(self, project: str, request: ThreadCreate) -> Obj:
-        check_thread(request)
+        check_thread(request, self.limits)
         async with self.store.transaction() as tx:
             return await insert_thread(tx, project, request)
 
