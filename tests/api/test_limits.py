@@ -360,6 +360,32 @@ def test_run_tools_edge(small: ServerProcess, small_client: openai.OpenAI, model
     assert stored_rows(small.database_url) == before
 
 
+def test_assistants_keep_to_the_same_limits_as_runs(small_client: openai.OpenAI) -> None:
+    """A run takes its assistant's instructions and tools over: what a run may not carry,
+    its assistant may not either."""
+    tools = [_function(f"f{i}", 80) for i in range(4)]
+    made = small_client.beta.assistants.create(
+        model="m",
+        instructions="x" * 50,
+        tools=tools[:3],  # type: ignore[arg-type]
+    )
+    listed = [a.id for a in small_client.beta.assistants.list(limit=100)]
+
+    for too_much, param in (
+        ({"instructions": "x" * 51}, "instructions"),
+        ({"tools": tools}, "tools"),
+    ):
+        with pytest.raises(openai.BadRequestError) as caught:
+            small_client.beta.assistants.create(model="m", **too_much)  # type: ignore[arg-type]
+        assert sdk_error(caught.value, 400)["param"] == param
+        with pytest.raises(openai.BadRequestError):
+            small_client.beta.assistants.update(made.id, **too_much)  # type: ignore[arg-type]
+
+    assert [a.id for a in small_client.beta.assistants.list(limit=100)] == listed
+    kept = small_client.beta.assistants.retrieve(made.id)
+    assert kept.instructions == "x" * 50 and len(kept.tools) == 3
+
+
 # -- tool outputs --------------------------------------------------------------------------------
 
 

@@ -57,7 +57,7 @@ def create_app(settings: Settings, *, with_worker: bool = True) -> FastAPI:
     app = FastAPI(title="Threadline", lifespan=lifespan, docs_url=None, redoc_url=None)
     limits = settings.limits()
     app.state.services = Services(
-        assistants=AssistantService(store),
+        assistants=AssistantService(store, limits),
         threads=ThreadService(store, limits),
         messages=MessageService(store, limits),
         runs=RunService(

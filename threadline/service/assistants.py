@@ -6,7 +6,13 @@ from typing import Any
 
 from threadline.domain.errors import InvalidRequest, NotFound
 from threadline.domain.ids import IdKind, new_id
-from threadline.domain.limits import check_metadata, check_tools
+from threadline.domain.limits import (
+    DEFAULT_LIMITS,
+    Limits,
+    check_metadata,
+    check_string,
+    check_tools,
+)
 from threadline.service.clock import now
 from threadline.service.objects import deleted
 from threadline.service.pages import envelope
@@ -14,9 +20,11 @@ from threadline.service.requests import AssistantCreate, AssistantFields, Assist
 from threadline.store.base import Obj, PageRequest, Store
 
 
-def _check(fields: AssistantFields, tools: list[dict[str, Any]] | None) -> None:
+def _check(fields: AssistantFields, tools: list[dict[str, Any]] | None, limits: Limits) -> None:
+    """The same limits as a run's own instructions and tools: a run takes them over."""
     check_metadata(fields.metadata)
-    check_tools(tools)
+    check_string(fields.instructions, limits.instructions_chars, "instructions")
+    check_tools(tools, limits=limits)
 
 
 def _dump_tools(fields: AssistantFields) -> list[dict[str, Any]] | None:
@@ -32,12 +40,13 @@ def _response_format(fields: AssistantFields) -> Any:
 
 
 class AssistantService:
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, limits: Limits = DEFAULT_LIMITS):
         self.store = store
+        self.limits = limits
 
     async def create(self, project: str, request: AssistantCreate) -> Obj:
         tools = _dump_tools(request) or []
-        _check(request, tools)
+        _check(request, tools, self.limits)
         assistant = {
             "id": new_id(IdKind.ASSISTANT),
             "object": "assistant",
@@ -68,7 +77,7 @@ class AssistantService:
 
     async def update(self, project: str, assistant_id: str, request: AssistantUpdate) -> Obj:
         tools = _dump_tools(request)
-        _check(request, tools)
+        _check(request, tools, self.limits)
         if "model" in request.model_fields_set and request.model is None:
             raise InvalidRequest("Invalid 'model': expected a string, but got null.", param="model")
         async with self.store.transaction() as tx:

@@ -141,7 +141,7 @@ class MetadataUpdate(Closed):
 class AssistantFields(Closed):
     name: Annotated[str, Field(max_length=256)] | None = None
     description: Annotated[str, Field(max_length=512)] | None = None
-    instructions: Annotated[str, Field(max_length=256_000)] | None = None
+    instructions: str | None = None  # its length: `Limits.instructions_chars`
     tools: list[Tool] | None = None
     tool_resources: ToolResources | None = None
     metadata: Metadata | None = None
