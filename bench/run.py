@@ -25,6 +25,7 @@ from bench import (
     append,
     big_thread,
     local_model,
+    long_reply,
     many_runs,
     overhead,
     streaming,
@@ -47,6 +48,7 @@ MEASUREMENTS: dict[str, Measurement] = {
     "local_model": local_model.measure,
     "streaming": streaming.measure,
     "workers": workers.measure,
+    "long_reply": long_reply.measure,
 }
 
 

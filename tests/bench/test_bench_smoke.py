@@ -24,6 +24,7 @@ MEASUREMENTS = [
     "local_model",
     "streaming",
     "workers",
+    "long_reply",
 ]
 
 
