@@ -208,7 +208,8 @@ class RunExecutor:
         events = recorder.closing_events()
         message, step = recorder.message, recorder.message_step
         assert message is not None and step is not None
-        message["content"] = [text_content(recorder.text)] if recorder.text else []
+        text = recorder.text
+        message["content"] = [text_content(text)] if text else []
         if capped:
             message.update(
                 status="incomplete",

@@ -12,11 +12,16 @@ follower and a write to every client per token, on the CPU the model itself need
 that arrives whole (a fast model, or one that answers after a delay all at once) ends
 before the loop is free: then nothing is written before the turn's last transaction, which
 writes it all, one commit where there were two.
+
+Nothing done per chunk grows with the reply so far: the text, what waits for the next delta,
+and each tool call's name and arguments are kept as lists of pieces and joined when they are
+written, so a reply of any length costs CPU in proportion to its length.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from typing import Any
 
 from threadline.domain.ids import IdKind, new_id
@@ -33,25 +38,34 @@ class TurnRecorder:
         self.run = run
         self.owner = owner
         self.delta_interval = delta_interval
-        self.text = ""
+        # The reply's text so far, in pieces (`text` joins them).
+        self._pieces: list[str] = []
         self.message: Obj | None = None
         self.message_step: Obj | None = None
         self.tool_step: Obj | None = None
-        self.calls: dict[int, Obj] = {}
+        self.calls: dict[int, _Call] = {}
         # Whether the message and its step have rows yet: a reply written whole by the
         # turn's last transaction gets them once, in their final state.
         self._message_stored = False
-        self._unsent = ""
+        self._unsent: list[str] = []
         self._sent_at = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._sending: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
 
+    @property
+    def text(self) -> str:
+        """The reply's text so far. Joined when read, and kept joined: read it when the whole
+        text is due (the turn's end), not per chunk."""
+        if len(self._pieces) > 1:
+            self._pieces[:] = ["".join(self._pieces)]
+        return self._pieces[0] if self._pieces else ""
+
     async def add_text(self, piece: str) -> None:
         if not piece:
             return
-        self.text += piece
-        self._unsent += piece
+        self._pieces.append(piece)
+        self._unsent.append(piece)
         if self._timer is not None or self._sending is not None:
             return  # a write is already due; this text goes with it
         if self.delta_interval <= 0:
@@ -130,7 +144,8 @@ class TurnRecorder:
         events = self._announce()
         if self._unsent:
             assert self.message is not None
-            piece, self._unsent = self._unsent, ""
+            piece = "".join(self._unsent)
+            self._unsent.clear()
             self._sent_at = asyncio.get_running_loop().time()
             delta = {
                 "id": self.message["id"],
@@ -179,11 +194,13 @@ class TurnRecorder:
             call = self.calls.get(delta.index)
             piece: dict[str, Any] = {"index": delta.index, "type": "function"}
             if call is None:
-                call = {"id": delta.id or new_id(IdKind.TOOL_CALL), "name": "", "arguments": ""}
+                call = _Call(delta.id or new_id(IdKind.TOOL_CALL))
                 self.calls[delta.index] = call
-                piece["id"] = call["id"]
-            call["name"] += delta.name or ""
-            call["arguments"] += delta.arguments
+                piece["id"] = call.id
+            if delta.name:
+                call.name.append(delta.name)
+            if delta.arguments:
+                call.arguments.append(delta.arguments)
             function: Obj = {"arguments": delta.arguments}
             if delta.name:
                 function["name"] = delta.name
@@ -212,9 +229,22 @@ class TurnRecorder:
     def final_calls(self) -> list[Obj]:
         return [
             {
-                "id": call["id"],
+                "id": call.id,
                 "type": "function",
-                "function": {"name": call["name"], "arguments": call["arguments"], "output": None},
+                "function": {
+                    "name": "".join(call.name),
+                    "arguments": "".join(call.arguments),
+                    "output": None,
+                },
             }
             for _, call in sorted(self.calls.items())
         ]
+
+
+@dataclass
+class _Call:
+    """A tool call as it streams: its name and arguments in the pieces they came in."""
+
+    id: str
+    name: list[str] = field(default_factory=list)
+    arguments: list[str] = field(default_factory=list)
