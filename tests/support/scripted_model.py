@@ -8,6 +8,13 @@ assert on the request bodies the engine sent (system prompt, truncation, tool re
 Scripts are keyed by model name, so many tests can share one server as long as each uses a
 fresh name from :meth:`ScriptedModelServer.unique_name`. Anything unscripted gets an echo of the
 last user message, which keeps simple tests free of scripting boilerplate.
+
+It can also misbehave as real upstreams do, so that the engine's checks of an answer are tested
+over the wire: a 200 that is an HTML page (:class:`WrongContentType`), a whole completion sent to
+a streamed request (``unstreamed``), a stream cut off before its end (:class:`CutShort`), an error
+sent after the 200 (:class:`StreamError`), tool calls without a name or an id, and tool-call
+deltas that repeat the call's id and name as llama-cpp-python's server does
+(``repeat_id_and_name``).
 """
 
 from __future__ import annotations
@@ -34,12 +41,15 @@ from starlette.routing import Route
 
 __all__ = [
     "CallTools",
+    "CutShort",
     "Fail",
     "Hang",
     "Reply",
     "ScriptedModelServer",
     "Step",
+    "StreamError",
     "ToolCall",
+    "WrongContentType",
 ]
 
 _STARTUP_TIMEOUT = 10.0
@@ -64,7 +74,9 @@ class Reply:
     ``chunks`` fixes how many pieces a streamed reply is split into (default: one per word), so
     tests can check that deltas are reassembled. ``pause`` sleeps between streamed pieces, so a
     reply can be caught half-written. Token counts override the deterministic defaults when a
-    test asserts on usage accounting.
+    test asserts on usage accounting. ``unstreamed`` answers a streamed request with the whole
+    completion as JSON, as some upstreams do; ``usage=False`` leaves usage out of the answer,
+    as upstreams that never count do.
     """
 
     text: str
@@ -74,6 +86,8 @@ class Reply:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     pause: float = 0.0
+    unstreamed: bool = False
+    usage: bool = True
 
     def __post_init__(self) -> None:
         if self.chunks is not None and self.chunks < 1:
@@ -82,18 +96,53 @@ class Reply:
 
 @dataclass(frozen=True)
 class ToolCall:
-    """One function call the model asks for; dict arguments are sent JSON-encoded."""
+    """One function call the model asks for; dict arguments are sent JSON-encoded.
+
+    An empty ``name`` is sent as no name at all, and ``with_id=False`` sends no id: answers a
+    broken upstream gives."""
 
     name: str
     arguments: str | dict[str, Any]
+    with_id: bool = True
 
 
 @dataclass(frozen=True)
 class CallTools:
-    """Answer with tool calls (several calls form one parallel round)."""
+    """Answer with tool calls (several calls form one parallel round).
+
+    ``repeat_id_and_name`` repeats each call's id and name in every delta of it, as
+    llama-cpp-python's server does, where OpenAI sends them in the first delta only;
+    ``unstreamed`` answers a streamed request with the whole completion."""
 
     calls: list[ToolCall]
     delay: float = 0.0
+    repeat_id_and_name: bool = False
+    unstreamed: bool = False
+
+
+@dataclass(frozen=True)
+class WrongContentType:
+    """Answer 200 with a body that is no chat completion, e.g. a proxy's HTML page."""
+
+    content_type: str = "text/html"
+    body: str = "<html><body><h1>Welcome to nginx!</h1></body></html>"
+
+
+@dataclass(frozen=True)
+class CutShort:
+    """Stream ``text`` and stop: no ``finish_reason``, no ``[DONE]``, as a stream whose
+    server failed mid-answer (an empty ``text`` stops after the first, role-only chunk)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class StreamError:
+    """Stream ``text``, then an error object in the stream after the 200, then stop, as
+    OpenAI and vLLM report a failure found mid-answer."""
+
+    message: str
+    text: str = ""
 
 
 @dataclass(frozen=True)
@@ -113,12 +162,12 @@ class Hang:
     seconds: float
 
 
-Step: TypeAlias = Reply | CallTools | Fail | Hang
+Step: TypeAlias = Reply | CallTools | Fail | Hang | WrongContentType | CutShort | StreamError
 
 
 @dataclass(frozen=True)
 class _StreamedCall:
-    call_id: str
+    call_id: str | None
     name: str
     argument_pieces: list[str]
 
@@ -130,8 +179,9 @@ class _Answer:
     text_pieces: list[str]
     calls: list[_StreamedCall]
     finish_reason: str
-    usage: dict[str, int]
+    usage: dict[str, int] | None
     pause: float = 0.0
+    repeat_id_and_name: bool = False
 
 
 def _words(text: str) -> list[str]:
@@ -197,7 +247,8 @@ def _reply_answer(reply: Reply, body: dict[str, Any]) -> _Answer:
     pieces = _words(reply.text) if reply.chunks is None else _even_pieces(reply.text, reply.chunks)
     prompt = _default_prompt_tokens(body) if reply.prompt_tokens is None else reply.prompt_tokens
     completion = len(pieces) if reply.completion_tokens is None else reply.completion_tokens
-    return _Answer(pieces, [], reply.finish_reason, _usage(prompt, completion), reply.pause)
+    usage = _usage(prompt, completion) if reply.usage else None
+    return _Answer(pieces, [], reply.finish_reason, usage, reply.pause)
 
 
 def _tool_answer(step: CallTools, body: dict[str, Any]) -> _Answer:
@@ -206,9 +257,22 @@ def _tool_answer(step: CallTools, body: dict[str, Any]) -> _Answer:
         arguments = (
             call.arguments if isinstance(call.arguments, str) else json.dumps(call.arguments)
         )
-        calls.append(_StreamedCall(f"call_{uuid.uuid4().hex[:24]}", call.name, _words(arguments)))
+        call_id = f"call_{uuid.uuid4().hex[:24]}" if call.with_id else None
+        calls.append(_StreamedCall(call_id, call.name, _words(arguments)))
     completion = sum(len(call.argument_pieces) for call in calls)
-    return _Answer([], calls, "tool_calls", _usage(_default_prompt_tokens(body), completion))
+    usage = _usage(_default_prompt_tokens(body), completion)
+    return _Answer([], calls, "tool_calls", usage, repeat_id_and_name=step.repeat_id_and_name)
+
+
+def _call_fields(call: _StreamedCall, arguments: str) -> dict[str, Any]:
+    """A tool call's ``id``/``type``/``function``, leaving out the id or name it lacks."""
+    function: dict[str, Any] = {"arguments": arguments}
+    if call.name:
+        function["name"] = call.name
+    fields: dict[str, Any] = {"type": "function", "function": function}
+    if call.call_id is not None:
+        fields["id"] = call.call_id
+    return fields
 
 
 def _error_response(fail: Fail) -> JSONResponse:
@@ -226,14 +290,9 @@ def _completion_body(answer: _Answer, model: str) -> dict[str, Any]:
     }
     if answer.calls:
         message["tool_calls"] = [
-            {
-                "id": call.call_id,
-                "type": "function",
-                "function": {"name": call.name, "arguments": "".join(call.argument_pieces)},
-            }
-            for call in answer.calls
+            _call_fields(call, "".join(call.argument_pieces)) for call in answer.calls
         ]
-    return {
+    completion: dict[str, Any] = {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "object": "chat.completion",
         "created": int(time.time()),
@@ -246,8 +305,10 @@ def _completion_body(answer: _Answer, model: str) -> dict[str, Any]:
                 "logprobs": None,
             }
         ],
-        "usage": answer.usage,
     }
+    if answer.usage is not None:
+        completion["usage"] = answer.usage
+    return completion
 
 
 def _stream_deltas(answer: _Answer) -> list[dict[str, Any]]:
@@ -257,17 +318,13 @@ def _stream_deltas(answer: _Answer) -> list[dict[str, Any]]:
         return [first] + [{"content": piece} for piece in answer.text_pieces]
     deltas: list[dict[str, Any]] = [{"role": "assistant", "content": None}]
     for index, call in enumerate(answer.calls):
-        header = {
-            "index": index,
-            "id": call.call_id,
-            "type": "function",
-            "function": {"name": call.name, "arguments": ""},
-        }
-        deltas.append({"tool_calls": [header]})
-        deltas.extend(
-            {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
-            for piece in call.argument_pieces
-        )
+        deltas.append({"tool_calls": [{"index": index, **_call_fields(call, "")}]})
+        for piece in call.argument_pieces:
+            if answer.repeat_id_and_name:
+                delta = {"index": index, **_call_fields(call, piece)}
+            else:
+                delta = {"index": index, "function": {"arguments": piece}}
+            deltas.append({"tool_calls": [delta]})
     return deltas
 
 
@@ -291,9 +348,33 @@ async def _sse_events(answer: _Answer, model: str, include_usage: bool) -> Async
             await asyncio.sleep(answer.pause)
         yield chunk([{"index": 0, "delta": delta, "finish_reason": None}])
     yield chunk([{"index": 0, "delta": {}, "finish_reason": answer.finish_reason}])
-    if include_usage:
+    if include_usage and answer.usage is not None:
         yield chunk([], usage=answer.usage)
     yield "data: [DONE]\n\n"
+
+
+def _chunk_event(model: str, delta: dict[str, Any]) -> str:
+    payload = {
+        "id": "chatcmpl-broken",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+    }
+    return f"data: {json.dumps(payload)}\n\n"
+
+
+async def _cut_short_events(text: str, model: str) -> AsyncIterator[str]:
+    yield _chunk_event(model, {"role": "assistant", "content": ""})
+    for piece in _words(text) if text else []:
+        yield _chunk_event(model, {"content": piece})
+
+
+async def _stream_error_events(step: StreamError, model: str) -> AsyncIterator[str]:
+    async for event in _cut_short_events(step.text, model):
+        yield event
+    error = {"message": step.message, "type": "server_error", "param": None, "code": None}
+    yield f"data: {json.dumps({'error': error})}\n\n"
 
 
 async def _sleep_while_connected(request: Request, seconds: float) -> None:
@@ -421,12 +502,25 @@ class ScriptedModelServer:
         body = await request.json()
         model = str(body.get("model", ""))
         step = self._take_step(model, body, request.headers.get("authorization"))
+        unstreamed = False
         match step:
             case Fail():
                 return _error_response(step)
+            case WrongContentType():
+                return Response(step.body, media_type=step.content_type)
+            case CutShort():
+                return StreamingResponse(
+                    _cut_short_events(step.text, model), media_type="text/event-stream"
+                )
+            case StreamError():
+                return StreamingResponse(
+                    _stream_error_events(step, model), media_type="text/event-stream"
+                )
             case Reply():
+                unstreamed = step.unstreamed
                 delay, answer = step.delay, _reply_answer(step, body)
             case CallTools():
+                unstreamed = step.unstreamed
                 delay, answer = step.delay, _tool_answer(step, body)
             case Hang():
                 delay, answer = step.seconds, _reply_answer(Reply(_echo_text(body)), body)
@@ -434,7 +528,7 @@ class ScriptedModelServer:
                 delay, answer = 0.0, _reply_answer(Reply(_echo_text(body)), body)
         if delay > 0:
             await _sleep_while_connected(request, delay)
-        if not body.get("stream"):
+        if unstreamed or not body.get("stream"):
             return JSONResponse(_completion_body(answer, model))
         stream_options = body.get("stream_options") or {}
         include_usage = bool(stream_options.get("include_usage"))
