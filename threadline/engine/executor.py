@@ -4,6 +4,10 @@ A turn reads the run's context, streams the model's answer into the run's messag
 tool-call step as it comes (`TurnRecorder`), then settles that work together with the run's
 new status in one transaction. When a worker dies mid-turn, whoever takes the run over first
 withdraws what the dead worker had begun, then does the turn again.
+
+What a failed run tells its user is written for them: a model call that failed says so in
+the provider's words (and is logged with the run's id); anything else is the service's own
+fault, reported as such, with the exception itself only in the log.
 """
 
 from __future__ import annotations
@@ -33,6 +37,12 @@ from threadline.store.base import Obj, Store, StoreTx
 log = logging.getLogger(__name__)
 
 DEFAULT_COMPLETION_RESERVE = 1024
+# The `last_error.message` of a run that failed on a fault of the service's own; what went
+# wrong is logged under the run's id, never shown (exception text can carry paths, SQL, data).
+INTERNAL_ERROR = (
+    "The run failed because of an error inside the service. The service's log has the"
+    " details, under the run's id."
+)
 
 
 @dataclass
@@ -67,10 +77,11 @@ class RunExecutor:
         except Superseded:
             await self.finish_cancel(run["id"])
         except ProviderError as exc:
+            log.warning("run %s: the model call failed (%s): %s", run["id"], exc.code, exc.message)
             await self.fail(run["id"], exc.code, exc.message)
-        except Exception as exc:
-            log.exception("run %s failed", run["id"])
-            await self.fail(run["id"], "server_error", f"Internal error: {exc}")
+        except Exception:
+            log.exception("run %s failed on an internal error", run["id"])
+            await self.fail(run["id"], "server_error", INTERNAL_ERROR)
 
     async def _turn(self, run: Obj) -> None:
         await self.provider.prepare(run["model"])
