@@ -98,15 +98,30 @@ class RunExecutor:
             await self._settle(run, RunStatus.INCOMPLETE, used, incomplete=limit_hit)
             return
         result = await self._call_model(run, context.messages, max_tokens)
-        usage = result.usage or Usage(context.prompt_tokens, 0)
-        if result.recorder.calls:
-            await self._record_tool_calls(run, result, usage)
+        calls = result.recorder.final_calls()
+        usage = result.usage or Usage(
+            context.prompt_tokens, self._completion_tokens(run, result.recorder.text, calls)
+        )
+        if calls:
+            await self._record_tool_calls(run, result, calls, usage)
         else:
             # Cut short by any limit (the run's, the provider's default, the model's own):
             # a reply that stopped mid-way, or a call dropped unfinished, must not pass
             # for a finished answer.
             capped = result.finish_reason == "length"
             await self._record_message(run, result, usage, used + usage, capped)
+
+    def _completion_tokens(self, run: Obj, text: str, calls: list[Obj]) -> int:
+        """The answer's tokens when the upstream does not say: counted with the model's
+        tokenizer where the provider has one, estimated otherwise; never 0 for an answer with
+        anything in it, so that `max_completion_tokens` shrinks with every turn."""
+        written = [text]
+        for call in calls:
+            written += [call["function"]["name"], call["function"]["arguments"]]
+        answer = "".join(written)
+        if not answer:
+            return 0
+        return max(1, self.provider.count_tokens(run["model"], answer))
 
     def _limit_reached(self, run: Obj, used: Usage) -> str | None:
         if run["max_completion_tokens"] and used.completion_tokens >= run["max_completion_tokens"]:
@@ -158,11 +173,12 @@ class RunExecutor:
             await chunks.aclose()
         return result
 
-    async def _record_tool_calls(self, run: Obj, result: TurnResult, usage: Usage) -> None:
+    async def _record_tool_calls(
+        self, run: Obj, result: TurnResult, calls: list[Obj], usage: Usage
+    ) -> None:
         recorder = result.recorder
         step = recorder.tool_step
         assert step is not None
-        calls = recorder.final_calls()
         for call in calls:
             call["function"]["arguments"] = _valid_json_or_empty(call["function"]["arguments"])
         step["step_details"]["tool_calls"] = calls
