@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from threadline.domain import limits
 from threadline.domain.run_states import RunStatus
 from threadline.engine.context import build_context
 from threadline.engine.recorder import TurnRecorder
@@ -45,6 +46,15 @@ INTERNAL_ERROR = (
 )
 
 
+class RunRefused(Exception):
+    """The run cannot go on, for a reason its user is told (`code`, `message`)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 @dataclass
 class TurnResult:
     recorder: TurnRecorder
@@ -60,15 +70,23 @@ class RunExecutor:
         owner: str,
         expiry_seconds: int,
         delta_interval: float = 0.0,
+        max_messages_per_thread: int | None = None,
     ):
         """`owner` names the worker: every write it makes to a run is conditional on still
         holding the run's lease, so a worker that lost it (stalled past its lease, and the
-        run taken over) cannot write over the worker now carrying the run."""
+        run taken over) cannot write over the worker now carrying the run.
+        `max_messages_per_thread`: the thread limit a run's reply must stay within; by
+        default the one the API enforces on what clients add (`domain.limits`)."""
         self.store = store
         self.provider = provider
         self.owner = owner
         self.expiry_seconds = expiry_seconds
         self.delta_interval = delta_interval
+        self.max_messages_per_thread = (
+            limits.MAX_MESSAGES_PER_THREAD
+            if max_messages_per_thread is None
+            else max_messages_per_thread
+        )
 
     async def execute(self, run: Obj) -> None:
         """Carry a started run until it settles or waits for tool outputs."""
@@ -79,6 +97,9 @@ class RunExecutor:
         except ProviderError as exc:
             log.warning("run %s: the model call failed (%s): %s", run["id"], exc.code, exc.message)
             await self.fail(run["id"], exc.code, exc.message)
+        except RunRefused as exc:
+            log.info("run %s failed (%s): %s", run["id"], exc.code, exc.message)
+            await self.fail(run["id"], exc.code, exc.message)
         except Exception:
             log.exception("run %s failed on an internal error", run["id"])
             await self.fail(run["id"], "server_error", INTERNAL_ERROR)
@@ -87,6 +108,7 @@ class RunExecutor:
         await self.provider.prepare(run["model"])
         async with self.store.transaction(durable=False) as tx:
             steps = await _withdraw_abandoned_attempt(tx, run, await tx.steps_of_run(run["id"]))
+            await self._require_room(tx, run)
             used = _usage_of(steps)
             limit_hit = self._limit_reached(run, used)
             if limit_hit is None:
@@ -110,6 +132,18 @@ class RunExecutor:
             # for a finished answer.
             capped = result.finish_reason == "length"
             await self._record_message(run, result, usage, used + usage, capped)
+
+    async def _require_room(self, tx: StoreTx, run: Obj) -> None:
+        """Refuse a turn whose reply would take the thread past its message limit, before the
+        model is asked for it. While a run is active nothing else adds to its thread, and a
+        turn adds at most one message, so the count read here holds until the reply is in."""
+        limit = self.max_messages_per_thread
+        if await tx.count_messages(run["thread_id"]) >= limit:
+            raise RunRefused(
+                "server_error",
+                f"The thread has reached its limit of {limit:,} messages; the run's reply was"
+                " not added.",
+            )
 
     def _completion_tokens(self, run: Obj, text: str, calls: list[Obj]) -> int:
         """The answer's tokens when the upstream does not say: counted with the model's
