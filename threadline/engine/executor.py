@@ -3,7 +3,9 @@
 A turn reads the run's context, streams the model's answer into the run's message or
 tool-call step as it comes (`TurnRecorder`), then settles that work together with the run's
 new status in one transaction. When a worker dies mid-turn, whoever takes the run over first
-withdraws what the dead worker had begun, then does the turn again.
+withdraws what the dead worker had begun, then does the turn again under the same ids (see
+`Withdrawn`), so that a client that was following the run ends with one message, the stored
+one.
 
 What a failed run tells its user is written for them: a model call that failed says so in
 the provider's words (and is logged with the run's id); anything else is the service's own
@@ -21,7 +23,7 @@ from typing import Any
 from threadline.domain import limits
 from threadline.domain.run_states import RunStatus
 from threadline.engine.context import build_context
-from threadline.engine.recorder import TurnRecorder
+from threadline.engine.recorder import TurnRecorder, Withdrawn
 from threadline.engine.superseded import Superseded
 from threadline.providers.base import (
     ChatRequest,
@@ -107,7 +109,9 @@ class RunExecutor:
     async def _turn(self, run: Obj) -> None:
         await self.provider.prepare(run["model"])
         async with self.store.transaction(durable=False) as tx:
-            steps = await _withdraw_abandoned_attempt(tx, run, await tx.steps_of_run(run["id"]))
+            steps, withdrawn = await _withdraw_abandoned_attempt(
+                tx, run, await tx.steps_of_run(run["id"])
+            )
             await self._require_room(tx, run)
             used = _usage_of(steps)
             limit_hit = self._limit_reached(run, used)
@@ -119,7 +123,7 @@ class RunExecutor:
         if limit_hit is not None:
             await self._settle(run, RunStatus.INCOMPLETE, used, incomplete=limit_hit)
             return
-        result = await self._call_model(run, context.messages, max_tokens)
+        result = await self._call_model(run, context.messages, max_tokens, withdrawn)
         calls = result.recorder.final_calls()
         usage = result.usage or Usage(
             context.prompt_tokens, self._completion_tokens(run, result.recorder.text, calls)
@@ -177,7 +181,11 @@ class RunExecutor:
         return budget, max_tokens
 
     async def _call_model(
-        self, run: Obj, messages: list[dict[str, Any]], max_tokens: int | None
+        self,
+        run: Obj,
+        messages: list[dict[str, Any]],
+        max_tokens: int | None,
+        withdrawn: Withdrawn | None,
     ) -> TurnResult:
         request = ChatRequest(
             model=run["model"],
@@ -190,7 +198,9 @@ class RunExecutor:
             max_tokens=max_tokens,
             response_format=_chat_response_format(run["response_format"]),
         )
-        result = TurnResult(TurnRecorder(self.store, run, self.owner, self.delta_interval))
+        result = TurnResult(
+            TurnRecorder(self.store, run, self.owner, self.delta_interval, withdrawn)
+        )
         # Closed here, not whenever the garbage collector finds it: a turn that stops early
         # (cancelled, failed) frees the model's connection or the embedded model at once.
         chunks = self.provider.stream(request)
@@ -336,22 +346,31 @@ class RunExecutor:
             await change_status(tx, run, RunStatus.CANCELLED, lease_owner=self.owner)
 
 
-async def _withdraw_abandoned_attempt(tx: StoreTx, run: Obj, steps: list[Obj]) -> list[Obj]:
-    """Remove what a worker that died mid-turn had begun (its open step, its partial message
-    and their events), so the turn done again leaves one message and one set of events."""
+async def _withdraw_abandoned_attempt(
+    tx: StoreTx, run: Obj, steps: list[Obj]
+) -> tuple[list[Obj], Withdrawn | None]:
+    """Remove what a worker that died mid-turn had begun (its open steps, its partial message
+    and their events), so the turn done again leaves one message and one set of events.
+    Returns the steps kept and the ids of what was withdrawn, for the turn done again to
+    take (`Withdrawn`)."""
     kept: list[Obj] = []
+    step_ids: list[str] = []
+    message_id: str | None = None
     for step in steps:
         if step["status"] != "in_progress":
             kept.append(step)
             continue
         withdrawn = [step["id"]]
+        step_ids.append(step["id"])
         if step["type"] == "message_creation":
             message_id = step["step_details"]["message_creation"]["message_id"]
             await tx.delete_message(run["thread_id"], message_id)
             withdrawn.append(message_id)
         await tx.delete_step(step["id"])
         await tx.withdraw_events(run["id"], withdrawn)
-    return kept
+    if not step_ids:
+        return kept, None
+    return kept, Withdrawn(step_ids, message_id)
 
 
 def _usage_of(steps: list[Obj]) -> Usage:

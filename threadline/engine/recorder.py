@@ -32,12 +32,45 @@ from threadline.service.run_status import Event, emit
 from threadline.store.base import Obj, Store, StoreTx
 
 
+@dataclass
+class Withdrawn:
+    """The ids of a turn a dead worker had begun, which the next worker withdrew: its steps'
+    (in the order they were created) and its message's, if it had begun one.
+
+    The turn done again takes them. A client that was following the run has seen the
+    withdrawn message's deltas; the turn done again announces the message anew under the same
+    id (`thread.message.created`, empty, which the `openai` SDK's stream helpers take as the
+    message's new snapshot, dropping the text they had added to it), streams its deltas, and
+    completes it with the stored message. Steps likewise (`thread.run.step.created`). So a
+    follower, whether it accumulates deltas itself or keeps the last object per id (as an
+    `azure-ai-agents` event handler's user does), ends with one message, the stored one.
+
+    The ids go to what the turn done again makes: its message takes the withdrawn message's
+    id, its steps the withdrawn steps' ids in order, whatever their type. If it makes no
+    message (the model calls tools this time), nothing announces the withdrawn message
+    again: a follower keeps it as last seen, in progress, though the run never stored it.
+    """
+
+    step_ids: list[str]
+    message_id: str | None = None
+
+
 class TurnRecorder:
-    def __init__(self, store: Store, run: Obj, owner: str, delta_interval: float = 0.0):
+    def __init__(
+        self,
+        store: Store,
+        run: Obj,
+        owner: str,
+        delta_interval: float = 0.0,
+        withdrawn: Withdrawn | None = None,
+    ):
+        """`withdrawn`: the ids this turn's steps and message take (see `Withdrawn`)."""
         self.store = store
         self.run = run
         self.owner = owner
         self.delta_interval = delta_interval
+        self._step_ids = list(withdrawn.step_ids) if withdrawn is not None else []
+        self._message_id = withdrawn.message_id if withdrawn is not None else None
         # The reply's text so far, in pieces (`text` joins them).
         self._pieces: list[str] = []
         self.message: Obj | None = None
@@ -163,8 +196,9 @@ class TurnRecorder:
         if self.message is not None:
             return []
         self.message = assistant_message(self.run, "", status="in_progress")
-        self.message_step = run_step(
-            self.run,
+        if self._message_id is not None:
+            self.message["id"] = self._message_id
+        self.message_step = self._new_step(
             "message_creation",
             {"type": "message_creation", "message_creation": {"message_id": self.message["id"]}},
         )
@@ -175,6 +209,13 @@ class TurnRecorder:
             ("thread.message.created", message),
             ("thread.message.in_progress", message),
         ]
+
+    def _new_step(self, step_type: str, details: Obj) -> Obj:
+        """A step of this turn, under the next id a withdrawn attempt left, if any."""
+        step = run_step(self.run, step_type, details)
+        if self._step_ids:
+            step["id"] = self._step_ids.pop(0)
+        return step
 
     async def save_message(self, tx: StoreTx) -> None:
         """Write the message and its step as they are now."""
@@ -209,8 +250,8 @@ class TurnRecorder:
         async with self.store.transaction(durable=False) as tx:
             await self._require_lease(tx)
             if self.tool_step is None:
-                self.tool_step = run_step(
-                    self.run, "tool_calls", {"type": "tool_calls", "tool_calls": []}
+                self.tool_step = self._new_step(
+                    "tool_calls", {"type": "tool_calls", "tool_calls": []}
                 )
                 await tx.insert_step(self.tool_step)
                 await emit(
