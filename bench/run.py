@@ -26,6 +26,7 @@ from bench import (
     big_bodies,
     big_thread,
     local_model,
+    long_reply,
     many_runs,
     overhead,
     streaming,
@@ -49,6 +50,7 @@ MEASUREMENTS: dict[str, Measurement] = {
     "streaming": streaming.measure,
     "workers": workers.measure,
     "big_bodies": big_bodies.measure,
+    "long_reply": long_reply.measure,
 }
 
 

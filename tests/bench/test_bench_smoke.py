@@ -25,6 +25,7 @@ MEASUREMENTS = [
     "streaming",
     "workers",
     "big_bodies",
+    "long_reply",
 ]
 
 

@@ -5,38 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import asyncpg
 import httpx
 import openai
-import pytest
 from openai.types.beta.threads import Run
 from support.cluster import Cluster
-from support.live import TEST_SERVER_ENV, openai_client
-from support.postgres import PostgresDatabases
+from support.live import openai_client
 from support.scripted_model import Reply, ScriptedModelServer
 from support.server import ServerProcess
 from support.sse import parse_sse
 from support.waiting import wait_for_run, wait_until
 
 ANSWER = "one two three four five"
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, scripted_model: ScriptedModelServer) -> Iterator[Cluster]:
-    """API and worker processes on a PostgreSQL database of the test's own (workers need
-    PostgreSQL: on SQLite the server's own worker is the only one)."""
-    databases = PostgresDatabases("threadline_fault")
-    env = {**TEST_SERVER_ENV, "THREADLINE_OPENAI_BASE_URL": scripted_model.base_url}
-    cluster = Cluster(databases.create(), tmp_path, env)
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
-        databases.drop_all()
 
 
 def _events(api: ServerProcess, thread_id: str, run_id: str) -> list[tuple[int, str, dict]]:

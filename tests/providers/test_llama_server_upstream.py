@@ -243,11 +243,6 @@ def test_the_prompt_estimate_holds_when_the_server_sends_no_usage(
     assert counted <= run.usage.prompt_tokens <= 2 * counted
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the executor counts a completion's tokens when the upstream reports none in "
-    "issue 19's engine part (hardening-engine); remove this mark when that lands",
-)
 def test_completion_tokens_are_counted_when_the_server_sends_no_usage(
     client: openai.OpenAI,
 ) -> None:

@@ -76,7 +76,9 @@ class Reply:
     reply can be caught half-written. Token counts override the deterministic defaults when a
     test asserts on usage accounting. ``unstreamed`` answers a streamed request with the whole
     completion as JSON, as some upstreams do; ``usage=False`` leaves usage out of the answer,
-    as upstreams that never count do.
+    as upstreams that never count do. ``hold``: the stream stops after its first piece until
+    the test sets the event, so a test can act while a reply is half-written, whatever the
+    machine's speed (a test that holds must set it before it ends).
     """
 
     text: str
@@ -88,6 +90,7 @@ class Reply:
     pause: float = 0.0
     unstreamed: bool = False
     usage: bool = True
+    hold: threading.Event | None = None
 
     def __post_init__(self) -> None:
         if self.chunks is not None and self.chunks < 1:
@@ -112,12 +115,14 @@ class CallTools:
 
     ``repeat_id_and_name`` repeats each call's id and name in every delta of it, as
     llama-cpp-python's server does, where OpenAI sends them in the first delta only;
-    ``unstreamed`` answers a streamed request with the whole completion."""
+    ``unstreamed`` answers a streamed request with the whole completion; ``usage=False``
+    leaves usage out, as for a ``Reply``."""
 
     calls: list[ToolCall]
     delay: float = 0.0
     repeat_id_and_name: bool = False
     unstreamed: bool = False
+    usage: bool = True
 
 
 @dataclass(frozen=True)
@@ -182,6 +187,7 @@ class _Answer:
     usage: dict[str, int] | None
     pause: float = 0.0
     repeat_id_and_name: bool = False
+    hold: threading.Event | None = None
 
 
 def _words(text: str) -> list[str]:
@@ -248,7 +254,7 @@ def _reply_answer(reply: Reply, body: dict[str, Any]) -> _Answer:
     prompt = _default_prompt_tokens(body) if reply.prompt_tokens is None else reply.prompt_tokens
     completion = len(pieces) if reply.completion_tokens is None else reply.completion_tokens
     usage = _usage(prompt, completion) if reply.usage else None
-    return _Answer(pieces, [], reply.finish_reason, usage, reply.pause)
+    return _Answer(pieces, [], reply.finish_reason, usage, reply.pause, hold=reply.hold)
 
 
 def _tool_answer(step: CallTools, body: dict[str, Any]) -> _Answer:
@@ -260,7 +266,7 @@ def _tool_answer(step: CallTools, body: dict[str, Any]) -> _Answer:
         call_id = f"call_{uuid.uuid4().hex[:24]}" if call.with_id else None
         calls.append(_StreamedCall(call_id, call.name, _words(arguments)))
     completion = sum(len(call.argument_pieces) for call in calls)
-    usage = _usage(_default_prompt_tokens(body), completion)
+    usage = _usage(_default_prompt_tokens(body), completion) if step.usage else None
     return _Answer([], calls, "tool_calls", usage, repeat_id_and_name=step.repeat_id_and_name)
 
 
@@ -346,6 +352,8 @@ async def _sse_events(answer: _Answer, model: str, include_usage: bool) -> Async
     for index, delta in enumerate(_stream_deltas(answer)):
         if index > 1 and answer.pause:  # the role chunk and the first piece go at once
             await asyncio.sleep(answer.pause)
+        if index == 2 and answer.hold is not None:
+            await asyncio.to_thread(answer.hold.wait)
         yield chunk([{"index": 0, "delta": delta, "finish_reason": None}])
     yield chunk([{"index": 0, "delta": {}, "finish_reason": answer.finish_reason}])
     if include_usage and answer.usage is not None:

@@ -3,7 +3,13 @@
 A turn reads the run's context, streams the model's answer into the run's message or
 tool-call step as it comes (`TurnRecorder`), then settles that work together with the run's
 new status in one transaction. When a worker dies mid-turn, whoever takes the run over first
-withdraws what the dead worker had begun, then does the turn again.
+withdraws what the dead worker had begun, then does the turn again under the same ids (see
+`Withdrawn`), so that a client that was following the run ends with one message, the stored
+one.
+
+What a failed run tells its user is written for them: a model call that failed says so in
+the provider's words (and is logged with the run's id); anything else is the service's own
+fault, reported as such, with the exception itself only in the log.
 """
 
 from __future__ import annotations
@@ -14,9 +20,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from threadline.domain import limits
 from threadline.domain.run_states import RunStatus
 from threadline.engine.context import build_context
-from threadline.engine.recorder import TurnRecorder
+from threadline.engine.recorder import TurnRecorder, Withdrawn
 from threadline.engine.superseded import Superseded
 from threadline.providers.base import (
     ChatRequest,
@@ -33,6 +40,21 @@ from threadline.store.base import Obj, Store, StoreTx
 log = logging.getLogger(__name__)
 
 DEFAULT_COMPLETION_RESERVE = 1024
+# The `last_error.message` of a run that failed on a fault of the service's own; what went
+# wrong is logged under the run's id, never shown (exception text can carry paths, SQL, data).
+INTERNAL_ERROR = (
+    "The run failed because of an error inside the service. The service's log has the"
+    " details, under the run's id."
+)
+
+
+class RunRefused(Exception):
+    """The run cannot go on, for a reason its user is told (`code`, `message`)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 @dataclass
@@ -50,15 +72,23 @@ class RunExecutor:
         owner: str,
         expiry_seconds: int,
         delta_interval: float = 0.0,
+        max_messages_per_thread: int | None = None,
     ):
         """`owner` names the worker: every write it makes to a run is conditional on still
         holding the run's lease, so a worker that lost it (stalled past its lease, and the
-        run taken over) cannot write over the worker now carrying the run."""
+        run taken over) cannot write over the worker now carrying the run.
+        `max_messages_per_thread`: the thread limit a run's reply must stay within; by
+        default the one the API enforces on what clients add (`domain.limits`)."""
         self.store = store
         self.provider = provider
         self.owner = owner
         self.expiry_seconds = expiry_seconds
         self.delta_interval = delta_interval
+        self.max_messages_per_thread = (
+            limits.MAX_MESSAGES_PER_THREAD
+            if max_messages_per_thread is None
+            else max_messages_per_thread
+        )
 
     async def execute(self, run: Obj) -> None:
         """Carry a started run until it settles or waits for tool outputs."""
@@ -67,15 +97,22 @@ class RunExecutor:
         except Superseded:
             await self.finish_cancel(run["id"])
         except ProviderError as exc:
+            log.warning("run %s: the model call failed (%s): %s", run["id"], exc.code, exc.detail)
             await self.fail(run["id"], exc.code, exc.message)
-        except Exception as exc:
-            log.exception("run %s failed", run["id"])
-            await self.fail(run["id"], "server_error", f"Internal error: {exc}")
+        except RunRefused as exc:
+            log.info("run %s failed (%s): %s", run["id"], exc.code, exc.message)
+            await self.fail(run["id"], exc.code, exc.message)
+        except Exception:
+            log.exception("run %s failed on an internal error", run["id"])
+            await self.fail(run["id"], "server_error", INTERNAL_ERROR)
 
     async def _turn(self, run: Obj) -> None:
         await self.provider.prepare(run["model"])
         async with self.store.transaction(durable=False) as tx:
-            steps = await _withdraw_abandoned_attempt(tx, run, await tx.steps_of_run(run["id"]))
+            steps, withdrawn = await _withdraw_abandoned_attempt(
+                tx, run, await tx.steps_of_run(run["id"])
+            )
+            await self._require_room(tx, run)
             used = _usage_of(steps)
             limit_hit = self._limit_reached(run, used)
             if limit_hit is None:
@@ -86,16 +123,43 @@ class RunExecutor:
         if limit_hit is not None:
             await self._settle(run, RunStatus.INCOMPLETE, used, incomplete=limit_hit)
             return
-        result = await self._call_model(run, context.messages, max_tokens)
-        usage = result.usage or Usage(context.prompt_tokens, 0)
-        if result.recorder.calls:
-            await self._record_tool_calls(run, result, usage)
+        result = await self._call_model(run, context.messages, max_tokens, withdrawn)
+        calls = result.recorder.final_calls()
+        usage = result.usage or Usage(
+            context.prompt_tokens, self._completion_tokens(run, result.recorder.text, calls)
+        )
+        if calls:
+            await self._record_tool_calls(run, result, calls, usage)
         else:
             # Cut short by any limit (the run's, the provider's default, the model's own):
             # a reply that stopped mid-way, or a call dropped unfinished, must not pass
             # for a finished answer.
             capped = result.finish_reason == "length"
             await self._record_message(run, result, usage, used + usage, capped)
+
+    async def _require_room(self, tx: StoreTx, run: Obj) -> None:
+        """Refuse a turn whose reply would take the thread past its message limit, before the
+        model is asked for it. While a run is active nothing else adds to its thread, and a
+        turn adds at most one message, so the count read here holds until the reply is in."""
+        limit = self.max_messages_per_thread
+        if await tx.count_messages(run["thread_id"]) >= limit:
+            raise RunRefused(
+                "server_error",
+                f"The thread has reached its limit of {limit:,} messages; the run's reply was"
+                " not added.",
+            )
+
+    def _completion_tokens(self, run: Obj, text: str, calls: list[Obj]) -> int:
+        """The answer's tokens when the upstream does not say: counted with the model's
+        tokenizer where the provider has one, estimated otherwise; never 0 for an answer with
+        anything in it, so that `max_completion_tokens` shrinks with every turn."""
+        written = [text]
+        for call in calls:
+            written += [call["function"]["name"], call["function"]["arguments"]]
+        answer = "".join(written)
+        if not answer:
+            return 0
+        return max(1, self.provider.count_tokens(run["model"], answer))
 
     def _limit_reached(self, run: Obj, used: Usage) -> str | None:
         if run["max_completion_tokens"] and used.completion_tokens >= run["max_completion_tokens"]:
@@ -117,7 +181,11 @@ class RunExecutor:
         return budget, max_tokens
 
     async def _call_model(
-        self, run: Obj, messages: list[dict[str, Any]], max_tokens: int | None
+        self,
+        run: Obj,
+        messages: list[dict[str, Any]],
+        max_tokens: int | None,
+        withdrawn: Withdrawn | None,
     ) -> TurnResult:
         request = ChatRequest(
             model=run["model"],
@@ -130,7 +198,9 @@ class RunExecutor:
             max_tokens=max_tokens,
             response_format=_chat_response_format(run["response_format"]),
         )
-        result = TurnResult(TurnRecorder(self.store, run, self.owner, self.delta_interval))
+        result = TurnResult(
+            TurnRecorder(self.store, run, self.owner, self.delta_interval, withdrawn)
+        )
         # Closed here, not whenever the garbage collector finds it: a turn that stops early
         # (cancelled, failed) frees the model's connection or the embedded model at once.
         chunks = self.provider.stream(request)
@@ -147,11 +217,12 @@ class RunExecutor:
             await chunks.aclose()
         return result
 
-    async def _record_tool_calls(self, run: Obj, result: TurnResult, usage: Usage) -> None:
+    async def _record_tool_calls(
+        self, run: Obj, result: TurnResult, calls: list[Obj], usage: Usage
+    ) -> None:
         recorder = result.recorder
         step = recorder.tool_step
         assert step is not None
-        calls = recorder.final_calls()
         for call in calls:
             call["function"]["arguments"] = _valid_json_or_empty(call["function"]["arguments"])
         step["step_details"]["tool_calls"] = calls
@@ -208,7 +279,8 @@ class RunExecutor:
         events = recorder.closing_events()
         message, step = recorder.message, recorder.message_step
         assert message is not None and step is not None
-        message["content"] = [text_content(recorder.text)] if recorder.text else []
+        text = recorder.text
+        message["content"] = [text_content(text)] if text else []
         if capped:
             message.update(
                 status="incomplete",
@@ -274,22 +346,31 @@ class RunExecutor:
             await change_status(tx, run, RunStatus.CANCELLED, lease_owner=self.owner)
 
 
-async def _withdraw_abandoned_attempt(tx: StoreTx, run: Obj, steps: list[Obj]) -> list[Obj]:
-    """Remove what a worker that died mid-turn had begun (its open step, its partial message
-    and their events), so the turn done again leaves one message and one set of events."""
+async def _withdraw_abandoned_attempt(
+    tx: StoreTx, run: Obj, steps: list[Obj]
+) -> tuple[list[Obj], Withdrawn | None]:
+    """Remove what a worker that died mid-turn had begun (its open steps, its partial message
+    and their events), so the turn done again leaves one message and one set of events.
+    Returns the steps kept and the ids of what was withdrawn, for the turn done again to
+    take (`Withdrawn`)."""
     kept: list[Obj] = []
+    step_ids: list[str] = []
+    message_id: str | None = None
     for step in steps:
         if step["status"] != "in_progress":
             kept.append(step)
             continue
         withdrawn = [step["id"]]
+        step_ids.append(step["id"])
         if step["type"] == "message_creation":
             message_id = step["step_details"]["message_creation"]["message_id"]
             await tx.delete_message(run["thread_id"], message_id)
             withdrawn.append(message_id)
         await tx.delete_step(step["id"])
         await tx.withdraw_events(run["id"], withdrawn)
-    return kept
+    if not step_ids:
+        return kept, None
+    return kept, Withdrawn(step_ids, message_id)
 
 
 def _usage_of(steps: list[Obj]) -> Usage:

@@ -12,11 +12,16 @@ follower and a write to every client per token, on the CPU the model itself need
 that arrives whole (a fast model, or one that answers after a delay all at once) ends
 before the loop is free: then nothing is written before the turn's last transaction, which
 writes it all, one commit where there were two.
+
+Nothing done per chunk grows with the reply so far: the text, what waits for the next delta,
+and each tool call's name and arguments are kept as lists of pieces and joined when they are
+written, so a reply of any length costs CPU in proportion to its length.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from typing import Any
 
 from threadline.domain.ids import IdKind, new_id
@@ -27,31 +32,73 @@ from threadline.service.run_status import Event, emit
 from threadline.store.base import Obj, Store, StoreTx
 
 
+@dataclass
+class Withdrawn:
+    """The ids of a turn a dead worker had begun, which the next worker withdrew: its steps'
+    (in the order they were created) and its message's, if it had begun one.
+
+    The turn done again takes them. A client that was following the run has seen the
+    withdrawn message's deltas; the turn done again announces the message anew under the same
+    id (`thread.message.created`, empty, which the `openai` SDK's stream helpers take as the
+    message's new snapshot, dropping the text they had added to it), streams its deltas, and
+    completes it with the stored message. Steps likewise (`thread.run.step.created`). So a
+    follower, whether it accumulates deltas itself or keeps the last object per id (as an
+    `azure-ai-agents` event handler's user does), ends with one message, the stored one.
+
+    The ids go to what the turn done again makes: its message takes the withdrawn message's
+    id, its steps the withdrawn steps' ids in order, whatever their type. If it makes no
+    message (the model calls tools this time), nothing announces the withdrawn message
+    again: a follower keeps it as last seen, in progress, though the run never stored it.
+    """
+
+    step_ids: list[str]
+    message_id: str | None = None
+
+
 class TurnRecorder:
-    def __init__(self, store: Store, run: Obj, owner: str, delta_interval: float = 0.0):
+    def __init__(
+        self,
+        store: Store,
+        run: Obj,
+        owner: str,
+        delta_interval: float = 0.0,
+        withdrawn: Withdrawn | None = None,
+    ):
+        """`withdrawn`: the ids this turn's steps and message take (see `Withdrawn`)."""
         self.store = store
         self.run = run
         self.owner = owner
         self.delta_interval = delta_interval
-        self.text = ""
+        self._step_ids = list(withdrawn.step_ids) if withdrawn is not None else []
+        self._message_id = withdrawn.message_id if withdrawn is not None else None
+        # The reply's text so far, in pieces (`text` joins them).
+        self._pieces: list[str] = []
         self.message: Obj | None = None
         self.message_step: Obj | None = None
         self.tool_step: Obj | None = None
-        self.calls: dict[int, Obj] = {}
+        self.calls: dict[int, _Call] = {}
         # Whether the message and its step have rows yet: a reply written whole by the
         # turn's last transaction gets them once, in their final state.
         self._message_stored = False
-        self._unsent = ""
+        self._unsent: list[str] = []
         self._sent_at = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._sending: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
 
+    @property
+    def text(self) -> str:
+        """The reply's text so far. Joined when read, and kept joined: read it when the whole
+        text is due (the turn's end), not per chunk."""
+        if len(self._pieces) > 1:
+            self._pieces[:] = ["".join(self._pieces)]
+        return self._pieces[0] if self._pieces else ""
+
     async def add_text(self, piece: str) -> None:
         if not piece:
             return
-        self.text += piece
-        self._unsent += piece
+        self._pieces.append(piece)
+        self._unsent.append(piece)
         if self._timer is not None or self._sending is not None:
             return  # a write is already due; this text goes with it
         if self.delta_interval <= 0:
@@ -130,7 +177,8 @@ class TurnRecorder:
         events = self._announce()
         if self._unsent:
             assert self.message is not None
-            piece, self._unsent = self._unsent, ""
+            piece = "".join(self._unsent)
+            self._unsent.clear()
             self._sent_at = asyncio.get_running_loop().time()
             delta = {
                 "id": self.message["id"],
@@ -148,8 +196,9 @@ class TurnRecorder:
         if self.message is not None:
             return []
         self.message = assistant_message(self.run, "", status="in_progress")
-        self.message_step = run_step(
-            self.run,
+        if self._message_id is not None:
+            self.message["id"] = self._message_id
+        self.message_step = self._new_step(
             "message_creation",
             {"type": "message_creation", "message_creation": {"message_id": self.message["id"]}},
         )
@@ -160,6 +209,13 @@ class TurnRecorder:
             ("thread.message.created", message),
             ("thread.message.in_progress", message),
         ]
+
+    def _new_step(self, step_type: str, details: Obj) -> Obj:
+        """A step of this turn, under the next id a withdrawn attempt left, if any."""
+        step = run_step(self.run, step_type, details)
+        if self._step_ids:
+            step["id"] = self._step_ids.pop(0)
+        return step
 
     async def save_message(self, tx: StoreTx) -> None:
         """Write the message and its step as they are now."""
@@ -179,11 +235,13 @@ class TurnRecorder:
             call = self.calls.get(delta.index)
             piece: dict[str, Any] = {"index": delta.index, "type": "function"}
             if call is None:
-                call = {"id": delta.id or new_id(IdKind.TOOL_CALL), "name": "", "arguments": ""}
+                call = _Call(delta.id or new_id(IdKind.TOOL_CALL))
                 self.calls[delta.index] = call
-                piece["id"] = call["id"]
-            call["name"] += delta.name or ""
-            call["arguments"] += delta.arguments
+                piece["id"] = call.id
+            if delta.name:
+                call.name.append(delta.name)
+            if delta.arguments:
+                call.arguments.append(delta.arguments)
             function: Obj = {"arguments": delta.arguments}
             if delta.name:
                 function["name"] = delta.name
@@ -192,8 +250,8 @@ class TurnRecorder:
         async with self.store.transaction(durable=False) as tx:
             await self._require_lease(tx)
             if self.tool_step is None:
-                self.tool_step = run_step(
-                    self.run, "tool_calls", {"type": "tool_calls", "tool_calls": []}
+                self.tool_step = self._new_step(
+                    "tool_calls", {"type": "tool_calls", "tool_calls": []}
                 )
                 await tx.insert_step(self.tool_step)
                 await emit(
@@ -212,9 +270,22 @@ class TurnRecorder:
     def final_calls(self) -> list[Obj]:
         return [
             {
-                "id": call["id"],
+                "id": call.id,
                 "type": "function",
-                "function": {"name": call["name"], "arguments": call["arguments"], "output": None},
+                "function": {
+                    "name": "".join(call.name),
+                    "arguments": "".join(call.arguments),
+                    "output": None,
+                },
             }
             for _, call in sorted(self.calls.items())
         ]
+
+
+@dataclass
+class _Call:
+    """A tool call as it streams: its name and arguments in the pieces they came in."""
+
+    id: str
+    name: list[str] = field(default_factory=list)
+    arguments: list[str] = field(default_factory=list)

@@ -46,6 +46,7 @@ class Worker:
             self.owner,
             settings.run_expiry_seconds,
             settings.delta_interval_ms / 1000,
+            max_messages_per_thread=settings.max_messages_per_thread,
         )
         self._wake = asyncio.Event()
         self._claiming = True
