@@ -97,7 +97,13 @@ class RunExecutor:
         except Superseded:
             await self.finish_cancel(run["id"])
         except ProviderError as exc:
-            log.warning("run %s: the model call failed (%s): %s", run["id"], exc.code, exc.detail)
+            log.warning(
+                "run %s: the model call failed (%s): %s [%s]",
+                run["id"],
+                exc.code,
+                exc.message,
+                exc.detail,
+            )
             await self.fail(run["id"], exc.code, exc.message)
         except RunRefused as exc:
             log.info("run %s failed (%s): %s", run["id"], exc.code, exc.message)
