@@ -480,10 +480,11 @@ def test_additional_messages_edge(
     filled = small_client.beta.threads.create(messages=three)  # type: ignore[arg-type]
     full = small_client.beta.threads.create(messages=three)  # type: ignore[arg-type]
 
+    # Four with the one added: the run's reply is the fifth, the most the thread holds.
     accepted = small_client.beta.threads.runs.create_and_poll(
         thread_id=filled.id,
         assistant_id=assistant,
-        additional_messages=three[:2],  # type: ignore[arg-type]
+        additional_messages=three[:1],  # type: ignore[arg-type]
     )
     before = stored_rows(small.database_url)
     with pytest.raises(openai.BadRequestError) as over_thread:
@@ -500,6 +501,7 @@ def test_additional_messages_edge(
         )
 
     assert accepted.status == "completed"
+    assert len(_texts(small_client, filled.id)) == 5
     error = sdk_error(over_thread.value, 400)
     assert (error["param"], error["code"]) == (
         "additional_messages",

@@ -124,8 +124,11 @@ async def _on_validation_error(_: Request, exc: Exception) -> Response:
     )
 
 
-async def _on_http_error(_: Request, exc: Exception) -> Response:
+async def _on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    named = getattr(exc, "error", None)  # a body refused for a field (`json_body.RefusedBody`)
+    if isinstance(named, ThreadlineError):
+        return await _on_threadline_error(request, named)
     if exc.status_code == 404:
         return error_response(404, "Invalid URL: no such route.", "invalid_request_error")
     if exc.status_code == 405:

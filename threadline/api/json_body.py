@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from threadline.domain.errors import ThreadlineError
 from threadline.domain.text import refuse_unstorable, unstorable_param
 
 # The escapes that can make text no store keeps: `\u0000` and a surrogate. Bodies without
@@ -55,6 +56,7 @@ class StrictJsonRequest(Request):
                 # An HTTPException passes FastAPI's body reading as it is (any other error
                 # there becomes "There was an error parsing the body").
                 raise HTTPException(400, NOT_AN_OBJECT)
+            _refuse_unstorable_text(body, value)
             self._json = value
         return self._json
 
@@ -66,23 +68,24 @@ class StrictJsonRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def strict(request: Request) -> Response:
-            strict_request = StrictJsonRequest(request.scope, request.receive, request._send)
-            await _refuse_unstorable_text(strict_request)
-            return await handler(strict_request)
+            return await handler(StrictJsonRequest(request.scope, request.receive, request._send))
 
         return strict
 
 
-async def _refuse_unstorable_text(request: StrictJsonRequest) -> None:
-    """A 400 naming the field that holds a NUL or a lone surrogate; the body stays read, for
-    the route to parse again from memory."""
-    body = await request.body()
+class RefusedBody(HTTPException):
+    """A body refused for what it holds, with the error that names the field. An
+    HTTPException, since FastAPI passes those from its body reading as they are."""
+
+    def __init__(self, error: ThreadlineError):
+        super().__init__(error.status_code, error.message)
+        self.error = error
+
+
+def _refuse_unstorable_text(body: bytes, value: dict[str, Any]) -> None:
+    """A 400 naming the field that holds a NUL or a lone surrogate."""
     if not _MAY_BE_UNSTORABLE.search(body):
         return
-    try:
-        value = await request.json()
-    except ValueError:
-        return  # malformed: the route's own parsing says so
     param = unstorable_param(value)
     if param is not None:
-        raise refuse_unstorable(param)
+        raise RefusedBody(refuse_unstorable(param))
