@@ -231,8 +231,10 @@ class RunExecutor:
         assert step is not None
         for call in calls:
             call["function"]["arguments"] = _valid_json_or_empty(call["function"]["arguments"])
-        step["step_details"]["tool_calls"] = calls
-        step["usage"] = _usage_dict(usage)
+        step_changes = {
+            "step_details": {**step["step_details"], "tool_calls": calls},
+            "usage": _usage_dict(usage),
+        }
         required = {
             "type": "submit_tool_outputs",
             "submit_tool_outputs": {
@@ -253,7 +255,8 @@ class RunExecutor:
             completed: list[Event] = []
             if recorder.message is not None:
                 completed = await self._complete_message(tx, run, recorder, None, capped=False)
-            await tx.replace_step(step)
+            if await tx.update_step(run["id"], step["id"], step_changes) is None:
+                raise Superseded()
             moved = await change_status(
                 tx,
                 run,
@@ -283,22 +286,20 @@ class RunExecutor:
         """Give the streamed message its full text and final status, and close its step;
         the events that say so, for the caller to append with the run's own."""
         events = recorder.closing_events()
-        message, step = recorder.message, recorder.message_step
-        assert message is not None and step is not None
         text = recorder.text
-        message["content"] = [text_content(text)] if text else []
+        message_changes: Obj = {"content": [text_content(text)] if text else []}
         if capped:
-            message.update(
+            message_changes.update(
                 status="incomplete",
                 incomplete_at=now(),
                 incomplete_details={"reason": "max_tokens"},
             )
         else:
-            message.update(status="completed", completed_at=now())
-        step.update(status="completed", completed_at=now())
+            message_changes.update(status="completed", completed_at=now())
+        step_changes: Obj = {"status": "completed", "completed_at": now()}
         if usage is not None:
-            step["usage"] = _usage_dict(usage)
-        await recorder.save_message(tx)
+            step_changes["usage"] = _usage_dict(usage)
+        message, step = await recorder.complete_message(tx, message_changes, step_changes)
         return [
             *events,
             (f"thread.message.{message['status']}", message),
