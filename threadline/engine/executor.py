@@ -129,7 +129,12 @@ class RunExecutor:
         if limit_hit is not None:
             await self._settle(run, RunStatus.INCOMPLETE, used, incomplete=limit_hit)
             return
-        result = await self._call_model(run, context.messages, max_tokens, withdrawn)
+        # A forced choice (`required`, a named function) holds for the run's first model
+        # call only: once its tools have answered, forcing again would call them forever.
+        tools_answered = any(step["type"] == "tool_calls" for step in steps)
+        result = await self._call_model(
+            run, context.messages, max_tokens, withdrawn, free_choice=tools_answered
+        )
         calls = result.recorder.final_calls()
         usage = result.usage or Usage(
             context.prompt_tokens, self._completion_tokens(run, result.recorder.text, calls)
@@ -192,12 +197,17 @@ class RunExecutor:
         messages: list[dict[str, Any]],
         max_tokens: int | None,
         withdrawn: Withdrawn | None,
+        *,
+        free_choice: bool = False,
     ) -> TurnResult:
+        choice = _chat_tool_choice(run["tool_choice"], run["tools"])
+        if free_choice and choice not in (None, "none"):
+            choice = "auto"
         request = ChatRequest(
             model=run["model"],
             messages=messages,
             tools=_chat_tools(run["tools"]),
-            tool_choice=_chat_tool_choice(run["tool_choice"], run["tools"]),
+            tool_choice=choice,
             parallel_tool_calls=run["parallel_tool_calls"],
             temperature=run["temperature"],
             top_p=run["top_p"],
