@@ -175,6 +175,36 @@ def test_tool_choice_reaches_the_model(
     assert [t["function"]["name"] for t in request["tools"]] == ["get_weather", "get_time"]
 
 
+@pytest.mark.parametrize(
+    "forced", ["required", {"type": "function", "function": {"name": "get_weather"}}]
+)
+def test_a_forced_tool_choice_holds_for_the_first_call_only(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str, forced: object
+) -> None:
+    """Forced again after its outputs came back, a model that obeys would call the tool
+    forever and the run would never end."""
+    scripted_model.script(
+        model_name, CallTools([ToolCall("get_weather", {"city": "Paris"})]), Reply("Sunny.")
+    )
+    assistant = client.beta.assistants.create(model=model_name, tools=[WEATHER, TIME])  # type: ignore[list-item]
+    thread_id = _thread_with_question(client)
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread_id,
+        assistant_id=assistant.id,
+        tool_choice=forced,  # type: ignore[arg-type]
+    )
+    assert run.status == "requires_action" and run.required_action is not None
+    [call] = run.required_action.submit_tool_outputs.tool_calls
+
+    done = client.beta.threads.runs.submit_tool_outputs_and_poll(
+        run_id=run.id, thread_id=thread_id, tool_outputs=[{"tool_call_id": call.id, "output": "x"}]
+    )
+
+    assert done.status == "completed" and done.tool_choice == run.tool_choice
+    first, second = scripted_model.requests(model_name)
+    assert first["tool_choice"] == forced and second["tool_choice"] == "auto"
+
+
 def test_run_tools_replace_the_assistants_tools(
     client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
 ) -> None:

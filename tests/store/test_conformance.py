@@ -110,13 +110,15 @@ def claim(store: SqlStore, run: Runner, owner: str, lease_until: float) -> Obj |
 # -- assistants ----------------------------------------------------------------------------
 
 
-def test_assistant_insert_get_replace_delete(store: SqlStore, run: Runner) -> None:
+def test_assistant_insert_get_update_delete(store: SqlStore, run: Runner) -> None:
     created = assistant()
     run(within(store, lambda tx: tx.insert_assistant(PROJECT, created)))
     assert run(within(store, lambda tx: tx.get_assistant(PROJECT, created["id"]))) == created
 
-    renamed = {**created, "name": "renamed", "metadata": {"k": "v"}}
-    run(within(store, lambda tx: tx.replace_assistant(PROJECT, renamed)))
+    changes = {"name": "renamed", "metadata": {"k": "v"}}
+    renamed = {**created, **changes}
+    updated = run(within(store, lambda tx: tx.update_assistant(PROJECT, created["id"], changes)))
+    assert updated == renamed
     assert run(within(store, lambda tx: tx.get_assistant(PROJECT, created["id"]))) == renamed
 
     assert run(within(store, lambda tx: tx.delete_assistant(PROJECT, created["id"]))) is True
@@ -148,8 +150,11 @@ def test_assistants_are_scoped_to_their_project(store: SqlStore, run: Runner) ->
     run(within(store, lambda tx: tx.insert_assistant(PROJECT, created)))
 
     assert run(within(store, lambda tx: tx.get_assistant(OTHER_PROJECT, created["id"]))) is None
-    hijacked = {**created, "name": "hijacked"}
-    run(within(store, lambda tx: tx.replace_assistant(OTHER_PROJECT, hijacked)))
+    hijack = {"name": "hijacked"}
+    assert (
+        run(within(store, lambda tx: tx.update_assistant(OTHER_PROJECT, created["id"], hijack)))
+        is None
+    )
     assert run(within(store, lambda tx: tx.delete_assistant(OTHER_PROJECT, created["id"]))) is False
     page = run(within(store, lambda tx: tx.page_assistants(OTHER_PROJECT, PageRequest())))
     assert page.data == [] and page.has_more is False
@@ -197,14 +202,17 @@ def test_page_threads_within_a_project(store: SqlStore, run: Runner) -> None:
         run(within(store, lambda tx: tx.page_threads(OTHER_PROJECT, elsewhere)))
 
 
-def test_thread_insert_get_lock_replace_delete(store: SqlStore, run: Runner) -> None:
+def test_thread_insert_get_lock_update_delete(store: SqlStore, run: Runner) -> None:
     created = new_thread(store, run)
     tid = created["id"]
     assert run(within(store, lambda tx: tx.get_thread(PROJECT, tid))) == created
     assert run(within(store, lambda tx: tx.lock_thread(PROJECT, tid))) == created
 
     changed = {**created, "metadata": {"topic": "tests"}}
-    run(within(store, lambda tx: tx.replace_thread(PROJECT, changed)))
+    written = run(
+        within(store, lambda tx: tx.update_thread(PROJECT, tid, {"metadata": {"topic": "tests"}}))
+    )
+    assert written == changed
     assert run(within(store, lambda tx: tx.get_thread(PROJECT, tid))) == changed
 
     assert run(within(store, lambda tx: tx.delete_thread(PROJECT, tid))) is True
@@ -217,8 +225,8 @@ def test_threads_are_scoped_to_their_project(store: SqlStore, run: Runner) -> No
     tid = created["id"]
     assert run(within(store, lambda tx: tx.get_thread(OTHER_PROJECT, tid))) is None
     assert run(within(store, lambda tx: tx.lock_thread(OTHER_PROJECT, tid))) is None
-    hijacked = {**created, "metadata": {"owner": "someone else"}}
-    run(within(store, lambda tx: tx.replace_thread(OTHER_PROJECT, hijacked)))
+    hijack = {"metadata": {"owner": "someone else"}}
+    assert run(within(store, lambda tx: tx.update_thread(OTHER_PROJECT, tid, hijack))) is None
     assert run(within(store, lambda tx: tx.delete_thread(OTHER_PROJECT, tid))) is False
     assert run(within(store, lambda tx: tx.get_thread(PROJECT, tid))) == created
 
@@ -286,14 +294,16 @@ def _thread_with_messages(store: SqlStore, run: Runner, count: int) -> tuple[str
     return tid, msgs
 
 
-def test_message_insert_get_replace(store: SqlStore, run: Runner) -> None:
+def test_message_insert_get_update(store: SqlStore, run: Runner) -> None:
     tid, (first, second) = _thread_with_messages(store, run, 2)
     assert run(within(store, lambda tx: tx.get_message(tid, first["id"]))) == first
     other_tid = new_thread(store, run)["id"]
     assert run(within(store, lambda tx: tx.get_message(other_tid, first["id"]))) is None
 
     edited = {**first, "metadata": {"edited": "yes"}}
-    run(within(store, lambda tx: tx.replace_message(edited)))
+    change = {"metadata": {"edited": "yes"}}
+    assert run(within(store, lambda tx: tx.update_message(other_tid, first["id"], change))) is None
+    assert run(within(store, lambda tx: tx.update_message(tid, first["id"], change))) == edited
     assert run(within(store, lambda tx: tx.get_message(tid, first["id"]))) == edited
     assert run(within(store, lambda tx: tx.get_message(tid, second["id"]))) == second
 
@@ -522,7 +532,8 @@ def test_a_finished_run_makes_room_for_the_next(store: SqlStore, run: Runner) ->
     first = run_obj(tid)
     run(within(store, lambda tx: tx.insert_run(PROJECT, first)))
     done = {**first, "status": "completed", "completed_at": 123}
-    assert run(within(store, lambda tx: tx.replace_run(done))) is True
+    change = {"status": "completed", "completed_at": 123}
+    assert run(within(store, lambda tx: tx.update_run(first["id"], change))) == done
     assert run(within(store, lambda tx: tx.active_run(tid))) is None
 
     second = run_obj(tid)
@@ -557,45 +568,68 @@ def test_concurrent_run_inserts_on_one_thread_admit_exactly_one(
     ]
 
 
-def test_replace_run_with_expected_status_writes_only_on_match(
-    store: SqlStore, run: Runner
-) -> None:
+def test_update_run_with_expected_status_writes_only_on_match(store: SqlStore, run: Runner) -> None:
     tid = new_thread(store, run)["id"]
     queued = run_obj(tid)
+    rid = queued["id"]
     run(within(store, lambda tx: tx.insert_run(PROJECT, queued)))
 
-    started = {**queued, "status": "in_progress", "started_at": 10}
-    stale = run(within(store, lambda tx: tx.replace_run(started, expected_status="in_progress")))
-    assert stale is False
-    assert run(within(store, lambda tx: tx.get_run_by_id(queued["id"]))) == queued
+    start = {"status": "in_progress", "started_at": 10}
+    started = {**queued, **start}
+    stale = run(within(store, lambda tx: tx.update_run(rid, start, expected_status="in_progress")))
+    assert stale is None
+    assert run(within(store, lambda tx: tx.get_run_by_id(rid))) == queued
 
-    ok = run(within(store, lambda tx: tx.replace_run(started, expected_status="queued")))
-    assert ok is True
-    assert run(within(store, lambda tx: tx.get_run_by_id(queued["id"]))) == started
-    again = {**started, "status": "cancelling"}
-    lost = run(within(store, lambda tx: tx.replace_run(again, expected_status="queued")))
-    assert lost is False
-    assert run(within(store, lambda tx: tx.get_run_by_id(queued["id"]))) == started
-    assert (
-        run(within(store, lambda tx: tx.replace_run({**run_obj(tid), "id": "run_none"}))) is False
+    ok = run(within(store, lambda tx: tx.update_run(rid, start, expected_status="queued")))
+    assert ok == started
+    assert run(within(store, lambda tx: tx.get_run_by_id(rid))) == started
+    cancel = {"status": "cancelling"}
+    lost = run(within(store, lambda tx: tx.update_run(rid, cancel, expected_status="queued")))
+    assert lost is None
+    assert run(within(store, lambda tx: tx.get_run_by_id(rid))) == started
+    assert run(within(store, lambda tx: tx.update_run("run_none", {"metadata": {}}))) is None
+
+
+def test_update_run_writes_only_its_fields(store: SqlStore, run: Runner) -> None:
+    """A worker finishing a run from the copy it claimed keeps the metadata its user set
+    meanwhile, and null is a value like any other."""
+    (queued,) = new_runs(store, run, 1)
+    rid = queued["id"]
+    claimed = claim(store, run, "worker-a", 100.0)
+    assert claimed == queued
+    tagged = run(within(store, lambda tx: tx.update_run(rid, {"metadata": {"ticket": "42"}})))
+    assert tagged == {**queued, "metadata": {"ticket": "42"}}
+
+    finish = {"status": "completed", "completed_at": 7, "required_action": None, "usage": None}
+    done = run(
+        within(
+            store,
+            lambda tx: tx.update_run(rid, finish, expected_status="queued", lease_owner="worker-a"),
+        )
     )
 
+    assert done == {**queued, **finish, "metadata": {"ticket": "42"}}
+    assert "required_action" in done and done["required_action"] is None
+    assert run(within(store, lambda tx: tx.get_run_by_id(rid))) == done
 
-def test_replace_run_with_lease_owner_writes_only_for_the_lease_holder(
+
+def test_update_run_with_lease_owner_writes_only_for_the_lease_holder(
     store: SqlStore, run: Runner
 ) -> None:
     (queued,) = new_runs(store, run, 1)
     assert claim(store, run, "worker-a", 100.0) == queued
-    started = {**queued, "status": "in_progress"}
+    start = {"status": "in_progress"}
+    started = {**queued, **start}
+    rid = queued["id"]
 
-    assert run(within(store, lambda tx: tx.holds_lease(queued["id"], "worker-a"))) is True
-    assert run(within(store, lambda tx: tx.holds_lease(queued["id"], "worker-b"))) is False
-    other = run(within(store, lambda tx: tx.replace_run(started, lease_owner="worker-b")))
-    assert other is False
+    assert run(within(store, lambda tx: tx.holds_lease(rid, "worker-a"))) is True
+    assert run(within(store, lambda tx: tx.holds_lease(rid, "worker-b"))) is False
+    other = run(within(store, lambda tx: tx.update_run(rid, start, lease_owner="worker-b")))
+    assert other is None
     assert run(within(store, lambda tx: tx.get_run_by_id(queued["id"]))) == queued
 
-    holder = run(within(store, lambda tx: tx.replace_run(started, lease_owner="worker-a")))
-    assert holder is True
+    holder = run(within(store, lambda tx: tx.update_run(rid, start, lease_owner="worker-a")))
+    assert holder == started
     assert run(within(store, lambda tx: tx.get_run_by_id(queued["id"]))) == started
 
 
@@ -676,15 +710,13 @@ def test_runs_with_lapsed_lease_clears_the_lease(store: SqlStore, run: Runner) -
     assert claim(store, run, "w2", 500.0) == early
 
 
-def test_replace_run_out_of_the_worker_clears_the_lease(store: SqlStore, run: Runner) -> None:
+def test_update_run_out_of_the_worker_clears_the_lease(store: SqlStore, run: Runner) -> None:
     waiting, finished = new_runs(store, run, 2)
     assert claim(store, run, "w", 100.0) == waiting
     assert claim(store, run, "w", 100.0) == finished
 
-    waiting_for_tools = {**waiting, "status": "requires_action"}
-    done = {**finished, "status": "completed"}
-    run(within(store, lambda tx: tx.replace_run(waiting_for_tools)))
-    run(within(store, lambda tx: tx.replace_run(done)))
+    run(within(store, lambda tx: tx.update_run(waiting["id"], {"status": "requires_action"})))
+    run(within(store, lambda tx: tx.update_run(finished["id"], {"status": "completed"})))
     assert run(within(store, lambda tx: tx.runs_with_lapsed_lease(1_000.0, 10))) == []
 
 
@@ -769,7 +801,7 @@ def test_a_run_locked_by_an_open_claim_is_skipped(store: SqlStore, run: Runner) 
 # -- run steps -----------------------------------------------------------------------------
 
 
-def test_steps_insert_get_replace_and_order(store: SqlStore, run: Runner) -> None:
+def test_steps_insert_get_update_and_order(store: SqlStore, run: Runner) -> None:
     r, other = new_runs(store, run, 2)
     made = [step(r) for _ in range(3)]
     foreign = step(other)
@@ -786,8 +818,10 @@ def test_steps_insert_get_replace_and_order(store: SqlStore, run: Runner) -> Non
     assert run(within(store, lambda tx: tx.get_step(r["id"], made[1]["id"]))) == made[1]
     assert run(within(store, lambda tx: tx.get_step(other["id"], made[1]["id"]))) is None
 
-    finished = {**made[1], "status": "completed", "completed_at": 5}
-    run(within(store, lambda tx: tx.replace_step(finished)))
+    finish = {"status": "completed", "completed_at": 5}
+    finished = {**made[1], **finish}
+    assert run(within(store, lambda tx: tx.update_step(other["id"], made[1]["id"], finish))) is None
+    assert run(within(store, lambda tx: tx.update_step(r["id"], made[1]["id"], finish))) == finished
     assert run(within(store, lambda tx: tx.get_step(r["id"], made[1]["id"]))) == finished
     assert run(within(store, lambda tx: tx.steps_of_run(r["id"]))) == [made[0], finished, made[2]]
 

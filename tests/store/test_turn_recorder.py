@@ -120,10 +120,11 @@ def test_a_reply_that_arrives_whole_is_written_by_the_last_transaction_alone(
         nothing_yet = recorder.message is None and await _deltas(store, started["id"]) == []
         async with store.transaction() as tx:
             closing = recorder.closing_events()
-            assert recorder.message is not None and recorder.message_step is not None
-            recorder.message.update(status="completed", content=[text_content(recorder.text)])
-            recorder.message_step["status"] = "completed"
-            await recorder.save_message(tx)
+            await recorder.complete_message(
+                tx,
+                {"status": "completed", "content": [text_content(recorder.text)]},
+                {"status": "completed"},
+            )
             await emit(tx, started, *closing)
         await asyncio.sleep(0.2)  # past the interval: a timer left running would write now
         async with store.transaction() as tx:
@@ -159,7 +160,7 @@ def test_text_waiting_when_the_stream_ends_goes_with_the_last_transaction(
         await recorder.settle()
         async with store.transaction() as tx:
             closing = recorder.closing_events()
-            await recorder.save_message(tx)
+            await recorder.complete_message(tx, {"status": "completed"}, {"status": "completed"})
             await emit(tx, started, *closing)
         return waiting, await _deltas(store, started["id"])
 

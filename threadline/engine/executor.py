@@ -129,7 +129,12 @@ class RunExecutor:
         if limit_hit is not None:
             await self._settle(run, RunStatus.INCOMPLETE, used, incomplete=limit_hit)
             return
-        result = await self._call_model(run, context.messages, max_tokens, withdrawn)
+        # A forced choice (`required`, a named function) holds for the run's first model
+        # call only: once its tools have answered, forcing again would call them forever.
+        tools_answered = any(step["type"] == "tool_calls" for step in steps)
+        result = await self._call_model(
+            run, context.messages, max_tokens, withdrawn, free_choice=tools_answered
+        )
         calls = result.recorder.final_calls()
         usage = result.usage or Usage(
             context.prompt_tokens, self._completion_tokens(run, result.recorder.text, calls)
@@ -192,12 +197,17 @@ class RunExecutor:
         messages: list[dict[str, Any]],
         max_tokens: int | None,
         withdrawn: Withdrawn | None,
+        *,
+        free_choice: bool = False,
     ) -> TurnResult:
+        choice = _chat_tool_choice(run["tool_choice"], run["tools"])
+        if free_choice and choice not in (None, "none"):
+            choice = "auto"
         request = ChatRequest(
             model=run["model"],
             messages=messages,
             tools=_chat_tools(run["tools"]),
-            tool_choice=_chat_tool_choice(run["tool_choice"], run["tools"]),
+            tool_choice=choice,
             parallel_tool_calls=run["parallel_tool_calls"],
             temperature=run["temperature"],
             top_p=run["top_p"],
@@ -231,8 +241,10 @@ class RunExecutor:
         assert step is not None
         for call in calls:
             call["function"]["arguments"] = _valid_json_or_empty(call["function"]["arguments"])
-        step["step_details"]["tool_calls"] = calls
-        step["usage"] = _usage_dict(usage)
+        step_changes = {
+            "step_details": {**step["step_details"], "tool_calls": calls},
+            "usage": _usage_dict(usage),
+        }
         required = {
             "type": "submit_tool_outputs",
             "submit_tool_outputs": {
@@ -253,7 +265,8 @@ class RunExecutor:
             completed: list[Event] = []
             if recorder.message is not None:
                 completed = await self._complete_message(tx, run, recorder, None, capped=False)
-            await tx.replace_step(step)
+            if await tx.update_step(run["id"], step["id"], step_changes) is None:
+                raise Superseded()
             moved = await change_status(
                 tx,
                 run,
@@ -283,22 +296,20 @@ class RunExecutor:
         """Give the streamed message its full text and final status, and close its step;
         the events that say so, for the caller to append with the run's own."""
         events = recorder.closing_events()
-        message, step = recorder.message, recorder.message_step
-        assert message is not None and step is not None
         text = recorder.text
-        message["content"] = [text_content(text)] if text else []
+        message_changes: Obj = {"content": [text_content(text)] if text else []}
         if capped:
-            message.update(
+            message_changes.update(
                 status="incomplete",
                 incomplete_at=now(),
                 incomplete_details={"reason": "max_tokens"},
             )
         else:
-            message.update(status="completed", completed_at=now())
-        step.update(status="completed", completed_at=now())
+            message_changes.update(status="completed", completed_at=now())
+        step_changes: Obj = {"status": "completed", "completed_at": now()}
         if usage is not None:
-            step["usage"] = _usage_dict(usage)
-        await recorder.save_message(tx)
+            step_changes["usage"] = _usage_dict(usage)
+        message, step = await recorder.complete_message(tx, message_changes, step_changes)
         return [
             *events,
             (f"thread.message.{message['status']}", message),

@@ -119,7 +119,7 @@ class TurnRecorder:
         """What the turn's last transaction appends before the message completes: the
         message's announcement if nothing announced it yet, and the text not yet written, as
         the last delta. The caller appends them with its own events, in one statement; the
-        message's rows are left to `save_message`, in the same transaction."""
+        message's rows are left to `complete_message`, in the same transaction."""
         return self._pending_events()
 
     async def flush(self) -> None:
@@ -166,7 +166,7 @@ class TurnRecorder:
             await self._require_lease(tx)
             events = self._pending_events()
             if not self._message_stored:
-                await self.save_message(tx)
+                await self._insert_message(tx)
             await emit(tx, self.run, *events)
 
     async def _require_lease(self, tx: StoreTx) -> None:
@@ -190,9 +190,10 @@ class TurnRecorder:
 
     def _announce(self) -> list[Event]:
         """The run's message, empty and `in_progress`, with its step, the first time; their
-        rows are written by `save_message`. The events hold copies: appended by the turn's
-        last transaction, after the message completed, they must still show it as it began,
-        since a client adds the deltas to what `thread.message.created` showed."""
+        rows are written with the first delta or by `complete_message`. The events hold
+        copies: appended by the turn's last transaction, after the message completed, they
+        must still show it as it began, since a client adds the deltas to what
+        `thread.message.created` showed."""
         if self.message is not None:
             return []
         self.message = assistant_message(self.run, "", status="in_progress")
@@ -217,16 +218,31 @@ class TurnRecorder:
             step["id"] = self._step_ids.pop(0)
         return step
 
-    async def save_message(self, tx: StoreTx) -> None:
-        """Write the message and its step as they are now."""
+    async def _insert_message(self, tx: StoreTx) -> None:
         assert self.message is not None and self.message_step is not None
-        if self._message_stored:
-            await tx.replace_message(self.message)
-            await tx.replace_step(self.message_step)
-        else:
-            await tx.insert_messages(self.run["thread_id"], [self.message])
-            await tx.insert_step(self.message_step)
-            self._message_stored = True
+        await tx.insert_messages(self.run["thread_id"], [self.message])
+        await tx.insert_step(self.message_step)
+        self._message_stored = True
+
+    async def complete_message(
+        self, tx: StoreTx, message_changes: Obj, step_changes: Obj
+    ) -> tuple[Obj, Obj]:
+        """The message and its step in their final state, as stored. A reply that arrived
+        whole has no rows yet and is inserted as it ends; otherwise only these fields are
+        written, so what its user set meanwhile (the message's metadata) stays."""
+        assert self.message is not None and self.message_step is not None
+        if not self._message_stored:
+            self.message.update(message_changes)
+            self.message_step.update(step_changes)
+            await self._insert_message(tx)
+            return self.message, self.message_step
+        message = await tx.update_message(
+            self.run["thread_id"], self.message["id"], message_changes
+        )
+        step = await tx.update_step(self.run["id"], self.message_step["id"], step_changes)
+        if message is None or step is None:
+            raise Superseded()  # deleted under a worker that lost the run
+        return message, step
 
     async def add_tool_calls(self, deltas: tuple[ToolCallDelta, ...]) -> None:
         await self.flush()

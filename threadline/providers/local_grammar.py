@@ -117,7 +117,7 @@ def render_messages(
             turns.append({"role": "assistant", "content": "\n".join([text, *calls]).strip()})
         elif role == "tool":
             name = call_names.get(str(message.get("tool_call_id")), "the function")
-            turns.append({"role": "user", "content": f"Result of {name}: {text}"})
+            turns.append({"role": "user", "content": f"{name} says: {text}"})
         else:
             raise ProviderError("invalid_prompt", f"unsupported message role: {role!r}")
     if instructions is None:
@@ -185,7 +185,9 @@ def _content_text(content: Any) -> str:
 
 
 def _call_text(call: dict[str, Any], call_names: dict[str, str]) -> str:
-    """An earlier call, in the same shape the model is asked to produce."""
+    """An earlier call, in words. Shown as the JSON the model is asked to produce, it was
+    copied: given its results, the model called the same function again rather than answer,
+    even where no function was offered, and a run went round until it expired."""
     function = call.get("function") or {}
     name = str(function.get("name", ""))
     call_names[str(call.get("id"))] = name
@@ -194,4 +196,11 @@ def _call_text(call: dict[str, Any], call_names: dict[str, str]) -> str:
         arguments = json.loads(raw)
     except json.JSONDecodeError:
         arguments = raw
-    return json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False)
+    return f"Let me look that up with {name} ({_plain(arguments)})."
+
+
+def _plain(arguments: Any) -> str:
+    """Arguments as `key: value` words, for the same reason as `_call_text`."""
+    if isinstance(arguments, dict):
+        return ", ".join(f"{key}: {value}" for key, value in arguments.items())
+    return str(arguments)

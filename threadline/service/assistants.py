@@ -80,22 +80,23 @@ class AssistantService:
         _check(request, tools, self.limits)
         if "model" in request.model_fields_set and request.model is None:
             raise InvalidRequest("Invalid 'model': expected a string, but got null.", param="model")
+        changes = request.model_dump(exclude_unset=True, exclude={"tools", "response_format"})
+        changes.pop("tool_resources", None)
+        if "metadata" in changes:
+            changes["metadata"] = request.metadata or {}
+        if tools is not None:
+            changes["tools"] = tools
+        if "response_format" in request.model_fields_set:
+            changes["response_format"] = _response_format(request)
+        if "tool_resources" in request.model_fields_set:
+            changes["tool_resources"] = _tool_resources(request)
         async with self.store.transaction() as tx:
-            assistant = await tx.get_assistant(project, assistant_id)
-            if assistant is None:
-                raise NotFound("assistant", assistant_id)
-            changes = request.model_dump(exclude_unset=True, exclude={"tools", "response_format"})
-            changes.pop("tool_resources", None)
-            assistant.update(changes)
-            if "metadata" in changes:
-                assistant["metadata"] = request.metadata or {}
-            if tools is not None:
-                assistant["tools"] = tools
-            if "response_format" in request.model_fields_set:
-                assistant["response_format"] = _response_format(request)
-            if "tool_resources" in request.model_fields_set:
-                assistant["tool_resources"] = _tool_resources(request)
-            await tx.replace_assistant(project, assistant)
+            if changes:
+                assistant = await tx.update_assistant(project, assistant_id, changes)
+            else:
+                assistant = await tx.get_assistant(project, assistant_id)
+        if assistant is None:
+            raise NotFound("assistant", assistant_id)
         return assistant
 
     async def delete(self, project: str, assistant_id: str) -> Obj:

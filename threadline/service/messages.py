@@ -96,13 +96,16 @@ class MessageService:
         check_metadata(request.metadata)
         async with self.store.transaction() as tx:
             await require_thread(tx, project, thread_id, lock=False)
-            message = await tx.get_message(thread_id, message_id)
-            if message is None:
-                raise NotFound("message", message_id)
             if "metadata" in request.model_fields_set:
-                message["metadata"] = request.metadata or {}
-            await tx.replace_message(message)
-        return message
+                # The metadata alone: a run still writing this message writes its text only.
+                found = await tx.update_message(
+                    thread_id, message_id, {"metadata": request.metadata or {}}
+                )
+            else:
+                found = await tx.get_message(thread_id, message_id)
+        if found is None:
+            raise NotFound("message", message_id)
+        return found
 
     async def delete(self, project: str, thread_id: str, message_id: str) -> Obj:
         async with self.store.transaction() as tx:

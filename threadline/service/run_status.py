@@ -48,16 +48,18 @@ async def change_status(
     `preceded_by`: events of the same transaction that come before the run's own, appended
     with it in one statement (before the work a cut-short run closes, if any)."""
     move = transition(RunStatus(run["status"]), target)
-    updated = {**run, **fields, "status": target.value}
+    changes = {**fields, "status": target.value}
     if move.stamp is not None:
-        updated[move.stamp] = now()
+        changes[move.stamp] = now()
     if target is not RunStatus.REQUIRES_ACTION:
-        updated["required_action"] = None
+        changes["required_action"] = None
     if target in TERMINAL_STATUSES:
-        updated["expires_at"] = None
-    if not await tx.replace_run(
-        updated, expected_status=move.source.value, lease_owner=lease_owner
-    ):
+        changes["expires_at"] = None
+    # Only these fields are written: what others set meanwhile (the run's metadata) stays.
+    updated = await tx.update_run(
+        run["id"], changes, expected_status=move.source.value, lease_owner=lease_owner
+    )
+    if updated is None:
         return None
     if target.value in _MESSAGE_REASONS:
         await emit(tx, updated, *preceded_by)
@@ -74,23 +76,28 @@ async def _close_open_work(tx: StoreTx, run: Obj, status: str) -> None:
         if message["status"] != "in_progress":
             continue
         text = await _streamed_text(tx, run["id"], message["id"])
-        message.update(
-            content=[text_content(text)] if text else [],
-            status="incomplete",
-            incomplete_at=now(),
-            incomplete_details={"reason": _MESSAGE_REASONS[status]},
+        settled = await tx.update_message(
+            run["thread_id"],
+            message["id"],
+            {
+                "content": [text_content(text)] if text else [],
+                "status": "incomplete",
+                "incomplete_at": now(),
+                "incomplete_details": {"reason": _MESSAGE_REASONS[status]},
+            },
         )
-        await tx.replace_message(message)
-        await emit(tx, run, ("thread.message.incomplete", message))
+        if settled is not None:
+            await emit(tx, run, ("thread.message.incomplete", settled))
     stamp = {"cancelled": "cancelled_at", "expired": "expired_at", "failed": "failed_at"}[status]
     for step in await tx.steps_of_run(run["id"]):
         if step["status"] != "in_progress":
             continue
-        step.update(status=status, **{stamp: now()})
+        changes: Obj = {"status": status, stamp: now()}
         if status == "failed":
-            step["last_error"] = run.get("last_error")
-        await tx.replace_step(step)
-        await emit(tx, run, (f"thread.run.step.{status}", step))
+            changes["last_error"] = run.get("last_error")
+        settled = await tx.update_step(run["id"], step["id"], changes)
+        if settled is not None:
+            await emit(tx, run, (f"thread.run.step.{status}", settled))
 
 
 async def _streamed_text(tx: StoreTx, run_id: str, message_id: str) -> str:

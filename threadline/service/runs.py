@@ -106,10 +106,13 @@ class RunService:
         async with self.store.transaction() as tx:
             await require_thread(tx, project, thread_id, lock=True)
             run = await _require_run(tx, project, thread_id, run_id)
-            if "metadata" in request.model_fields_set:
-                run["metadata"] = request.metadata or {}
-            await tx.replace_run(run)
-        return run
+            if "metadata" not in request.model_fields_set:
+                return run
+            # The metadata alone: a worker carrying the run writes only its own fields.
+            updated = await tx.update_run(run_id, {"metadata": request.metadata or {}})
+        if updated is None:
+            raise NotFound("run", run_id)
+        return updated
 
     async def cancel(self, project: str, thread_id: str, run_id: str) -> Obj:
         async with self.store.transaction() as tx:
@@ -140,9 +143,17 @@ class RunService:
             for call in step["step_details"]["tool_calls"]:
                 if call["type"] == "function" and call["id"] in outputs:
                     call["function"]["output"] = outputs[call["id"]]
-            step.update(status="completed", completed_at=now())
-            await tx.replace_step(step)
-            first_seq = await emit(tx, run, ("thread.run.step.completed", step))
+            completed = await tx.update_step(
+                run_id,
+                step["id"],
+                {
+                    "step_details": step["step_details"],
+                    "status": "completed",
+                    "completed_at": now(),
+                },
+            )
+            assert completed is not None  # the thread is locked, the run waits for outputs
+            first_seq = await emit(tx, run, ("thread.run.step.completed", completed))
             updated = await change_status(tx, run, RunStatus.QUEUED)
             if updated is None:
                 raise Conflict(f"Run {run_id} changed while outputs were submitted; try again.")

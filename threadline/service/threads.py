@@ -57,19 +57,22 @@ class ThreadService:
 
     async def update(self, project: str, thread_id: str, request: ThreadUpdate) -> Obj:
         check_metadata(request.metadata)
+        changes: Obj = {}
+        if "metadata" in request.model_fields_set:
+            changes["metadata"] = request.metadata or {}
+        if "tool_resources" in request.model_fields_set:
+            changes["tool_resources"] = (
+                request.tool_resources.model_dump(exclude_none=True)
+                if request.tool_resources
+                else {}
+            )
         async with self.store.transaction() as tx:
-            thread = await tx.get_thread(project, thread_id)
-            if thread is None:
-                raise NotFound("thread", thread_id)
-            if "metadata" in request.model_fields_set:
-                thread["metadata"] = request.metadata or {}
-            if "tool_resources" in request.model_fields_set:
-                thread["tool_resources"] = (
-                    request.tool_resources.model_dump(exclude_none=True)
-                    if request.tool_resources
-                    else {}
-                )
-            await tx.replace_thread(project, thread)
+            if changes:
+                thread = await tx.update_thread(project, thread_id, changes)
+            else:
+                thread = await tx.get_thread(project, thread_id)
+        if thread is None:
+            raise NotFound("thread", thread_id)
         return thread
 
     async def list(self, project: str, page: PageRequest) -> dict[str, Any]:

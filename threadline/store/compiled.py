@@ -132,3 +132,37 @@ def _one_of_sqlite(element: OneOf, compiler: SQLCompiler, **kw: Any) -> str:
 def _one_of_postgresql(element: OneOf, compiler: SQLCompiler, **kw: Any) -> str:
     column, values = compiler.process(element.column, **kw), compiler.process(element.values, **kw)
     return f"({column} = ANY({values}))"
+
+
+class JsonMerge(sa.ColumnElement[Any]):
+    """`column`, a JSON object, with the top-level fields named in `keys` set from the JSON
+    object parameter `name`: a change writes the fields it changes, never a whole body read
+    earlier, so two writers that change different fields cannot undo each other. A field set
+    to null stays, as null (SQLite's `json_patch` would delete it)."""
+
+    inherit_cache = False
+
+    def __init__(self, column: sa.ColumnElement[Any], name: str, keys: Sequence[str]):
+        for key in keys:
+            if not key.isidentifier():
+                raise ValueError(f"not a field name: {key!r}")
+        self.column = column
+        self.type = column.type
+        self.patch = param(name, column.type)
+        self.keys = tuple(keys)
+
+
+@compiles(JsonMerge, "sqlite")
+def _json_merge_sqlite(element: JsonMerge, compiler: SQLCompiler, **kw: Any) -> str:
+    column = compiler.process(element.column, **kw)
+    # `->` hands back JSON (a string keeps its quotes), which `json_set` stores as JSON.
+    pairs = ", ".join(
+        f"'$.{key}', {compiler.process(element.patch, **kw)} -> '$.{key}'" for key in element.keys
+    )
+    return f"json_set({column}, {pairs})"
+
+
+@compiles(JsonMerge, "postgresql")
+def _json_merge_postgresql(element: JsonMerge, compiler: SQLCompiler, **kw: Any) -> str:
+    column, patch = compiler.process(element.column, **kw), compiler.process(element.patch, **kw)
+    return f"({column} || {patch})"

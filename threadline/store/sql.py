@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from threadline.domain.errors import Conflict, InvalidRequest
 from threadline.domain.keys import ApiKey
 from threadline.store.base import Obj, Page, PageRequest, RunEvent
-from threadline.store.compiled import OneOf, Query, constants, param
+from threadline.store.compiled import JsonMerge, OneOf, Query, constants, param
 from threadline.store.drivers import Driver, DuplicateKey
 from threadline.store.schema import (
     ACTIVE_RUN_STATUSES,
@@ -58,20 +58,12 @@ _IS_ACTIVE = runs.c.status.in_(constants(ACTIVE_RUN_STATUSES))
 _GET_ASSISTANT = Query(
     sa.select(assistants.c.body).where(assistants.c.id == _ID, assistants.c.project == _PROJECT)
 )
-_REPLACE_ASSISTANT = Query(
-    assistants.update()
-    .where(assistants.c.id == _ID, assistants.c.project == _PROJECT)
-    .values(body=_BODY)
-)
 _DELETE_ASSISTANT = Query(
     assistants.delete().where(assistants.c.id == _ID, assistants.c.project == _PROJECT)
 )
 _THREAD = sa.select(threads.c.body).where(threads.c.id == _ID, threads.c.project == _PROJECT)
 _GET_THREAD = Query(_THREAD)
 _LOCK_THREAD = Query(_THREAD.with_for_update())
-_REPLACE_THREAD = Query(
-    threads.update().where(threads.c.id == _ID, threads.c.project == _PROJECT).values(body=_BODY)
-)
 _DELETE_THREAD = Query(threads.delete().where(threads.c.id == _ID, threads.c.project == _PROJECT))
 _THREAD_RUN_IDS = sa.select(runs.c.id).where(runs.c.thread_id == _THREAD_ID).scalar_subquery()
 # A run's steps and events are found through the thread's runs (their run_id indexes), so
@@ -94,7 +86,6 @@ _MESSAGE_COUNT = Query(sa.select(threads.c.message_count).where(threads.c.id == 
 _GET_MESSAGE = Query(
     sa.select(messages.c.body).where(messages.c.id == _ID, messages.c.thread_id == _THREAD_ID)
 )
-_REPLACE_MESSAGE = Query(messages.update().where(messages.c.id == _ID).values(body=_BODY))
 _DELETE_MESSAGE = Query(
     messages.delete().where(messages.c.id == _ID, messages.c.thread_id == _THREAD_ID)
 )
@@ -149,7 +140,6 @@ _RUNS_IN_STATUS = Query(
 _GET_STEP = Query(
     sa.select(run_steps.c.body).where(run_steps.c.id == _ID, run_steps.c.run_id == _RUN_ID)
 )
-_REPLACE_STEP = Query(run_steps.update().where(run_steps.c.id == _ID).values(body=_BODY))
 _DELETE_STEP = Query(run_steps.delete().where(run_steps.c.id == _ID))
 _STEPS_OF_RUN = Query(
     sa.select(run_steps.c.body).where(run_steps.c.run_id == _RUN_ID).order_by(run_steps.c.seq)
@@ -196,28 +186,26 @@ _REVOKE_KEY = Query(
 )
 
 
-def _replace_run_statement(expected_status: bool, owner: bool, release_lease: bool) -> Query:
-    query = runs.update().where(runs.c.id == _ID)
-    if expected_status:
-        query = query.where(runs.c.status == _p("p_expected", runs.c.status))
-    if owner:
-        query = query.where(runs.c.lease_owner == _OWNER)
-    values: dict[str, Any] = {
-        "status": _p("p_status", runs.c.status),
-        "expires_at": _p("p_expires_at", runs.c.expires_at),
-        "body": _BODY,
-    }
+@functools.cache
+def _update(
+    table: sa.Table,
+    fields: tuple[str, ...],
+    where: tuple[str, ...],
+    columns: tuple[str, ...] = (),
+    release_lease: bool = False,
+) -> Query:
+    """UPDATE of one row's body: the `fields` taken from the JSON parameter `p_patch` and
+    the real `columns` from `p_{column}`, on the row whose `where` columns equal
+    `p_where_{column}`; returning the body as it now is, other writers' fields included.
+    A statement per shape of change, rendered once."""
+    conditions = [table.c[name] == _p(f"p_where_{name}", table.c[name]) for name in where]
+    values: dict[str, Any] = {"body": JsonMerge(table.c.body, "p_patch", fields)}
+    values.update({name: _p(f"p_{name}", table.c[name]) for name in columns})
     if release_lease:
         values.update(lease_owner=None, lease_until=None)
-    return Query(query.values(**values))
+    return Query(table.update().where(*conditions).values(**values).returning(table.c.body))
 
 
-_REPLACE_RUN = {
-    (expected, owner, release): _replace_run_statement(expected, owner, release)
-    for expected in (False, True)
-    for owner in (False, True)
-    for release in (False, True)
-}
 _LEASE_OWNER = Query(sa.select(runs.c.lease_owner).where(runs.c.id == _ID).with_for_update())
 
 
@@ -300,6 +288,23 @@ class SqlTx:
     async def _bodies(self, query: Query, **params: Any) -> list[Obj]:
         return [dict(row[0]) for row in await self.db.fetch(query, params)]
 
+    async def _update_body(
+        self,
+        table: sa.Table,
+        changes: Obj,
+        where: dict[str, Any],
+        columns: dict[str, Any] | None = None,
+        release_lease: bool = False,
+    ) -> Obj | None:
+        if not changes:
+            raise ValueError("an update changes at least one field")
+        columns = columns or {}
+        query = _update(table, tuple(changes), tuple(where), tuple(columns), release_lease)
+        params: dict[str, Any] = {"p_patch": changes}
+        params.update({f"p_where_{name}": value for name, value in where.items()})
+        params.update({f"p_{name}": value for name, value in columns.items()})
+        return await self._one_body(query, **params)
+
     async def _insert_rows(self, table: sa.Table, rows: list[dict[str, Any]]) -> list[int]:
         """Insert rows of the same columns, in order; on the event log, the seqs taken."""
         taken: list[int] = []
@@ -352,9 +357,9 @@ class SqlTx:
     async def get_assistant(self, project: str, assistant_id: str) -> Obj | None:
         return await self._one_body(_GET_ASSISTANT, p_id=assistant_id, p_project=project)
 
-    async def replace_assistant(self, project: str, assistant: Obj) -> None:
-        await self.db.execute(
-            _REPLACE_ASSISTANT, {"p_id": assistant["id"], "p_project": project, "p_body": assistant}
+    async def update_assistant(self, project: str, assistant_id: str, changes: Obj) -> Obj | None:
+        return await self._update_body(
+            assistants, changes, {"id": assistant_id, "project": project}
         )
 
     async def delete_assistant(self, project: str, assistant_id: str) -> bool:
@@ -390,10 +395,8 @@ class SqlTx:
     async def lock_thread(self, project: str, thread_id: str) -> Obj | None:
         return await self._one_body(_LOCK_THREAD, p_id=thread_id, p_project=project)
 
-    async def replace_thread(self, project: str, thread: Obj) -> None:
-        await self.db.execute(
-            _REPLACE_THREAD, {"p_id": thread["id"], "p_project": project, "p_body": thread}
-        )
+    async def update_thread(self, project: str, thread_id: str, changes: Obj) -> Obj | None:
+        return await self._update_body(threads, changes, {"id": thread_id, "project": project})
 
     async def delete_thread(self, project: str, thread_id: str) -> bool:
         if not await self.db.execute(_DELETE_THREAD, {"p_id": thread_id, "p_project": project}):
@@ -427,8 +430,10 @@ class SqlTx:
     async def get_message(self, thread_id: str, message_id: str) -> Obj | None:
         return await self._one_body(_GET_MESSAGE, p_id=message_id, p_thread_id=thread_id)
 
-    async def replace_message(self, message: Obj) -> None:
-        await self.db.execute(_REPLACE_MESSAGE, {"p_id": message["id"], "p_body": message})
+    async def update_message(self, thread_id: str, message_id: str, changes: Obj) -> Obj | None:
+        return await self._update_body(
+            messages, changes, {"id": message_id, "thread_id": thread_id}
+        )
 
     async def delete_message(self, thread_id: str, message_id: str) -> bool:
         deleted = await self.db.execute(
@@ -488,23 +493,31 @@ class SqlTx:
     async def active_run(self, thread_id: str) -> Obj | None:
         return await self._one_body(_ACTIVE_RUN, p_thread_id=thread_id)
 
-    async def replace_run(
-        self, run: Obj, *, expected_status: str | None = None, lease_owner: str | None = None
-    ) -> bool:
-        release = run["status"] not in ACTIVE_RUN_STATUSES or run["status"] == "requires_action"
-        params = {
-            "p_id": run["id"],
-            "p_expected": expected_status,
-            "p_owner": lease_owner,
-            "p_status": run["status"],
-            "p_expires_at": run.get("expires_at"),
-            "p_body": run,
+    async def update_run(
+        self,
+        run_id: str,
+        changes: Obj,
+        *,
+        expected_status: str | None = None,
+        lease_owner: str | None = None,
+    ) -> Obj | None:
+        where: dict[str, Any] = {"id": run_id}
+        if expected_status is not None:
+            where["status"] = expected_status
+        if lease_owner is not None:
+            where["lease_owner"] = lease_owner
+        columns: dict[str, Any] = {
+            name: changes[name] for name in ("status", "expires_at") if name in changes
         }
-        query = _REPLACE_RUN[expected_status is not None, lease_owner is not None, release]
-        written = await self.db.execute(query, params)
-        if written and run["status"] == "queued":
+        status = changes.get("status")
+        # A run waiting for its client, or ended, is held by no worker.
+        release = status is not None and (
+            status not in ACTIVE_RUN_STATUSES or status == "requires_action"
+        )
+        updated = await self._update_body(runs, changes, where, columns, release)
+        if updated is not None and status == "queued":
             self.wakes.add(RUN_QUEUED)
-        return bool(written)
+        return updated
 
     async def holds_lease(self, run_id: str, owner: str) -> bool:
         # The row stays locked to the end of the transaction (on PostgreSQL; SQLite has one
@@ -561,8 +574,8 @@ class SqlTx:
         row = {"id": step["id"], "run_id": step["run_id"], "thread_id": step["thread_id"]}
         await self._insert_rows(run_steps, [{**row, "body": step}])
 
-    async def replace_step(self, step: Obj) -> None:
-        await self.db.execute(_REPLACE_STEP, {"p_id": step["id"], "p_body": step})
+    async def update_step(self, run_id: str, step_id: str, changes: Obj) -> Obj | None:
+        return await self._update_body(run_steps, changes, {"id": step_id, "run_id": run_id})
 
     async def delete_step(self, step_id: str) -> None:
         await self.db.execute(_DELETE_STEP, {"p_id": step_id})
