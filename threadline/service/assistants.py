@@ -17,6 +17,7 @@ from threadline.service.clock import now
 from threadline.service.objects import deleted
 from threadline.service.pages import envelope
 from threadline.service.requests import AssistantCreate, AssistantFields, AssistantUpdate
+from threadline.service.unsupported import check_tool_resources, refuse_unsupported_tools
 from threadline.store.base import Obj, PageRequest, Store
 
 
@@ -25,6 +26,8 @@ def _check(fields: AssistantFields, tools: list[dict[str, Any]] | None, limits: 
     check_metadata(fields.metadata)
     check_string(fields.instructions, limits.instructions_chars, "instructions")
     check_tools(tools, limits=limits)
+    refuse_unsupported_tools(fields.tools)
+    check_tool_resources(fields.tool_resources)
 
 
 def _dump_tools(fields: AssistantFields) -> list[dict[str, Any]] | None:

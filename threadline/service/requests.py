@@ -123,7 +123,12 @@ class AttachmentTool(Closed):
 
 
 class Attachment(Closed):
-    file_id: str
+    """A file for the message's tools: OpenAI's by `file_id`, Azure's also by `data_source`
+    (`{"uri", "type"}`). Taken in both shapes so that the service can say what it cannot do
+    yet, rather than answer a generic validation error."""
+
+    file_id: str | None = None
+    data_source: dict[str, Any] | None = None
     tools: list[AttachmentTool] = Field(default_factory=list)
 
 
@@ -187,6 +192,8 @@ class RunOptions(Closed):
     parallel_tool_calls: bool = True
     response_format: ResponseFormat | None = None
     stream: bool | None = None
+    # The Azure client sends it (`{}` for a toolset of functions) with every toolset.
+    tool_resources: ToolResources | None = None
 
 
 class RunCreate(RunOptions):
@@ -198,7 +205,6 @@ class RunCreate(RunOptions):
 
 class ThreadAndRunCreate(RunOptions):
     thread: ThreadCreate | None = None
-    tool_resources: ToolResources | None = None
 
 
 class ToolOutput(Closed):
