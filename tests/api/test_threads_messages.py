@@ -618,7 +618,12 @@ def _message_state(client: openai.OpenAI, thread_id: str) -> tuple[Any, ...]:
         (
             {
                 "role": "user",
-                "content": [{"type": "image_url", "image_url": {"url": "u", "detail": "ultra"}}],
+                "content": [
+                    {
+                        "type": "image_url",
+                        "image_url": {"url": "https://example.com/a.png", "detail": "ultra"},
+                    }
+                ],
             },
             "content[0].image_url.detail",
         ),

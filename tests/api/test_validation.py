@@ -20,10 +20,15 @@ import httpx
 import openai
 import pytest
 from support.errors import assert_error_body, sdk_error
+from support.scripted_model import Reply, ScriptedModelServer
 from support.server import ServerProcess
 
 FUNCTION = {"type": "function", "function": {"name": "get_weather"}}
 INCLUDE = "step_details.tool_calls[*].file_search.results[*].content"
+PNG = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4"
+    "DwABBAEAwS2OUAAAAABJRU5ErkJggg=="
+)
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -384,6 +389,311 @@ def test_create_thread_and_run_refuses_what_cannot_run_yet(
     refused(post(server, "/threads/runs", {"assistant_id": assistant_id, **body}), param)
 
     assert newest_thread(client) == before
+
+
+# -- checked as the clients' schemas say ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("json_schema", "param"),
+    [
+        ({}, "response_format.json_schema.name"),
+        ({"name": "has spaces"}, "response_format.json_schema.name"),
+        ({"name": "x" * 65}, "response_format.json_schema.name"),
+        ({"name": 5}, "response_format.json_schema.name"),
+        ({"name": "r", "strict": "yes"}, "response_format.json_schema.strict"),
+        ({"name": "r", "schema": "an object"}, "response_format.json_schema.schema"),
+        ({"name": "r", "schema": ["type", "object"]}, "response_format.json_schema.schema"),
+        ({"name": "r", "description": 5}, "response_format.json_schema.description"),
+        ({"name": "r", "colour": "blue"}, "response_format.json_schema.colour"),
+    ],
+    ids=[
+        "no-name",
+        "name-with-spaces",
+        "name-65",
+        "name-number",
+        "strict-string",
+        "schema-string",
+        "schema-list",
+        "description-number",
+        "unknown-key",
+    ],
+)
+def test_json_schema_response_format_is_checked(
+    client: openai.OpenAI, server: ServerProcess, json_schema: dict[str, Any], param: str
+) -> None:
+    before = assistant(client)
+    thread = client.beta.threads.create()
+    response_format = {"type": "json_schema", "json_schema": json_schema}
+
+    refused(post(server, "/assistants", {"model": "m", "response_format": response_format}), param)
+    refused(post(server, f"/assistants/{before}", {"response_format": response_format}), param)
+    run_body = {"assistant_id": before, "response_format": response_format}
+    refused(post(server, f"/threads/{thread.id}/runs", run_body), param)
+
+    assert newest_assistant(client) == before
+    assert raw(client, f"/assistants/{before}")["response_format"] == "auto"
+    assert runs_of(client, thread.id) == []
+
+
+@pytest.mark.parametrize(
+    "json_schema",
+    [
+        {"name": "x" * 64},
+        {"name": "A-b_9", "strict": None, "schema": {}},
+        {"name": "r", "description": "d", "schema": {"type": "object"}, "strict": False},
+    ],
+    ids=["name-64", "strict-null", "every-key"],
+)
+def test_json_schema_at_the_edges_round_trips(
+    client: openai.OpenAI, json_schema: dict[str, Any]
+) -> None:
+    """Served back as sent, and read by the SDK with strict response validation."""
+    strict = openai.OpenAI(
+        base_url=str(client.base_url), api_key="k", _strict_response_validation=True
+    )
+    response_format = {"type": "json_schema", "json_schema": json_schema}
+
+    created = strict.beta.assistants.create(
+        model="gpt-4o",
+        response_format=response_format,  # type: ignore[arg-type]
+    )
+
+    assert raw(client, f"/assistants/{created.id}")["response_format"] == response_format
+    assert strict.beta.assistants.retrieve(created.id).id == created.id
+
+
+@pytest.mark.parametrize(
+    ("file_search", "param"),
+    [
+        ({"max_num_results": "lots"}, "tools[0].file_search.max_num_results"),
+        ({"max_num_results": 0}, "tools[0].file_search.max_num_results"),
+        ({"max_num_results": 51}, "tools[0].file_search.max_num_results"),
+        ({"max_num_results": 5.5}, "tools[0].file_search.max_num_results"),
+        (
+            {"ranking_options": {"ranker": "best", "score_threshold": 0.5}},
+            "tools[0].file_search.ranking_options.ranker",
+        ),
+        (
+            {"ranking_options": {"score_threshold": 5}},
+            "tools[0].file_search.ranking_options.score_threshold",
+        ),
+        (
+            {"ranking_options": {"score_threshold": -0.1}},
+            "tools[0].file_search.ranking_options.score_threshold",
+        ),
+        (
+            {"ranking_options": {"ranker": "auto"}},
+            "tools[0].file_search.ranking_options.score_threshold",
+        ),
+        ({"colour": "blue"}, "tools[0].file_search.colour"),
+    ],
+    ids=[
+        "results-string",
+        "results-0",
+        "results-51",
+        "results-fraction",
+        "ranker-unknown",
+        "threshold-5",
+        "threshold-negative",
+        "threshold-missing",
+        "unknown-key",
+    ],
+)
+def test_file_search_options_are_checked_before_the_tool_is_refused(
+    client: openai.OpenAI, server: ServerProcess, file_search: dict[str, Any], param: str
+) -> None:
+    before = assistant(client)
+
+    error = refused(
+        post(
+            server,
+            "/assistants",
+            {"model": "m", "tools": [{"type": "file_search", "file_search": file_search}]},
+        ),
+        param,
+    )
+
+    assert "not supported" not in error["message"]
+    assert newest_assistant(client) == before
+
+
+@pytest.mark.parametrize(
+    "file_search",
+    [
+        {"max_num_results": 1},
+        {"max_num_results": 50},
+        {"max_num_results": 20.0},
+        {"ranking_options": {"score_threshold": 0}},
+        {"ranking_options": {"ranker": "default_2024_08_21", "score_threshold": 1}},
+        {"ranking_options": {"ranker": "auto", "score_threshold": 0.5}},
+    ],
+    ids=["results-1", "results-50", "results-20.0", "threshold-0", "threshold-1", "auto"],
+)
+def test_valid_file_search_options_reach_the_not_supported_refusal(
+    client: openai.OpenAI, server: ServerProcess, file_search: dict[str, Any]
+) -> None:
+    tools = [{"type": "file_search", "file_search": file_search}]
+
+    error = refused(post(server, "/assistants", {"model": "m", "tools": tools}), "tools[0]")
+
+    assert error["message"] == "The file_search tool is not supported yet."
+    assert error["code"] == "unsupported_value"
+
+
+@pytest.mark.parametrize(
+    ("image_url", "param"),
+    [
+        ({"url": "u"}, "content[0].image_url.url"),
+        ({"url": "ftp://example.com/a.png"}, "content[0].image_url.url"),
+        ({"url": "https://"}, "content[0].image_url.url"),
+        ({"url": "https://exa mple.com/a.png"}, "content[0].image_url.url"),
+        ({"url": "https://example.com/\n.png"}, "content[0].image_url.url"),
+        ({"url": "javascript:alert(1)"}, "content[0].image_url.url"),
+        ({"url": "data:text/plain;base64,aGk="}, "content[0].image_url.url"),
+        ({"url": "data:image/png;base64,"}, "content[0].image_url.url"),
+        ({"url": "data:image/png,rawbytes"}, "content[0].image_url.url"),
+        ({"url": 5}, "content[0].image_url.url"),
+        ({"url": "https://example.com/a.png", "detail": "ultra"}, "content[0].image_url.detail"),
+    ],
+    ids=[
+        "word",
+        "ftp",
+        "no-host",
+        "space",
+        "newline",
+        "javascript",
+        "data-not-image",
+        "data-empty",
+        "data-not-base64",
+        "number",
+        "detail",
+    ],
+)
+def test_image_url_is_checked(
+    client: openai.OpenAI, server: ServerProcess, image_url: dict[str, Any], param: str
+) -> None:
+    thread = client.beta.threads.create()
+    body = {"role": "user", "content": [{"type": "image_url", "image_url": image_url}]}
+
+    refused(post(server, f"/threads/{thread.id}/messages", body), param)
+
+    assert messages_of(client, thread.id) == []
+
+
+@pytest.mark.parametrize(
+    "image_url",
+    [
+        {"url": "https://example.com/cat.png?size=large#top", "detail": "high"},
+        {"url": "http://127.0.0.1:8080/a.jpg", "detail": "low"},
+        {"url": "https://bücher.example/ç.png"},
+        {"url": PNG, "detail": "auto"},
+    ],
+    ids=["https", "http-with-port", "non-ascii", "data-url"],
+)
+def test_image_url_at_the_edges_is_kept(client: openai.OpenAI, image_url: dict[str, Any]) -> None:
+    thread = client.beta.threads.create()
+
+    message = client.beta.threads.messages.create(
+        thread.id,
+        role="user",
+        content=[{"type": "image_url", "image_url": image_url}],  # type: ignore[typeddict-item]
+    )
+
+    assert messages_of(client, thread.id)[0]["content"] == [
+        {"type": "image_url", "image_url": {"detail": "auto", **image_url}}
+    ]
+    assert message.id == messages_of(client, thread.id)[0]["id"]
+
+
+# -- integers, token minimums -----------------------------------------------------------------
+
+
+def test_integer_valued_floats_are_taken_as_integers(
+    client: openai.OpenAI, server: ServerProcess, model_name: str
+) -> None:
+    assistant_id = assistant(client, model=model_name)
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    body = {
+        "assistant_id": assistant_id,
+        "max_completion_tokens": 256.0,
+        "max_prompt_tokens": 1000.0,
+        "truncation_strategy": {"type": "last_messages", "last_messages": 3.0},
+    }
+
+    response = post(server, f"/threads/{thread.id}/runs", body)
+
+    assert response.status_code == 200, response.text
+    run = response.json()
+    assert run["max_completion_tokens"] == 256 and isinstance(run["max_completion_tokens"], int)
+    assert run["max_prompt_tokens"] == 1000 and isinstance(run["max_prompt_tokens"], int)
+    assert run["truncation_strategy"] == {"type": "last_messages", "last_messages": 3}
+    done = client.beta.threads.runs.poll(run["id"], thread_id=thread.id)
+    assert done.status == "completed"
+    assert raw(client, "/assistants?limit=2.0")["data"][0]["id"] == assistant_id
+
+
+@pytest.mark.parametrize(
+    ("options", "param"),
+    [
+        ({"max_completion_tokens": 256.5}, "max_completion_tokens"),
+        ({"max_prompt_tokens": 1e3 + 0.25}, "max_prompt_tokens"),
+        ({"max_completion_tokens": True}, "max_completion_tokens"),
+        ({"max_completion_tokens": "256"}, "max_completion_tokens"),
+        ({"max_completion_tokens": 0}, "max_completion_tokens"),
+        ({"max_prompt_tokens": 0}, "max_prompt_tokens"),
+        ({"max_prompt_tokens": -1.0}, "max_prompt_tokens"),
+        (
+            {"truncation_strategy": {"type": "last_messages", "last_messages": 2.5}},
+            "truncation_strategy.last_messages",
+        ),
+    ],
+    ids=[
+        "fraction",
+        "prompt-fraction",
+        "bool",
+        "string",
+        "completion-0",
+        "prompt-0",
+        "prompt-negative-float",
+        "last-messages-fraction",
+    ],
+)
+def test_numbers_that_are_not_positive_integers_are_refused(
+    client: openai.OpenAI, server: ServerProcess, options: dict[str, Any], param: str
+) -> None:
+    assistant_id = assistant(client)
+    thread = client.beta.threads.create()
+
+    refused(
+        post(server, f"/threads/{thread.id}/runs", {"assistant_id": assistant_id, **options}), param
+    )
+
+    assert runs_of(client, thread.id) == []
+
+
+def test_one_token_is_the_smallest_budget_for_both(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    """One rule for both minimums: any positive integer. A budget too small for the prompt
+    ends the run `incomplete`, as any budget does."""
+    scripted_model.script(model_name, Reply("cut", finish_reason="length", completion_tokens=1))
+    assistant_id = assistant(client, model=model_name)
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+
+    completion = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant_id, max_completion_tokens=1
+    )
+    prompt = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant_id, max_prompt_tokens=1
+    )
+
+    assert completion.max_completion_tokens == 1 and prompt.max_prompt_tokens == 1
+    assert completion.status == "incomplete" and prompt.status == "incomplete"
+    assert completion.incomplete_details is not None and prompt.incomplete_details is not None
+    assert completion.incomplete_details.reason == "max_completion_tokens"
+    assert prompt.incomplete_details.reason == "max_prompt_tokens"
+    assert scripted_model.requests(model_name)[0]["max_tokens"] == 1
 
 
 # -- what an older version stored -----------------------------------------------------------

@@ -39,7 +39,8 @@ def _dump_tools(fields: AssistantFields) -> list[dict[str, Any]] | None:
 def _response_format(fields: AssistantFields) -> Any:
     if fields.response_format is None or isinstance(fields.response_format, str):
         return fields.response_format or "auto"
-    return fields.response_format.model_dump()
+    # As sent: keys left out stay out, rather than come back as nulls the user never set.
+    return fields.response_format.model_dump(by_alias=True, exclude_unset=True)
 
 
 class AssistantService:

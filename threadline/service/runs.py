@@ -287,7 +287,7 @@ def _response_format(request: RunOptions, assistant: Obj) -> Any:
         return assistant.get("response_format", "auto")
     if isinstance(request.response_format, str):
         return request.response_format
-    return request.response_format.model_dump()
+    return request.response_format.model_dump(by_alias=True, exclude_unset=True)
 
 
 def _tool_choice(request: RunOptions, tools: list[Obj]) -> Any:
