@@ -67,6 +67,7 @@ ASSISTANT_KEYS = {
     "temperature",
     "top_p",
     "response_format",
+    "reasoning_effort",
 }
 
 
@@ -115,6 +116,7 @@ def full_assistant(client: openai.OpenAI, **overrides: Any) -> Assistant:
         "temperature": 0.25,
         "top_p": 0.5,
         "response_format": {"type": "json_object"},
+        "reasoning_effort": "low",
     }
     fields.update(overrides)
     return client.beta.assistants.create(**fields)
@@ -148,6 +150,7 @@ def test_create_with_every_field_returns_them_field_for_field(client: openai.Ope
     assert set(raw) == ASSISTANT_KEYS
     assert raw["tools"] == [FUNCTION_TOOL, PING_TOOL]
     assert raw["response_format"] == {"type": "json_object"}
+    assert raw["reasoning_effort"] == "low"
     assert raw["tool_resources"] == {
         "code_interpreter": {"file_ids": []},
         "file_search": {"vector_store_ids": []},
@@ -177,6 +180,7 @@ def test_create_with_only_a_model_fills_the_defaults(client: openai.OpenAI) -> N
     assert raw["top_p"] is None
     assert raw["response_format"] == "auto"
     assert raw["tool_resources"] == {}
+    assert raw["reasoning_effort"] is None
 
 
 @pytest.mark.parametrize(
@@ -277,6 +281,7 @@ def test_modify_changes_only_the_given_fields(client: openai.OpenAI) -> None:
         ("response_format", JSON_SCHEMA_FORMAT),
         ("response_format", "auto"),
         ("tool_resources", {"code_interpreter": {"file_ids": []}}),
+        ("reasoning_effort", "max"),
     ],
 )
 def test_modify_one_field_leaves_the_others(client: openai.OpenAI, field: str, value: Any) -> None:

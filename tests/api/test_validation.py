@@ -696,6 +696,61 @@ def test_one_token_is_the_smallest_budget_for_both(
     assert scripted_model.requests(model_name)[0]["max_tokens"] == 1
 
 
+# -- reasoning_effort -------------------------------------------------------------------------
+
+
+EFFORTS = ["none", "minimal", "low", "medium", "high", "xhigh", "max"]
+
+
+@pytest.mark.parametrize("effort", EFFORTS)
+def test_every_reasoning_effort_of_the_sdk_is_stored_on_create_and_modify(
+    client: openai.OpenAI, effort: str
+) -> None:
+    created = assistant(client, reasoning_effort=effort)
+    other = assistant(client)
+
+    client.beta.assistants.update(other, reasoning_effort=effort)  # type: ignore[arg-type]
+
+    assert raw(client, f"/assistants/{created}")["reasoning_effort"] == effort
+    assert raw(client, f"/assistants/{other}")["reasoning_effort"] == effort
+
+
+def test_reasoning_effort_is_refused_outside_the_sdk_s_values(
+    client: openai.OpenAI, server: ServerProcess
+) -> None:
+    before = assistant(client)
+
+    refused(
+        post(server, "/assistants", {"model": "m", "reasoning_effort": "extreme"}),
+        "reasoning_effort",
+    )
+
+    assert newest_assistant(client) == before
+    assert raw(client, f"/assistants/{before}")["reasoning_effort"] is None
+
+
+def test_reasoning_effort_goes_from_assistant_or_run_to_the_upstream(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    thinking = assistant(client, model=model_name, reasoning_effort="max")
+    plain = assistant(client, model=model_name)
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+
+    inherited = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=thinking)
+    chosen = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=thinking, reasoning_effort="low"
+    )
+    unset = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=plain)
+
+    assert [r.status for r in (inherited, chosen, unset)] == ["completed"] * 3
+    assert raw(client, f"/threads/{thread.id}/runs/{inherited.id}")["reasoning_effort"] == "max"
+    assert raw(client, f"/threads/{thread.id}/runs/{chosen.id}")["reasoning_effort"] == "low"
+    assert raw(client, f"/threads/{thread.id}/runs/{unset.id}")["reasoning_effort"] is None
+    sent = scripted_model.requests(model_name)
+    assert [body.get("reasoning_effort") for body in sent] == ["max", "low", None]
+    assert "reasoning_effort" not in sent[2]
+
+
 # -- what an older version stored -----------------------------------------------------------
 
 

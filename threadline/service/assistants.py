@@ -67,6 +67,7 @@ class AssistantService:
             "temperature": request.temperature,
             "top_p": request.top_p,
             "response_format": _response_format(request),
+            "reasoning_effort": request.reasoning_effort,
         }
         async with self.store.transaction() as tx:
             await tx.insert_assistant(project, assistant)

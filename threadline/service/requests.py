@@ -27,6 +27,9 @@ def _integral(value: Any) -> Any:
 
 Integer = Annotated[int, BeforeValidator(_integral)]
 
+# The openai SDK's `ReasoningEffort`, every value of it.
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
+
 
 class Closed(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -216,7 +219,7 @@ class AssistantFields(Closed):
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
     response_format: ResponseFormat | None = None
-    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
+    reasoning_effort: ReasoningEffort | None = None
 
 
 class AssistantCreate(AssistantFields):
@@ -265,7 +268,7 @@ class RunCreate(RunOptions):
     additional_instructions: str | None = None
     additional_messages: list[MessageCreate] | None = None
     include: list[str] | None = None
-    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
+    reasoning_effort: ReasoningEffort | None = None
 
 
 class ThreadAndRunCreate(RunOptions):

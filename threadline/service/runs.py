@@ -212,6 +212,7 @@ class RunService:
         )
         if request.tools is None:
             _refuse_stored_tools(assistant)
+        effort = request.reasoning_effort if isinstance(request, RunCreate) else None
         resources = request.tool_resources
         return {
             "id": new_id(IdKind.RUN),
@@ -245,6 +246,8 @@ class RunService:
             "response_format": _response_format(request, assistant),
             "tool_choice": _tool_choice(request, tools),
             "parallel_tool_calls": request.parallel_tool_calls,
+            # The assistant's when the run sets none, as for temperature and top_p.
+            "reasoning_effort": effort or assistant.get("reasoning_effort"),
             # Azure's run carries the resources it was created with.
             "tool_resources": resources.model_dump(exclude_none=True) if resources else {},
         }
