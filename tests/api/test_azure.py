@@ -13,11 +13,15 @@ import trustme
 from azure.ai.agents import AgentsClient
 from azure.ai.agents.models import (
     AgentEventHandler,
+    FileSearchTool,
     FunctionTool,
+    MessageAttachment,
     MessageDeltaChunk,
     MessageRole,
     ThreadRun,
     ToolSet,
+    VectorStoreDataSource,
+    VectorStoreDataSourceAssetType,
 )
 from azure.core.credentials import AccessToken, AccessTokenInfo
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
@@ -165,6 +169,75 @@ def test_auto_function_calls_run_python_functions(
     assert _text(client, run.thread_id) == "It is sunny in Lisbon."
     tool_message = scripted_model.requests(model_name)[1]["messages"][-1]
     assert tool_message["role"] == "tool" and "sunny in Lisbon" in tool_message["content"]
+
+
+def test_create_and_process_with_a_toolset_of_functions(
+    client: AgentsClient, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    """The client sends the toolset's `tool_resources` (`{}` for functions) with the run."""
+    calls: list[str] = []
+
+    def get_weather(city: str) -> str:
+        """Tell the weather in a city.
+
+        :param city: The city.
+        """
+        calls.append(city)
+        return f"cold in {city}"
+
+    scripted_model.script(
+        model_name,
+        CallTools([ToolCall("get_weather", {"city": "Oslo"})]),
+        Reply("It is cold in Oslo."),
+    )
+    toolset = ToolSet()
+    toolset.add(FunctionTool({get_weather}))
+    client.enable_auto_function_calls(toolset)
+    agent = client.create_agent(model=model_name, name="toolless")
+    thread = client.threads.create()
+    client.messages.create(thread_id=thread.id, role="user", content="Weather in Oslo?")
+
+    run = client.runs.create_and_process(
+        thread_id=thread.id, agent_id=agent.id, toolset=toolset, polling_interval=0.05
+    )
+
+    assert run.status == "completed"
+    assert calls == ["Oslo"]
+    assert _text(client, thread.id) == "It is cold in Oslo."
+    assert run.tool_resources == {}
+    [tool] = scripted_model.requests(model_name)[0]["tools"]
+    assert tool["function"]["name"] == "get_weather"
+
+
+def test_what_cannot_run_yet_is_refused_through_the_azure_client(
+    client: AgentsClient, model_name: str
+) -> None:
+    before = [a.id for a in client.list_agents(limit=100)]
+    thread = client.threads.create()
+    attachment = MessageAttachment(
+        data_source=VectorStoreDataSource(
+            asset_identifier="https://example.com/manual.pdf",
+            asset_type=VectorStoreDataSourceAssetType.URI_ASSET,
+        ),
+        tools=FileSearchTool().definitions,  # type: ignore[arg-type]
+    )
+
+    with pytest.raises(HttpResponseError) as on_agent:
+        client.create_agent(model=model_name, tools=FileSearchTool().definitions)
+    with pytest.raises(HttpResponseError) as on_message:
+        client.messages.create(
+            thread_id=thread.id, role="user", content="read it", attachments=[attachment]
+        )
+
+    agent_error = on_agent.value.response.json()["error"]
+    message_error = on_message.value.response.json()["error"]
+    assert on_agent.value.status_code == on_message.value.status_code == 400
+    assert agent_error["param"] == "tools[0]"
+    assert agent_error["message"] == "The file_search tool is not supported yet."
+    assert message_error["param"] == "attachments[0].data_source"
+    assert message_error["message"] == "attachments with data_source are not supported yet."
+    assert [a.id for a in client.list_agents(limit=100)] == before
+    assert list(client.messages.list(thread_id=thread.id)) == []
 
 
 def test_streaming_with_an_agent_event_handler(

@@ -128,7 +128,8 @@ def test_create_thread_with_initial_messages_of_every_content_shape(
     tag = uuid.uuid4().hex
     thread = client.beta.threads.create(
         metadata={"tag": tag, "user": "alice"},
-        tool_resources={"code_interpreter": {"file_ids": ["file-tr1"]}},
+        # No file ids: they are refused until files exist (test_validation.py).
+        tool_resources={"code_interpreter": {"file_ids": []}},
         messages=[
             {"role": "user", "content": "plain string"},
             {
@@ -139,12 +140,8 @@ def test_create_thread_with_initial_messages_of_every_content_shape(
                         "type": "image_url",
                         "image_url": {"url": "https://example.com/cat.png", "detail": "low"},
                     },
-                    {"type": "image_file", "image_file": {"file_id": "file-img1"}},
                 ],
-                "attachments": [
-                    {"file_id": "file-att1", "tools": [{"type": "code_interpreter"}]},
-                    {"file_id": "file-att2", "tools": [{"type": "file_search"}]},
-                ],
+                "attachments": [],
                 "metadata": {"part": "two"},
             },
             {"role": "assistant", "content": "an earlier answer"},
@@ -152,9 +149,7 @@ def test_create_thread_with_initial_messages_of_every_content_shape(
     )
 
     assert thread.metadata == {"tag": tag, "user": "alice"}
-    assert raw_thread(client, thread.id)["tool_resources"] == {
-        "code_interpreter": {"file_ids": ["file-tr1"]}
-    }
+    assert raw_thread(client, thread.id)["tool_resources"] == {"code_interpreter": {"file_ids": []}}
     first, second, third = raw_messages(client, thread.id)
     for message in (first, second, third):
         assert set(message) == MESSAGE_KEYS
@@ -171,12 +166,8 @@ def test_create_thread_with_initial_messages_of_every_content_shape(
             "type": "image_url",
             "image_url": {"url": "https://example.com/cat.png", "detail": "low"},
         },
-        {"type": "image_file", "image_file": {"file_id": "file-img1", "detail": "auto"}},
     ]
-    assert second["attachments"] == [
-        {"file_id": "file-att1", "tools": [{"type": "code_interpreter"}]},
-        {"file_id": "file-att2", "tools": [{"type": "file_search"}]},
-    ]
+    assert second["attachments"] == []
     assert second["metadata"] == {"part": "two"}
     assert third["role"] == "assistant"
     assert third["content"] == [text("an earlier answer")]
@@ -193,7 +184,7 @@ def test_retrieve_thread_returns_what_create_returned(client: openai.OpenAI) -> 
 def test_modify_thread_metadata_replaces_it_and_keeps_the_rest(client: openai.OpenAI) -> None:
     created = client.beta.threads.create(
         metadata={"a": "1", "b": "2"},
-        tool_resources={"file_search": {"vector_store_ids": ["vs_keep"]}},
+        tool_resources={"file_search": {"vector_store_ids": []}},
         messages=[{"role": "user", "content": "stay"}],
     )
     before = raw_thread(client, created.id)
@@ -212,17 +203,15 @@ def test_modify_thread_metadata_replaces_it_and_keeps_the_rest(client: openai.Op
 
 def test_modify_thread_tool_resources_keeps_metadata(client: openai.OpenAI) -> None:
     created = client.beta.threads.create(
-        metadata={"a": "1"}, tool_resources={"code_interpreter": {"file_ids": ["file-old"]}}
+        metadata={"a": "1"}, tool_resources={"code_interpreter": {"file_ids": []}}
     )
     before = raw_thread(client, created.id)
 
-    client.beta.threads.update(
-        created.id, tool_resources={"file_search": {"vector_store_ids": ["vs_new"]}}
-    )
+    client.beta.threads.update(created.id, tool_resources={"file_search": {"vector_store_ids": []}})
 
     assert raw_thread(client, created.id) == {
         **before,
-        "tool_resources": {"file_search": {"vector_store_ids": ["vs_new"]}},
+        "tool_resources": {"file_search": {"vector_store_ids": []}},
     }
 
 
@@ -295,7 +284,7 @@ def test_message_object_field_for_field(client: openai.OpenAI) -> None:
         thread.id,
         role="user",
         content="What is the weather?",
-        attachments=[{"file_id": "file-xyz", "tools": [{"type": "file_search"}]}],
+        attachments=[],
         metadata={"source": "test"},
     )
 
@@ -310,7 +299,7 @@ def test_message_object_field_for_field(client: openai.OpenAI) -> None:
         "content": [text("What is the weather?")],
         "assistant_id": None,
         "run_id": None,
-        "attachments": [{"file_id": "file-xyz", "tools": [{"type": "file_search"}]}],
+        "attachments": [],
         "metadata": {"source": "test"},
         "status": "completed",
         "incomplete_details": None,
@@ -343,7 +332,6 @@ def test_create_message_with_content_parts(client: openai.OpenAI) -> None:
         content=[
             {"type": "text", "text": "first"},
             {"type": "image_url", "image_url": {"url": "https://example.com/a.jpg"}},
-            {"type": "image_file", "image_file": {"file_id": "file-1", "detail": "high"}},
             {"type": "text", "text": "second"},
         ],
     )
@@ -351,10 +339,9 @@ def test_create_message_with_content_parts(client: openai.OpenAI) -> None:
     assert raw_message(client, thread.id, created.id)["content"] == [
         text("first"),
         {"type": "image_url", "image_url": {"url": "https://example.com/a.jpg", "detail": "auto"}},
-        {"type": "image_file", "image_file": {"file_id": "file-1", "detail": "high"}},
         text("second"),
     ]
-    assert [part.type for part in created.content] == ["text", "image_url", "image_file", "text"]
+    assert [part.type for part in created.content] == ["text", "image_url", "text"]
 
 
 def test_create_assistant_role_message(client: openai.OpenAI) -> None:
@@ -368,16 +355,19 @@ def test_create_assistant_role_message(client: openai.OpenAI) -> None:
     assert raw["assistant_id"] is None and raw["run_id"] is None
 
 
-def test_attachment_without_tools_gets_an_empty_list(client: openai.OpenAI) -> None:
+def test_attachment_naming_a_file_is_refused(client: openai.OpenAI) -> None:
+    """No Files API yet, so no file id names a file (more in test_validation.py)."""
     thread = client.beta.threads.create()
 
-    created = client.beta.threads.messages.create(
-        thread.id, role="user", content="see file", attachments=[{"file_id": "file-plain"}]
-    )
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.beta.threads.messages.create(
+            thread.id, role="user", content="see file", attachments=[{"file_id": "file-plain"}]
+        )
 
-    assert raw_message(client, thread.id, created.id)["attachments"] == [
-        {"file_id": "file-plain", "tools": []}
-    ]
+    error = sdk_error(caught.value, 400)
+    assert error["param"] == "attachments[0].file_id"
+    assert error["message"] == "No file found with id 'file-plain'."
+    assert raw_messages(client, thread.id) == []
 
 
 def test_modify_message_changes_only_metadata(client: openai.OpenAI) -> None:
@@ -628,7 +618,12 @@ def _message_state(client: openai.OpenAI, thread_id: str) -> tuple[Any, ...]:
         (
             {
                 "role": "user",
-                "content": [{"type": "image_url", "image_url": {"url": "u", "detail": "ultra"}}],
+                "content": [
+                    {
+                        "type": "image_url",
+                        "image_url": {"url": "https://example.com/a.png", "detail": "ultra"},
+                    }
+                ],
             },
             "content[0].image_url.detail",
         ),

@@ -98,13 +98,18 @@ async def _on_threadline_error(_: Request, exc: Exception) -> Response:
 
 
 def _most_specific(errors: list[dict[str, Any]], body: Any) -> dict[str, Any]:
-    """The first error, or for a union the deepest error of a member the input's type matched."""
+    """The first error, or for a union the deepest error of a member the input's type matched.
+
+    A type error where the union itself is (`content: 5` is neither a string nor a list)
+    says only that a member did not match; one deeper down (`strict: "yes"` inside a
+    `json_schema`) is inside a member that did, and is the one to name."""
     first = errors[0] if errors else {}
     param = _param(tuple(first.get("loc", ())), body) or ""
     best, depth = first, -1
     for error in errors:
         path = _param(tuple(error.get("loc", ())), body) or ""
-        specific = not str(error.get("type", "")).endswith("_type")
+        is_type = str(error.get("type", "")).endswith("_type")
+        specific = not is_type or len(path) > len(param)
         if specific and path.startswith(param) and len(path) > depth:
             best, depth = error, len(path)
     return best

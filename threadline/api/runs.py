@@ -39,7 +39,7 @@ async def create_run(
     svc: Services = Depends(services),
     proj: str = Depends(project),
 ) -> Response:
-    run = await svc.runs.create(proj, thread_id, body)
+    run = await svc.runs.create(proj, thread_id, body, include)
     if body.stream:
         return sse_response(svc.runs.follow_own(run["id"]))
     return json_response(run)

@@ -213,6 +213,7 @@ class RunExecutor:
             top_p=run["top_p"],
             max_tokens=max_tokens,
             response_format=_chat_response_format(run["response_format"]),
+            reasoning_effort=run.get("reasoning_effort"),
         )
         result = TurnResult(
             TurnRecorder(self.store, run, self.owner, self.delta_interval, withdrawn)

@@ -33,6 +33,8 @@ class ChatRequest:
     top_p: float | None = None
     max_tokens: int | None = None
     response_format: dict[str, Any] | None = None
+    # The run's `reasoning_effort`, for upstreams that reason; None leaves it to the model.
+    reasoning_effort: str | None = None
 
 
 @dataclass(frozen=True)

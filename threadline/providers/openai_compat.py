@@ -400,6 +400,7 @@ def _request_body(request: ChatRequest) -> dict[str, Any]:
         "top_p": request.top_p,
         "max_tokens": request.max_tokens,
         "response_format": request.response_format,
+        "reasoning_effort": request.reasoning_effort,
     }
     body.update({key: value for key, value in optional.items() if value is not None})
     return body

@@ -17,6 +17,7 @@ from threadline.service.clock import now
 from threadline.service.objects import deleted
 from threadline.service.pages import envelope
 from threadline.service.requests import AssistantCreate, AssistantFields, AssistantUpdate
+from threadline.service.unsupported import check_tool_resources, refuse_unsupported_tools
 from threadline.store.base import Obj, PageRequest, Store
 
 
@@ -25,6 +26,8 @@ def _check(fields: AssistantFields, tools: list[dict[str, Any]] | None, limits: 
     check_metadata(fields.metadata)
     check_string(fields.instructions, limits.instructions_chars, "instructions")
     check_tools(tools, limits=limits)
+    refuse_unsupported_tools(fields.tools)
+    check_tool_resources(fields.tool_resources)
 
 
 def _dump_tools(fields: AssistantFields) -> list[dict[str, Any]] | None:
@@ -36,7 +39,8 @@ def _dump_tools(fields: AssistantFields) -> list[dict[str, Any]] | None:
 def _response_format(fields: AssistantFields) -> Any:
     if fields.response_format is None or isinstance(fields.response_format, str):
         return fields.response_format or "auto"
-    return fields.response_format.model_dump()
+    # As sent: keys left out stay out, rather than come back as nulls the user never set.
+    return fields.response_format.model_dump(by_alias=True, exclude_unset=True)
 
 
 class AssistantService:
@@ -63,6 +67,7 @@ class AssistantService:
             "temperature": request.temperature,
             "top_p": request.top_p,
             "response_format": _response_format(request),
+            "reasoning_effort": request.reasoning_effort,
         }
         async with self.store.transaction() as tx:
             await tx.insert_assistant(project, assistant)

@@ -15,6 +15,7 @@ from threadline.domain.limits import (
 from threadline.service.objects import deleted, user_message
 from threadline.service.pages import envelope
 from threadline.service.requests import MessageCreate, MetadataUpdate
+from threadline.service.unsupported import check_message_files
 from threadline.store.base import Obj, PageRequest, Store, StoreTx
 
 
@@ -22,6 +23,7 @@ def check_message(request: MessageCreate, limits: Limits, param: str = "") -> No
     prefix = f"{param}." if param else ""
     check_message_content(request.content, limits, f"{prefix}content")
     check_metadata(request.metadata, param=f"{prefix}metadata")
+    check_message_files(request, prefix)
 
 
 def check_messages(requests: list[MessageCreate] | None, limits: Limits, param: str) -> None:

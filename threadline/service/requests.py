@@ -6,11 +6,29 @@ before anything is stored, as the hosted API does.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 Metadata = dict[str, str]
+
+
+def _integral(value: Any) -> Any:
+    """JSON has one kind of number: a client that builds its body from floats (JavaScript,
+    or a Python `float`) sends 256 as `256.0`, and means 256. A fractional number (`256.5`)
+    is left as it is, for the strict integer check to refuse."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Integer = Annotated[int, BeforeValidator(_integral)]
+
+# The openai SDK's `ReasoningEffort`, every value of it.
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
 
 
 class Closed(BaseModel):
@@ -33,9 +51,22 @@ class CodeInterpreterTool(Closed):
     type: Literal["code_interpreter"]
 
 
+class FileSearchRankingOptions(Closed):
+    ranker: Literal["auto", "default_2024_08_21"] | None = None
+    score_threshold: Annotated[float, Field(ge=0, le=1)]
+
+
+class FileSearchOptions(Closed):
+    max_num_results: Annotated[Integer, Field(ge=1, le=50)] | None = None
+    ranking_options: FileSearchRankingOptions | None = None
+
+
 class FileSearchTool(Closed):
+    """Checked as the SDKs' schema says even though the tool itself is then refused (not
+    supported yet): a client learns of every problem with its request, in order."""
+
     type: Literal["file_search"]
-    file_search: dict[str, Any] | None = None
+    file_search: FileSearchOptions | None = None
 
 
 Tool = Annotated[FunctionTool | CodeInterpreterTool | FileSearchTool, Field(discriminator="type")]
@@ -45,9 +76,21 @@ class TextFormat(Closed):
     type: Literal["text", "json_object"]
 
 
+class JsonSchema(Closed):
+    """Stored and served back, so held to the shape the SDKs read back: an unchecked one
+    (no name, `strict: "yes"`) makes a client with strict response validation raise on
+    every later retrieve."""
+
+    name: Annotated[str, Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")]
+    description: str | None = None
+    # `schema` is the wire name; as a field name it would shadow `BaseModel.schema`.
+    json_schema: Annotated[dict[str, Any] | None, Field(alias="schema")] = None
+    strict: bool | None = None
+
+
 class JsonSchemaFormat(Closed):
     type: Literal["json_schema"]
-    json_schema: dict[str, Any]
+    json_schema: JsonSchema
 
 
 ResponseFormat = (
@@ -73,7 +116,7 @@ ToolChoice = Literal["none", "auto", "required"] | FunctionChoice | BuiltinToolC
 
 class TruncationStrategy(Closed):
     type: Literal["auto", "last_messages"]
-    last_messages: Annotated[int, Field(ge=1)] | None = None
+    last_messages: Annotated[Integer, Field(ge=1)] | None = None
 
 
 class CodeInterpreterResources(Closed):
@@ -95,8 +138,31 @@ class TextPart(Closed):
     text: str
 
 
+_DATA_IMAGE = re.compile(r"data:image/[a-zA-Z0-9.+-]+;base64,[A-Za-z0-9+/]+={0,2}\Z")
+
+
+def _image_url(url: str) -> str:
+    """The URL goes to the model as it is: one that is neither a web address nor an inline
+    image would only fail later, inside a run, where the user cannot see why."""
+    if url.startswith("data:"):
+        if _DATA_IMAGE.match(url):
+            return url
+    else:
+        # Non-ASCII is fine (an internationalised host or path); spaces and control
+        # characters are not part of any URL.
+        if url.isprintable() and not any(char.isspace() for char in url):
+            parts = urlsplit(url)
+            if parts.scheme in ("http", "https") and parts.hostname:
+                return url
+    raise PydanticCustomError(
+        "url_invalid",
+        "expected an http or https URL, or an image as a data URL "
+        "(data:image/<type>;base64,<data>)",
+    )
+
+
 class ImageUrl(Closed):
-    url: str
+    url: Annotated[str, AfterValidator(_image_url)]
     detail: Literal["auto", "low", "high"] = "auto"
 
 
@@ -123,7 +189,12 @@ class AttachmentTool(Closed):
 
 
 class Attachment(Closed):
-    file_id: str
+    """A file for the message's tools: OpenAI's by `file_id`, Azure's also by `data_source`
+    (`{"uri", "type"}`). Taken in both shapes so that the service can say what it cannot do
+    yet, rather than answer a generic validation error."""
+
+    file_id: str | None = None
+    data_source: dict[str, Any] | None = None
     tools: list[AttachmentTool] = Field(default_factory=list)
 
 
@@ -148,7 +219,7 @@ class AssistantFields(Closed):
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
     response_format: ResponseFormat | None = None
-    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
+    reasoning_effort: ReasoningEffort | None = None
 
 
 class AssistantCreate(AssistantFields):
@@ -180,25 +251,28 @@ class RunOptions(Closed):
     metadata: Metadata | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
-    max_prompt_tokens: Annotated[int, Field(ge=256)] | None = None
-    max_completion_tokens: Annotated[int, Field(ge=16)] | None = None
+    # Any positive number: a self-hosted model's window may be small, and a run whose
+    # budget is spent ends `incomplete`, whatever the number.
+    max_prompt_tokens: Annotated[Integer, Field(ge=1)] | None = None
+    max_completion_tokens: Annotated[Integer, Field(ge=1)] | None = None
     truncation_strategy: TruncationStrategy | None = None
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool = True
     response_format: ResponseFormat | None = None
     stream: bool | None = None
+    # The Azure client sends it (`{}` for a toolset of functions) with every toolset.
+    tool_resources: ToolResources | None = None
 
 
 class RunCreate(RunOptions):
     additional_instructions: str | None = None
     additional_messages: list[MessageCreate] | None = None
     include: list[str] | None = None
-    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
+    reasoning_effort: ReasoningEffort | None = None
 
 
 class ThreadAndRunCreate(RunOptions):
     thread: ThreadCreate | None = None
-    tool_resources: ToolResources | None = None
 
 
 class ToolOutput(Closed):

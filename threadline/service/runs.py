@@ -23,6 +23,7 @@ from threadline.service.messages import (
 )
 from threadline.service.pages import envelope
 from threadline.service.requests import (
+    FunctionChoice,
     MetadataUpdate,
     RunCreate,
     RunOptions,
@@ -33,6 +34,13 @@ from threadline.service.requests import (
 from threadline.service.run_events import EventBatches, follow_run
 from threadline.service.run_status import change_status, emit
 from threadline.service.threads import check_thread, insert_thread
+from threadline.service.unsupported import (
+    NOT_YET_TOOLS,
+    check_tool_resources,
+    refuse_include,
+    refuse_unsupported_tool_choice,
+    refuse_unsupported_tools,
+)
 from threadline.store.base import Obj, PageRequest, Store, StoreTx
 
 
@@ -56,8 +64,14 @@ class RunService:
         self.keepalive_seconds = keepalive_seconds
         self.limits = limits
 
-    async def create(self, project: str, thread_id: str, request: RunCreate) -> Obj:
+    async def create(
+        self, project: str, thread_id: str, request: RunCreate, include: list[str] | None = None
+    ) -> Obj:
+        """`include` is the `include[]` of the query string, where the SDKs send it."""
         _check_options(request, self.limits)
+        check_tool_resources(request.tool_resources)
+        refuse_include(include, "include[]")
+        refuse_include(request.include, "include")
         check_string(
             request.additional_instructions,
             self.limits.instructions_chars,
@@ -77,6 +91,7 @@ class RunService:
 
     async def create_thread_and_run(self, project: str, request: ThreadAndRunCreate) -> Obj:
         _check_options(request, self.limits)
+        check_tool_resources(request.tool_resources)
         thread_request = request.thread or ThreadCreate()
         if request.tool_resources is not None and thread_request.tool_resources is None:
             thread_request = thread_request.model_copy(
@@ -206,6 +221,10 @@ class RunService:
             if request.tools is not None
             else assistant["tools"]
         )
+        if request.tools is None:
+            _refuse_stored_tools(assistant)
+        effort = request.reasoning_effort if isinstance(request, RunCreate) else None
+        resources = request.tool_resources
         return {
             "id": new_id(IdKind.RUN),
             "object": "thread.run",
@@ -238,6 +257,10 @@ class RunService:
             "response_format": _response_format(request, assistant),
             "tool_choice": _tool_choice(request, tools),
             "parallel_tool_calls": request.parallel_tool_calls,
+            # The assistant's when the run sets none, as for temperature and top_p.
+            "reasoning_effort": effort or assistant.get("reasoning_effort"),
+            # Azure's run carries the resources it was created with.
+            "tool_resources": resources.model_dump(exclude_none=True) if resources else {},
         }
 
     async def _queue(
@@ -253,6 +276,20 @@ def _check_options(request: RunOptions, limits: Limits) -> None:
     check_string(request.instructions, limits.instructions_chars, "instructions")
     if request.tools is not None:
         check_tools([tool.model_dump(exclude_none=True) for tool in request.tools], limits=limits)
+    refuse_unsupported_tools(request.tools)
+    refuse_unsupported_tool_choice(request.tool_choice)
+
+
+def _refuse_stored_tools(assistant: Obj) -> None:
+    """An assistant stored before built-in tools were refused may still carry one."""
+    for tool in assistant["tools"]:
+        if tool["type"] in NOT_YET_TOOLS:
+            raise InvalidRequest(
+                f"Assistant {assistant['id']} has the {tool['type']} tool, which is not "
+                "supported yet: give the run its own 'tools', or modify the assistant.",
+                param="assistant_id",
+                code="unsupported_value",
+            )
 
 
 def _pick(value: float | None, fallback: Any) -> Any:
@@ -264,7 +301,7 @@ def _response_format(request: RunOptions, assistant: Obj) -> Any:
         return assistant.get("response_format", "auto")
     if isinstance(request.response_format, str):
         return request.response_format
-    return request.response_format.model_dump()
+    return request.response_format.model_dump(by_alias=True, exclude_unset=True)
 
 
 def _tool_choice(request: RunOptions, tools: list[Obj]) -> Any:
@@ -277,7 +314,8 @@ def _tool_choice(request: RunOptions, tools: list[Obj]) -> Any:
                 "tool_choice 'required' needs at least one tool.", param="tool_choice"
             )
         return choice
-    if choice.type == "function":
+    # A built-in tool named here was refused before (`refuse_unsupported_tool_choice`).
+    if isinstance(choice, FunctionChoice):
         names = {t["function"]["name"] for t in tools if t["type"] == "function"}
         if choice.function.name not in names:
             raise InvalidRequest(
@@ -285,11 +323,6 @@ def _tool_choice(request: RunOptions, tools: list[Obj]) -> Any:
                 "the run's tools.",
                 param="tool_choice",
             )
-    elif not any(t["type"] == choice.type for t in tools):
-        raise InvalidRequest(
-            f"tool_choice names '{choice.type}', which is not among the run's tools.",
-            param="tool_choice",
-        )
     return choice.model_dump()
 
 

@@ -12,6 +12,7 @@ from threadline.service.messages import check_messages, new_messages
 from threadline.service.objects import deleted
 from threadline.service.pages import envelope
 from threadline.service.requests import ThreadCreate, ThreadUpdate
+from threadline.service.unsupported import check_tool_resources
 from threadline.store.base import Obj, PageRequest, Store, StoreTx
 
 
@@ -20,6 +21,7 @@ def check_thread(request: ThreadCreate, limits: Limits, param: str = "") -> None
     message limit, the thread could never take another."""
     prefix = f"{param}." if param else ""
     check_metadata(request.metadata, param=f"{prefix}metadata")
+    check_tool_resources(request.tool_resources, f"{prefix}tool_resources")
     check_messages(request.messages, limits, f"{prefix}messages")
 
 
@@ -57,6 +59,7 @@ class ThreadService:
 
     async def update(self, project: str, thread_id: str, request: ThreadUpdate) -> Obj:
         check_metadata(request.metadata)
+        check_tool_resources(request.tool_resources)
         changes: Obj = {}
         if "metadata" in request.model_fields_set:
             changes["metadata"] = request.metadata or {}

@@ -1,0 +1,804 @@
+"""Every field the clients send is checked as their own schemas say, or refused until the
+service can carry it out: never accepted and then quietly ignored.
+
+Each refusal is checked three ways: the status, the OpenAI-shaped body naming the field
+(`param`), and that nothing was stored or changed, read back through the API (assistants,
+threads through `GET /threads`, messages, runs). Each check has its valid edge beside it,
+accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from contextlib import closing
+from typing import Any
+
+import asyncpg
+import httpx
+import openai
+import pytest
+from support.errors import assert_error_body, sdk_error
+from support.scripted_model import Reply, ScriptedModelServer
+from support.server import ServerProcess
+
+FUNCTION = {"type": "function", "function": {"name": "get_weather"}}
+INCLUDE = "step_details.tool_calls[*].file_search.results[*].content"
+PNG = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4"
+    "DwABBAEAwS2OUAAAAABJRU5ErkJggg=="
+)
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def raw(client: openai.OpenAI, path: str) -> dict[str, Any]:
+    body: dict[str, Any] = client.get(path, cast_to=httpx.Response).json()
+    return body
+
+
+def post(server: ServerProcess, path: str, body: dict[str, Any], **kwargs: Any) -> httpx.Response:
+    return httpx.post(f"{server.base_url}{path}", json=body, timeout=30, **kwargs)
+
+
+def refused(response: httpx.Response, param: str, status: int = 400) -> dict[str, Any]:
+    error = assert_error_body(response.json(), status, response.status_code)
+    assert error["param"] == param, error
+    return error
+
+
+def newest_assistant(client: openai.OpenAI) -> str:
+    return client.beta.assistants.list(limit=1).data[0].id
+
+
+def newest_thread(client: openai.OpenAI) -> str:
+    """`GET /threads` (the openai SDK has no call for it): the project's newest thread."""
+    threads: list[dict[str, Any]] = raw(client, "/threads?limit=1")["data"]
+    return str(threads[0]["id"])
+
+
+def assistant(client: openai.OpenAI, model: str = "gpt-4o", **fields: Any) -> str:
+    return client.beta.assistants.create(model=model, **fields).id
+
+
+def messages_of(client: openai.OpenAI, thread_id: str) -> list[dict[str, Any]]:
+    data: list[dict[str, Any]] = raw(client, f"/threads/{thread_id}/messages?limit=100")["data"]
+    return data
+
+
+def runs_of(client: openai.OpenAI, thread_id: str) -> list[dict[str, Any]]:
+    data: list[dict[str, Any]] = raw(client, f"/threads/{thread_id}/runs?limit=100")["data"]
+    return data
+
+
+# -- not supported yet: refused, naming the field, nothing stored --------------------------
+
+NOT_YET_ON_ASSISTANTS = [
+    ({"tools": [{"type": "file_search"}]}, "tools[0]", "The file_search tool is not supported"),
+    (
+        {"tools": [FUNCTION, {"type": "code_interpreter"}]},
+        "tools[1]",
+        "The code_interpreter tool is not supported",
+    ),
+    (
+        {"tool_resources": {"code_interpreter": {"file_ids": ["file-abc"]}}},
+        "tool_resources.code_interpreter.file_ids[0]",
+        "No file found with id 'file-abc'",
+    ),
+    (
+        {"tool_resources": {"file_search": {"vector_store_ids": ["vs_abc"]}}},
+        "tool_resources.file_search.vector_store_ids[0]",
+        "No vector store found with id 'vs_abc'",
+    ),
+    (
+        {"tool_resources": {"file_search": {"vector_stores": [{"file_ids": []}]}}},
+        "tool_resources.file_search.vector_stores",
+        "not supported yet",
+    ),
+]
+NOT_YET_IDS = ["file_search", "code_interpreter", "file-id", "vector-store-id", "vector-stores"]
+
+
+@pytest.mark.parametrize(("fields", "param", "message"), NOT_YET_ON_ASSISTANTS, ids=NOT_YET_IDS)
+def test_assistant_create_refuses_what_cannot_run_yet(
+    client: openai.OpenAI, fields: dict[str, Any], param: str, message: str
+) -> None:
+    before = assistant(client)
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.beta.assistants.create(model="gpt-4o", **fields)
+
+    error = sdk_error(caught.value, 400)
+    assert error["param"] == param and message in error["message"]
+    assert newest_assistant(client) == before
+
+
+@pytest.mark.parametrize(("fields", "param", "message"), NOT_YET_ON_ASSISTANTS, ids=NOT_YET_IDS)
+def test_assistant_update_refuses_what_cannot_run_yet(
+    client: openai.OpenAI, fields: dict[str, Any], param: str, message: str
+) -> None:
+    assistant_id = assistant(client, tools=[FUNCTION])
+    before = raw(client, f"/assistants/{assistant_id}")
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.beta.assistants.update(assistant_id, name="renamed", **fields)
+
+    assert sdk_error(caught.value, 400)["param"] == param
+    assert raw(client, f"/assistants/{assistant_id}") == before
+
+
+@pytest.mark.parametrize(
+    ("tool_resources", "stored"),
+    [
+        ({}, {}),
+        ({"code_interpreter": {"file_ids": []}}, {"code_interpreter": {"file_ids": []}}),
+        ({"file_search": {"vector_store_ids": []}}, {"file_search": {"vector_store_ids": []}}),
+        (
+            {"code_interpreter": {}, "file_search": {"vector_stores": []}},
+            {
+                "code_interpreter": {"file_ids": []},
+                "file_search": {"vector_store_ids": [], "vector_stores": []},
+            },
+        ),
+    ],
+    ids=["empty", "no-file-ids", "no-vector-store-ids", "all-empty"],
+)
+def test_empty_tool_resources_are_accepted_everywhere(
+    client: openai.OpenAI,
+    model_name: str,
+    tool_resources: dict[str, Any],
+    stored: dict[str, Any],
+) -> None:
+    assistant_id = assistant(client, model=model_name, tool_resources=tool_resources)
+    client.beta.assistants.update(assistant_id, tool_resources=tool_resources)
+    thread = client.beta.threads.create(tool_resources=tool_resources)
+    client.beta.threads.update(thread.id, tool_resources=tool_resources)
+
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id,
+        assistant_id=assistant_id,
+        extra_body={"tool_resources": tool_resources},
+    )
+    both = client.beta.threads.create_and_run_poll(
+        assistant_id=assistant_id, tool_resources=tool_resources
+    )
+
+    assert run.status == "completed" and both.status == "completed"
+    assert raw(client, f"/threads/{thread.id}/runs/{run.id}")["tool_resources"] == stored
+    assert raw(client, f"/threads/{thread.id}")["tool_resources"] == stored
+    assert raw(client, f"/assistants/{assistant_id}")["tool_resources"] == stored
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        (
+            {"tool_resources": {"code_interpreter": {"file_ids": ["file-1"]}}},
+            "tool_resources.code_interpreter.file_ids[0]",
+        ),
+        (
+            {"messages": [{"role": "user", "content": "x", "attachments": [{"file_id": "f"}]}]},
+            "messages[0].attachments[0].file_id",
+        ),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": "ok"},
+                    {
+                        "role": "user",
+                        "content": [{"type": "image_file", "image_file": {"file_id": "file-i"}}],
+                    },
+                ]
+            },
+            "messages[1].content[0].image_file.file_id",
+        ),
+    ],
+    ids=["tool-resources", "attachment", "image-file"],
+)
+def test_thread_create_refuses_files_that_do_not_exist(
+    client: openai.OpenAI, server: ServerProcess, body: dict[str, Any], param: str
+) -> None:
+    before = client.beta.threads.create().id
+
+    refused(post(server, "/threads", body), param)
+
+    assert newest_thread(client) == before
+
+
+def test_thread_update_refuses_files_that_do_not_exist(client: openai.OpenAI) -> None:
+    thread = client.beta.threads.create(metadata={"a": "1"})
+    before = raw(client, f"/threads/{thread.id}")
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.beta.threads.update(
+            thread.id,
+            metadata={"a": "2"},
+            tool_resources={"file_search": {"vector_store_ids": ["vs_1"]}},
+        )
+
+    assert sdk_error(caught.value, 400)["param"] == "tool_resources.file_search.vector_store_ids[0]"
+    assert raw(client, f"/threads/{thread.id}") == before
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "code"),
+    [
+        (
+            {"content": "x", "attachments": [{"file_id": "file-1", "tools": []}]},
+            "attachments[0].file_id",
+            None,
+        ),
+        (
+            {
+                "content": "x",
+                "attachments": [
+                    {
+                        "data_source": {"uri": "https://example.com/a.pdf", "type": "uri_asset"},
+                        "tools": [{"type": "file_search"}],
+                    }
+                ],
+            },
+            "attachments[0].data_source",
+            "unsupported_value",
+        ),
+        (
+            {
+                "content": [
+                    {"type": "text", "text": "look"},
+                    {"type": "image_file", "image_file": {"file_id": "file-img"}},
+                ]
+            },
+            "content[1].image_file.file_id",
+            None,
+        ),
+    ],
+    ids=["attachment-file-id", "attachment-data-source", "image-file"],
+)
+def test_message_create_refuses_files_that_do_not_exist(
+    client: openai.OpenAI, server: ServerProcess, body: dict[str, Any], param: str, code: Any
+) -> None:
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "first"}])
+    before = messages_of(client, thread.id)
+
+    error = refused(post(server, f"/threads/{thread.id}/messages", {"role": "user", **body}), param)
+
+    assert error["code"] == code
+    if code == "unsupported_value":
+        assert error["message"] == "attachments with data_source are not supported yet."
+    assert messages_of(client, thread.id) == before
+
+
+def test_empty_attachments_are_accepted(client: openai.OpenAI) -> None:
+    thread = client.beta.threads.create()
+
+    message = client.beta.threads.messages.create(
+        thread.id, role="user", content="x", attachments=[]
+    )
+
+    assert message.attachments == []
+
+
+RUN_NOT_YET = [
+    ({"tools": [{"type": "file_search"}]}, "tools[0]", "unsupported_value"),
+    ({"tools": [FUNCTION, {"type": "code_interpreter"}]}, "tools[1]", "unsupported_value"),
+    ({"tool_choice": {"type": "file_search"}}, "tool_choice", "unsupported_value"),
+    (
+        {"tools": [FUNCTION], "tool_choice": {"type": "code_interpreter"}},
+        "tool_choice",
+        "unsupported_value",
+    ),
+    (
+        {"tool_resources": {"code_interpreter": {"file_ids": ["file-x"]}}},
+        "tool_resources.code_interpreter.file_ids[0]",
+        None,
+    ),
+    ({"include": [INCLUDE]}, "include", "unsupported_parameter"),
+    (
+        {
+            "additional_messages": [
+                {"role": "user", "content": "x", "attachments": [{"file_id": "f"}]}
+            ]
+        },
+        "additional_messages[0].attachments[0].file_id",
+        None,
+    ),
+]
+RUN_NOT_YET_IDS = [
+    "file_search",
+    "code_interpreter",
+    "choice-file_search",
+    "choice-code_interpreter",
+    "tool-resources",
+    "include-in-body",
+    "additional-message-attachment",
+]
+
+
+@pytest.mark.parametrize(("options", "param", "code"), RUN_NOT_YET, ids=RUN_NOT_YET_IDS)
+def test_run_create_refuses_what_cannot_run_yet(
+    client: openai.OpenAI, server: ServerProcess, options: dict[str, Any], param: str, code: Any
+) -> None:
+    assistant_id = assistant(client)
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    before = messages_of(client, thread.id)
+
+    body = {"assistant_id": assistant_id, **options}
+    error = refused(post(server, f"/threads/{thread.id}/runs", body), param)
+
+    assert error["code"] == code
+    assert runs_of(client, thread.id) == [] and messages_of(client, thread.id) == before
+
+
+@pytest.mark.parametrize("value", [INCLUDE, "step_details.everything"])
+def test_include_on_run_create_says_what_it_takes_and_that_it_is_not_supported(
+    client: openai.OpenAI, value: str
+) -> None:
+    assistant_id = assistant(client)
+    thread = client.beta.threads.create()
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.beta.threads.runs.create(
+            thread_id=thread.id,
+            assistant_id=assistant_id,
+            include=[value],  # type: ignore[list-item]
+        )
+
+    error = sdk_error(caught.value, 400)
+    assert error["param"] == "include[]" and error["code"] == "unsupported_parameter"
+    assert INCLUDE in error["message"] and "not supported yet" in error["message"]
+    assert runs_of(client, thread.id) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"tools": [{"type": "file_search"}]}, "tools[0]"),
+        ({"tool_choice": {"type": "file_search"}}, "tool_choice"),
+        (
+            {"tool_resources": {"file_search": {"vector_store_ids": ["vs_1"]}}},
+            "tool_resources.file_search.vector_store_ids[0]",
+        ),
+        (
+            {
+                "thread": {
+                    "messages": [
+                        {
+                            "role": "user",
+                            "content": [{"type": "image_file", "image_file": {"file_id": "f"}}],
+                        }
+                    ]
+                }
+            },
+            "thread.messages[0].content[0].image_file.file_id",
+        ),
+        (
+            {"thread": {"tool_resources": {"code_interpreter": {"file_ids": ["f"]}}}},
+            "thread.tool_resources.code_interpreter.file_ids[0]",
+        ),
+    ],
+    ids=["tool", "tool-choice", "tool-resources", "thread-image-file", "thread-tool-resources"],
+)
+def test_create_thread_and_run_refuses_what_cannot_run_yet(
+    client: openai.OpenAI, server: ServerProcess, body: dict[str, Any], param: str
+) -> None:
+    assistant_id = assistant(client)
+    before = client.beta.threads.create().id
+
+    refused(post(server, "/threads/runs", {"assistant_id": assistant_id, **body}), param)
+
+    assert newest_thread(client) == before
+
+
+# -- checked as the clients' schemas say ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("json_schema", "param"),
+    [
+        ({}, "response_format.json_schema.name"),
+        ({"name": "has spaces"}, "response_format.json_schema.name"),
+        ({"name": "x" * 65}, "response_format.json_schema.name"),
+        ({"name": 5}, "response_format.json_schema.name"),
+        ({"name": "r", "strict": "yes"}, "response_format.json_schema.strict"),
+        ({"name": "r", "schema": "an object"}, "response_format.json_schema.schema"),
+        ({"name": "r", "schema": ["type", "object"]}, "response_format.json_schema.schema"),
+        ({"name": "r", "description": 5}, "response_format.json_schema.description"),
+        ({"name": "r", "colour": "blue"}, "response_format.json_schema.colour"),
+    ],
+    ids=[
+        "no-name",
+        "name-with-spaces",
+        "name-65",
+        "name-number",
+        "strict-string",
+        "schema-string",
+        "schema-list",
+        "description-number",
+        "unknown-key",
+    ],
+)
+def test_json_schema_response_format_is_checked(
+    client: openai.OpenAI, server: ServerProcess, json_schema: dict[str, Any], param: str
+) -> None:
+    before = assistant(client)
+    thread = client.beta.threads.create()
+    response_format = {"type": "json_schema", "json_schema": json_schema}
+
+    refused(post(server, "/assistants", {"model": "m", "response_format": response_format}), param)
+    refused(post(server, f"/assistants/{before}", {"response_format": response_format}), param)
+    run_body = {"assistant_id": before, "response_format": response_format}
+    refused(post(server, f"/threads/{thread.id}/runs", run_body), param)
+
+    assert newest_assistant(client) == before
+    assert raw(client, f"/assistants/{before}")["response_format"] == "auto"
+    assert runs_of(client, thread.id) == []
+
+
+@pytest.mark.parametrize(
+    "json_schema",
+    [
+        {"name": "x" * 64},
+        {"name": "A-b_9", "strict": None, "schema": {}},
+        {"name": "r", "description": "d", "schema": {"type": "object"}, "strict": False},
+    ],
+    ids=["name-64", "strict-null", "every-key"],
+)
+def test_json_schema_at_the_edges_round_trips(
+    client: openai.OpenAI, json_schema: dict[str, Any]
+) -> None:
+    """Served back as sent, and read by the SDK with strict response validation."""
+    strict = openai.OpenAI(
+        base_url=str(client.base_url), api_key="k", _strict_response_validation=True
+    )
+    response_format = {"type": "json_schema", "json_schema": json_schema}
+
+    created = strict.beta.assistants.create(
+        model="gpt-4o",
+        response_format=response_format,  # type: ignore[arg-type]
+    )
+
+    assert raw(client, f"/assistants/{created.id}")["response_format"] == response_format
+    assert strict.beta.assistants.retrieve(created.id).id == created.id
+
+
+@pytest.mark.parametrize(
+    ("file_search", "param"),
+    [
+        ({"max_num_results": "lots"}, "tools[0].file_search.max_num_results"),
+        ({"max_num_results": 0}, "tools[0].file_search.max_num_results"),
+        ({"max_num_results": 51}, "tools[0].file_search.max_num_results"),
+        ({"max_num_results": 5.5}, "tools[0].file_search.max_num_results"),
+        (
+            {"ranking_options": {"ranker": "best", "score_threshold": 0.5}},
+            "tools[0].file_search.ranking_options.ranker",
+        ),
+        (
+            {"ranking_options": {"score_threshold": 5}},
+            "tools[0].file_search.ranking_options.score_threshold",
+        ),
+        (
+            {"ranking_options": {"score_threshold": -0.1}},
+            "tools[0].file_search.ranking_options.score_threshold",
+        ),
+        (
+            {"ranking_options": {"ranker": "auto"}},
+            "tools[0].file_search.ranking_options.score_threshold",
+        ),
+        ({"colour": "blue"}, "tools[0].file_search.colour"),
+    ],
+    ids=[
+        "results-string",
+        "results-0",
+        "results-51",
+        "results-fraction",
+        "ranker-unknown",
+        "threshold-5",
+        "threshold-negative",
+        "threshold-missing",
+        "unknown-key",
+    ],
+)
+def test_file_search_options_are_checked_before_the_tool_is_refused(
+    client: openai.OpenAI, server: ServerProcess, file_search: dict[str, Any], param: str
+) -> None:
+    before = assistant(client)
+
+    error = refused(
+        post(
+            server,
+            "/assistants",
+            {"model": "m", "tools": [{"type": "file_search", "file_search": file_search}]},
+        ),
+        param,
+    )
+
+    assert "not supported" not in error["message"]
+    assert newest_assistant(client) == before
+
+
+@pytest.mark.parametrize(
+    "file_search",
+    [
+        {"max_num_results": 1},
+        {"max_num_results": 50},
+        {"max_num_results": 20.0},
+        {"ranking_options": {"score_threshold": 0}},
+        {"ranking_options": {"ranker": "default_2024_08_21", "score_threshold": 1}},
+        {"ranking_options": {"ranker": "auto", "score_threshold": 0.5}},
+    ],
+    ids=["results-1", "results-50", "results-20.0", "threshold-0", "threshold-1", "auto"],
+)
+def test_valid_file_search_options_reach_the_not_supported_refusal(
+    client: openai.OpenAI, server: ServerProcess, file_search: dict[str, Any]
+) -> None:
+    tools = [{"type": "file_search", "file_search": file_search}]
+
+    error = refused(post(server, "/assistants", {"model": "m", "tools": tools}), "tools[0]")
+
+    assert error["message"] == "The file_search tool is not supported yet."
+    assert error["code"] == "unsupported_value"
+
+
+@pytest.mark.parametrize(
+    ("image_url", "param"),
+    [
+        ({"url": "u"}, "content[0].image_url.url"),
+        ({"url": "ftp://example.com/a.png"}, "content[0].image_url.url"),
+        ({"url": "https://"}, "content[0].image_url.url"),
+        ({"url": "https://exa mple.com/a.png"}, "content[0].image_url.url"),
+        ({"url": "https://example.com/\n.png"}, "content[0].image_url.url"),
+        ({"url": "javascript:alert(1)"}, "content[0].image_url.url"),
+        ({"url": "data:text/plain;base64,aGk="}, "content[0].image_url.url"),
+        ({"url": "data:image/png;base64,"}, "content[0].image_url.url"),
+        ({"url": "data:image/png,rawbytes"}, "content[0].image_url.url"),
+        ({"url": 5}, "content[0].image_url.url"),
+        ({"url": "https://example.com/a.png", "detail": "ultra"}, "content[0].image_url.detail"),
+    ],
+    ids=[
+        "word",
+        "ftp",
+        "no-host",
+        "space",
+        "newline",
+        "javascript",
+        "data-not-image",
+        "data-empty",
+        "data-not-base64",
+        "number",
+        "detail",
+    ],
+)
+def test_image_url_is_checked(
+    client: openai.OpenAI, server: ServerProcess, image_url: dict[str, Any], param: str
+) -> None:
+    thread = client.beta.threads.create()
+    body = {"role": "user", "content": [{"type": "image_url", "image_url": image_url}]}
+
+    refused(post(server, f"/threads/{thread.id}/messages", body), param)
+
+    assert messages_of(client, thread.id) == []
+
+
+@pytest.mark.parametrize(
+    "image_url",
+    [
+        {"url": "https://example.com/cat.png?size=large#top", "detail": "high"},
+        {"url": "http://127.0.0.1:8080/a.jpg", "detail": "low"},
+        {"url": "https://bücher.example/ç.png"},
+        {"url": PNG, "detail": "auto"},
+    ],
+    ids=["https", "http-with-port", "non-ascii", "data-url"],
+)
+def test_image_url_at_the_edges_is_kept(client: openai.OpenAI, image_url: dict[str, Any]) -> None:
+    thread = client.beta.threads.create()
+
+    message = client.beta.threads.messages.create(
+        thread.id,
+        role="user",
+        content=[{"type": "image_url", "image_url": image_url}],  # type: ignore[typeddict-item]
+    )
+
+    assert messages_of(client, thread.id)[0]["content"] == [
+        {"type": "image_url", "image_url": {"detail": "auto", **image_url}}
+    ]
+    assert message.id == messages_of(client, thread.id)[0]["id"]
+
+
+# -- integers, token minimums -----------------------------------------------------------------
+
+
+def test_integer_valued_floats_are_taken_as_integers(
+    client: openai.OpenAI, server: ServerProcess, model_name: str
+) -> None:
+    assistant_id = assistant(client, model=model_name)
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    body = {
+        "assistant_id": assistant_id,
+        "max_completion_tokens": 256.0,
+        "max_prompt_tokens": 1000.0,
+        "truncation_strategy": {"type": "last_messages", "last_messages": 3.0},
+    }
+
+    response = post(server, f"/threads/{thread.id}/runs", body)
+
+    assert response.status_code == 200, response.text
+    run = response.json()
+    assert run["max_completion_tokens"] == 256 and isinstance(run["max_completion_tokens"], int)
+    assert run["max_prompt_tokens"] == 1000 and isinstance(run["max_prompt_tokens"], int)
+    assert run["truncation_strategy"] == {"type": "last_messages", "last_messages": 3}
+    done = client.beta.threads.runs.poll(run["id"], thread_id=thread.id)
+    assert done.status == "completed"
+    assert raw(client, "/assistants?limit=2.0")["data"][0]["id"] == assistant_id
+
+
+@pytest.mark.parametrize(
+    ("options", "param"),
+    [
+        ({"max_completion_tokens": 256.5}, "max_completion_tokens"),
+        ({"max_prompt_tokens": 1e3 + 0.25}, "max_prompt_tokens"),
+        ({"max_completion_tokens": True}, "max_completion_tokens"),
+        ({"max_completion_tokens": "256"}, "max_completion_tokens"),
+        ({"max_completion_tokens": 0}, "max_completion_tokens"),
+        ({"max_prompt_tokens": 0}, "max_prompt_tokens"),
+        ({"max_prompt_tokens": -1.0}, "max_prompt_tokens"),
+        (
+            {"truncation_strategy": {"type": "last_messages", "last_messages": 2.5}},
+            "truncation_strategy.last_messages",
+        ),
+    ],
+    ids=[
+        "fraction",
+        "prompt-fraction",
+        "bool",
+        "string",
+        "completion-0",
+        "prompt-0",
+        "prompt-negative-float",
+        "last-messages-fraction",
+    ],
+)
+def test_numbers_that_are_not_positive_integers_are_refused(
+    client: openai.OpenAI, server: ServerProcess, options: dict[str, Any], param: str
+) -> None:
+    assistant_id = assistant(client)
+    thread = client.beta.threads.create()
+
+    refused(
+        post(server, f"/threads/{thread.id}/runs", {"assistant_id": assistant_id, **options}), param
+    )
+
+    assert runs_of(client, thread.id) == []
+
+
+def test_one_token_is_the_smallest_budget_for_both(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    """One rule for both minimums: any positive integer. A budget too small for the prompt
+    ends the run `incomplete`, as any budget does."""
+    scripted_model.script(model_name, Reply("cut", finish_reason="length", completion_tokens=1))
+    assistant_id = assistant(client, model=model_name)
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+
+    completion = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant_id, max_completion_tokens=1
+    )
+    prompt = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant_id, max_prompt_tokens=1
+    )
+
+    assert completion.max_completion_tokens == 1 and prompt.max_prompt_tokens == 1
+    assert completion.status == "incomplete" and prompt.status == "incomplete"
+    assert completion.incomplete_details is not None and prompt.incomplete_details is not None
+    assert completion.incomplete_details.reason == "max_completion_tokens"
+    assert prompt.incomplete_details.reason == "max_prompt_tokens"
+    assert scripted_model.requests(model_name)[0]["max_tokens"] == 1
+
+
+# -- reasoning_effort -------------------------------------------------------------------------
+
+
+EFFORTS = ["none", "minimal", "low", "medium", "high", "xhigh", "max"]
+
+
+@pytest.mark.parametrize("effort", EFFORTS)
+def test_every_reasoning_effort_of_the_sdk_is_stored_on_create_and_modify(
+    client: openai.OpenAI, effort: str
+) -> None:
+    created = assistant(client, reasoning_effort=effort)
+    other = assistant(client)
+
+    client.beta.assistants.update(other, reasoning_effort=effort)  # type: ignore[arg-type]
+
+    assert raw(client, f"/assistants/{created}")["reasoning_effort"] == effort
+    assert raw(client, f"/assistants/{other}")["reasoning_effort"] == effort
+
+
+def test_reasoning_effort_is_refused_outside_the_sdk_s_values(
+    client: openai.OpenAI, server: ServerProcess
+) -> None:
+    before = assistant(client)
+
+    refused(
+        post(server, "/assistants", {"model": "m", "reasoning_effort": "extreme"}),
+        "reasoning_effort",
+    )
+
+    assert newest_assistant(client) == before
+    assert raw(client, f"/assistants/{before}")["reasoning_effort"] is None
+
+
+def test_reasoning_effort_goes_from_assistant_or_run_to_the_upstream(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    thinking = assistant(client, model=model_name, reasoning_effort="max")
+    plain = assistant(client, model=model_name)
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+
+    inherited = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=thinking)
+    chosen = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=thinking, reasoning_effort="low"
+    )
+    unset = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=plain)
+
+    assert [r.status for r in (inherited, chosen, unset)] == ["completed"] * 3
+    assert raw(client, f"/threads/{thread.id}/runs/{inherited.id}")["reasoning_effort"] == "max"
+    assert raw(client, f"/threads/{thread.id}/runs/{chosen.id}")["reasoning_effort"] == "low"
+    assert raw(client, f"/threads/{thread.id}/runs/{unset.id}")["reasoning_effort"] is None
+    sent = scripted_model.requests(model_name)
+    assert [body.get("reasoning_effort") for body in sent] == ["max", "low", None]
+    assert "reasoning_effort" not in sent[2]
+
+
+# -- what an older version stored -----------------------------------------------------------
+
+
+def _give_stored_tools(database_url: str, assistant_id: str, tools: list[Any]) -> None:
+    """Write tools into a stored assistant as a version that took built-in tools did."""
+    if database_url.startswith("sqlite:///"):
+        with closing(sqlite3.connect(database_url.removeprefix("sqlite:///"), timeout=30)) as db:
+            (body,) = db.execute(
+                "SELECT body FROM assistants WHERE id = ?", (assistant_id,)
+            ).fetchone()
+            db.execute(
+                "UPDATE assistants SET body = ? WHERE id = ?",
+                (json.dumps({**json.loads(body), "tools": tools}), assistant_id),
+            )
+            db.commit()
+        return
+
+    async def update() -> None:
+        connection = await asyncpg.connect(database_url, timeout=10)
+        try:
+            await connection.execute(
+                "UPDATE assistants SET body = jsonb_set(body, '{tools}', $1::jsonb) WHERE id = $2",
+                json.dumps(tools),
+                assistant_id,
+            )
+        finally:
+            await connection.close()
+
+    asyncio.run(update())
+
+
+def test_a_run_of_an_assistant_stored_with_a_built_in_tool_is_refused(
+    client: openai.OpenAI, server: ServerProcess, model_name: str
+) -> None:
+    """Not run without the tool: the run says why, and may bring its own tools instead."""
+    assistant_id = assistant(client, model=model_name, tools=[FUNCTION])
+    _give_stored_tools(server.database_url, assistant_id, [{"type": "code_interpreter"}])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant_id)
+    own_tools = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id,
+        assistant_id=assistant_id,
+        tools=[FUNCTION],  # type: ignore[list-item]
+    )
+
+    error = sdk_error(caught.value, 400)
+    assert error["param"] == "assistant_id" and "code_interpreter" in error["message"]
+    assert own_tools.status == "completed"
+    assert [run["id"] for run in runs_of(client, thread.id)] == [own_tools.id]
