@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from threadline.domain import limits
+from threadline.domain.clock import now
 from threadline.domain.run_states import RunStatus
 from threadline.engine.context import build_context
 from threadline.engine.recorder import TurnRecorder, Withdrawn
@@ -32,7 +33,6 @@ from threadline.providers.base import (
     ProviderError,
     Usage,
 )
-from threadline.service.clock import now
 from threadline.service.objects import text_content
 from threadline.service.run_status import Event, change_status
 from threadline.store.base import Obj, Store, StoreTx

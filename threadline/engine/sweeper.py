@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-import time
 
+from threadline.domain import clock
+from threadline.domain.clock import now
 from threadline.domain.run_states import RunStatus
-from threadline.service.clock import now
 from threadline.service.run_status import change_status
 from threadline.store.base import Store
 
@@ -30,7 +30,7 @@ async def recover_abandoned_runs(store: Store, *, everything: bool = False) -> i
     `everything` treats every lease as lapsed: right for a SQLite file at start, where the
     embedded worker is the only one there can be.
     """
-    deadline = math.inf if everything else time.time()
+    deadline = math.inf if everything else clock.seconds()
     recovered = 0
     while True:
         async with store.transaction(durable=False) as tx:
@@ -50,4 +50,4 @@ async def prune_old_events(store: Store, retention_seconds: float) -> int:
     """Drop settled runs' events older than the retention period: runs, steps and messages
     stay; only the replayable stream of a long-settled run goes."""
     async with store.transaction(durable=False) as tx:
-        return await tx.prune_events(time.time() - retention_seconds, PRUNE_BATCH)
+        return await tx.prune_events(clock.seconds() - retention_seconds, PRUNE_BATCH)

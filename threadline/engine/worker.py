@@ -12,9 +12,9 @@ import contextlib
 import logging
 import os
 import socket
-import time
 
 from threadline.config import Settings
+from threadline.domain import clock
 from threadline.domain.run_states import RunStatus
 from threadline.engine.executor import RunExecutor
 from threadline.engine.sweeper import (
@@ -119,7 +119,7 @@ class Worker:
             # Leased from when the claim has its connection: on PostgreSQL it may have waited
             # for one behind the transactions of hundreds of runs, longer than a short lease,
             # and a run leased from before that wait was taken over as soon as it started.
-            lease_until = time.time() + self.settings.lease_seconds
+            lease_until = clock.seconds() + self.settings.lease_seconds
             for run in await tx.claim_next_runs(self.owner, lease_until, limit):
                 moved = await change_status(tx, run, RunStatus.IN_PROGRESS)
                 if moved is None:
@@ -180,7 +180,7 @@ class Worker:
                     self.store.transaction(durable=False, reserved=True) as tx,
                 ):
                     await tx.renew_leases(
-                        self.owner, list(self._tasks), time.time() + self.settings.lease_seconds
+                        self.owner, list(self._tasks), clock.seconds() + self.settings.lease_seconds
                     )
             except Exception:
                 log.exception("renewing leases failed; trying again")

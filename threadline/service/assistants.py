@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from threadline.domain.clock import now
 from threadline.domain.errors import InvalidRequest, NotFound
 from threadline.domain.ids import IdKind, new_id
 from threadline.domain.limits import (
@@ -13,7 +14,6 @@ from threadline.domain.limits import (
     check_string,
     check_tools,
 )
-from threadline.service.clock import now
 from threadline.service.objects import deleted
 from threadline.service.pages import envelope
 from threadline.service.requests import AssistantCreate, AssistantFields, AssistantUpdate

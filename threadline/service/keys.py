@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable
 
+from threadline.domain.clock import now
 from threadline.domain.errors import InvalidRequest
 from threadline.domain.keys import (
     ADMIN,
@@ -23,7 +24,6 @@ from threadline.domain.keys import (
     new_secret,
 )
 from threadline.domain.projects import is_project_name
-from threadline.service.clock import now
 from threadline.store.base import Store
 
 

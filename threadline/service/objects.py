@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from threadline.domain.clock import now
 from threadline.domain.ids import IdKind, new_id
-from threadline.service.clock import now
 from threadline.service.requests import MessageCreate
 
 Obj = dict[str, Any]

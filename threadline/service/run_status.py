@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from threadline.domain.clock import now
 from threadline.domain.run_states import TERMINAL_STATUSES, RunStatus, transition
-from threadline.service.clock import now
 from threadline.service.objects import text_content
 from threadline.store.base import Obj, PageRequest, RunEvent, StoreTx
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from threadline.domain.clock import now
 from threadline.domain.errors import Conflict, InvalidRequest, NotFound
 from threadline.domain.ids import IdKind, new_id
 from threadline.domain.limits import (
@@ -14,7 +15,6 @@ from threadline.domain.limits import (
     check_tools,
 )
 from threadline.domain.run_states import RunStatus, cancel_target
-from threadline.service.clock import now
 from threadline.service.messages import (
     append_messages,
     check_messages,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from threadline.domain.clock import now
 from threadline.domain.errors import NotFound
 from threadline.domain.ids import IdKind, new_id
 from threadline.domain.limits import DEFAULT_LIMITS, Limits, check_metadata
-from threadline.service.clock import now
 from threadline.service.messages import check_messages, new_messages
 from threadline.service.objects import deleted
 from threadline.service.pages import envelope

@@ -10,12 +10,12 @@ cost more than SQLite takes to run it.
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
+from threadline.domain import clock
 from threadline.domain.errors import Conflict, InvalidRequest
 from threadline.domain.keys import ApiKey
 from threadline.store.base import Obj, Page, PageRequest, RunEvent
@@ -595,7 +595,7 @@ class SqlTx:
         if not events:
             return 0
         self.wakes.add(run_id)
-        now = time.time()
+        now = clock.seconds()
         if self.db.holds_row_locks:
             # Sequence numbers are taken at insert but become visible at commit: holding the
             # run's row makes a run's events commit in sequence order, so a follower that
