@@ -7,8 +7,8 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from threadline.api.streaming import sse_response
+from threadline.domain.records import RunEvent
 from threadline.service.run_events import EventBatches
-from threadline.store.base import RunEvent
 
 DONE = b"event: done\ndata: [DONE]\n\n"
 

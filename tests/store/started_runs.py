@@ -4,9 +4,9 @@ claimed and started by a worker."""
 from __future__ import annotations
 
 from threadline.domain.ids import IdKind, new_id
+from threadline.domain.records import Obj
 from threadline.domain.run_states import RunStatus
 from threadline.service.run_status import change_status
-from threadline.store.base import Obj
 from threadline.store.sql_store import SqlStore
 
 PROJECT = "default"

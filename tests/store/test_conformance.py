@@ -17,7 +17,7 @@ import pytest
 from threadline.domain.errors import Conflict, InvalidRequest
 from threadline.domain.ids import IdKind, new_id
 from threadline.domain.keys import ApiKey, digest, new_key_id
-from threadline.store.base import Obj, PageRequest, RunEvent
+from threadline.domain.records import Obj, PageRequest, RunEvent
 from threadline.store.sql_store import SqlStore, SqlTx
 
 T = TypeVar("T")

@@ -21,6 +21,7 @@ from support.scripted_model import Reply, ScriptedModelServer
 
 from tests.store.started_runs import PROJECT, claim_and_start
 from threadline.domain.ids import IdKind, new_id
+from threadline.domain.records import Obj, PageRequest, RunEvent
 from threadline.domain.run_states import RunStatus
 from threadline.engine.executor import INTERNAL_ERROR, RunExecutor
 from threadline.engine.recorder import TurnRecorder
@@ -28,7 +29,6 @@ from threadline.providers.base import ChatChunk, ChatRequest
 from threadline.providers.openai_compat import OpenAICompatibleProvider
 from threadline.service.objects import assistant_message
 from threadline.service.run_status import change_status
-from threadline.store.base import Obj, PageRequest, RunEvent
 from threadline.store.sql_store import SqlStore
 
 OWNER = "worker-a"

@@ -10,10 +10,10 @@ from typing import Any
 
 from tests.store.conftest import Runner
 from tests.store.started_runs import claim_and_start, queue_a_run
+from threadline.domain.records import Obj
 from threadline.domain.run_states import RunStatus
 from threadline.service.run_events import follow_run
 from threadline.service.run_status import change_status, emit
-from threadline.store.base import Obj
 from threadline.store.sql import SqlTx
 from threadline.store.sql_store import SqlStore
 

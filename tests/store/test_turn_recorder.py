@@ -18,12 +18,12 @@ from typing import Any, Protocol, TypeVar
 import pytest
 
 from tests.store.started_runs import claim_and_start, queue_a_run
+from threadline.domain.records import Obj, RunEvent
 from threadline.domain.run_states import RunStatus
 from threadline.engine.recorder import TurnRecorder
 from threadline.engine.superseded import Superseded
 from threadline.service.objects import text_content
 from threadline.service.run_status import change_status, emit
-from threadline.store.base import Obj, RunEvent
 from threadline.store.sql_store import SqlStore
 
 OWNER = "worker-a"

@@ -10,12 +10,12 @@ from starlette.responses import Response
 
 from threadline import json_codec
 from threadline.domain.projects import DEFAULT_PROJECT
+from threadline.domain.records import PageRequest
 from threadline.service.assistants import AssistantService
 from threadline.service.messages import MessageService
 from threadline.service.pages import page_request
 from threadline.service.runs import RunService
 from threadline.service.threads import ThreadService
-from threadline.store.base import PageRequest
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,18 @@ from threadline.domain.errors import ThreadlineError
 log = logging.getLogger(__name__)
 
 
+def error_object(
+    message: str, error_type: str, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    """The one shape of an error, in a body or in a stream's `error` event."""
+    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+
+
 def error_body(
     message: str, error_type: str, param: str | None = None, code: str | None = None
 ) -> bytes:
     """The body alone, for answers written below the app (`api.http_protocol`)."""
-    body = {"error": {"message": message, "type": error_type, "param": param, "code": code}}
-    return json_codec.dumps(body).encode()
+    return json_codec.dumps(error_object(message, error_type, param, code)).encode()
 
 
 def error_response(

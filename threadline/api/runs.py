@@ -10,13 +10,13 @@ from threadline.api.json_body import StrictJsonRoute
 from threadline.api.streaming import sse_response
 from threadline.domain.errors import InvalidRequest
 from threadline.domain.limits import MAX_EVENT_SEQ
+from threadline.domain.records import PageRequest
 from threadline.service.requests import (
     MetadataUpdate,
     RunCreate,
     ThreadAndRunCreate,
     ToolOutputsSubmit,
 )
-from threadline.store.base import PageRequest
 
 router = APIRouter(route_class=StrictJsonRoute)
 

@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator
 from starlette.responses import StreamingResponse
 
 from threadline import json_codec
+from threadline.api.errors import error_object
+from threadline.domain.records import RunEvent
 from threadline.service.run_events import ENDING_EVENTS, EventBatches, RunVanished
-from threadline.store.base import RunEvent
 
 # A comment line with no blank line after it: bytes that keep proxies and client read
 # timeouts from giving up on a quiet stream, and that end no event. Followed by a blank line
@@ -51,14 +52,7 @@ async def _frames(batches: EventBatches) -> AsyncIterator[bytes]:
             ended = batch[-1].event in ENDING_EVENTS
             yield (frames + _DONE if ended else frames).encode()
     except RunVanished as gone:
-        error = {
-            "error": {
-                "message": f"Run {gone} no longer exists.",
-                "type": "invalid_request_error",
-                "param": None,
-                "code": None,
-            }
-        }
+        error = error_object(f"Run {gone} no longer exists.", "invalid_request_error")
         yield f"event: error\ndata: {_data(error)}\n\n".encode()
         return
     if not ended:  # the run had ended before the read: its log held nothing more

@@ -7,8 +7,8 @@ from starlette.responses import Response
 
 from threadline.api.deps import Services, json_response, page, project, services
 from threadline.api.json_body import StrictJsonRoute
+from threadline.domain.records import PageRequest
 from threadline.service.requests import MessageCreate, MetadataUpdate, ThreadCreate, ThreadUpdate
-from threadline.store.base import PageRequest
 
 router = APIRouter(route_class=StrictJsonRoute)
 

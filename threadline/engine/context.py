@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from threadline.domain.records import Obj
 from threadline.providers.base import ModelProvider
-from threadline.store.base import Obj, StoreTx
+from threadline.store.base import StoreTx
 
 ChatMessage = dict[str, Any]
 # Messages read per query. Larger reads keep more decoded bodies alive at once, and the

@@ -22,6 +22,7 @@ from typing import Any
 
 from threadline.domain import limits
 from threadline.domain.clock import now
+from threadline.domain.records import Obj
 from threadline.domain.run_states import RunStatus
 from threadline.engine.context import build_context
 from threadline.engine.recorder import TurnRecorder, Withdrawn
@@ -35,7 +36,7 @@ from threadline.providers.base import (
 )
 from threadline.service.objects import text_content
 from threadline.service.run_status import Event, change_status
-from threadline.store.base import Obj, Store, StoreTx
+from threadline.store.base import Store, StoreTx
 
 log = logging.getLogger(__name__)
 

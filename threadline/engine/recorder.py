@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from threadline.domain.ids import IdKind, new_id
+from threadline.domain.records import Obj
 from threadline.engine.superseded import Superseded
 from threadline.providers.base import ToolCallDelta
 from threadline.service.objects import assistant_message, run_step, text_content
 from threadline.service.run_status import Event, emit
-from threadline.store.base import Obj, Store, StoreTx
+from threadline.store.base import Store, StoreTx
 
 
 @dataclass

@@ -15,6 +15,7 @@ import socket
 
 from threadline.config import Settings
 from threadline.domain import clock
+from threadline.domain.records import Obj
 from threadline.domain.run_states import RunStatus
 from threadline.engine.executor import RunExecutor
 from threadline.engine.sweeper import (
@@ -24,7 +25,7 @@ from threadline.engine.sweeper import (
 )
 from threadline.providers.base import ModelProvider
 from threadline.service.run_status import change_status
-from threadline.store.base import Obj, Store
+from threadline.store.base import Store
 from threadline.store.signal import RUN_QUEUED
 
 log = logging.getLogger(__name__)

@@ -14,11 +14,12 @@ from threadline.domain.limits import (
     check_string,
     check_tools,
 )
+from threadline.domain.records import Obj, PageRequest
 from threadline.service.objects import deleted
 from threadline.service.pages import envelope
 from threadline.service.requests import AssistantCreate, AssistantFields, AssistantUpdate
 from threadline.service.unsupported import check_tool_resources, refuse_unsupported_tools
-from threadline.store.base import Obj, PageRequest, Store
+from threadline.store.base import Store
 
 
 def _check(fields: AssistantFields, tools: list[dict[str, Any]] | None, limits: Limits) -> None:

@@ -12,11 +12,12 @@ from threadline.domain.limits import (
     check_message_content,
     check_metadata,
 )
+from threadline.domain.records import Obj, PageRequest
 from threadline.service.objects import deleted, user_message
 from threadline.service.pages import envelope
 from threadline.service.requests import MessageCreate, MetadataUpdate
 from threadline.service.unsupported import check_message_files
-from threadline.store.base import Obj, PageRequest, Store, StoreTx
+from threadline.store.base import Store, StoreTx
 
 
 def check_message(request: MessageCreate, limits: Limits, param: str = "") -> None:

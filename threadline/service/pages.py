@@ -6,7 +6,7 @@ from typing import Any
 
 from threadline.domain.errors import InvalidRequest
 from threadline.domain.limits import MAX_LIST_LIMIT
-from threadline.store.base import Page, PageRequest
+from threadline.domain.records import Page, PageRequest
 
 
 def page_request(limit: int, order: str, after: str | None, before: str | None) -> PageRequest:

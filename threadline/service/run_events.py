@@ -10,7 +10,8 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from threadline.store.base import RunEvent, Store
+from threadline.domain.records import RunEvent
+from threadline.store.base import Store
 
 ENDING_EVENTS = frozenset(
     {

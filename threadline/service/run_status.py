@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from threadline.domain.clock import now
+from threadline.domain.records import Obj, PageRequest, RunEvent
 from threadline.domain.run_states import TERMINAL_STATUSES, RunStatus, transition
 from threadline.service.objects import text_content
-from threadline.store.base import Obj, PageRequest, RunEvent, StoreTx
+from threadline.store.base import StoreTx
 
 OPEN_WORK = PageRequest(limit=100, order="desc")
 EVENT_BATCH = 500

@@ -14,6 +14,7 @@ from threadline.domain.limits import (
     check_string,
     check_tools,
 )
+from threadline.domain.records import Obj, PageRequest
 from threadline.domain.run_states import RunStatus, cancel_target
 from threadline.service.messages import (
     append_messages,
@@ -41,7 +42,7 @@ from threadline.service.unsupported import (
     refuse_unsupported_tool_choice,
     refuse_unsupported_tools,
 )
-from threadline.store.base import Obj, PageRequest, Store, StoreTx
+from threadline.store.base import Store, StoreTx
 
 
 class ResumedRun(NamedTuple):

@@ -8,12 +8,13 @@ from threadline.domain.clock import now
 from threadline.domain.errors import NotFound
 from threadline.domain.ids import IdKind, new_id
 from threadline.domain.limits import DEFAULT_LIMITS, Limits, check_metadata
+from threadline.domain.records import Obj, PageRequest
 from threadline.service.messages import check_messages, new_messages
 from threadline.service.objects import deleted
 from threadline.service.pages import envelope
 from threadline.service.requests import ThreadCreate, ThreadUpdate
 from threadline.service.unsupported import check_tool_resources
-from threadline.store.base import Obj, PageRequest, Store, StoreTx
+from threadline.store.base import Store, StoreTx
 
 
 def check_thread(request: ThreadCreate, limits: Limits, param: str = "") -> None:

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from threadline.store.base import Page, PageRequest, Store, StoreTx
+from threadline.store.base import Store, StoreTx
 
-__all__ = ["Page", "PageRequest", "Store", "StoreTx"]
+__all__ = ["Store", "StoreTx"]

@@ -14,34 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from dataclasses import dataclass
+from typing import Protocol
 
 from threadline.domain.keys import ApiKey
+from threadline.domain.records import Obj, Page, PageRequest, RunEvent
 from threadline.store.signal import EventSignal
-
-Obj = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class PageRequest:
-    limit: int = 20
-    order: Literal["asc", "desc"] = "desc"
-    after: str | None = None
-    before: str | None = None
-
-
-@dataclass
-class Page:
-    data: list[Obj] = field(default_factory=list)
-    has_more: bool = False
-
-
-@dataclass(frozen=True)
-class RunEvent:
-    event: str
-    data: Obj
-    seq: int = 0
 
 
 @dataclass(frozen=True)

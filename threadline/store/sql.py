@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from threadline.domain import clock
 from threadline.domain.errors import Conflict, InvalidRequest
 from threadline.domain.keys import ApiKey
-from threadline.store.base import Obj, Page, PageRequest, RunEvent
+from threadline.domain.records import Obj, Page, PageRequest, RunEvent
 from threadline.store.compiled import JsonMerge, OneOf, Query, constants, param
 from threadline.store.drivers import Driver, DuplicateKey
 from threadline.store.schema import (
