@@ -29,7 +29,9 @@ MEASUREMENTS = [
 ]
 
 
-@pytest.mark.timeout(170)
+# Bounds that catch a hang, not a slow machine: on a loaded two-core machine the tiny size
+# took well over twice its usual time.
+@pytest.mark.timeout(620)
 def test_bench_runs_end_to_end_on_the_tiny_size(tmp_path: Path) -> None:
     markdown, figures = tmp_path / "RESULTS.md", tmp_path / "results.json"
     command = [sys.executable, "-m", "bench.run", "--size", "tiny", "--output", str(markdown)]
@@ -38,7 +40,7 @@ def test_bench_runs_end_to_end_on_the_tiny_size(tmp_path: Path) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=160,
+        timeout=600,
     )
     assert finished.returncode == 0, finished.stdout[-4000:] + finished.stderr[-4000:]
 
