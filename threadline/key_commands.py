@@ -34,7 +34,16 @@ async def run_key_command(settings: Settings, args: argparse.Namespace) -> None:
             print(f"No key in force has the id {args.key_id}.", file=sys.stderr)
             raise SystemExit(1)
         else:
-            print(f"Revoked {args.key_id}: servers refuse it within a second or two.")
+            print(
+                f"Revoked {args.key_id}: servers refuse it within "
+                f"THREADLINE_KEY_REFRESH_SECONDS ({settings.key_refresh_seconds:g} s)."
+            )
+            if not settings.api_keys and not await keys.any_in_force():
+                print(
+                    "No key is in force now: every request is refused until a key is made "
+                    "(`threadline keys create`).",
+                    file=sys.stderr,
+                )
     finally:
         await store.close()
 

@@ -162,3 +162,27 @@ def test_a_project_name_matches_whole(start_server: ServerFactory) -> None:
     answer = httpx.post(f"{server.url}/api/projects/alpha%0A/threads?api-version=v1", json={})
 
     assert answer.status_code == 400 and answer.json()["error"]["param"] == "project"
+
+
+def test_revoking_the_last_key_closes_the_server_rather_than_opening_it(
+    start_server: ServerFactory,
+) -> None:
+    """A leaked key revoked in a hurry must not leave the server serving everyone."""
+    server = start_server(**REFRESH)
+    key_id, secret = create_key(server.database_url, "--all-projects")
+    _eventually(lambda: _status_without_key(server) == 401, "requests without a key refused")
+
+    revoked = keys_command(server.database_url, "revoke", key_id)
+
+    assert revoked.returncode == 0 and "No key is in force now" in revoked.stderr
+    _eventually(
+        lambda: (
+            httpx.get(
+                f"{server.base_url}/assistants", headers={"Authorization": f"Bearer {secret}"}
+            ).status_code
+            == 401
+        ),
+        "the revoked key refused",
+    )
+    server.restart()
+    assert _status_without_key(server) == 401

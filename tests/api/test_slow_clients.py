@@ -157,6 +157,19 @@ def test_a_connection_that_sends_nothing_is_closed_without_an_answer(
     assert closed == Closed(b"", reset=False)
 
 
+def test_blank_lines_trickled_after_a_request_do_not_hold_the_connection(
+    strict: ServerProcess,
+) -> None:
+    """The parser skips blank lines between requests without beginning one, and each stops
+    the keep-alive timer: the read deadline must close the connection all the same."""
+    request = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+    closed = trickle(strict.port, request, b"\r\n", 0.2)
+
+    assert closed.reset or closed.answer.startswith(b"HTTP/1.1 200 "), closed.answer[:200]
+    assert b"408" not in closed.answer  # no request had begun: nothing to answer
+
+
 def test_a_trickling_body_is_refused_and_nothing_is_stored(strict: ServerProcess) -> None:
     before = stored_rows(strict.database_url)
     head = HEAD_START + b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"

@@ -80,6 +80,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self.linger is not None:
             return  # a refused request's remainder: dropped until the connection closes
         self._unset_keepalive_if_required()
+        if not self.request_begun:
+            # Bytes that begin no request (the blank lines the parser skips) stop the
+            # keep-alive timer: the read deadline runs instead, or trickling them would hold
+            # the connection forever.
+            self._arm_read_deadline()
         if not self.head_complete:
             self.unparsed_head_bytes += len(data)
         try:

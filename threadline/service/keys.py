@@ -61,6 +61,10 @@ class KeyService:
         async with self.store.transaction() as tx:
             return await tx.revoke_api_key(key_id, now())
 
+    async def any_in_force(self) -> bool:
+        async with self.store.transaction() as tx:
+            return bool(await tx.api_keys())
+
 
 class KeyRing:
     """The keys in force, as this process last read them from the store.
@@ -83,6 +87,10 @@ class KeyRing:
         self.store = store
         self._env = {digest(key): ADMIN for key in env_keys}
         self._stored: dict[str, Grant] = {}
+        # Whether any key was ever made, revoked ones included: once one was, requests need
+        # a key for good. Revoking the last (a leaked one, say) closes the server to all;
+        # serving without keys is `--no-auth`, never the side effect of a revocation.
+        self._keys_made = False
         self._read_at: float | None = None
         self._refresh_seconds = refresh_seconds
         self._miss_seconds = miss_seconds
@@ -94,7 +102,7 @@ class KeyRing:
         if self._env:
             return True
         await self._read_if_older_than(self._refresh_seconds)
-        return bool(self._stored)
+        return self._keys_made
 
     async def grant(self, secret: bytes) -> Grant | None:
         """What the key `secret` may reach; None for no key in force."""
@@ -117,8 +125,9 @@ class KeyRing:
                 return  # another request read them while this one waited
             started = self._clock()
             async with self.store.transaction(durable=False) as tx:
-                keys = await tx.api_keys()
-            self._stored = {key.digest: key.grant for key in keys}
+                keys = await tx.api_keys(include_revoked=True)
+            self._stored = {key.digest: key.grant for key in keys if key.revoked_at is None}
+            self._keys_made = bool(keys)
             self._read_at = started
 
     def _fresh(self, seconds: float) -> bool:
