@@ -107,3 +107,38 @@ def test_an_event_cursor_beyond_the_log_s_range_is_400_before_the_stream_starts(
     at_the_edge = http.get(events, params={"after": str(MAX_SEQ)})
     assert at_the_edge.status_code == 200
     assert at_the_edge.text.strip().endswith("data: [DONE]")
+
+
+def test_a_surrogate_sent_as_raw_bytes_is_refused_like_an_escaped_one(
+    http: httpx.Client, client: openai.OpenAI
+) -> None:
+    """JSON's parser takes the UTF-8 bytes of half a surrogate pair as they are."""
+    thread = client.beta.threads.create()
+    body = b'{"role": "user", "content": "a\xed\xa0\x80b"}'
+
+    refused = http.post(
+        f"/threads/{thread.id}/messages", content=body, headers={"content-type": "application/json"}
+    )
+
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "content"
+    assert client.beta.threads.messages.list(thread.id).data == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"metadata": {}, "tool_resources": {}, "x": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        '{"model": "m", "temperature": 18446744073709551616}',
+    ],
+    ids=["nested-too-deeply", "integer-beyond-64-bits"],
+)
+def test_a_body_json_cannot_carry_is_a_400(
+    http: httpx.Client, client: openai.OpenAI, body: str
+) -> None:
+    assistants_before = [a.id for a in client.beta.assistants.list(limit=100).data]
+
+    refused = _post(http, "/assistants", body)
+
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["type"] == "invalid_request_error"
+    assert [a.id for a in client.beta.assistants.list(limit=100).data] == assistants_before
