@@ -105,3 +105,26 @@ def test_metadata_set_on_a_finished_run_leaves_it_finished(
 
     assert updated.status == "completed" and updated.metadata == {"k": "v"}
     assert updated.model_dump(exclude={"metadata"}) == run.model_dump(exclude={"metadata"})
+
+
+def test_a_run_s_message_cannot_be_deleted_while_the_run_writes_it(
+    client: openai.OpenAI,
+    scripted_model: ScriptedModelServer,
+    model_name: str,
+    hold: threading.Event,
+) -> None:
+    scripted_model.script(model_name, Reply("one two three", hold=hold))
+    assistant = client.beta.assistants.create(model=model_name)
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "count"}])
+    run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+    message = _run_message(client, thread.id, run.id)
+
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.beta.threads.messages.delete(message.id, thread_id=thread.id)
+    hold.set()
+    done = wait_for_run(client, thread.id, run.id, "completed")
+    gone = client.beta.threads.messages.delete(message.id, thread_id=thread.id)
+
+    assert refused.value.body["param"] == "message_id"  # type: ignore[index]
+    assert done.status == "completed" and gone.deleted
+    assert [m.role for m in client.beta.threads.messages.list(thread.id)] == ["user"]

@@ -13,6 +13,7 @@ from threadline.domain.limits import (
     check_metadata,
 )
 from threadline.domain.records import Obj, PageRequest
+from threadline.domain.run_states import RunStatus, is_active
 from threadline.service.objects import deleted, user_message
 from threadline.service.pages import envelope
 from threadline.service.requests import MessageCreate, MetadataUpdate
@@ -112,9 +113,13 @@ class MessageService:
 
     async def delete(self, project: str, thread_id: str, message_id: str) -> Obj:
         async with self.store.transaction() as tx:
-            await require_thread(tx, project, thread_id, lock=False)
-            if not await tx.delete_message(thread_id, message_id):
+            # Locked: a run starting meanwhile could begin writing its message otherwise.
+            await require_thread(tx, project, thread_id, lock=True)
+            message = await tx.get_message(thread_id, message_id)
+            if message is None:
                 raise NotFound("message", message_id)
+            await _refuse_if_being_written(tx, thread_id, message)
+            await tx.delete_message(thread_id, message_id)
         return deleted(message_id, "thread.message")
 
     async def list(
@@ -123,3 +128,19 @@ class MessageService:
         async with self.store.transaction() as tx:
             await require_thread(tx, project, thread_id, lock=False)
             return envelope(await tx.page_messages(thread_id, page, run_id=run_id))
+
+
+async def _refuse_if_being_written(tx: StoreTx, thread_id: str, message: Obj) -> None:
+    """A run's own message goes only once the run has ended: the worker writing it would
+    find it gone, and the run would stall until its lease lapsed and the model was asked
+    again."""
+    run_id = message.get("run_id")
+    if not run_id:
+        return
+    run = await tx.get_run(thread_id, run_id)
+    if run is not None and is_active(RunStatus(run["status"])):
+        raise Conflict(
+            f"Message {message['id']} belongs to run {run_id}, which is still "
+            f"{run['status']}; delete it once the run has ended.",
+            param="message_id",
+        )
