@@ -933,3 +933,17 @@ def test_two_keys_never_share_a_digest(store: SqlStore, run: Runner) -> None:
     with pytest.raises(Exception):  # noqa: B017 - each driver names it its own way
         run(within(store, lambda tx: tx.insert_api_key(_key(("a",), "tl-same"))))
     assert len(run(within(store, lambda tx: tx.api_keys()))) == 1
+
+
+def test_a_run_still_in_progress_keeps_its_lease_to_lapse(store: SqlStore, run: Runner) -> None:
+    """A worker that could not settle a run must not leave it in progress with no holder:
+    nothing would ever take it over."""
+    (only,) = new_runs(store, run, 1)
+    claim(store, run, "worker-a", 100.0)
+    run(within(store, lambda tx: tx.update_run(only["id"], {"status": "in_progress"})))
+
+    run(within(store, lambda tx: tx.release_run(only["id"], "worker-a")))
+
+    assert run(within(store, lambda tx: tx.holds_lease(only["id"], "worker-a"))) is True
+    lapsed = run(within(store, lambda tx: tx.runs_with_lapsed_lease(1_000.0, 10)))
+    assert [r["id"] for r in lapsed] == [only["id"]]

@@ -264,6 +264,7 @@ class RunExecutor:
             },
         }
         async with self.store.transaction(durable=False) as tx:
+            await recorder.require_lease(tx)
             completed: list[Event] = []
             if recorder.message is not None:
                 completed = await self._complete_message(tx, run, recorder, None, capped=False)
@@ -286,6 +287,7 @@ class RunExecutor:
     ) -> None:
         """`usage` is this turn's, `run_usage` the run's in all, this turn's included."""
         async with self.store.transaction(durable=False) as tx:
+            await result.recorder.require_lease(tx)
             completed = await self._complete_message(tx, run, result.recorder, usage, capped)
             target = RunStatus.INCOMPLETE if capped else RunStatus.COMPLETED
             incomplete = "max_completion_tokens" if capped else None

@@ -164,13 +164,16 @@ class TurnRecorder:
 
     async def _send_text(self) -> None:
         async with self.store.transaction(durable=False) as tx:
-            await self._require_lease(tx)
+            await self.require_lease(tx)
             events = self._pending_events()
             if not self._message_stored:
                 await self._insert_message(tx)
             await emit(tx, self.run, *events)
 
-    async def _require_lease(self, tx: StoreTx) -> None:
+    async def require_lease(self, tx: StoreTx) -> None:
+        """Hold the run's row to the commit, this worker's lease checked. A transaction that
+        also writes the run's message or step takes the run first, as every other writer of
+        a run does (the sweeper, the API), so that two of them never wait on each other."""
         if not await tx.holds_lease(self.run["id"], self.owner):
             raise Superseded()
 
@@ -265,7 +268,7 @@ class TurnRecorder:
             piece["function"] = function
             pieces.append(piece)
         async with self.store.transaction(durable=False) as tx:
-            await self._require_lease(tx)
+            await self.require_lease(tx)
             if self.tool_step is None:
                 self.tool_step = self._new_step(
                     "tool_calls", {"type": "tool_calls", "tool_calls": []}

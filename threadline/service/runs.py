@@ -148,6 +148,7 @@ class RunService:
             check_string(output.output, self.limits.message_chars, f"tool_outputs[{index}].output")
         async with self.store.transaction() as tx:
             await require_thread(tx, project, thread_id, lock=True)
+            await tx.hold_run(run_id)  # before its step: the sweeper takes the run first too
             run = await _require_run(tx, project, thread_id, run_id)
             if run["status"] != RunStatus.REQUIRES_ACTION.value:
                 raise InvalidRequest(

@@ -125,9 +125,15 @@ _RENEW_LEASES = Query(
     .where(OneOf(runs.c.id, "p_ids", sa.String()), runs.c.lease_owner == _OWNER)
     .values(lease_until=_LEASE_UNTIL)
 )
+# A run still being carried keeps its lease, to lapse: released, nothing would ever take it
+# over (the sweeper looks for lapsed leases), and it would sit until it expired.
 _RELEASE_RUN = Query(
     runs.update()
-    .where(runs.c.id == _ID, runs.c.lease_owner == _OWNER)
+    .where(
+        runs.c.id == _ID,
+        runs.c.lease_owner == _OWNER,
+        runs.c.status.not_in(constants(("in_progress", "cancelling"))),
+    )
     .values(lease_owner=None, lease_until=None)
 )
 _LAPSED_LEASES = _oldest_runs(runs.c.lease_owner.is_not(None), runs.c.lease_until < _NOW)
@@ -518,6 +524,9 @@ class SqlTx:
         if updated is not None and status == "queued":
             self.wakes.add(RUN_QUEUED)
         return updated
+
+    async def hold_run(self, run_id: str) -> None:
+        await self.db.fetch(_HOLD_RUN, {"p_run_id": run_id})
 
     async def holds_lease(self, run_id: str, owner: str) -> bool:
         # The row stays locked to the end of the transaction (on PostgreSQL; SQLite has one
