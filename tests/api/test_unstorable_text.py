@@ -142,3 +142,19 @@ def test_a_body_json_cannot_carry_is_a_400(
     assert refused.status_code == 400, refused.text
     assert refused.json()["error"]["type"] == "invalid_request_error"
     assert [a.id for a in client.beta.assistants.list(limit=100).data] == assistants_before
+
+
+def test_a_model_answer_with_text_no_store_keeps_is_kept_with_replacements(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    """A client's NUL is refused; a model's cannot be, so it is replaced: the run completes
+    on both backends with the rest of the answer intact."""
+    scripted_model.script(model_name, Reply("a\x00b \ud800c"))
+    assistant = client.beta.assistants.create(model=model_name)
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "go"}])
+
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+
+    assert run.status == "completed", run.last_error
+    reply = client.beta.threads.messages.list(thread.id, limit=1).data[0]
+    assert reply.content[0].text.value == "a\ufffdb \ufffdc"  # type: ignore[union-attr]

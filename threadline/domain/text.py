@@ -19,6 +19,12 @@ def is_storable(text: str) -> bool:
     return _UNSTORABLE.search(text) is None
 
 
+def storable(text: str) -> str:
+    """`text` with what no store keeps replaced by U+FFFD: a model's answer is kept, not
+    refused, whatever characters it holds."""
+    return text if is_storable(text) else _UNSTORABLE.sub("\ufffd", text)
+
+
 def unstorable_param(value: Any, path: str = "") -> str | None:
     """Where in a decoded JSON value the first unstorable text is (a key or a string)."""
     if isinstance(value, str):

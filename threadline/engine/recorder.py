@@ -26,6 +26,7 @@ from typing import Any
 
 from threadline.domain.ids import IdKind, new_id
 from threadline.domain.records import Obj
+from threadline.domain.text import storable
 from threadline.engine.superseded import Superseded
 from threadline.providers.base import ToolCallDelta
 from threadline.service.objects import assistant_message, run_step, text_content
@@ -98,6 +99,7 @@ class TurnRecorder:
     async def add_text(self, piece: str) -> None:
         if not piece:
             return
+        piece = storable(piece)  # a NUL in a model's answer must not fail the run's writes
         self._pieces.append(piece)
         self._unsent.append(piece)
         if self._timer is not None or self._sending is not None:
@@ -258,13 +260,14 @@ class TurnRecorder:
                 call = _Call(delta.id or new_id(IdKind.TOOL_CALL))
                 self.calls[delta.index] = call
                 piece["id"] = call.id
-            if delta.name:
-                call.name.append(delta.name)
-            if delta.arguments:
-                call.arguments.append(delta.arguments)
-            function: Obj = {"arguments": delta.arguments}
-            if delta.name:
-                function["name"] = delta.name
+            name, arguments = storable(delta.name or ""), storable(delta.arguments)
+            if name:
+                call.name.append(name)
+            if arguments:
+                call.arguments.append(arguments)
+            function: Obj = {"arguments": arguments}
+            if name:
+                function["name"] = name
             piece["function"] = function
             pieces.append(piece)
         async with self.store.transaction(durable=False) as tx:

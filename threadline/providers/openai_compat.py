@@ -583,7 +583,10 @@ class _AnswerState:
         choice = choices[0]
         # A stream event that carries a whole `message` instead of a `delta` (as a few
         # servers send their one and only event) is read as the delta it amounts to.
-        delta = choice.get("delta") or choice.get("message") or {}
+        # An empty `delta` beside a `message` is still the delta: the message repeats it.
+        delta = choice.get("delta")
+        if delta is None:
+            delta = choice.get("message") or {}
         text = delta.get("content") or ""
         if not isinstance(text, str):
             raise ValueError("content is not a string")

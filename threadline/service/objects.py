@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from threadline.domain.clock import now
 from threadline.domain.ids import IdKind, new_id
+from threadline.domain.records import Obj
 from threadline.service.requests import MessageCreate
-
-Obj = dict[str, Any]
 
 
 def text_content(value: str) -> Obj:

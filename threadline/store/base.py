@@ -14,18 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from typing import Protocol
 
 from threadline.domain.keys import ApiKey
 from threadline.domain.records import Obj, Page, PageRequest, RunEvent
 from threadline.store.signal import EventSignal
-
-
-@dataclass(frozen=True)
-class ClaimedRun:
-    run: Obj
-    lease_owner: str
 
 
 class StoreTx(Protocol):

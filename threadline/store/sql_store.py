@@ -8,6 +8,7 @@ other process through NOTIFY (delivered by PostgreSQL only if the transaction co
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -44,6 +45,7 @@ class SqlStore:
             self._reserved = create_postgres_engine(url, pool_size=1, max_overflow=0)
             self._reserved_turn = asyncio.Lock()
         else:
+            _require_sqlite(3, 38)
             self._sqlite = GroupCommit(url)
 
     @property
@@ -137,3 +139,13 @@ class SqlStore:
             await self.engine.dispose()
             return
         await self._sqlite.close()
+
+
+def _require_sqlite(major: int, minor: int) -> None:
+    """Changes write only their fields with SQLite's JSON `->` operator (3.38): an older
+    library would fail every update, so it is refused at start, saying why."""
+    if sqlite3.sqlite_version_info < (major, minor):
+        raise SystemExit(
+            f"Threadline needs SQLite {major}.{minor} or newer; this Python links SQLite "
+            f"{sqlite3.sqlite_version}. Use a Python built with a newer SQLite, or PostgreSQL."
+        )
