@@ -241,14 +241,22 @@ async def _finish_body(content: aiohttp.StreamReader) -> None:
 
 
 async def _lines(content: aiohttp.StreamReader) -> AsyncGenerator[bytes, None]:
-    """Split on newlines however long a line is (aiohttp's own line reader caps them)."""
-    rest = b""
+    """Split on newlines however long a line is (aiohttp's own line reader caps them). The
+    pieces of a line still open are kept apart and joined once it ends: a line arriving in
+    many reads (a whole completion on one line) would otherwise be copied on every read."""
+    open_line: list[bytes] = []
     async for data in content.iter_any():
-        *lines, rest = (rest + data).split(b"\n")
+        *lines, rest = data.split(b"\n")
+        if lines:
+            open_line.append(lines[0])
+            lines[0] = b"".join(open_line)
+            open_line.clear()
         for line in lines:
             yield line
-    if rest:
-        yield rest
+        if rest:
+            open_line.append(rest)
+    if open_line:
+        yield b"".join(open_line)
 
 
 def _should_retry(status: int, headers: Mapping[str, str]) -> bool:
