@@ -24,7 +24,7 @@ from azure.ai.agents.models import MessageDeltaChunk, RunStep, ThreadMessage, Th
 from azure.core.credentials import AccessToken, AccessTokenInfo
 from support.cluster import Cluster
 from support.live import openai_client
-from support.scripted_model import Reply, ScriptedModelServer
+from support.scripted_model import CallTools, Reply, ScriptedModelServer, ToolCall
 from support.server import ServerProcess, WorkerProcess
 
 FIRST = "The first attempt began this and never finished it."
@@ -80,6 +80,46 @@ def test_an_openai_stream_ends_with_the_stored_message_after_a_takeover(
     # (The helper keeps each step as `thread.run.step.created` showed it, so only its id.)
     assert [s.id for s in final_steps] == [s.id for s in steps]
     assert len(scripted_model.requests(model_name)) == 2
+
+
+def test_a_takeover_that_calls_tools_closes_the_withdrawn_message_as_stored(
+    cluster: Cluster, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    """The turn done again calls a tool instead of answering: the message the client saw
+    begin is announced again and completed empty, as it is stored, not left in progress."""
+    hold = threading.Event()
+    scripted_model.script(
+        model_name, Reply(FIRST, hold=hold), CallTools([ToolCall("lookup", {"q": "x"})])
+    )
+    api = cluster.api()
+    first = cluster.worker()
+    client = openai_client(api)
+    tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    assistant = client.beta.assistants.create(model=model_name, tools=[tool])  # type: ignore[list-item]
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "go"}])
+    seen_delta = False
+    try:
+        with client.beta.threads.runs.stream(
+            thread_id=thread.id, assistant_id=assistant.id
+        ) as stream:
+            for event in stream:
+                if event.event == "thread.message.delta" and not seen_delta:
+                    seen_delta = True
+                    _take_over(cluster, first)
+            final_messages = stream.get_final_messages()
+            run = stream.get_final_run()
+    finally:
+        hold.set()
+
+    assert seen_delta and run.status == "requires_action"
+    stored = client.beta.threads.messages.list(thread.id, order="asc").data
+    assert [m.role for m in stored] == ["user", "assistant"]
+    closed = stored[1]
+    assert closed.status == "completed"
+    assert [part.text.value for part in closed.content] == [""]  # type: ignore[union-attr]
+    assert [(m.id, m.status, m.content) for m in final_messages] == [
+        (closed.id, "completed", closed.content)
+    ]
 
 
 class _Credential:

@@ -62,8 +62,9 @@ def _steps_as_chat(steps: list[Obj], run_messages: dict[str, Obj]) -> list[ChatM
         details = step["step_details"]
         if step["type"] == "message_creation":
             message = run_messages.get(details["message_creation"]["message_id"])
-            if message is not None:
-                chat.append({"role": "assistant", "content": _text_of(message)})
+            text = _text_of(message) if message is not None else ""
+            if text:  # an empty one (a withdrawn attempt's, closed empty) says nothing
+                chat.append({"role": "assistant", "content": text})
             continue
         calls = [c for c in details["tool_calls"] if c["type"] == "function"]
         if not calls:

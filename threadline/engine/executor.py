@@ -266,8 +266,13 @@ class RunExecutor:
         async with self.store.transaction(durable=False) as tx:
             await recorder.require_lease(tx)
             completed: list[Event] = []
-            if recorder.message is not None:
-                completed = await self._complete_message(tx, run, recorder, None, capped=False)
+            if recorder.message is not None or recorder.owes_withdrawn_message:
+                # A withdrawn message closed empty keeps an empty text part: followers have
+                # seen deltas at its index, and the openai SDK's helpers read that index.
+                keep_part = recorder.owes_withdrawn_message
+                completed = await self._complete_message(
+                    tx, run, recorder, None, capped=False, keep_empty_part=keep_part
+                )
             if await tx.update_step(run["id"], step["id"], step_changes) is None:
                 raise Superseded()
             moved = await change_status(
@@ -295,13 +300,20 @@ class RunExecutor:
                 raise Superseded()
 
     async def _complete_message(
-        self, tx: StoreTx, run: Obj, recorder: TurnRecorder, usage: Usage | None, capped: bool
+        self,
+        tx: StoreTx,
+        run: Obj,
+        recorder: TurnRecorder,
+        usage: Usage | None,
+        capped: bool,
+        *,
+        keep_empty_part: bool = False,
     ) -> list[Event]:
         """Give the streamed message its full text and final status, and close its step;
         the events that say so, for the caller to append with the run's own."""
         events = recorder.closing_events()
         text = recorder.text
-        message_changes: Obj = {"content": [text_content(text)] if text else []}
+        message_changes: Obj = {"content": [text_content(text)] if text or keep_empty_part else []}
         if capped:
             message_changes.update(
                 status="incomplete",

@@ -49,8 +49,9 @@ class Withdrawn:
 
     The ids go to what the turn done again makes: its message takes the withdrawn message's
     id, its steps the withdrawn steps' ids in order, whatever their type. If it makes no
-    message (the model calls tools this time), nothing announces the withdrawn message
-    again: a follower keeps it as last seen, in progress, though the run never stored it.
+    message (the model calls tools this time), the withdrawn message is still announced
+    anew and completed empty (`owes_withdrawn_message`), so that a follower's copy of it is
+    replaced by the stored one rather than left in progress with text the run never kept.
     """
 
     step_ids: list[str]
@@ -171,6 +172,12 @@ class TurnRecorder:
             if not self._message_stored:
                 await self._insert_message(tx)
             await emit(tx, self.run, *events)
+
+    @property
+    def owes_withdrawn_message(self) -> bool:
+        """A withdrawn attempt's message that followers saw, which this turn has not
+        announced again: the turn must, even with no text of its own (`Withdrawn`)."""
+        return self.message is None and self._message_id is not None
 
     async def require_lease(self, tx: StoreTx) -> None:
         """Hold the run's row to the commit, this worker's lease checked. A transaction that
