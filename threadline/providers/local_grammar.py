@@ -168,7 +168,11 @@ def _grammar(schema: dict[str, Any]) -> LlamaGrammar:
     try:
         return LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
     except Exception as exc:  # the converter raises assorted types for schemas it cannot express
-        raise ProviderError("invalid_prompt", f"unsupported JSON schema: {exc}") from exc
+        raise ProviderError(
+            "invalid_prompt",
+            "The JSON schema uses something the bundled model's grammar cannot express",
+            f"llama.cpp's schema converter: {exc!r}",
+        ) from exc
 
 
 def _content_text(content: Any) -> str:
