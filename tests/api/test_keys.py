@@ -43,6 +43,11 @@ def _status_without_key(server: ServerProcess) -> int:
     return httpx.get(f"{server.base_url}/assistants").status_code
 
 
+def _status_with_key(server: ServerProcess, secret: str) -> int:
+    headers = {"Authorization": f"Bearer {secret}"}
+    return httpx.get(f"{server.base_url}/assistants", headers=headers).status_code
+
+
 @pytest.mark.parametrize("value", [",", " , ", "", " "])
 def test_a_key_list_that_names_no_key_stops_the_server_at_start(value: str) -> None:
     env = {**os.environ, "THREADLINE_API_KEYS": value}
@@ -109,15 +114,7 @@ def test_a_revoked_key_stops_working_and_the_list_never_shows_a_secret(
     revoked = keys_command(server.database_url, "revoke", key_id)
 
     assert revoked.returncode == 0, revoked.stderr
-    _eventually(
-        lambda: (
-            httpx.get(
-                f"{server.base_url}/assistants", headers={"Authorization": f"Bearer {secret}"}
-            ).status_code
-            == 401
-        ),
-        "the revoked key refused",
-    )
+    _eventually(lambda: _status_with_key(server, secret) == 401, "the revoked key refused")
     assert _client(server, admin).beta.assistants.list().data == []
     listed = keys_command(server.database_url, "list")
     assert listed.returncode == 0
@@ -175,14 +172,6 @@ def test_revoking_the_last_key_closes_the_server_rather_than_opening_it(
     revoked = keys_command(server.database_url, "revoke", key_id)
 
     assert revoked.returncode == 0 and "No key is in force now" in revoked.stderr
-    _eventually(
-        lambda: (
-            httpx.get(
-                f"{server.base_url}/assistants", headers={"Authorization": f"Bearer {secret}"}
-            ).status_code
-            == 401
-        ),
-        "the revoked key refused",
-    )
+    _eventually(lambda: _status_with_key(server, secret) == 401, "the revoked key refused")
     server.restart()
     assert _status_without_key(server) == 401

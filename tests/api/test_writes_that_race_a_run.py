@@ -13,7 +13,8 @@ from collections.abc import Iterator
 
 import openai
 import pytest
-from openai.types.beta.threads import Message
+from openai.types.beta import Thread
+from openai.types.beta.threads import Message, Run
 from support.scripted_model import CallTools, Reply, ScriptedModelServer, ToolCall
 from support.waiting import wait_for_run, wait_until
 
@@ -23,6 +24,20 @@ def hold() -> Iterator[threading.Event]:
     event = threading.Event()
     yield event
     event.set()  # a failing test must not leave the model server's handler waiting
+
+
+def _run_held_mid_answer(
+    client: openai.OpenAI,
+    scripted_model: ScriptedModelServer,
+    model_name: str,
+    hold: threading.Event,
+) -> tuple[Thread, Run, Message]:
+    """A run whose model has sent the first piece of its answer and waits for `hold`."""
+    scripted_model.script(model_name, Reply("one two three", hold=hold))
+    assistant = client.beta.assistants.create(model=model_name)
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "count"}])
+    run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+    return thread, run, _run_message(client, thread.id, run.id)
 
 
 def _run_message(client: openai.OpenAI, thread_id: str, run_id: str) -> Message:
@@ -40,11 +55,7 @@ def test_metadata_set_while_the_model_answers_survives_the_run(
     model_name: str,
     hold: threading.Event,
 ) -> None:
-    scripted_model.script(model_name, Reply("one two three", hold=hold))
-    assistant = client.beta.assistants.create(model=model_name)
-    thread = client.beta.threads.create(messages=[{"role": "user", "content": "count"}])
-    run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
-    message = _run_message(client, thread.id, run.id)
+    thread, run, message = _run_held_mid_answer(client, scripted_model, model_name, hold)
     assert client.beta.threads.runs.retrieve(run.id, thread_id=thread.id).status == "in_progress"
 
     tagged_run = client.beta.threads.runs.update(
@@ -113,11 +124,7 @@ def test_a_run_s_message_cannot_be_deleted_while_the_run_writes_it(
     model_name: str,
     hold: threading.Event,
 ) -> None:
-    scripted_model.script(model_name, Reply("one two three", hold=hold))
-    assistant = client.beta.assistants.create(model=model_name)
-    thread = client.beta.threads.create(messages=[{"role": "user", "content": "count"}])
-    run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
-    message = _run_message(client, thread.id, run.id)
+    thread, run, message = _run_held_mid_answer(client, scripted_model, model_name, hold)
 
     with pytest.raises(openai.BadRequestError) as refused:
         client.beta.threads.messages.delete(message.id, thread_id=thread.id)
