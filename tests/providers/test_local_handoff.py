@@ -1,4 +1,5 @@
-"""The embedded model's hand-off wakes the event loop once per interval, not once per token."""
+"""The embedded model's hand-off wakes the event loop once per interval, not once per token,
+and passes what came meanwhile on as one chunk."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, cast
 
-from threadline.providers.base import ChatChunk, ProviderError
-from threadline.providers.local_llama import _Handoff
+from threadline.providers.base import ChatChunk, ProviderError, Usage
+from threadline.providers.local_llama import _Handoff, _joined
 
 
 class _CountingLoop:
@@ -57,3 +58,25 @@ def test_with_no_interval_every_token_wakes_the_loop() -> None:
         handoff.put(piece)
 
     assert loop.wakeups == 5
+
+
+def test_the_text_of_one_handoff_goes_on_as_one_chunk() -> None:
+    end = ChatChunk(finish_reason="length", usage=Usage(prompt_tokens=3, completion_tokens=10))
+
+    assert _joined([*_pieces(10), end, None]) == [
+        ChatChunk(text="".join(f"t{i}" for i in range(10))),
+        end,
+        None,
+    ]
+
+
+def test_joining_keeps_errors_and_endings_in_their_place() -> None:
+    failure = ProviderError("server_error", "the local model failed")
+
+    assert _joined([*_pieces(2), failure, *_pieces(3)]) == [
+        ChatChunk(text="t0t1"),
+        failure,
+        ChatChunk(text="t0t1t2"),
+    ]
+    assert _joined([None]) == [None]
+    assert _joined([]) == []
