@@ -169,13 +169,15 @@ def test_closing_the_stream_early_frees_the_model(provider: LocalLlamaProvider) 
                 break
             started = time.monotonic()
         closing = time.monotonic() - started
-        follow_up = provider.stream(ask("What is the capital of France?"))
-        return closing, await asyncio.wait_for(_drain(follow_up), timeout=30)
+        # Short, and bounded only against a hang: on a loaded machine a default-length answer
+        # once took longer than a tighter bound.
+        follow_up = provider.stream(ask("What is the capital of France?", max_tokens=24))
+        return closing, await asyncio.wait_for(_drain(follow_up), timeout=120)
 
     closing, chunks = asyncio.run(run())
 
     assert closing < 2
-    assert chunks[-1].finish_reason == "stop"
+    assert chunks[-1].finish_reason in ("stop", "length")
 
 
 def test_cancelling_the_consumer_frees_the_model(provider: LocalLlamaProvider) -> None:

@@ -42,6 +42,14 @@ class Plan:
 
 def plan_request(request: ChatRequest) -> Plan:
     """Validate the request's tool and format options and decide how to generate."""
+    if request.reasoning_effort not in (None, "none"):
+        # A model that does not reason refuses the option, as a hosted one does: taken and
+        # ignored, a user would believe the answer had been reasoned at that effort.
+        raise ProviderError(
+            "invalid_prompt",
+            f"The bundled model does not reason: reasoning_effort '{request.reasoning_effort}' "
+            "cannot be applied (leave it unset or 'none', or use a model that reasons).",
+        )
     functions = _functions(request.tools)
     answer = _answer_grammar(request.response_format)
     choice = request.tool_choice
