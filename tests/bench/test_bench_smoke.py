@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -35,14 +37,22 @@ MEASUREMENTS = [
 def test_bench_runs_end_to_end_on_the_tiny_size(tmp_path: Path) -> None:
     markdown, figures = tmp_path / "RESULTS.md", tmp_path / "results.json"
     command = [sys.executable, "-m", "bench.run", "--size", "tiny", "--output", str(markdown)]
-    finished = subprocess.run(
+    # A session of its own, so that a hang takes the servers the harness started down with
+    # it: killed alone, the harness left them serving after the test.
+    with subprocess.Popen(
         [*command, "--json", str(figures)],
         cwd=ROOT,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=600,
-    )
-    assert finished.returncode == 0, finished.stdout[-4000:] + finished.stderr[-4000:]
+        start_new_session=True,
+    ) as harness:
+        try:
+            stdout, stderr = harness.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            os.killpg(harness.pid, signal.SIGKILL)
+            raise
+    assert harness.returncode == 0, stdout[-4000:] + stderr[-4000:]
 
     results = json.loads(figures.read_text())
     assert results["size"] == "tiny"
