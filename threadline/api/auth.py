@@ -1,6 +1,6 @@
-"""API keys: once any key is in force (`THREADLINE_API_KEYS`, or made by `threadline keys
-create`), every request must carry one as a Bearer token, and reaches only the projects
-its key holds.
+"""API keys: once any key is set (`THREADLINE_API_KEYS`) or has been made (`threadline keys
+create`), every request must carry one in force as a Bearer token, and reaches only the
+projects its key holds.
 
 A key on a project it does not hold gets the 404 of a project with nothing in it, for
 every path under that project: the answer says nothing of what the project holds. Written
