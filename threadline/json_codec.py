@@ -10,9 +10,9 @@ that holds it, text that is not an object (every body and event is one) and any 
 orjson declines are read by `json.loads`, exactly as before. A string that happens to
 hold `": "` only sends its text the slower way. NaN and infinities, which JSON has no
 spelling for, are written as `null`. `loads` is for text as written here, as SQLite keeps
-it; PostgreSQL gives JSONB's own text back, read by `json.loads`. SQLite's JSON functions
-write minified text, so a body they changed (`store.compiled.JsonMerge`) loses the mark:
-request bodies therefore refuse integers beyond 64 bits (`api.json_body`).
+it; PostgreSQL gives JSONB's own text back, read by `json.loads`. SQLite's own JSON
+functions would write minified text, without the mark: the store never lets them write a
+body (`store.sql.SqlTx._update_body`).
 """
 
 from __future__ import annotations

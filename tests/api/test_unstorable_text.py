@@ -128,9 +128,8 @@ def test_a_surrogate_sent_as_raw_bytes_is_refused_like_an_escaped_one(
     "body",
     [
         '{"metadata": {}, "tool_resources": {}, "x": ' + "[" * 100_000 + "]" * 100_000 + "}",
-        '{"model": "m", "temperature": 18446744073709551616}',
     ],
-    ids=["nested-too-deeply", "integer-beyond-64-bits"],
+    ids=["nested-too-deeply"],
 )
 def test_a_body_json_cannot_carry_is_a_400(
     http: httpx.Client, client: openai.OpenAI, body: str

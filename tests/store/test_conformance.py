@@ -947,3 +947,18 @@ def test_a_run_still_in_progress_keeps_its_lease_to_lapse(store: SqlStore, run: 
     assert run(within(store, lambda tx: tx.holds_lease(only["id"], "worker-a"))) is True
     lapsed = run(within(store, lambda tx: tx.runs_with_lapsed_lease(1_000.0, 10)))
     assert [r["id"] for r in lapsed] == [only["id"]]
+
+
+def test_an_update_keeps_every_number_of_the_fields_it_leaves(store: SqlStore, run: Runner) -> None:
+    """Integers beyond 64 bits stay integers after another field of the body changed."""
+    schema = {"maximum": 10**30, "minimum": -(2**70), "edge": 2**64 - 1}
+    created = {**assistant(), "tools": [{"type": "function", "function": {"parameters": schema}}]}
+    run(within(store, lambda tx: tx.insert_assistant(PROJECT, created)))
+
+    changed = {"metadata": {"k": "v"}}
+    updated = run(within(store, lambda tx: tx.update_assistant(PROJECT, created["id"], changed)))
+    read = run(within(store, lambda tx: tx.get_assistant(PROJECT, created["id"])))
+
+    expected = json.dumps({**created, **changed}, sort_keys=True)
+    assert json.dumps(updated, sort_keys=True) == expected
+    assert json.dumps(read, sort_keys=True) == expected

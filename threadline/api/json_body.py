@@ -1,11 +1,11 @@
-"""Request bodies are read as strict JSON: `NaN`, `Infinity`, numbers beyond a float's
-range (`1e999`) and integers beyond 64 bits are refused.
+"""Request bodies are read as strict JSON: `NaN`, `Infinity` and numbers beyond a float's
+range (`1e999`) are refused.
 
 Python's parser takes them, but JSON has no such numbers: the hosted API refuses a body
 that holds one, and stored, one would come back as `null` (what `json_codec` writes for
 it). Refused at parsing, they get the answer any malformed body gets, and nothing is kept.
-An integer beyond 64 bits would be read back as a float once its object had been changed
-in SQLite (`json_codec`), so it is refused too, as a body nested too deeply to parse is.
+So is a body nested too deeply to parse, which Python's parser gives up on with an error
+of its own.
 
 Every body this API takes is an object, so any other JSON value is refused here too: a
 route whose body may be left out (`POST /threads`) would otherwise read `null` as "no body"
@@ -32,7 +32,6 @@ from threadline.domain.text import refuse_unstorable, unstorable_param
 # them (nearly all) are not walked.
 # A raw surrogate's UTF-8 bytes (ED A0..BF) too, which `json.loads` takes as they are.
 _MAY_BE_UNSTORABLE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])|\xed[\xa0-\xbf]")
-_SMALLEST_INTEGER, _LARGEST_INTEGER = -(2**63), 2**64 - 1
 
 NOT_AN_OBJECT = "The request body must be a JSON object."
 
@@ -53,17 +52,10 @@ class StrictJsonRequest(Request):
                     _refuse(body, text)
                 return value
 
-            def integer(text: str) -> int:
-                value = int(text)
-                if not _SMALLEST_INTEGER <= value <= _LARGEST_INTEGER:
-                    _refuse(body, text, "is beyond 64 bits")
-                return value
-
             try:
                 value = json.loads(
                     body,
                     parse_float=finite,
-                    parse_int=integer,
                     parse_constant=lambda name: _refuse(body, name),
                 )
             except RecursionError:

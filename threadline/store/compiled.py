@@ -138,7 +138,8 @@ class JsonMerge(sa.ColumnElement[Any]):
     """`column`, a JSON object, with the top-level fields named in `keys` set from the JSON
     object parameter `name`: a change writes the fields it changes, never a whole body read
     earlier, so two writers that change different fields cannot undo each other. A field set
-    to null stays, as null (SQLite's `json_patch` would delete it)."""
+    to null stays, as null. PostgreSQL only: on SQLite, which runs one writing transaction at
+    a time, the store merges in Python (`sql.SqlTx._update_body`)."""
 
     inherit_cache = False
 
@@ -150,16 +151,6 @@ class JsonMerge(sa.ColumnElement[Any]):
         self.type = column.type
         self.patch = param(name, column.type)
         self.keys = tuple(keys)
-
-
-@compiles(JsonMerge, "sqlite")
-def _json_merge_sqlite(element: JsonMerge, compiler: SQLCompiler, **kw: Any) -> str:
-    column = compiler.process(element.column, **kw)
-    # `->` hands back JSON (a string keeps its quotes), which `json_set` stores as JSON.
-    pairs = ", ".join(
-        f"'$.{key}', {compiler.process(element.patch, **kw)} -> '$.{key}'" for key in element.keys
-    )
-    return f"json_set({column}, {pairs})"
 
 
 @compiles(JsonMerge, "postgresql")

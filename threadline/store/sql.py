@@ -195,21 +195,33 @@ _REVOKE_KEY = Query(
 @functools.cache
 def _update(
     table: sa.Table,
-    fields: tuple[str, ...],
+    fields: tuple[str, ...] | None,
     where: tuple[str, ...],
     columns: tuple[str, ...] = (),
     release_lease: bool = False,
 ) -> Query:
-    """UPDATE of one row's body: the `fields` taken from the JSON parameter `p_patch` and
-    the real `columns` from `p_{column}`, on the row whose `where` columns equal
-    `p_where_{column}`; returning the body as it now is, other writers' fields included.
-    A statement per shape of change, rendered once."""
+    """UPDATE of one row's body, on the row whose `where` columns equal `p_where_{column}`,
+    and of the real `columns` from `p_{column}`. With `fields`, the database sets those
+    fields from the JSON parameter `p_patch` and returns the body as it now is (PostgreSQL);
+    without, the body is `p_body`, merged by the caller from the row as read in the same
+    transaction (SQLite). A statement per shape of change, rendered once."""
     conditions = [table.c[name] == _p(f"p_where_{name}", table.c[name]) for name in where]
-    values: dict[str, Any] = {"body": JsonMerge(table.c.body, "p_patch", fields)}
+    values: dict[str, Any] = {
+        "body": _p("p_body", table.c.body)
+        if fields is None
+        else JsonMerge(table.c.body, "p_patch", fields)
+    }
     values.update({name: _p(f"p_{name}", table.c[name]) for name in columns})
     if release_lease:
         values.update(lease_owner=None, lease_until=None)
-    return Query(table.update().where(*conditions).values(**values).returning(table.c.body))
+    statement = table.update().where(*conditions).values(**values)
+    return Query(statement if fields is None else statement.returning(table.c.body))
+
+
+@functools.cache
+def _body_where(table: sa.Table, where: tuple[str, ...]) -> Query:
+    conditions = [table.c[name] == _p(f"p_where_{name}", table.c[name]) for name in where]
+    return Query(sa.select(table.c.body).where(*conditions))
 
 
 _LEASE_OWNER = Query(sa.select(runs.c.lease_owner).where(runs.c.id == _ID).with_for_update())
@@ -305,11 +317,23 @@ class SqlTx:
         if not changes:
             raise ValueError("an update changes at least one field")
         columns = columns or {}
-        query = _update(table, tuple(changes), tuple(where), tuple(columns), release_lease)
-        params: dict[str, Any] = {"p_patch": changes}
-        params.update({f"p_where_{name}": value for name, value in where.items()})
+        params: dict[str, Any] = {f"p_where_{name}": value for name, value in where.items()}
         params.update({f"p_{name}": value for name, value in columns.items()})
-        return await self._one_body(query, **params)
+        if self.db.holds_row_locks:
+            # PostgreSQL: the database sets the fields, under the row's lock.
+            merge = _update(table, tuple(changes), tuple(where), tuple(columns), release_lease)
+            return await self._one_body(merge, p_patch=changes, **params)
+        # SQLite runs one writing transaction at a time, so the body read here is the one the
+        # write replaces: merged in Python, the body keeps the text `json_codec` writes (its
+        # JSON functions would write it minified, and integers beyond 64 bits read back as
+        # floats from that).
+        current = await self._one_body(_body_where(table, tuple(where)), **params)
+        if current is None:
+            return None
+        merged = {**current, **changes}
+        query = _update(table, None, tuple(where), tuple(columns), release_lease)
+        await self.db.execute(query, {**params, "p_body": merged})
+        return merged
 
     async def _insert_rows(self, table: sa.Table, rows: list[dict[str, Any]]) -> list[int]:
         """Insert rows of the same columns, in order; on the event log, the seqs taken."""
