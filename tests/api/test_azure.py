@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -113,6 +114,39 @@ def test_agent_lifecycle(client: AgentsClient, model_name: str) -> None:
     assert client.delete_agent(agent.id) is None
     with pytest.raises(ResourceNotFoundError):
         client.get_agent(agent.id)
+
+
+def test_metadata_set_while_the_agent_answers_survives_the_run(
+    client: AgentsClient, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    """The worker finishing the run writes only its own fields: what the client set on the
+    run, its message and its thread while the model was held mid-answer stays."""
+    hold = threading.Event()
+    scripted_model.script(model_name, Reply("one two three", hold=hold))
+    agent = client.create_agent(model=model_name, name="held")
+    thread = client.threads.create()
+    client.messages.create(thread_id=thread.id, role="user", content="count")
+    try:
+        run = client.runs.create(thread_id=thread.id, agent_id=agent.id)
+        deadline = time.monotonic() + 60
+        while not (written := list(client.messages.list(thread_id=thread.id, run_id=run.id))):
+            assert time.monotonic() < deadline, "the run's message never appeared"
+            time.sleep(0.02)
+        client.runs.update(thread_id=thread.id, run_id=run.id, metadata={"ticket": "42"})
+        client.messages.update(
+            thread_id=thread.id, message_id=written[0].id, metadata={"reviewed": "no"}
+        )
+        client.threads.update(thread.id, metadata={"topic": "counting"})
+    finally:
+        hold.set()
+    while (done := client.runs.get(thread_id=thread.id, run_id=run.id)).status != "completed":
+        assert done.status in ("queued", "in_progress"), done.last_error
+        time.sleep(0.02)
+
+    assert done.metadata == {"ticket": "42"}
+    message = client.messages.get(thread_id=thread.id, message_id=written[0].id)
+    assert message.metadata == {"reviewed": "no"} and message.status == "completed"
+    assert client.threads.get(thread.id).metadata == {"topic": "counting"}
 
 
 def test_create_and_process_reads_the_reply(
