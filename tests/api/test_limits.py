@@ -17,7 +17,7 @@ import httpx
 import openai
 import pytest
 from support.errors import assert_error_body, sdk_error
-from support.live import TEST_SERVER_ENV, Databases, openai_client
+from support.live import Databases, configured_server, openai_client
 from support.scripted_model import CallTools, Reply, ScriptedModelServer, ToolCall
 from support.server import ServerProcess
 from support.stored import stored_rows
@@ -41,9 +41,8 @@ def small(
     scripted_model: ScriptedModelServer,
 ) -> Iterator[ServerProcess]:
     """A server whose content limits are small."""
-    env = {**TEST_SERVER_ENV, **SMALL, "THREADLINE_OPENAI_BASE_URL": scripted_model.base_url}
-    log = tmp_path_factory.mktemp("small-limits") / "server.log"
-    with ServerProcess(databases.new(), env, log) as process:
+    folder = tmp_path_factory.mktemp("small-limits")
+    with configured_server(databases, folder, scripted_model.base_url, SMALL) as process:
         yield process
 
 

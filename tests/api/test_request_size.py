@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from support.errors import assert_error_body
-from support.live import TEST_SERVER_ENV, Databases
+from support.live import Databases, configured_server
 from support.scripted_model import ScriptedModelServer
 from support.server import ServerProcess
 from support.stored import stored_rows
@@ -33,15 +33,13 @@ def capped(
     tmp_path_factory: pytest.TempPathFactory,
     scripted_model: ScriptedModelServer,
 ) -> Iterator[ServerProcess]:
-    env = {
-        **TEST_SERVER_ENV,
-        "THREADLINE_OPENAI_BASE_URL": scripted_model.base_url,
+    caps = {
         "THREADLINE_MAX_BODY_BYTES": str(BODY_CAP),
         "THREADLINE_MAX_HEADER_BYTES": str(HEAD_CAP),
         "THREADLINE_MAX_HEADER_COUNT": str(HEADER_COUNT_CAP),
     }
-    log = tmp_path_factory.mktemp("capped") / "server.log"
-    with ServerProcess(databases.new(), env, log) as process:
+    folder = tmp_path_factory.mktemp("capped")
+    with configured_server(databases, folder, scripted_model.base_url, caps) as process:
         yield process
 
 

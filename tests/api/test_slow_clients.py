@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
-from support.live import TEST_SERVER_ENV, Databases, openai_client
+from support.live import Databases, configured_server, openai_client
 from support.scripted_model import Reply, ScriptedModelServer
 from support.server import ServerProcess
 from support.stored import stored_rows
@@ -36,13 +36,9 @@ def strict(
     tmp_path_factory: pytest.TempPathFactory,
     scripted_model: ScriptedModelServer,
 ) -> Iterator[ServerProcess]:
-    env = {
-        **TEST_SERVER_ENV,
-        "THREADLINE_OPENAI_BASE_URL": scripted_model.base_url,
-        "THREADLINE_REQUEST_READ_TIMEOUT_SECONDS": str(READ_TIMEOUT),
-    }
-    log = tmp_path_factory.mktemp("strict") / "server.log"
-    with ServerProcess(databases.new(), env, log) as process:
+    deadline = {"THREADLINE_REQUEST_READ_TIMEOUT_SECONDS": str(READ_TIMEOUT)}
+    folder = tmp_path_factory.mktemp("strict")
+    with configured_server(databases, folder, scripted_model.base_url, deadline) as process:
         yield process
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import openai
@@ -46,3 +47,14 @@ class Databases:
 
 def openai_client(process: ServerProcess) -> openai.OpenAI:
     return openai.OpenAI(base_url=process.base_url, api_key="test-key", max_retries=0)
+
+
+@contextmanager
+def configured_server(
+    databases: Databases, folder: Path, model_url: str, settings: dict[str, str]
+) -> Iterator[ServerProcess]:
+    """A server of a test module's own on the scripted model at `model_url`, with `settings`
+    over the suite's usual ones (small limits, a short deadline, ...)."""
+    env = {**TEST_SERVER_ENV, "THREADLINE_OPENAI_BASE_URL": model_url, **settings}
+    with ServerProcess(databases.new(), env, folder / "server.log") as process:
+        yield process
