@@ -10,7 +10,7 @@ with the budget the executor gives a run.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import cast
 
 from bench.common import (
     Figure,
@@ -24,6 +24,7 @@ from bench.common import (
     p95,
 )
 from bench.harness import Bench
+from threadline.domain.records import Run
 from threadline.engine.context import BATCH as CONTEXT_BATCH
 from threadline.engine.context import build_context
 from threadline.engine.executor import DEFAULT_COMPLETION_RESERVE
@@ -64,14 +65,18 @@ async def _fill(store: SqlStore, thread_id: str, count: int) -> None:
             await tx.insert_messages(thread_id, batch)
 
 
-def _run(thread_id: str) -> dict[str, Any]:
-    return {
-        "id": "run_bench",
-        "model": "bench-model",
-        "instructions": "You are a helpful assistant.",
-        "thread_id": thread_id,
-        "truncation_strategy": {"type": "auto", "last_messages": None},
-    }
+def _run(thread_id: str) -> Run:
+    """What `build_context` reads of a run."""
+    return cast(
+        Run,
+        {
+            "id": "run_bench",
+            "model": "bench-model",
+            "instructions": "You are a helpful assistant.",
+            "thread_id": thread_id,
+            "truncation_strategy": {"type": "auto", "last_messages": None},
+        },
+    )
 
 
 async def _context_times(

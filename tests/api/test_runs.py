@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import httpx
 import openai
 import pytest
-from support.scripted_model import Reply, ScriptedModelServer
+from openai.types.beta.threads import Run
+from openai.types.beta.threads.runs import RunStep
+from support.scripted_model import CallTools, Reply, ScriptedModelServer, ToolCall
 
 
 def _assistant(client: openai.OpenAI, model: str, **fields: object) -> str:
@@ -226,3 +231,71 @@ def test_bad_run_options_are_refused(client: openai.OpenAI, model_name: str) -> 
                 **options,  # type: ignore[arg-type]
             )
     assert client.beta.threads.runs.list(thread.id).data == []
+
+
+def _raw(client: openai.OpenAI, path: str) -> dict[str, Any]:
+    body: dict[str, Any] = client.get(path, cast_to=httpx.Response).json()
+    return body
+
+
+def test_runs_and_steps_have_their_openai_fields_and_no_others(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    """Rendered from the stored records: a run waiting for outputs, its tool-call step and
+    the finished run hold the openai SDK's fields (and `reasoning_effort`, which its
+    `runs.create` takes), in its shapes."""
+    scripted_model.script(
+        model_name,
+        CallTools([ToolCall("lookup", '{"q": "x"}')]),
+        Reply("done"),
+    )
+    tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    assistant_id = _assistant(client, model_name, tools=[tool])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "go"}])
+    waiting = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id,
+        assistant_id=assistant_id,
+        tool_choice={"type": "function", "function": {"name": "lookup"}},
+        response_format={"type": "json_schema", "json_schema": {"name": "out"}},
+    )
+    path = f"/threads/{thread.id}/runs/{waiting.id}"
+    pending = _raw(client, path)
+    assert waiting.required_action is not None
+    [call] = waiting.required_action.submit_tool_outputs.tool_calls
+    done = client.beta.threads.runs.submit_tool_outputs_and_poll(
+        run_id=waiting.id,
+        thread_id=thread.id,
+        tool_outputs=[{"tool_call_id": call.id, "output": "42"}],
+    )
+    steps = client.get(f"{path}/steps", cast_to=httpx.Response).json()["data"]
+
+    run_keys = set(Run.model_fields) | {"reasoning_effort"}
+    assert set(pending) == run_keys and set(_raw(client, path)) == run_keys
+    assert pending["tools"] == [tool]
+    assert pending["tool_choice"] == {"type": "function", "function": {"name": "lookup"}}
+    assert pending["response_format"] == {"type": "json_schema", "json_schema": {"name": "out"}}
+    assert pending["required_action"] == {
+        "type": "submit_tool_outputs",
+        "submit_tool_outputs": {
+            "tool_calls": [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": "lookup", "arguments": '{"q": "x"}'},
+                }
+            ]
+        },
+    }
+    assert done.status == "completed"
+    assert [set(step) for step in steps] == [set(RunStep.model_fields)] * 2
+    tool_step = next(step for step in steps if step["type"] == "tool_calls")
+    assert tool_step["step_details"] == {
+        "type": "tool_calls",
+        "tool_calls": [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": "lookup", "arguments": '{"q": "x"}', "output": "42"},
+            }
+        ],
+    }

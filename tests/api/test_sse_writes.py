@@ -15,7 +15,7 @@ DONE = b"event: done\ndata: [DONE]\n\n"
 
 def _writes(batches: EventBatches) -> list[bytes]:
     async def collect() -> list[bytes]:
-        body = sse_response(batches).body_iterator
+        body = sse_response(batches, lambda event: event.data).body_iterator
         return [chunk if isinstance(chunk, bytes) else chunk.encode() async for chunk in body]
 
     return asyncio.run(collect())

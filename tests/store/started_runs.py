@@ -13,10 +13,9 @@ PROJECT = "default"
 
 
 async def queue_a_run(store: SqlStore) -> None:
-    thread = {"id": new_id(IdKind.THREAD), "object": "thread", "metadata": {}}
+    thread = {"id": new_id(IdKind.THREAD), "metadata": {}}
     queued = {
         "id": new_id(IdKind.RUN),
-        "object": "thread.run",
         "thread_id": thread["id"],
         "assistant_id": new_id(IdKind.ASSISTANT),
         "status": "queued",

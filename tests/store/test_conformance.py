@@ -41,28 +41,26 @@ async def within(store: SqlStore, op: Callable[[SqlTx], Awaitable[T]]) -> T:
 
 
 def assistant(name: str = "helper") -> Obj:
-    return {"id": new_id(IdKind.ASSISTANT), "object": "assistant", "name": name, "tools": []}
+    return {"id": new_id(IdKind.ASSISTANT), "name": name, "tools": []}
 
 
 def thread() -> Obj:
-    return {"id": new_id(IdKind.THREAD), "object": "thread", "metadata": {}}
+    return {"id": new_id(IdKind.THREAD), "metadata": {}}
 
 
 def message(thread_id: str, text: str = "hi", run_id: str | None = None) -> Obj:
     return {
         "id": new_id(IdKind.MESSAGE),
-        "object": "thread.message",
         "thread_id": thread_id,
         "run_id": run_id,
         "role": "user",
-        "content": [{"type": "text", "text": {"value": text, "annotations": []}}],
+        "content": [{"type": "text", "text": text, "annotations": []}],
     }
 
 
 def run_obj(thread_id: str, status: str = "queued", expires_at: int | None = None) -> Obj:
     return {
         "id": new_id(IdKind.RUN),
-        "object": "thread.run",
         "thread_id": thread_id,
         "status": status,
         "expires_at": expires_at,
@@ -72,7 +70,6 @@ def run_obj(thread_id: str, status: str = "queued", expires_at: int | None = Non
 def step(run: Obj, status: str = "in_progress") -> Obj:
     return {
         "id": new_id(IdKind.STEP),
-        "object": "thread.run.step",
         "run_id": run["id"],
         "thread_id": run["thread_id"],
         "status": status,
@@ -600,7 +597,7 @@ def test_update_run_writes_only_its_fields(store: SqlStore, run: Runner) -> None
     tagged = run(within(store, lambda tx: tx.update_run(rid, {"metadata": {"ticket": "42"}})))
     assert tagged == {**queued, "metadata": {"ticket": "42"}}
 
-    finish = {"status": "completed", "completed_at": 7, "required_action": None, "usage": None}
+    finish = {"status": "completed", "completed_at": 7, "pending_tool_calls": None, "usage": None}
     done = run(
         within(
             store,
@@ -609,7 +606,7 @@ def test_update_run_writes_only_its_fields(store: SqlStore, run: Runner) -> None
     )
 
     assert done == {**queued, **finish, "metadata": {"ticket": "42"}}
-    assert "required_action" in done and done["required_action"] is None
+    assert "pending_tool_calls" in done and done["pending_tool_calls"] is None
     assert run(within(store, lambda tx: tx.get_run_by_id(rid))) == done
 
 

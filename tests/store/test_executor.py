@@ -63,10 +63,9 @@ class BrokenProvider:
 
 
 async def _queued_run(store: SqlStore, model: str = "any") -> None:
-    thread = {"id": new_id(IdKind.THREAD), "object": "thread", "metadata": {}}
+    thread = {"id": new_id(IdKind.THREAD), "metadata": {}}
     run = {
         "id": new_id(IdKind.RUN),
-        "object": "thread.run",
         "thread_id": thread["id"],
         "assistant_id": new_id(IdKind.ASSISTANT),
         "status": "queued",
@@ -82,6 +81,9 @@ async def _queued_run(store: SqlStore, model: str = "any") -> None:
         "max_prompt_tokens": None,
         "max_completion_tokens": None,
         "truncation_strategy": {"type": "auto", "last_messages": None},
+        "reasoning_effort": None,
+        "pending_tool_calls": None,
+        "last_error": None,
     }
     question = assistant_message(run, "hello") | {"role": "user", "run_id": None}
     async with store.transaction() as tx:
@@ -145,14 +147,10 @@ def test_a_turn_done_again_after_its_worker_died_keeps_the_withdrawn_ids(
     assert dead.message is not None and dead.message_step is not None
     [message] = messages
     assert message["id"] == dead.message["id"]
-    assert message["content"][0]["text"]["value"] == "Hello again, whole."
+    assert message["content"][0]["text"] == "Hello again, whole."
     assert [s["id"] for s in steps] == [dead.message_step["id"]]
     names = [e.event for e in events]
     assert names.count("thread.message.created") == 1
     assert names.count("thread.run.step.created") == 1
-    deltas = [
-        e.data["delta"]["content"][0]["text"]["value"]
-        for e in events
-        if e.event == "thread.message.delta"
-    ]
+    deltas = [e.data["content"][0]["text"] for e in events if e.event == "thread.message.delta"]
     assert "".join(deltas) == "Hello again, whole."

@@ -53,7 +53,7 @@ def log_syncs(database: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def _thread(number: int) -> dict[str, Any]:
-    return {"id": f"thread_{number}", "object": "thread", "metadata": {}}
+    return {"id": f"thread_{number}", "metadata": {}}
 
 
 def _stored_threads(database: Path) -> list[str]:
@@ -71,7 +71,7 @@ async def _insert(store: SqlStore, number: int, *, durable: bool = True) -> None
 async def _queue_a_run(store: SqlStore) -> None:
     """Durably, `thread_1` and a queued run on it."""
     thread = _thread(1)
-    queued = {"id": "run_1", "object": "thread.run", "thread_id": thread["id"]}
+    queued = {"id": "run_1", "thread_id": thread["id"]}
     queued.update(status="queued", expires_at=None)
     async with store.transaction() as tx:
         await tx.insert_thread("default", thread)

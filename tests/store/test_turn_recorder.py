@@ -22,7 +22,7 @@ from threadline.domain.records import Obj, RunEvent
 from threadline.domain.run_states import RunStatus
 from threadline.engine.recorder import TurnRecorder
 from threadline.engine.superseded import Superseded
-from threadline.service.objects import text_content
+from threadline.service.objects import text_part
 from threadline.service.run_status import change_status, emit
 from threadline.store.sql_store import SqlStore
 
@@ -57,11 +57,7 @@ async def _taken_over(store: SqlStore, by: str) -> Obj:
 async def _deltas(store: SqlStore, run_id: str) -> list[str]:
     async with store.transaction() as tx:
         events = await tx.events_after(run_id, 0, 100)
-    return [
-        e.data["delta"]["content"][0]["text"]["value"]
-        for e in events
-        if e.event == "thread.message.delta"
-    ]
+    return [e.data["content"][0]["text"] for e in events if e.event == "thread.message.delta"]
 
 
 async def _written(store: SqlStore, run_id: str, count: int) -> list[str]:
@@ -122,7 +118,7 @@ def test_a_reply_that_arrives_whole_is_written_by_the_last_transaction_alone(
             closing = recorder.closing_events()
             await recorder.complete_message(
                 tx,
-                {"status": "completed", "content": [text_content(recorder.text)]},
+                {"status": "completed", "content": [text_part(recorder.text)]},
                 {"status": "completed"},
             )
             await emit(tx, started, *closing)
@@ -141,9 +137,9 @@ def test_a_reply_that_arrives_whole_is_written_by_the_last_transaction_alone(
         ("thread.run.step.in_progress", "in_progress", None),
         ("thread.message.created", "in_progress", []),
         ("thread.message.in_progress", "in_progress", []),
-        ("thread.message.delta", None, None),
+        ("thread.message.delta", None, [{"index": 0, "type": "text", "text": "one two"}]),
     ]
-    assert events[-1].data["delta"]["content"][0]["text"]["value"] == "one two"
+    assert events[-1].data["content"][0]["text"] == "one two"
     assert stored is not None and stored["status"] == "completed"
 
 

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from threadline.api import assistants, runs, threads
+from threadline.api.assistants_v2 import assistants, runs, threads
 from threadline.api.auth import ApiKeyMiddleware
 from threadline.api.body_limit import BodySizeLimit, RequestTooLarge, on_request_too_large
 from threadline.api.deps import Services

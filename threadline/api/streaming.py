@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from starlette.responses import StreamingResponse
 
@@ -35,11 +35,15 @@ def _data(value: object) -> str:
     return _UNICODE_LINE_BREAKS.sub(_escaped, json_codec.dumps(value))
 
 
-def _frame(event: RunEvent) -> str:
-    return f"id: {event.seq}\nevent: {event.event}\ndata: {_data(event.data)}\n\n"
+# A run's event as a wire format writes it: the data of its frame.
+EventRenderer = Callable[[RunEvent], object]
 
 
-async def _frames(batches: EventBatches) -> AsyncIterator[bytes]:
+def _frame(event: RunEvent, render: EventRenderer) -> str:
+    return f"id: {event.seq}\nevent: {event.event}\ndata: {_data(render(event))}\n\n"
+
+
+async def _frames(batches: EventBatches, render: EventRenderer) -> AsyncIterator[bytes]:
     """One write per batch of events: each write is a system call and wakes the client.
     The batch that ends the run carries `done` in the same write."""
     ended = False
@@ -48,7 +52,7 @@ async def _frames(batches: EventBatches) -> AsyncIterator[bytes]:
             if not batch:
                 yield KEEPALIVE
                 continue
-            frames = "".join(_frame(event) for event in batch)
+            frames = "".join(_frame(event, render) for event in batch)
             ended = batch[-1].event in ENDING_EVENTS
             yield (frames + _DONE if ended else frames).encode()
     except RunVanished as gone:
@@ -59,9 +63,9 @@ async def _frames(batches: EventBatches) -> AsyncIterator[bytes]:
         yield _DONE.encode()
 
 
-def sse_response(batches: EventBatches) -> StreamingResponse:
+def sse_response(batches: EventBatches, render: EventRenderer) -> StreamingResponse:
     return StreamingResponse(
-        _frames(batches),
+        _frames(batches, render),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

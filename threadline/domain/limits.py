@@ -129,7 +129,10 @@ def check_tools(
     names: set[str] = set()
     for index, tool in enumerate(tools or []):
         if tool.get("type") == "function":
-            size = function_size(tool["function"])
+            # A function tool is kept flat (`domain/records.FunctionTool`): its definition
+            # is the tool but its type.
+            function = {key: value for key, value in tool.items() if key != "type"}
+            size = function_size(function)
             if size > limits.function_bytes:
                 raise InvalidRequest(
                     f"Invalid '{param}[{index}].function': the function definition is {size} "
@@ -137,7 +140,7 @@ def check_tools(
                     param=f"{param}[{index}].function",
                     code="function_too_large",
                 )
-            name = tool["function"]["name"]
+            name = tool["name"]
             if name in names:
                 raise InvalidRequest(
                     f"Invalid '{param}': function name '{name}' is used twice.", param=param

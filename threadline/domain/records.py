@@ -1,14 +1,202 @@
-"""The records every layer passes around: a page of objects and what asks for one, and an
-event of a run's log. Defined here, below the store and the API alike, so that the API
-renders them without knowing the store."""
+"""The records the service keeps, in no wire format's shape.
+
+An assistant, a thread, a message with its content parts, a run, a run step and an event of
+a run's log are stored as these records and passed between the layers as they are; each
+wire format renders them at its edge (`api/assistants_v2/render.py` for the Assistants API
+and its Azure variant), so a second wire format can render the same threads and runs.
+
+They are TypedDicts, not classes: a record is read from a JSON body on every query and
+answered as JSON, and a dict costs nothing to convert either way (a run's context reads
+hundreds of messages). What differs from the Assistants shape is what is that format's own:
+no `object` key, content parts and tool calls flat (`{"type": "text", "text": ...}`,
+`{"id", "type", "name", "arguments", "output"}`), a run's calls awaiting outputs as
+`pending_tool_calls` rather than `required_action`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Generic, Literal, NotRequired, TypedDict, TypeVar
 
-# An object in the Assistants v2 wire shape.
+# A record's JSON as stored, where no one type fits (a change of some fields, an event's
+# data, a wire object).
 Obj = dict[str, Any]
+Metadata = dict[str, str]
+
+
+class FunctionTool(TypedDict):
+    type: Literal["function"]
+    name: str
+    description: NotRequired[str]
+    parameters: NotRequired[Obj]
+    strict: NotRequired[bool]
+
+
+# A tool as an assistant or run holds it: a function, or a built-in tool as its own type
+# says (`{"type": "file_search", ...}`).
+Tool = Obj
+
+
+class TextPart(TypedDict):
+    type: Literal["text"]
+    text: str
+    annotations: list[Obj]
+
+
+class ImageFilePart(TypedDict):
+    type: Literal["image_file"]
+    file_id: str
+    detail: NotRequired[str]
+
+
+class ImageUrlPart(TypedDict):
+    type: Literal["image_url"]
+    url: str
+    detail: NotRequired[str]
+
+
+ContentPart = TextPart | ImageFilePart | ImageUrlPart
+
+
+class ToolCall(TypedDict):
+    """A model's call of a tool; `output` once its result is known."""
+
+    id: str
+    type: str
+    name: str
+    arguments: str
+    output: NotRequired[str | None]
+
+
+class Usage(TypedDict):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class LastError(TypedDict):
+    code: str
+    message: str
+
+
+class Assistant(TypedDict):
+    id: str
+    created_at: int
+    name: str | None
+    description: str | None
+    model: str
+    instructions: str | None
+    tools: list[Tool]
+    tool_resources: Obj
+    metadata: Metadata
+    temperature: float | None
+    top_p: float | None
+    # "auto", or `{"type": "text" | "json_object"}`, or `{"type": "json_schema", "name",
+    # "schema"?, "description"?, "strict"?}`.
+    response_format: str | Obj
+    reasoning_effort: str | None
+
+
+class Thread(TypedDict):
+    id: str
+    created_at: int
+    metadata: Metadata
+    tool_resources: Obj
+
+
+class Message(TypedDict):
+    id: str
+    created_at: int
+    thread_id: str
+    role: Literal["user", "assistant"]
+    content: list[ContentPart]
+    assistant_id: str | None
+    run_id: str | None
+    attachments: list[Obj]
+    metadata: Metadata
+    status: Literal["in_progress", "incomplete", "completed"]
+    incomplete_details: Obj | None
+    completed_at: int | None
+    incomplete_at: int | None
+
+
+class Run(TypedDict):
+    id: str
+    created_at: int
+    assistant_id: str
+    thread_id: str
+    status: str
+    started_at: int | None
+    expires_at: int | None
+    cancelled_at: int | None
+    failed_at: int | None
+    completed_at: int | None
+    # The function calls the run waits for outputs of, while `requires_action`.
+    pending_tool_calls: list[ToolCall] | None
+    last_error: LastError | None
+    model: str
+    instructions: str
+    tools: list[Tool]
+    metadata: Metadata
+    usage: Usage | None
+    temperature: float | None
+    top_p: float | None
+    max_prompt_tokens: int | None
+    max_completion_tokens: int | None
+    truncation_strategy: Obj
+    incomplete_details: Obj | None
+    response_format: str | Obj
+    # "none" | "auto" | "required", or `{"type": "function", "name": N}`.
+    tool_choice: str | Obj
+    parallel_tool_calls: bool
+    reasoning_effort: str | None
+    tool_resources: Obj
+
+
+class MessageCreation(TypedDict):
+    type: Literal["message_creation"]
+    message_id: str
+
+
+class ToolCalls(TypedDict):
+    type: Literal["tool_calls"]
+    tool_calls: list[ToolCall]
+
+
+StepDetails = MessageCreation | ToolCalls
+
+
+class RunStep(TypedDict):
+    id: str
+    created_at: int
+    run_id: str
+    assistant_id: str
+    thread_id: str
+    type: Literal["message_creation", "tool_calls"]
+    status: str
+    cancelled_at: int | None
+    completed_at: int | None
+    expired_at: int | None
+    failed_at: int | None
+    last_error: LastError | None
+    step_details: StepDetails
+    usage: Usage | None
+    metadata: Metadata
+
+
+class MessageDelta(TypedDict):
+    """Text added to a message: `content` holds `{"index", "type": "text", "text"}` pieces."""
+
+    id: str
+    content: list[Obj]
+
+
+class StepDelta(TypedDict):
+    """Tool calls as they stream: `{"index", "id"? (first piece), "type", "name"?,
+    "arguments"}` pieces."""
+
+    id: str
+    tool_calls: list[Obj]
 
 
 @dataclass(frozen=True)
@@ -19,17 +207,22 @@ class PageRequest:
     before: str | None = None
 
 
+R = TypeVar("R")
+
+
 @dataclass
-class Page:
-    data: list[Obj] = field(default_factory=list)
+class Page(Generic[R]):
+    data: list[R] = field(default_factory=list)
     has_more: bool = False
 
 
 @dataclass(frozen=True)
 class RunEvent:
-    """One entry of a run's event log: its name (`thread.message.delta`, ...), the object it
-    carries and its sequence number in the log."""
+    """One entry of a run's event log: what happened (`thread.run.completed`,
+    `thread.message.delta`, ...: the domain's names for it, which the Assistants API's
+    stream happens to use as they are), the record it carries (a run, step or message as it
+    then was, a thread, or a delta) and its sequence number in the log."""
 
     event: str
-    data: Obj
+    data: Any
     seq: int = 0

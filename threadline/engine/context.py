@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from threadline.domain.records import Obj
+from threadline.domain.records import Message, Run, RunStep
 from threadline.providers.base import ModelProvider
 from threadline.store.base import StoreTx
 
@@ -28,40 +28,40 @@ class Context:
     fits: bool
 
 
-def _text_of(message: Obj) -> str:
-    return "\n".join(part["text"]["value"] for part in message["content"] if part["type"] == "text")
+def _text_of(message: Message) -> str:
+    return "\n".join(part["text"] for part in message["content"] if part["type"] == "text")
 
 
-def _chat_content(message: Obj) -> str | list[dict[str, Any]]:
+def _chat_content(message: Message) -> str | list[dict[str, Any]]:
     content = message["content"]
     if len(content) == 1 and content[0]["type"] == "text":
         # Nearly every message is one piece of text; the general way cost it four times as much.
-        text: str = content[0]["text"]["value"]
-        return text
+        return content[0]["text"]
     parts: list[dict[str, Any]] = []
     for part in content:
         if part["type"] == "text":
-            parts.append({"type": "text", "text": part["text"]["value"]})
+            parts.append({"type": "text", "text": part["text"]})
         elif part["type"] == "image_url":
-            parts.append({"type": "image_url", "image_url": part["image_url"]})
+            image = {"url": part["url"], "detail": part.get("detail", "auto")}
+            parts.append({"type": "image_url", "image_url": image})
         elif part["type"] == "image_file":
-            parts.append({"type": "text", "text": f"[image file {part['image_file']['file_id']}]"})
+            parts.append({"type": "text", "text": f"[image file {part['file_id']}]"})
     if all(part["type"] == "text" for part in parts):
         return "\n".join(part["text"] for part in parts)
     return parts
 
 
-def chat_message(message: Obj) -> ChatMessage:
+def chat_message(message: Message) -> ChatMessage:
     return {"role": message["role"], "content": _chat_content(message)}
 
 
-def _steps_as_chat(steps: list[Obj], run_messages: dict[str, Obj]) -> list[ChatMessage]:
+def _steps_as_chat(steps: list[RunStep], run_messages: dict[str, Message]) -> list[ChatMessage]:
     """What this run has done so far: its messages, its tool calls and their outputs."""
     chat: list[ChatMessage] = []
     for step in steps:
         details = step["step_details"]
-        if step["type"] == "message_creation":
-            message = run_messages.get(details["message_creation"]["message_id"])
+        if details["type"] == "message_creation":
+            message = run_messages.get(details["message_id"])
             text = _text_of(message) if message is not None else ""
             if text:  # an empty one (a withdrawn attempt's, closed empty) says nothing
                 chat.append({"role": "assistant", "content": text})
@@ -80,17 +80,14 @@ def _steps_as_chat(steps: list[Obj], run_messages: dict[str, Obj]) -> list[ChatM
                     {
                         "id": c["id"],
                         "type": "function",
-                        "function": {
-                            "name": c["function"]["name"],
-                            "arguments": c["function"]["arguments"],
-                        },
+                        "function": {"name": c["name"], "arguments": c["arguments"]},
                     }
                     for c in calls
                 ],
             }
         )
         chat.extend(
-            {"role": "tool", "tool_call_id": c["id"], "content": c["function"]["output"] or ""}
+            {"role": "tool", "tool_call_id": c["id"], "content": c.get("output") or ""}
             for c in calls
         )
     return chat
@@ -109,7 +106,7 @@ def _tokens(provider: ModelProvider, model: str, message: ChatMessage) -> int:
 
 
 async def build_context(
-    tx: StoreTx, provider: ModelProvider, run: Obj, steps: list[Obj], budget: int
+    tx: StoreTx, provider: ModelProvider, run: Run, steps: list[RunStep], budget: int
 ) -> Context:
     """System prompt, then the newest thread messages that fit `budget`, then this run's work.
 
@@ -118,11 +115,11 @@ async def build_context(
     model = run["model"]
     head = [{"role": "system", "content": run["instructions"]}] if run["instructions"] else []
     run_message_ids = {
-        s["step_details"]["message_creation"]["message_id"]
+        s["step_details"]["message_id"]
         for s in steps
-        if s["type"] == "message_creation"
+        if s["step_details"]["type"] == "message_creation"
     }
-    run_messages: dict[str, Obj] = {}
+    run_messages: dict[str, Message] = {}
     for message_id in run_message_ids:
         message = await tx.get_message(run["thread_id"], message_id)
         if message is not None:
@@ -130,7 +127,7 @@ async def build_context(
     tail = _steps_as_chat(steps, run_messages)
     used = sum(_tokens(provider, model, m) for m in head + tail)
 
-    strategy = run.get("truncation_strategy") or {"type": "auto"}
+    strategy = run["truncation_strategy"] or {"type": "auto"}
     cap = strategy.get("last_messages") if strategy.get("type") == "last_messages" else None
     window: list[ChatMessage] = []
     before_seq: int | None = None
@@ -140,7 +137,7 @@ async def build_context(
         batch = await tx.newest_messages(run["thread_id"], want, before_seq)
         for seq, message in batch:
             before_seq = seq
-            if message.get("run_id") == run["id"]:
+            if message["run_id"] == run["id"]:
                 continue
             chat = chat_message(message)
             cost = _tokens(provider, model, chat)

@@ -22,7 +22,8 @@ from typing import Any
 
 from threadline.domain import limits
 from threadline.domain.clock import now
-from threadline.domain.records import Obj
+from threadline.domain.records import Obj, Run, RunStep, Tool, ToolCall, ToolCalls
+from threadline.domain.records import Usage as UsageRecord
 from threadline.domain.run_states import RunStatus
 from threadline.engine.context import build_context
 from threadline.engine.recorder import TurnRecorder, Withdrawn
@@ -34,7 +35,7 @@ from threadline.providers.base import (
     ProviderError,
     Usage,
 )
-from threadline.service.objects import text_content
+from threadline.service.objects import text_part
 from threadline.service.run_status import Event, change_status
 from threadline.store.base import Store, StoreTx
 
@@ -91,7 +92,7 @@ class RunExecutor:
             else max_messages_per_thread
         )
 
-    async def execute(self, run: Obj) -> None:
+    async def execute(self, run: Run) -> None:
         """Carry a started run until it settles or waits for tool outputs."""
         try:
             await self._turn(run)
@@ -113,7 +114,7 @@ class RunExecutor:
             log.exception("run %s failed on an internal error", run["id"])
             await self.fail(run["id"], "server_error", INTERNAL_ERROR)
 
-    async def _turn(self, run: Obj) -> None:
+    async def _turn(self, run: Run) -> None:
         await self.provider.prepare(run["model"])
         async with self.store.transaction(durable=False) as tx:
             steps, withdrawn = await _withdraw_abandoned_attempt(
@@ -149,7 +150,7 @@ class RunExecutor:
             capped = result.finish_reason == "length"
             await self._record_message(run, result, usage, used + usage, capped)
 
-    async def _require_room(self, tx: StoreTx, run: Obj) -> None:
+    async def _require_room(self, tx: StoreTx, run: Run) -> None:
         """Refuse a turn whose reply would take the thread past its message limit, before the
         model is asked for it. While a run is active nothing else adds to its thread, and a
         turn adds at most one message, so the count read here holds until the reply is in."""
@@ -161,26 +162,26 @@ class RunExecutor:
                 " not added.",
             )
 
-    def _completion_tokens(self, run: Obj, text: str, calls: list[Obj]) -> int:
+    def _completion_tokens(self, run: Run, text: str, calls: list[ToolCall]) -> int:
         """The answer's tokens when the upstream does not say: counted with the model's
         tokenizer where the provider has one, estimated otherwise; never 0 for an answer with
         anything in it, so that `max_completion_tokens` shrinks with every turn."""
         written = [text]
         for call in calls:
-            written += [call["function"]["name"], call["function"]["arguments"]]
+            written += [call["name"], call["arguments"]]
         answer = "".join(written)
         if not answer:
             return 0
         return max(1, self.provider.count_tokens(run["model"], answer))
 
-    def _limit_reached(self, run: Obj, used: Usage) -> str | None:
+    def _limit_reached(self, run: Run, used: Usage) -> str | None:
         if run["max_completion_tokens"] and used.completion_tokens >= run["max_completion_tokens"]:
             return "max_completion_tokens"
         if run["max_prompt_tokens"] and used.prompt_tokens >= run["max_prompt_tokens"]:
             return "max_prompt_tokens"
         return None
 
-    def _budgets(self, run: Obj, used: Usage) -> tuple[int, int | None]:
+    def _budgets(self, run: Run, used: Usage) -> tuple[int, int | None]:
         """Tokens the prompt may take, and the completion cap to send the model."""
         window = self.provider.context_window(run["model"])
         max_tokens: int | None = None
@@ -194,7 +195,7 @@ class RunExecutor:
 
     async def _call_model(
         self,
-        run: Obj,
+        run: Run,
         messages: list[dict[str, Any]],
         max_tokens: int | None,
         withdrawn: Withdrawn | None,
@@ -214,7 +215,7 @@ class RunExecutor:
             top_p=run["top_p"],
             max_tokens=max_tokens,
             response_format=_chat_response_format(run["response_format"]),
-            reasoning_effort=run.get("reasoning_effort"),
+            reasoning_effort=run["reasoning_effort"],
         )
         result = TurnResult(
             TurnRecorder(self.store, run, self.owner, self.delta_interval, withdrawn)
@@ -236,33 +237,19 @@ class RunExecutor:
         return result
 
     async def _record_tool_calls(
-        self, run: Obj, result: TurnResult, calls: list[Obj], usage: Usage
+        self, run: Run, result: TurnResult, calls: list[ToolCall], usage: Usage
     ) -> None:
         recorder = result.recorder
         step = recorder.tool_step
         assert step is not None
         for call in calls:
-            call["function"]["arguments"] = _valid_json_or_empty(call["function"]["arguments"])
-        step_changes = {
-            "step_details": {**step["step_details"], "tool_calls": calls},
-            "usage": _usage_dict(usage),
-        }
-        required = {
-            "type": "submit_tool_outputs",
-            "submit_tool_outputs": {
-                "tool_calls": [
-                    {
-                        "id": c["id"],
-                        "type": "function",
-                        "function": {
-                            "name": c["function"]["name"],
-                            "arguments": c["function"]["arguments"],
-                        },
-                    }
-                    for c in calls
-                ]
-            },
-        }
+            call["arguments"] = _valid_json_or_empty(call["arguments"])
+        details: ToolCalls = {"type": "tool_calls", "tool_calls": calls}
+        step_changes: Obj = {"step_details": details, "usage": _usage_dict(usage)}
+        pending: list[ToolCall] = [
+            {"id": c["id"], "type": c["type"], "name": c["name"], "arguments": c["arguments"]}
+            for c in calls
+        ]
         async with self.store.transaction(durable=False) as tx:
             await recorder.require_lease(tx)
             completed: list[Event] = []
@@ -281,14 +268,14 @@ class RunExecutor:
                 RunStatus.REQUIRES_ACTION,
                 lease_owner=self.owner,
                 preceded_by=completed,
-                required_action=required,
+                pending_tool_calls=pending,
                 expires_at=now() + self.expiry_seconds,
             )
             if moved is None:
                 raise Superseded()
 
     async def _record_message(
-        self, run: Obj, result: TurnResult, usage: Usage, run_usage: Usage, capped: bool
+        self, run: Run, result: TurnResult, usage: Usage, run_usage: Usage, capped: bool
     ) -> None:
         """`usage` is this turn's, `run_usage` the run's in all, this turn's included."""
         async with self.store.transaction(durable=False) as tx:
@@ -302,7 +289,7 @@ class RunExecutor:
     async def _complete_message(
         self,
         tx: StoreTx,
-        run: Obj,
+        run: Run,
         recorder: TurnRecorder,
         usage: Usage | None,
         capped: bool,
@@ -313,7 +300,7 @@ class RunExecutor:
         the events that say so, for the caller to append with the run's own."""
         events = recorder.closing_events()
         text = recorder.text
-        message_changes: Obj = {"content": [text_content(text)] if text or keep_empty_part else []}
+        message_changes: Obj = {"content": [text_part(text)] if text or keep_empty_part else []}
         if capped:
             message_changes.update(
                 status="incomplete",
@@ -333,7 +320,7 @@ class RunExecutor:
         ]
 
     async def _settle(
-        self, run: Obj, target: RunStatus, run_usage: Usage, incomplete: str | None = None
+        self, run: Run, target: RunStatus, run_usage: Usage, incomplete: str | None = None
     ) -> None:
         async with self.store.transaction(durable=False) as tx:
             await self._finish(tx, run, target, run_usage, incomplete)
@@ -341,7 +328,7 @@ class RunExecutor:
     async def _finish(
         self,
         tx: StoreTx,
-        run: Obj,
+        run: Run,
         target: RunStatus,
         run_usage: Usage,
         incomplete: str | None,
@@ -380,13 +367,13 @@ class RunExecutor:
 
 
 async def _withdraw_abandoned_attempt(
-    tx: StoreTx, run: Obj, steps: list[Obj]
-) -> tuple[list[Obj], Withdrawn | None]:
+    tx: StoreTx, run: Run, steps: list[RunStep]
+) -> tuple[list[RunStep], Withdrawn | None]:
     """Remove what a worker that died mid-turn had begun (its open steps, its partial message
     and their events), so the turn done again leaves one message and one set of events.
     Returns the steps kept and the ids of what was withdrawn, for the turn done again to
     take (`Withdrawn`)."""
-    kept: list[Obj] = []
+    kept: list[RunStep] = []
     step_ids: list[str] = []
     message_id: str | None = None
     for step in steps:
@@ -395,8 +382,9 @@ async def _withdraw_abandoned_attempt(
             continue
         withdrawn = [step["id"]]
         step_ids.append(step["id"])
-        if step["type"] == "message_creation":
-            message_id = step["step_details"]["message_creation"]["message_id"]
+        details = step["step_details"]
+        if details["type"] == "message_creation":
+            message_id = details["message_id"]
             await tx.delete_message(run["thread_id"], message_id)
             withdrawn.append(message_id)
         await tx.delete_step(step["id"])
@@ -406,13 +394,16 @@ async def _withdraw_abandoned_attempt(
     return kept, Withdrawn(step_ids, message_id)
 
 
-def _usage_of(steps: list[Obj]) -> Usage:
-    prompt = sum(s["usage"]["prompt_tokens"] for s in steps if s.get("usage"))
-    completion = sum(s["usage"]["completion_tokens"] for s in steps if s.get("usage"))
+def _usage_of(steps: list[RunStep]) -> Usage:
+    prompt = completion = 0
+    for step in steps:
+        if (usage := step["usage"]) is not None:
+            prompt += usage["prompt_tokens"]
+            completion += usage["completion_tokens"]
     return Usage(prompt, completion)
 
 
-def _usage_dict(usage: Usage) -> dict[str, int]:
+def _usage_dict(usage: Usage) -> UsageRecord:
     return {
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
@@ -420,24 +411,33 @@ def _usage_dict(usage: Usage) -> dict[str, int]:
     }
 
 
-def _chat_tools(tools: list[Obj]) -> list[Obj]:
+def _chat_tools(tools: list[Tool]) -> list[Obj]:
+    """Function tools as Chat Completions takes them."""
     return [
-        {"type": "function", "function": t["function"]} for t in tools if t["type"] == "function"
+        {"type": "function", "function": {k: v for k, v in t.items() if k != "type"}}
+        for t in tools
+        if t["type"] == "function"
     ]
 
 
-def _chat_tool_choice(choice: Any, tools: list[Obj]) -> Any:
-    if not _chat_tools(tools):
+def _chat_tool_choice(choice: str | Obj, tools: list[Tool]) -> Any:
+    if not any(tool["type"] == "function" for tool in tools):
         return None
-    if isinstance(choice, dict) and choice.get("type") != "function":
-        return "auto"
+    if isinstance(choice, dict):
+        if choice.get("type") != "function":
+            return "auto"
+        return {"type": "function", "function": {"name": choice["name"]}}
     return choice
 
 
-def _chat_response_format(response_format: Any) -> Obj | None:
-    if isinstance(response_format, dict) and response_format.get("type") != "text":
-        return response_format
-    return None
+def _chat_response_format(response_format: str | Obj) -> Obj | None:
+    """A response format as Chat Completions takes it: a JSON schema nested."""
+    if not isinstance(response_format, dict) or response_format.get("type") == "text":
+        return None
+    if response_format.get("type") == "json_schema":
+        schema = {k: v for k, v in response_format.items() if k != "type"}
+        return {"type": "json_schema", "json_schema": schema}
+    return response_format
 
 
 def _valid_json_or_empty(arguments: str) -> str:

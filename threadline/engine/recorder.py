@@ -22,14 +22,22 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
 
 from threadline.domain.ids import IdKind, new_id
-from threadline.domain.records import Obj
+from threadline.domain.records import (
+    Message,
+    MessageDelta,
+    Obj,
+    Run,
+    RunStep,
+    StepDelta,
+    StepDetails,
+    ToolCall,
+)
 from threadline.domain.text import storable
 from threadline.engine.superseded import Superseded
 from threadline.providers.base import ToolCallDelta
-from threadline.service.objects import assistant_message, run_step, text_content
+from threadline.service.objects import assistant_message, run_step
 from threadline.service.run_status import Event, emit
 from threadline.store.base import Store, StoreTx
 
@@ -62,7 +70,7 @@ class TurnRecorder:
     def __init__(
         self,
         store: Store,
-        run: Obj,
+        run: Run,
         owner: str,
         delta_interval: float = 0.0,
         withdrawn: Withdrawn | None = None,
@@ -76,9 +84,9 @@ class TurnRecorder:
         self._message_id = withdrawn.message_id if withdrawn is not None else None
         # The reply's text so far, in pieces (`text` joins them).
         self._pieces: list[str] = []
-        self.message: Obj | None = None
-        self.message_step: Obj | None = None
-        self.tool_step: Obj | None = None
+        self.message: Message | None = None
+        self.message_step: RunStep | None = None
+        self.tool_step: RunStep | None = None
         self.calls: dict[int, _Call] = {}
         # Whether the message and its step have rows yet: a reply written whole by the
         # turn's last transaction gets them once, in their final state.
@@ -193,10 +201,9 @@ class TurnRecorder:
             piece = "".join(self._unsent)
             self._unsent.clear()
             self._sent_at = asyncio.get_running_loop().time()
-            delta = {
+            delta: MessageDelta = {
                 "id": self.message["id"],
-                "object": "thread.message.delta",
-                "delta": {"content": [{"index": 0, **text_content(piece)}]},
+                "content": [{"index": 0, "type": "text", "text": piece}],
             }
             events.append(("thread.message.delta", delta))
         return events
@@ -213,10 +220,9 @@ class TurnRecorder:
         if self._message_id is not None:
             self.message["id"] = self._message_id
         self.message_step = self._new_step(
-            "message_creation",
-            {"type": "message_creation", "message_creation": {"message_id": self.message["id"]}},
+            {"type": "message_creation", "message_id": self.message["id"]}
         )
-        step, message = dict(self.message_step), dict(self.message)
+        step, message = self.message_step.copy(), self.message.copy()
         return [
             ("thread.run.step.created", step),
             ("thread.run.step.in_progress", step),
@@ -224,9 +230,9 @@ class TurnRecorder:
             ("thread.message.in_progress", message),
         ]
 
-    def _new_step(self, step_type: str, details: Obj) -> Obj:
+    def _new_step(self, details: StepDetails) -> RunStep:
         """A step of this turn, under the next id a withdrawn attempt left, if any."""
-        step = run_step(self.run, step_type, details)
+        step = run_step(self.run, details)
         if self._step_ids:
             step["id"] = self._step_ids.pop(0)
         return step
@@ -239,14 +245,14 @@ class TurnRecorder:
 
     async def complete_message(
         self, tx: StoreTx, message_changes: Obj, step_changes: Obj
-    ) -> tuple[Obj, Obj]:
+    ) -> tuple[Message, RunStep]:
         """The message and its step in their final state, as stored. A reply that arrived
         whole has no rows yet and is inserted as it ends; otherwise only these fields are
         written, so what its user set meanwhile (the message's metadata) stays."""
         assert self.message is not None and self.message_step is not None
         if not self._message_stored:
-            self.message.update(message_changes)
-            self.message_step.update(step_changes)
+            self.message.update(message_changes)  # type: ignore[typeddict-item]
+            self.message_step.update(step_changes)  # type: ignore[typeddict-item]
             await self._insert_message(tx)
             return self.message, self.message_step
         message = await tx.update_message(
@@ -262,7 +268,7 @@ class TurnRecorder:
         pieces: list[Obj] = []
         for delta in deltas:
             call = self.calls.get(delta.index)
-            piece: dict[str, Any] = {"index": delta.index, "type": "function"}
+            piece: Obj = {"index": delta.index, "type": "function"}
             if call is None:
                 call = _Call(delta.id or new_id(IdKind.TOOL_CALL))
                 self.calls[delta.index] = call
@@ -272,17 +278,14 @@ class TurnRecorder:
                 call.name.append(name)
             if arguments:
                 call.arguments.append(arguments)
-            function: Obj = {"arguments": arguments}
             if name:
-                function["name"] = name
-            piece["function"] = function
+                piece["name"] = name
+            piece["arguments"] = arguments
             pieces.append(piece)
         async with self.store.transaction(durable=False) as tx:
             await self.require_lease(tx)
             if self.tool_step is None:
-                self.tool_step = self._new_step(
-                    "tool_calls", {"type": "tool_calls", "tool_calls": []}
-                )
+                self.tool_step = self._new_step({"type": "tool_calls", "tool_calls": []})
                 await tx.insert_step(self.tool_step)
                 await emit(
                     tx,
@@ -290,23 +293,17 @@ class TurnRecorder:
                     ("thread.run.step.created", self.tool_step),
                     ("thread.run.step.in_progress", self.tool_step),
                 )
-            delta_event = {
-                "id": self.tool_step["id"],
-                "object": "thread.run.step.delta",
-                "delta": {"step_details": {"type": "tool_calls", "tool_calls": pieces}},
-            }
+            delta_event: StepDelta = {"id": self.tool_step["id"], "tool_calls": pieces}
             await emit(tx, self.run, ("thread.run.step.delta", delta_event))
 
-    def final_calls(self) -> list[Obj]:
+    def final_calls(self) -> list[ToolCall]:
         return [
             {
                 "id": call.id,
                 "type": "function",
-                "function": {
-                    "name": "".join(call.name),
-                    "arguments": "".join(call.arguments),
-                    "output": None,
-                },
+                "name": "".join(call.name),
+                "arguments": "".join(call.arguments),
+                "output": None,
             }
             for _, call in sorted(self.calls.items())
         ]

@@ -15,7 +15,7 @@ import socket
 
 from threadline.config import Settings
 from threadline.domain import clock
-from threadline.domain.records import Obj
+from threadline.domain.records import Run
 from threadline.domain.run_states import RunStatus
 from threadline.engine.executor import RunExecutor
 from threadline.engine.sweeper import (
@@ -113,9 +113,9 @@ class Worker:
                     async with asyncio.timeout(IDLE_POLL_SECONDS):
                         await queued.wait()
 
-    async def _claim(self, limit: int) -> list[Obj]:
+    async def _claim(self, limit: int) -> list[Run]:
         """Take up to `limit` of the oldest queued runs and start them, in one transaction."""
-        started: list[Obj] = []
+        started: list[Run] = []
         async with self.store.transaction(durable=False) as tx:
             # Leased from when the claim has its connection: on PostgreSQL it may have waited
             # for one behind the transactions of hundreds of runs, longer than a short lease,
@@ -129,7 +129,7 @@ class Worker:
                     started.append(moved)
         return started
 
-    async def _carry(self, run: Obj) -> None:
+    async def _carry(self, run: Run) -> None:
         """Run the executor; a run it returns has settled or waits for outputs, and the
         write that said so gave up the lease. Any other way out gives it up here."""
         run_id = run["id"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from threadline.domain.clock import now
 from threadline.domain.errors import InvalidRequest, NotFound
 from threadline.domain.ids import IdKind, new_id
@@ -14,15 +12,14 @@ from threadline.domain.limits import (
     check_string,
     check_tools,
 )
-from threadline.domain.records import Obj, PageRequest
-from threadline.service.objects import deleted
-from threadline.service.pages import envelope
+from threadline.domain.records import Assistant, Obj, Page, PageRequest, Tool
+from threadline.service.objects import response_format_record, tool_record
 from threadline.service.requests import AssistantCreate, AssistantFields, AssistantUpdate
 from threadline.service.unsupported import check_tool_resources, refuse_unsupported_tools
 from threadline.store.base import Store
 
 
-def _check(fields: AssistantFields, tools: list[dict[str, Any]] | None, limits: Limits) -> None:
+def _check(fields: AssistantFields, tools: list[Tool] | None, limits: Limits) -> None:
     """The same limits as a run's own instructions and tools: a run takes them over."""
     check_metadata(fields.metadata)
     check_string(fields.instructions, limits.instructions_chars, "instructions")
@@ -31,17 +28,14 @@ def _check(fields: AssistantFields, tools: list[dict[str, Any]] | None, limits: 
     check_tool_resources(fields.tool_resources)
 
 
-def _dump_tools(fields: AssistantFields) -> list[dict[str, Any]] | None:
+def _tools(fields: AssistantFields) -> list[Tool] | None:
     if fields.tools is None:
         return None
-    return [tool.model_dump(exclude_none=True) for tool in fields.tools]
+    return [tool_record(tool) for tool in fields.tools]
 
 
-def _response_format(fields: AssistantFields) -> Any:
-    if fields.response_format is None or isinstance(fields.response_format, str):
-        return fields.response_format or "auto"
-    # As sent: keys left out stay out, rather than come back as nulls the user never set.
-    return fields.response_format.model_dump(by_alias=True, exclude_unset=True)
+def _response_format(fields: AssistantFields) -> str | Obj:
+    return response_format_record(fields.response_format) or "auto"
 
 
 class AssistantService:
@@ -49,12 +43,11 @@ class AssistantService:
         self.store = store
         self.limits = limits
 
-    async def create(self, project: str, request: AssistantCreate) -> Obj:
-        tools = _dump_tools(request) or []
+    async def create(self, project: str, request: AssistantCreate) -> Assistant:
+        tools = _tools(request) or []
         _check(request, tools, self.limits)
-        assistant = {
+        assistant: Assistant = {
             "id": new_id(IdKind.ASSISTANT),
-            "object": "assistant",
             "created_at": now(),
             "name": request.name,
             "description": request.description,
@@ -74,15 +67,15 @@ class AssistantService:
             await tx.insert_assistant(project, assistant)
         return assistant
 
-    async def get(self, project: str, assistant_id: str) -> Obj:
+    async def get(self, project: str, assistant_id: str) -> Assistant:
         async with self.store.transaction() as tx:
             assistant = await tx.get_assistant(project, assistant_id)
         if assistant is None:
             raise NotFound("assistant", assistant_id)
         return assistant
 
-    async def update(self, project: str, assistant_id: str, request: AssistantUpdate) -> Obj:
-        tools = _dump_tools(request)
+    async def update(self, project: str, assistant_id: str, request: AssistantUpdate) -> Assistant:
+        tools = _tools(request)
         _check(request, tools, self.limits)
         if "model" in request.model_fields_set and request.model is None:
             raise InvalidRequest("Invalid 'model': expected a string, but got null.", param="model")
@@ -105,15 +98,14 @@ class AssistantService:
             raise NotFound("assistant", assistant_id)
         return assistant
 
-    async def delete(self, project: str, assistant_id: str) -> Obj:
+    async def delete(self, project: str, assistant_id: str) -> None:
         async with self.store.transaction() as tx:
             if not await tx.delete_assistant(project, assistant_id):
                 raise NotFound("assistant", assistant_id)
-        return deleted(assistant_id, "assistant")
 
-    async def list(self, project: str, page: PageRequest) -> dict[str, Any]:
+    async def list(self, project: str, page: PageRequest) -> Page[Assistant]:
         async with self.store.transaction() as tx:
-            return envelope(await tx.page_assistants(project, page))
+            return await tx.page_assistants(project, page)
 
 
 def _tool_resources(fields: AssistantFields) -> Obj:

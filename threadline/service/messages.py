@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from threadline.domain.errors import Conflict, InvalidRequest, NotFound
 from threadline.domain.limits import (
     DEFAULT_LIMITS,
@@ -12,10 +10,9 @@ from threadline.domain.limits import (
     check_message_content,
     check_metadata,
 )
-from threadline.domain.records import Obj, PageRequest
+from threadline.domain.records import Message, Page, PageRequest, Thread
 from threadline.domain.run_states import RunStatus, is_active
-from threadline.service.objects import deleted, user_message
-from threadline.service.pages import envelope
+from threadline.service.objects import user_message
 from threadline.service.requests import MessageCreate, MetadataUpdate
 from threadline.service.unsupported import check_message_files
 from threadline.store.base import Store, StoreTx
@@ -35,11 +32,11 @@ def check_messages(requests: list[MessageCreate] | None, limits: Limits, param: 
         check_message(message, limits, param=f"{param}[{index}]")
 
 
-def new_messages(thread_id: str, requests: list[MessageCreate]) -> list[Obj]:
+def new_messages(thread_id: str, requests: list[MessageCreate]) -> list[Message]:
     return [user_message(thread_id, request) for request in requests]
 
 
-async def require_thread(tx: StoreTx, project: str, thread_id: str, *, lock: bool) -> Obj:
+async def require_thread(tx: StoreTx, project: str, thread_id: str, *, lock: bool) -> Thread:
     thread = await (tx.lock_thread if lock else tx.get_thread)(project, thread_id)
     if thread is None:
         raise NotFound("thread", thread_id)
@@ -49,7 +46,7 @@ async def require_thread(tx: StoreTx, project: str, thread_id: str, *, lock: boo
 async def append_messages(
     tx: StoreTx,
     thread_id: str,
-    messages: list[Obj],
+    messages: list[Message],
     limits: Limits = DEFAULT_LIMITS,
     param: str = "thread_id",
 ) -> None:
@@ -72,7 +69,7 @@ class MessageService:
         self.store = store
         self.limits = limits
 
-    async def create(self, project: str, thread_id: str, request: MessageCreate) -> Obj:
+    async def create(self, project: str, thread_id: str, request: MessageCreate) -> Message:
         check_message(request, self.limits)
         async with self.store.transaction() as tx:
             await require_thread(tx, project, thread_id, lock=True)
@@ -86,7 +83,7 @@ class MessageService:
             await append_messages(tx, thread_id, [message], self.limits)
         return message
 
-    async def get(self, project: str, thread_id: str, message_id: str) -> Obj:
+    async def get(self, project: str, thread_id: str, message_id: str) -> Message:
         async with self.store.transaction() as tx:
             await require_thread(tx, project, thread_id, lock=False)
             message = await tx.get_message(thread_id, message_id)
@@ -96,7 +93,7 @@ class MessageService:
 
     async def update(
         self, project: str, thread_id: str, message_id: str, request: MetadataUpdate
-    ) -> Obj:
+    ) -> Message:
         check_metadata(request.metadata)
         async with self.store.transaction() as tx:
             await require_thread(tx, project, thread_id, lock=False)
@@ -111,7 +108,7 @@ class MessageService:
             raise NotFound("message", message_id)
         return found
 
-    async def delete(self, project: str, thread_id: str, message_id: str) -> Obj:
+    async def delete(self, project: str, thread_id: str, message_id: str) -> None:
         async with self.store.transaction() as tx:
             # Locked: a run starting meanwhile could begin writing its message otherwise.
             await require_thread(tx, project, thread_id, lock=True)
@@ -120,17 +117,16 @@ class MessageService:
                 raise NotFound("message", message_id)
             await _refuse_if_being_written(tx, thread_id, message)
             await tx.delete_message(thread_id, message_id)
-        return deleted(message_id, "thread.message")
 
     async def list(
         self, project: str, thread_id: str, page: PageRequest, run_id: str | None
-    ) -> dict[str, Any]:
+    ) -> Page[Message]:
         async with self.store.transaction() as tx:
             await require_thread(tx, project, thread_id, lock=False)
-            return envelope(await tx.page_messages(thread_id, page, run_id=run_id))
+            return await tx.page_messages(thread_id, page, run_id=run_id)
 
 
-async def _refuse_if_being_written(tx: StoreTx, thread_id: str, message: Obj) -> None:
+async def _refuse_if_being_written(tx: StoreTx, thread_id: str, message: Message) -> None:
     """A run's own message goes only once the run has ended: the worker writing it would
     find it gone, and the run would stall until its lease lapsed and the model was asked
     again."""

@@ -1,41 +1,87 @@
-"""Builders of the wire objects the service stores and returns, field for field."""
+"""Builders of the records the service stores, field for field (`domain/records.py`)."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from threadline.domain.clock import now
 from threadline.domain.ids import IdKind, new_id
-from threadline.domain.records import Obj
-from threadline.service.requests import MessageCreate
+from threadline.domain.records import (
+    ContentPart,
+    Message,
+    Obj,
+    Run,
+    RunStep,
+    StepDetails,
+    TextPart,
+    Tool,
+)
+from threadline.service.requests import (
+    FunctionChoice,
+    MessageCreate,
+    ResponseFormat,
+    ToolChoice,
+)
+from threadline.service.requests import Tool as ToolRequest
 
 
-def text_content(value: str) -> Obj:
-    return {"type": "text", "text": {"value": value, "annotations": []}}
+def text_part(value: str) -> TextPart:
+    return {"type": "text", "text": value, "annotations": []}
 
 
-def message_content(request: MessageCreate) -> list[Obj]:
+def message_content(request: MessageCreate) -> list[ContentPart]:
     if isinstance(request.content, str):
-        return [text_content(request.content)]
-    parts: list[Obj] = []
+        return [text_part(request.content)]
+    parts: list[ContentPart] = []
     for part in request.content:
         if part.type == "text":
-            parts.append(text_content(part.text))
+            parts.append(text_part(part.text))
+        elif part.type == "image_file":
+            file = part.image_file
+            parts.append({"type": "image_file", "file_id": file.file_id, "detail": file.detail})
         else:
-            parts.append(part.model_dump())
+            image = part.image_url
+            parts.append({"type": "image_url", "url": image.url, "detail": image.detail})
     return parts
 
 
-def user_message(thread_id: str, request: MessageCreate) -> Obj:
+def tool_record(tool: ToolRequest) -> Tool:
+    """A function flat, as every wire format's tool call names it; a built-in tool as sent."""
+    if tool.type == "function":
+        return {"type": "function", **tool.function.model_dump(exclude_none=True)}
+    return tool.model_dump(exclude_none=True)
+
+
+def response_format_record(response_format: ResponseFormat | None) -> str | Obj | None:
+    """A JSON schema flat (`{"type": "json_schema", "name", "schema", ...}`), as sent: keys
+    left out stay out, rather than come back as nulls the user never set."""
+    if response_format is None or isinstance(response_format, str):
+        return response_format
+    if response_format.type == "json_schema":
+        schema = response_format.json_schema.model_dump(by_alias=True, exclude_unset=True)
+        return {"type": "json_schema", **schema}
+    return response_format.model_dump(exclude_unset=True)
+
+
+def tool_choice_record(choice: ToolChoice) -> str | Obj:
+    if isinstance(choice, str):
+        return choice
+    if isinstance(choice, FunctionChoice):
+        return {"type": "function", "name": choice.function.name}
+    return choice.model_dump()
+
+
+def user_message(thread_id: str, request: MessageCreate) -> Message:
     created = now()
     return {
         "id": new_id(IdKind.MESSAGE),
-        "object": "thread.message",
         "created_at": created,
         "thread_id": thread_id,
         "role": request.role,
         "content": message_content(request),
         "assistant_id": None,
         "run_id": None,
-        "attachments": [a.model_dump() for a in request.attachments or []],
+        "attachments": [a.model_dump(exclude_none=True) for a in request.attachments or []],
         "metadata": request.metadata or {},
         "status": "completed",
         "incomplete_details": None,
@@ -44,15 +90,16 @@ def user_message(thread_id: str, request: MessageCreate) -> Obj:
     }
 
 
-def assistant_message(run: Obj, text: str, status: str = "completed") -> Obj:
+def assistant_message(
+    run: Run, text: str, status: Literal["in_progress", "incomplete", "completed"] = "completed"
+) -> Message:
     created = now()
     return {
         "id": new_id(IdKind.MESSAGE),
-        "object": "thread.message",
         "created_at": created,
         "thread_id": run["thread_id"],
         "role": "assistant",
-        "content": [text_content(text)] if text else [],
+        "content": [text_part(text)] if text else [],
         "assistant_id": run["assistant_id"],
         "run_id": run["id"],
         "attachments": [],
@@ -64,15 +111,14 @@ def assistant_message(run: Obj, text: str, status: str = "completed") -> Obj:
     }
 
 
-def run_step(run: Obj, step_type: str, details: Obj) -> Obj:
+def run_step(run: Run, details: StepDetails) -> RunStep:
     return {
         "id": new_id(IdKind.STEP),
-        "object": "thread.run.step",
         "created_at": now(),
         "run_id": run["id"],
         "assistant_id": run["assistant_id"],
         "thread_id": run["thread_id"],
-        "type": step_type,
+        "type": details["type"],
         "status": "in_progress",
         "cancelled_at": None,
         "completed_at": None,
@@ -83,7 +129,3 @@ def run_step(run: Obj, step_type: str, details: Obj) -> Obj:
         "usage": None,
         "metadata": {},
     }
-
-
-def deleted(object_id: str, kind: str) -> Obj:
-    return {"id": object_id, "object": f"{kind}.deleted", "deleted": True}

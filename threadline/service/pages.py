@@ -1,12 +1,10 @@
-"""The list envelope every list endpoint answers with."""
+"""What a list request asks for, checked once for every list."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from threadline.domain.errors import InvalidRequest
 from threadline.domain.limits import MAX_LIST_LIMIT
-from threadline.domain.records import Page, PageRequest
+from threadline.domain.records import PageRequest
 
 
 def page_request(limit: int, order: str, after: str | None, before: str | None) -> PageRequest:
@@ -23,13 +21,3 @@ def page_request(limit: int, order: str, after: str | None, before: str | None) 
     return PageRequest(
         limit=limit, order="asc" if order == "asc" else "desc", after=after, before=before
     )
-
-
-def envelope(page: Page) -> dict[str, Any]:
-    return {
-        "object": "list",
-        "data": page.data,
-        "first_id": page.data[0]["id"] if page.data else None,
-        "last_id": page.data[-1]["id"] if page.data else None,
-        "has_more": page.has_more,
-    }

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from threadline.domain.clock import now
-from threadline.domain.records import Obj, PageRequest, RunEvent
+from threadline.domain.records import Obj, PageRequest, Run, RunEvent
 from threadline.domain.run_states import TERMINAL_STATUSES, RunStatus, transition
-from threadline.service.objects import text_content
+from threadline.service.objects import text_part
 from threadline.store.base import StoreTx
 
 OPEN_WORK = PageRequest(limit=100, order="desc")
@@ -23,11 +23,11 @@ EVENT_BATCH = 500
 _MESSAGE_REASONS = {"cancelled": "run_cancelled", "expired": "run_expired", "failed": "run_failed"}
 
 
-# A run event about to be appended: its name and its data.
-Event = tuple[str, Obj]
+# A run event about to be appended: its name and the record it carries.
+Event = tuple[str, Any]
 
 
-async def emit(tx: StoreTx, run: Obj, *events: Event) -> int:
+async def emit(tx: StoreTx, run: Run, *events: Event) -> int:
     """Append events, `(name, data)` in order, to the run's log in one statement; returns
     the sequence number of the last."""
     return await tx.append_events(
@@ -37,23 +37,23 @@ async def emit(tx: StoreTx, run: Obj, *events: Event) -> int:
 
 async def change_status(
     tx: StoreTx,
-    run: Obj,
+    run: Run,
     target: RunStatus,
     *,
     lease_owner: str | None = None,
     preceded_by: Sequence[Event] = (),
     **fields: Any,
-) -> Obj | None:
+) -> Run | None:
     """Move `run` to `target`; None if another writer changed it first or, for a worker
     that names itself as `lease_owner`, if its lease on the run has passed to another.
     `preceded_by`: events of the same transaction that come before the run's own, appended
     with it in one statement (before the work a cut-short run closes, if any)."""
     move = transition(RunStatus(run["status"]), target)
-    changes = {**fields, "status": target.value}
+    changes: Obj = {**fields, "status": target.value}
     if move.stamp is not None:
         changes[move.stamp] = now()
     if target is not RunStatus.REQUIRES_ACTION:
-        changes["required_action"] = None
+        changes["pending_tool_calls"] = None
     if target in TERMINAL_STATUSES:
         changes["expires_at"] = None
     # Only these fields are written: what others set meanwhile (the run's metadata) stays.
@@ -70,7 +70,7 @@ async def change_status(
     return updated
 
 
-async def _close_open_work(tx: StoreTx, run: Obj, status: str) -> None:
+async def _close_open_work(tx: StoreTx, run: Run, status: str) -> None:
     """Its open steps take the run's status; a message cut short becomes `incomplete`,
     holding the text its stream carried so far."""
     for message in (await tx.page_messages(run["thread_id"], OPEN_WORK, run_id=run["id"])).data:
@@ -81,7 +81,7 @@ async def _close_open_work(tx: StoreTx, run: Obj, status: str) -> None:
             run["thread_id"],
             message["id"],
             {
-                "content": [text_content(text)] if text else [],
+                "content": [text_part(text)] if text else [],
                 "status": "incomplete",
                 "incomplete_at": now(),
                 "incomplete_details": {"reason": _MESSAGE_REASONS[status]},
@@ -95,10 +95,10 @@ async def _close_open_work(tx: StoreTx, run: Obj, status: str) -> None:
             continue
         changes: Obj = {"status": status, stamp: now()}
         if status == "failed":
-            changes["last_error"] = run.get("last_error")
-        settled = await tx.update_step(run["id"], step["id"], changes)
-        if settled is not None:
-            await emit(tx, run, (f"thread.run.step.{status}", settled))
+            changes["last_error"] = run["last_error"]
+        closed = await tx.update_step(run["id"], step["id"], changes)
+        if closed is not None:
+            await emit(tx, run, (f"thread.run.step.{status}", closed))
 
 
 async def _streamed_text(tx: StoreTx, run_id: str, message_id: str) -> str:
@@ -110,9 +110,7 @@ async def _streamed_text(tx: StoreTx, run_id: str, message_id: str) -> str:
         for event in events:
             if event.event == "thread.message.delta" and event.data["id"] == message_id:
                 pieces.extend(
-                    part["text"]["value"]
-                    for part in event.data["delta"]["content"]
-                    if part["type"] == "text"
+                    part["text"] for part in event.data["content"] if part["type"] == "text"
                 )
         cursor = events[-1].seq
     return "".join(pieces)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple, cast
 
 from threadline.domain.clock import now
 from threadline.domain.errors import Conflict, InvalidRequest, NotFound
@@ -14,7 +14,17 @@ from threadline.domain.limits import (
     check_string,
     check_tools,
 )
-from threadline.domain.records import Obj, PageRequest
+from threadline.domain.records import (
+    Assistant,
+    Obj,
+    Page,
+    PageRequest,
+    Run,
+    RunStep,
+    Thread,
+    Tool,
+    ToolCalls,
+)
 from threadline.domain.run_states import RunStatus, cancel_target
 from threadline.service.messages import (
     append_messages,
@@ -22,7 +32,7 @@ from threadline.service.messages import (
     new_messages,
     require_thread,
 )
-from threadline.service.pages import envelope
+from threadline.service.objects import response_format_record, tool_choice_record, tool_record
 from threadline.service.requests import (
     FunctionChoice,
     MetadataUpdate,
@@ -48,7 +58,7 @@ from threadline.store.base import Store, StoreTx
 class ResumedRun(NamedTuple):
     """A run taken up again, and where its event log continues from."""
 
-    run: Obj
+    run: Run
     after_seq: int
 
 
@@ -67,7 +77,7 @@ class RunService:
 
     async def create(
         self, project: str, thread_id: str, request: RunCreate, include: list[str] | None = None
-    ) -> Obj:
+    ) -> Run:
         """`include` is the `include[]` of the query string, where the SDKs send it."""
         _check_options(request, self.limits)
         check_tool_resources(request.tool_resources)
@@ -90,7 +100,7 @@ class RunService:
             await self._queue(tx, project, run)
         return run
 
-    async def create_thread_and_run(self, project: str, request: ThreadAndRunCreate) -> Obj:
+    async def create_thread_and_run(self, project: str, request: ThreadAndRunCreate) -> Run:
         _check_options(request, self.limits)
         check_tool_resources(request.tool_resources)
         thread_request = request.thread or ThreadCreate()
@@ -106,18 +116,18 @@ class RunService:
             await self._queue(tx, project, run, created_thread=thread)
         return run
 
-    async def get(self, project: str, thread_id: str, run_id: str) -> Obj:
+    async def get(self, project: str, thread_id: str, run_id: str) -> Run:
         async with self.store.transaction() as tx:
             return await _require_run(tx, project, thread_id, run_id)
 
-    async def list(self, project: str, thread_id: str, page: PageRequest) -> dict[str, Any]:
+    async def list(self, project: str, thread_id: str, page: PageRequest) -> Page[Run]:
         async with self.store.transaction() as tx:
             await require_thread(tx, project, thread_id, lock=False)
-            return envelope(await tx.page_runs(thread_id, page))
+            return await tx.page_runs(thread_id, page)
 
     async def update(
         self, project: str, thread_id: str, run_id: str, request: MetadataUpdate
-    ) -> Obj:
+    ) -> Run:
         check_metadata(request.metadata)
         async with self.store.transaction() as tx:
             await require_thread(tx, project, thread_id, lock=True)
@@ -130,7 +140,7 @@ class RunService:
             raise NotFound("run", run_id)
         return updated
 
-    async def cancel(self, project: str, thread_id: str, run_id: str) -> Obj:
+    async def cancel(self, project: str, thread_id: str, run_id: str) -> Run:
         async with self.store.transaction() as tx:
             await require_thread(tx, project, thread_id, lock=True)
             run = await _require_run(tx, project, thread_id, run_id)
@@ -156,15 +166,15 @@ class RunService:
                     param="run_id",
                 )
             outputs = _outputs_by_call(run, request)
-            step = await _pending_tool_step(tx, run)
-            for call in step["step_details"]["tool_calls"]:
+            step, details = await _pending_tool_step(tx, run)
+            for call in details["tool_calls"]:
                 if call["type"] == "function" and call["id"] in outputs:
-                    call["function"]["output"] = outputs[call["id"]]
+                    call["output"] = outputs[call["id"]]
             completed = await tx.update_step(
                 run_id,
                 step["id"],
                 {
-                    "step_details": step["step_details"],
+                    "step_details": details,
                     "status": "completed",
                     "completed_at": now(),
                 },
@@ -188,7 +198,7 @@ class RunService:
         """`follow` for a run this request has just created or resumed, so known to exist."""
         return follow_run(self.store, run_id, after_seq, self.keepalive_seconds)
 
-    async def get_step(self, project: str, thread_id: str, run_id: str, step_id: str) -> Obj:
+    async def get_step(self, project: str, thread_id: str, run_id: str, step_id: str) -> RunStep:
         async with self.store.transaction() as tx:
             await _require_run(tx, project, thread_id, run_id)
             step = await tx.get_step(run_id, step_id)
@@ -198,18 +208,18 @@ class RunService:
 
     async def list_steps(
         self, project: str, thread_id: str, run_id: str, page: PageRequest
-    ) -> dict[str, Any]:
+    ) -> Page[RunStep]:
         async with self.store.transaction() as tx:
             await _require_run(tx, project, thread_id, run_id)
-            return envelope(await tx.page_steps(run_id, page))
+            return await tx.page_steps(run_id, page)
 
     def _new_run(
         self,
         thread_id: str,
-        assistant: Obj,
+        assistant: Assistant,
         request: RunOptions,
         additional_instructions: str | None,
-    ) -> Obj:
+    ) -> Run:
         created = now()
         instructions = (
             request.instructions
@@ -219,7 +229,7 @@ class RunService:
         if additional_instructions:
             instructions = f"{instructions}\n\n{additional_instructions}".strip()
         tools = (
-            [tool.model_dump(exclude_none=True) for tool in request.tools]
+            [tool_record(tool) for tool in request.tools]
             if request.tools is not None
             else assistant["tools"]
         )
@@ -229,7 +239,6 @@ class RunService:
         resources = request.tool_resources
         return {
             "id": new_id(IdKind.RUN),
-            "object": "thread.run",
             "created_at": created,
             "assistant_id": assistant["id"],
             "thread_id": thread_id,
@@ -239,15 +248,15 @@ class RunService:
             "cancelled_at": None,
             "failed_at": None,
             "completed_at": None,
-            "required_action": None,
+            "pending_tool_calls": None,
             "last_error": None,
             "model": request.model or assistant["model"],
             "instructions": instructions,
             "tools": tools,
             "metadata": request.metadata or {},
             "usage": None,
-            "temperature": _pick(request.temperature, assistant.get("temperature")),
-            "top_p": _pick(request.top_p, assistant.get("top_p")),
+            "temperature": _pick(request.temperature, assistant["temperature"]),
+            "top_p": _pick(request.top_p, assistant["top_p"]),
             "max_prompt_tokens": request.max_prompt_tokens,
             "max_completion_tokens": request.max_completion_tokens,
             "truncation_strategy": (
@@ -260,13 +269,13 @@ class RunService:
             "tool_choice": _tool_choice(request, tools),
             "parallel_tool_calls": request.parallel_tool_calls,
             # The assistant's when the run sets none, as for temperature and top_p.
-            "reasoning_effort": effort or assistant.get("reasoning_effort"),
+            "reasoning_effort": effort or assistant["reasoning_effort"],
             # Azure's run carries the resources it was created with.
             "tool_resources": resources.model_dump(exclude_none=True) if resources else {},
         }
 
     async def _queue(
-        self, tx: StoreTx, project: str, run: Obj, created_thread: Obj | None = None
+        self, tx: StoreTx, project: str, run: Run, created_thread: Thread | None = None
     ) -> None:
         await tx.insert_run(project, run)
         announced = [("thread.created", created_thread)] if created_thread is not None else []
@@ -277,12 +286,12 @@ def _check_options(request: RunOptions, limits: Limits) -> None:
     check_metadata(request.metadata)
     check_string(request.instructions, limits.instructions_chars, "instructions")
     if request.tools is not None:
-        check_tools([tool.model_dump(exclude_none=True) for tool in request.tools], limits=limits)
+        check_tools([tool_record(tool) for tool in request.tools], limits=limits)
     refuse_unsupported_tools(request.tools)
     refuse_unsupported_tool_choice(request.tool_choice)
 
 
-def _refuse_stored_tools(assistant: Obj) -> None:
+def _refuse_stored_tools(assistant: Assistant) -> None:
     """An assistant stored before built-in tools were refused may still carry one."""
     for tool in assistant["tools"]:
         if tool["type"] in NOT_YET_TOOLS:
@@ -294,19 +303,15 @@ def _refuse_stored_tools(assistant: Obj) -> None:
             )
 
 
-def _pick(value: float | None, fallback: Any) -> Any:
+def _pick(value: float | None, fallback: float | None) -> float | None:
     return value if value is not None else fallback
 
 
-def _response_format(request: RunOptions, assistant: Obj) -> Any:
-    if request.response_format is None:
-        return assistant.get("response_format", "auto")
-    if isinstance(request.response_format, str):
-        return request.response_format
-    return request.response_format.model_dump(by_alias=True, exclude_unset=True)
+def _response_format(request: RunOptions, assistant: Assistant) -> str | Obj:
+    return response_format_record(request.response_format) or assistant["response_format"]
 
 
-def _tool_choice(request: RunOptions, tools: list[Obj]) -> Any:
+def _tool_choice(request: RunOptions, tools: list[Tool]) -> str | Obj:
     choice = request.tool_choice
     if choice is None:
         return "auto"
@@ -318,24 +323,24 @@ def _tool_choice(request: RunOptions, tools: list[Obj]) -> Any:
         return choice
     # A built-in tool named here was refused before (`refuse_unsupported_tool_choice`).
     if isinstance(choice, FunctionChoice):
-        names = {t["function"]["name"] for t in tools if t["type"] == "function"}
+        names = {t["name"] for t in tools if t["type"] == "function"}
         if choice.function.name not in names:
             raise InvalidRequest(
                 f"tool_choice names function '{choice.function.name}', which is not among "
                 "the run's tools.",
                 param="tool_choice",
             )
-    return choice.model_dump()
+    return tool_choice_record(choice)
 
 
-async def _require_assistant(tx: StoreTx, project: str, assistant_id: str) -> Obj:
+async def _require_assistant(tx: StoreTx, project: str, assistant_id: str) -> Assistant:
     assistant = await tx.get_assistant(project, assistant_id)
     if assistant is None:
         raise InvalidRequest(f"No assistant found with id '{assistant_id}'.", param="assistant_id")
     return assistant
 
 
-async def _require_run(tx: StoreTx, project: str, thread_id: str, run_id: str) -> Obj:
+async def _require_run(tx: StoreTx, project: str, thread_id: str, run_id: str) -> Run:
     await require_thread(tx, project, thread_id, lock=False)
     run = await tx.get_run(thread_id, run_id)
     if run is None:
@@ -343,8 +348,8 @@ async def _require_run(tx: StoreTx, project: str, thread_id: str, run_id: str) -
     return run
 
 
-def _outputs_by_call(run: Obj, request: ToolOutputsSubmit) -> dict[str, str]:
-    pending = [c["id"] for c in run["required_action"]["submit_tool_outputs"]["tool_calls"]]
+def _outputs_by_call(run: Run, request: ToolOutputsSubmit) -> dict[str, str]:
+    pending = [call["id"] for call in run["pending_tool_calls"] or []]
     outputs: dict[str, str] = {}
     for output in request.tool_outputs:
         if output.tool_call_id not in pending:
@@ -368,8 +373,8 @@ def _outputs_by_call(run: Obj, request: ToolOutputsSubmit) -> dict[str, str]:
     return outputs
 
 
-async def _pending_tool_step(tx: StoreTx, run: Obj) -> Obj:
+async def _pending_tool_step(tx: StoreTx, run: Run) -> tuple[RunStep, ToolCalls]:
     for step in reversed(await tx.steps_of_run(run["id"])):
         if step["type"] == "tool_calls" and step["status"] == "in_progress":
-            return step
+            return step, cast(ToolCalls, step["step_details"])
     raise Conflict(f"Run {run['id']} has no tool call step waiting for outputs.")

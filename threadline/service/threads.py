@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from threadline.domain.clock import now
 from threadline.domain.errors import NotFound
 from threadline.domain.ids import IdKind, new_id
 from threadline.domain.limits import DEFAULT_LIMITS, Limits, check_metadata
-from threadline.domain.records import Obj, PageRequest
+from threadline.domain.records import Obj, Page, PageRequest, Thread
 from threadline.service.messages import check_messages, new_messages
-from threadline.service.objects import deleted
-from threadline.service.pages import envelope
 from threadline.service.requests import ThreadCreate, ThreadUpdate
 from threadline.service.unsupported import check_tool_resources
 from threadline.store.base import Store, StoreTx
@@ -26,11 +22,10 @@ def check_thread(request: ThreadCreate, limits: Limits, param: str = "") -> None
     check_messages(request.messages, limits, f"{prefix}messages")
 
 
-async def insert_thread(tx: StoreTx, project: str, request: ThreadCreate) -> Obj:
+async def insert_thread(tx: StoreTx, project: str, request: ThreadCreate) -> Thread:
     """Store a thread with its first messages, in the caller's transaction."""
-    thread: Obj = {
+    thread: Thread = {
         "id": new_id(IdKind.THREAD),
-        "object": "thread",
         "created_at": now(),
         "metadata": request.metadata or {},
         "tool_resources": (
@@ -46,19 +41,19 @@ class ThreadService:
         self.store = store
         self.limits = limits
 
-    async def create(self, project: str, request: ThreadCreate) -> Obj:
+    async def create(self, project: str, request: ThreadCreate) -> Thread:
         check_thread(request, self.limits)
         async with self.store.transaction() as tx:
             return await insert_thread(tx, project, request)
 
-    async def get(self, project: str, thread_id: str) -> Obj:
+    async def get(self, project: str, thread_id: str) -> Thread:
         async with self.store.transaction() as tx:
             thread = await tx.get_thread(project, thread_id)
         if thread is None:
             raise NotFound("thread", thread_id)
         return thread
 
-    async def update(self, project: str, thread_id: str, request: ThreadUpdate) -> Obj:
+    async def update(self, project: str, thread_id: str, request: ThreadUpdate) -> Thread:
         check_metadata(request.metadata)
         check_tool_resources(request.tool_resources)
         changes: Obj = {}
@@ -79,12 +74,11 @@ class ThreadService:
             raise NotFound("thread", thread_id)
         return thread
 
-    async def list(self, project: str, page: PageRequest) -> dict[str, Any]:
+    async def list(self, project: str, page: PageRequest) -> Page[Thread]:
         async with self.store.transaction() as tx:
-            return envelope(await tx.page_threads(project, page))
+            return await tx.page_threads(project, page)
 
-    async def delete(self, project: str, thread_id: str) -> Obj:
+    async def delete(self, project: str, thread_id: str) -> None:
         async with self.store.transaction() as tx:
             if not await tx.delete_thread(project, thread_id):
                 raise NotFound("thread", thread_id)
-        return deleted(thread_id, "thread")

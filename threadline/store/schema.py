@@ -1,4 +1,5 @@
-"""Tables. Each object is kept as its wire JSON (`body`) beside the columns that queries need.
+"""Tables. Each record is kept as JSON (`body`, in the shape of `domain/records.py`) beside
+the columns that queries need.
 
 `seq` is a monotonic integer key: lists page on it, so cursors are exact and a page of a
 100,000-message thread is one index range scan.

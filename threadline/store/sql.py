@@ -11,14 +11,24 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 
 from threadline.domain import clock
 from threadline.domain.errors import Conflict, InvalidRequest
 from threadline.domain.keys import ApiKey
-from threadline.domain.records import Obj, Page, PageRequest, RunEvent
+from threadline.domain.records import (
+    Assistant,
+    Message,
+    Obj,
+    Page,
+    PageRequest,
+    Run,
+    RunEvent,
+    RunStep,
+    Thread,
+)
 from threadline.store.compiled import JsonMerge, OneOf, Query, constants, param
 from threadline.store.drivers import Driver, DuplicateKey
 from threadline.store.schema import (
@@ -349,7 +359,7 @@ class SqlTx:
                 await self.db.execute(query, _row_params(columns, batch))
         return taken
 
-    async def _page(self, paging: _Paging, page: PageRequest, **scope: Any) -> Page:
+    async def _page(self, paging: _Paging, page: PageRequest, **scope: Any) -> Page[Obj]:
         """Keyset pagination on `seq`: exact cursors, one index range scan per page."""
         params: dict[str, Any] = {f"p_{name}": value for name, value in scope.items()}
         params["p_limit"] = page.limit + 1
@@ -379,17 +389,23 @@ class SqlTx:
 
     # -- assistants ------------------------------------------------------------------------
 
-    async def insert_assistant(self, project: str, assistant: Obj) -> None:
+    async def insert_assistant(self, project: str, assistant: Assistant) -> None:
         await self._insert_rows(
             assistants, [{"id": assistant["id"], "project": project, "body": assistant}]
         )
 
-    async def get_assistant(self, project: str, assistant_id: str) -> Obj | None:
-        return await self._one_body(_GET_ASSISTANT, p_id=assistant_id, p_project=project)
+    async def get_assistant(self, project: str, assistant_id: str) -> Assistant | None:
+        return cast(
+            "Assistant | None",
+            await self._one_body(_GET_ASSISTANT, p_id=assistant_id, p_project=project),
+        )
 
-    async def update_assistant(self, project: str, assistant_id: str, changes: Obj) -> Obj | None:
-        return await self._update_body(
-            assistants, changes, {"id": assistant_id, "project": project}
+    async def update_assistant(
+        self, project: str, assistant_id: str, changes: Obj
+    ) -> Assistant | None:
+        return cast(
+            "Assistant | None",
+            await self._update_body(assistants, changes, {"id": assistant_id, "project": project}),
         )
 
     async def delete_assistant(self, project: str, assistant_id: str) -> bool:
@@ -398,13 +414,13 @@ class SqlTx:
         )
         return bool(deleted)
 
-    async def page_assistants(self, project: str, page: PageRequest) -> Page:
-        return await self._page(_ASSISTANT_PAGES, page, project=project)
+    async def page_assistants(self, project: str, page: PageRequest) -> Page[Assistant]:
+        return cast("Page[Assistant]", await self._page(_ASSISTANT_PAGES, page, project=project))
 
     # -- threads ---------------------------------------------------------------------------
 
     async def insert_thread(
-        self, project: str, thread: Obj, first_messages: Sequence[Obj] = ()
+        self, project: str, thread: Thread, first_messages: Sequence[Message] = ()
     ) -> None:
         row = {
             "id": thread["id"],
@@ -416,17 +432,24 @@ class SqlTx:
         self._new_threads.add(thread["id"])
         await self._insert_message_rows(thread["id"], first_messages)
 
-    async def page_threads(self, project: str, page: PageRequest) -> Page:
-        return await self._page(_THREAD_PAGES, page, project=project)
+    async def page_threads(self, project: str, page: PageRequest) -> Page[Thread]:
+        return cast("Page[Thread]", await self._page(_THREAD_PAGES, page, project=project))
 
-    async def get_thread(self, project: str, thread_id: str) -> Obj | None:
-        return await self._one_body(_GET_THREAD, p_id=thread_id, p_project=project)
+    async def get_thread(self, project: str, thread_id: str) -> Thread | None:
+        return cast(
+            "Thread | None", await self._one_body(_GET_THREAD, p_id=thread_id, p_project=project)
+        )
 
-    async def lock_thread(self, project: str, thread_id: str) -> Obj | None:
-        return await self._one_body(_LOCK_THREAD, p_id=thread_id, p_project=project)
+    async def lock_thread(self, project: str, thread_id: str) -> Thread | None:
+        return cast(
+            "Thread | None", await self._one_body(_LOCK_THREAD, p_id=thread_id, p_project=project)
+        )
 
-    async def update_thread(self, project: str, thread_id: str, changes: Obj) -> Obj | None:
-        return await self._update_body(threads, changes, {"id": thread_id, "project": project})
+    async def update_thread(self, project: str, thread_id: str, changes: Obj) -> Thread | None:
+        return cast(
+            "Thread | None",
+            await self._update_body(threads, changes, {"id": thread_id, "project": project}),
+        )
 
     async def delete_thread(self, project: str, thread_id: str) -> bool:
         if not await self.db.execute(_DELETE_THREAD, {"p_id": thread_id, "p_project": project}):
@@ -437,13 +460,13 @@ class SqlTx:
 
     # -- messages --------------------------------------------------------------------------
 
-    async def insert_messages(self, thread_id: str, new_messages: list[Obj]) -> None:
+    async def insert_messages(self, thread_id: str, new_messages: list[Message]) -> None:
         if not new_messages:
             return
         await self._insert_message_rows(thread_id, new_messages)
         await self._count_messages(thread_id, len(new_messages))
 
-    async def _insert_message_rows(self, thread_id: str, new_messages: Sequence[Obj]) -> None:
+    async def _insert_message_rows(self, thread_id: str, new_messages: Sequence[Message]) -> None:
         if not new_messages:
             return
         await self._insert_rows(
@@ -457,12 +480,16 @@ class SqlTx:
     async def _count_messages(self, thread_id: str, change: int) -> None:
         await self.db.execute(_COUNT_MESSAGES, {"p_thread_id": thread_id, "p_change": change})
 
-    async def get_message(self, thread_id: str, message_id: str) -> Obj | None:
-        return await self._one_body(_GET_MESSAGE, p_id=message_id, p_thread_id=thread_id)
+    async def get_message(self, thread_id: str, message_id: str) -> Message | None:
+        return cast(
+            "Message | None",
+            await self._one_body(_GET_MESSAGE, p_id=message_id, p_thread_id=thread_id),
+        )
 
-    async def update_message(self, thread_id: str, message_id: str, changes: Obj) -> Obj | None:
-        return await self._update_body(
-            messages, changes, {"id": message_id, "thread_id": thread_id}
+    async def update_message(self, thread_id: str, message_id: str, changes: Obj) -> Message | None:
+        return cast(
+            "Message | None",
+            await self._update_body(messages, changes, {"id": message_id, "thread_id": thread_id}),
         )
 
     async def delete_message(self, thread_id: str, message_id: str) -> bool:
@@ -475,14 +502,19 @@ class SqlTx:
 
     async def page_messages(
         self, thread_id: str, page: PageRequest, run_id: str | None = None
-    ) -> Page:
+    ) -> Page[Message]:
         if run_id is None:
-            return await self._page(_MESSAGE_PAGES, page, thread_id=thread_id)
-        return await self._page(_RUN_MESSAGE_PAGES, page, thread_id=thread_id, run_id=run_id)
+            return cast(
+                "Page[Message]", await self._page(_MESSAGE_PAGES, page, thread_id=thread_id)
+            )
+        return cast(
+            "Page[Message]",
+            await self._page(_RUN_MESSAGE_PAGES, page, thread_id=thread_id, run_id=run_id),
+        )
 
     async def newest_messages(
         self, thread_id: str, limit: int, before_seq: int | None = None
-    ) -> list[tuple[int, Obj]]:
+    ) -> list[tuple[int, Message]]:
         params: dict[str, Any] = {"p_thread_id": thread_id, "p_limit": limit}
         query = _NEWEST_MESSAGES
         if before_seq is not None:
@@ -495,7 +527,7 @@ class SqlTx:
 
     # -- runs ------------------------------------------------------------------------------
 
-    async def insert_run(self, project: str, run: Obj) -> None:
+    async def insert_run(self, project: str, run: Run) -> None:
         if run["thread_id"] not in self._new_threads:
             active = await self.active_run(run["thread_id"])
             if active is not None:
@@ -514,14 +546,16 @@ class SqlTx:
             raise _active_run_conflict(run["thread_id"], None) from exc
         self.wakes.add(RUN_QUEUED)
 
-    async def get_run(self, thread_id: str, run_id: str) -> Obj | None:
-        return await self._one_body(_GET_RUN, p_id=run_id, p_thread_id=thread_id)
+    async def get_run(self, thread_id: str, run_id: str) -> Run | None:
+        return cast(
+            "Run | None", await self._one_body(_GET_RUN, p_id=run_id, p_thread_id=thread_id)
+        )
 
-    async def get_run_by_id(self, run_id: str) -> Obj | None:
-        return await self._one_body(_GET_RUN_BY_ID, p_id=run_id)
+    async def get_run_by_id(self, run_id: str) -> Run | None:
+        return cast("Run | None", await self._one_body(_GET_RUN_BY_ID, p_id=run_id))
 
-    async def active_run(self, thread_id: str) -> Obj | None:
-        return await self._one_body(_ACTIVE_RUN, p_thread_id=thread_id)
+    async def active_run(self, thread_id: str) -> Run | None:
+        return cast("Run | None", await self._one_body(_ACTIVE_RUN, p_thread_id=thread_id))
 
     async def update_run(
         self,
@@ -530,7 +564,7 @@ class SqlTx:
         *,
         expected_status: str | None = None,
         lease_owner: str | None = None,
-    ) -> Obj | None:
+    ) -> Run | None:
         where: dict[str, Any] = {"id": run_id}
         if expected_status is not None:
             where["status"] = expected_status
@@ -547,7 +581,7 @@ class SqlTx:
         updated = await self._update_body(runs, changes, where, columns, release)
         if updated is not None and status == "queued":
             self.wakes.add(RUN_QUEUED)
-        return updated
+        return cast("Run | None", updated)
 
     async def hold_run(self, run_id: str) -> None:
         await self.db.fetch(_HOLD_RUN, {"p_run_id": run_id})
@@ -558,10 +592,10 @@ class SqlTx:
         rows = await self.db.fetch(_LEASE_OWNER, {"p_id": run_id})
         return bool(rows) and rows[0][0] == owner
 
-    async def page_runs(self, thread_id: str, page: PageRequest) -> Page:
-        return await self._page(_RUN_PAGES, page, thread_id=thread_id)
+    async def page_runs(self, thread_id: str, page: PageRequest) -> Page[Run]:
+        return cast("Page[Run]", await self._page(_RUN_PAGES, page, thread_id=thread_id))
 
-    async def claim_next_runs(self, owner: str, lease_until: float, limit: int) -> list[Obj]:
+    async def claim_next_runs(self, owner: str, lease_until: float, limit: int) -> list[Run]:
         claimed = await self._bodies(_NEXT_QUEUED_RUNS, p_limit=limit)
         if claimed:
             await self.db.execute(
@@ -572,7 +606,7 @@ class SqlTx:
                     "p_lease_until": lease_until,
                 },
             )
-        return claimed
+        return cast("list[Run]", claimed)
 
     async def renew_leases(self, owner: str, run_ids: list[str], lease_until: float) -> None:
         if run_ids:
@@ -583,17 +617,17 @@ class SqlTx:
     async def release_run(self, run_id: str, owner: str) -> None:
         await self.db.execute(_RELEASE_RUN, {"p_id": run_id, "p_owner": owner})
 
-    async def runs_with_lapsed_lease(self, now: float, limit: int) -> list[Obj]:
+    async def runs_with_lapsed_lease(self, now: float, limit: int) -> list[Run]:
         lapsed = await self._bodies(_LAPSED_LEASES, p_now=now, p_limit=limit)
         if lapsed:
             ids = [body["id"] for body in lapsed]
             await self.db.execute(
                 _SET_LEASES, {"p_ids": ids, "p_owner": None, "p_lease_until": None}
             )
-        return lapsed
+        return cast("list[Run]", lapsed)
 
-    async def runs_past_expiry(self, now: int, limit: int) -> list[Obj]:
-        return await self._bodies(_PAST_EXPIRY, p_now=now, p_limit=limit)
+    async def runs_past_expiry(self, now: int, limit: int) -> list[Run]:
+        return cast("list[Run]", await self._bodies(_PAST_EXPIRY, p_now=now, p_limit=limit))
 
     async def runs_in_status(self, run_ids: list[str], status: str) -> list[str]:
         if not run_ids:
@@ -603,24 +637,29 @@ class SqlTx:
 
     # -- run steps -------------------------------------------------------------------------
 
-    async def insert_step(self, step: Obj) -> None:
+    async def insert_step(self, step: RunStep) -> None:
         row = {"id": step["id"], "run_id": step["run_id"], "thread_id": step["thread_id"]}
         await self._insert_rows(run_steps, [{**row, "body": step}])
 
-    async def update_step(self, run_id: str, step_id: str, changes: Obj) -> Obj | None:
-        return await self._update_body(run_steps, changes, {"id": step_id, "run_id": run_id})
+    async def update_step(self, run_id: str, step_id: str, changes: Obj) -> RunStep | None:
+        return cast(
+            "RunStep | None",
+            await self._update_body(run_steps, changes, {"id": step_id, "run_id": run_id}),
+        )
 
     async def delete_step(self, step_id: str) -> None:
         await self.db.execute(_DELETE_STEP, {"p_id": step_id})
 
-    async def get_step(self, run_id: str, step_id: str) -> Obj | None:
-        return await self._one_body(_GET_STEP, p_id=step_id, p_run_id=run_id)
+    async def get_step(self, run_id: str, step_id: str) -> RunStep | None:
+        return cast(
+            "RunStep | None", await self._one_body(_GET_STEP, p_id=step_id, p_run_id=run_id)
+        )
 
-    async def steps_of_run(self, run_id: str) -> list[Obj]:
-        return await self._bodies(_STEPS_OF_RUN, p_run_id=run_id)
+    async def steps_of_run(self, run_id: str) -> list[RunStep]:
+        return cast("list[RunStep]", await self._bodies(_STEPS_OF_RUN, p_run_id=run_id))
 
-    async def page_steps(self, run_id: str, page: PageRequest) -> Page:
-        return await self._page(_STEP_PAGES, page, run_id=run_id)
+    async def page_steps(self, run_id: str, page: PageRequest) -> Page[RunStep]:
+        return cast("Page[RunStep]", await self._page(_STEP_PAGES, page, run_id=run_id))
 
     # -- the event log ---------------------------------------------------------------------
 

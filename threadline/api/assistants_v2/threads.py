@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query
 from starlette.responses import Response
 
+from threadline.api.assistants_v2.render import AssistantsWire, wire
 from threadline.api.deps import Services, json_response, page, project, services
 from threadline.api.json_body import StrictJsonRoute
 from threadline.domain.records import PageRequest
@@ -18,8 +19,9 @@ async def create_thread(
     body: ThreadCreate | None = None,
     svc: Services = Depends(services),
     proj: str = Depends(project),
+    out: AssistantsWire = Depends(wire),
 ) -> Response:
-    return json_response(await svc.threads.create(proj, body or ThreadCreate()))
+    return json_response(out.thread(await svc.threads.create(proj, body or ThreadCreate())))
 
 
 @router.get("/threads")
@@ -27,17 +29,21 @@ async def list_threads(
     pages: PageRequest = Depends(page),
     svc: Services = Depends(services),
     proj: str = Depends(project),
+    out: AssistantsWire = Depends(wire),
 ) -> Response:
     """The project's threads, newest first by default (the Azure client's `threads.list`;
     the openai SDK has no call for it)."""
-    return json_response(await svc.threads.list(proj, pages))
+    return json_response(out.page(await svc.threads.list(proj, pages), out.thread))
 
 
 @router.get("/threads/{thread_id}")
 async def get_thread(
-    thread_id: str, svc: Services = Depends(services), proj: str = Depends(project)
+    thread_id: str,
+    svc: Services = Depends(services),
+    proj: str = Depends(project),
+    out: AssistantsWire = Depends(wire),
 ) -> Response:
-    return json_response(await svc.threads.get(proj, thread_id))
+    return json_response(out.thread(await svc.threads.get(proj, thread_id)))
 
 
 @router.post("/threads/{thread_id}")
@@ -46,15 +52,20 @@ async def update_thread(
     body: ThreadUpdate,
     svc: Services = Depends(services),
     proj: str = Depends(project),
+    out: AssistantsWire = Depends(wire),
 ) -> Response:
-    return json_response(await svc.threads.update(proj, thread_id, body))
+    return json_response(out.thread(await svc.threads.update(proj, thread_id, body)))
 
 
 @router.delete("/threads/{thread_id}")
 async def delete_thread(
-    thread_id: str, svc: Services = Depends(services), proj: str = Depends(project)
+    thread_id: str,
+    svc: Services = Depends(services),
+    proj: str = Depends(project),
+    out: AssistantsWire = Depends(wire),
 ) -> Response:
-    return json_response(await svc.threads.delete(proj, thread_id))
+    await svc.threads.delete(proj, thread_id)
+    return json_response(out.deleted(thread_id, "thread"))
 
 
 @router.post("/threads/{thread_id}/messages")
@@ -63,8 +74,9 @@ async def create_message(
     body: MessageCreate,
     svc: Services = Depends(services),
     proj: str = Depends(project),
+    out: AssistantsWire = Depends(wire),
 ) -> Response:
-    return json_response(await svc.messages.create(proj, thread_id, body))
+    return json_response(out.message(await svc.messages.create(proj, thread_id, body)))
 
 
 @router.get("/threads/{thread_id}/messages")
@@ -74,8 +86,11 @@ async def list_messages(
     pages: PageRequest = Depends(page),
     svc: Services = Depends(services),
     proj: str = Depends(project),
+    out: AssistantsWire = Depends(wire),
 ) -> Response:
-    return json_response(await svc.messages.list(proj, thread_id, pages, run_id))
+    return json_response(
+        out.page(await svc.messages.list(proj, thread_id, pages, run_id), out.message)
+    )
 
 
 @router.get("/threads/{thread_id}/messages/{message_id}")
@@ -84,8 +99,9 @@ async def get_message(
     message_id: str,
     svc: Services = Depends(services),
     proj: str = Depends(project),
+    out: AssistantsWire = Depends(wire),
 ) -> Response:
-    return json_response(await svc.messages.get(proj, thread_id, message_id))
+    return json_response(out.message(await svc.messages.get(proj, thread_id, message_id)))
 
 
 @router.post("/threads/{thread_id}/messages/{message_id}")
@@ -95,8 +111,9 @@ async def update_message(
     body: MetadataUpdate,
     svc: Services = Depends(services),
     proj: str = Depends(project),
+    out: AssistantsWire = Depends(wire),
 ) -> Response:
-    return json_response(await svc.messages.update(proj, thread_id, message_id, body))
+    return json_response(out.message(await svc.messages.update(proj, thread_id, message_id, body)))
 
 
 @router.delete("/threads/{thread_id}/messages/{message_id}")
@@ -105,5 +122,7 @@ async def delete_message(
     message_id: str,
     svc: Services = Depends(services),
     proj: str = Depends(project),
+    out: AssistantsWire = Depends(wire),
 ) -> Response:
-    return json_response(await svc.messages.delete(proj, thread_id, message_id))
+    await svc.messages.delete(proj, thread_id, message_id)
+    return json_response(out.deleted(message_id, "thread.message"))

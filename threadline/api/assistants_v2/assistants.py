@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from starlette.responses import Response
 
+from threadline.api.assistants_v2.render import AssistantsWire, wire
 from threadline.api.deps import Services, json_response, page, project, services
 from threadline.api.json_body import StrictJsonRoute
 from threadline.domain.records import PageRequest
@@ -15,9 +16,12 @@ router = APIRouter(route_class=StrictJsonRoute)
 
 @router.post("/assistants")
 async def create_assistant(
-    body: AssistantCreate, svc: Services = Depends(services), proj: str = Depends(project)
+    body: AssistantCreate,
+    svc: Services = Depends(services),
+    proj: str = Depends(project),
+    out: AssistantsWire = Depends(wire),
 ) -> Response:
-    return json_response(await svc.assistants.create(proj, body))
+    return json_response(out.assistant(await svc.assistants.create(proj, body)))
 
 
 @router.get("/assistants")
@@ -25,15 +29,19 @@ async def list_assistants(
     pages: PageRequest = Depends(page),
     svc: Services = Depends(services),
     proj: str = Depends(project),
+    out: AssistantsWire = Depends(wire),
 ) -> Response:
-    return json_response(await svc.assistants.list(proj, pages))
+    return json_response(out.page(await svc.assistants.list(proj, pages), out.assistant))
 
 
 @router.get("/assistants/{assistant_id}")
 async def get_assistant(
-    assistant_id: str, svc: Services = Depends(services), proj: str = Depends(project)
+    assistant_id: str,
+    svc: Services = Depends(services),
+    proj: str = Depends(project),
+    out: AssistantsWire = Depends(wire),
 ) -> Response:
-    return json_response(await svc.assistants.get(proj, assistant_id))
+    return json_response(out.assistant(await svc.assistants.get(proj, assistant_id)))
 
 
 @router.post("/assistants/{assistant_id}")
@@ -42,12 +50,17 @@ async def update_assistant(
     body: AssistantUpdate,
     svc: Services = Depends(services),
     proj: str = Depends(project),
+    out: AssistantsWire = Depends(wire),
 ) -> Response:
-    return json_response(await svc.assistants.update(proj, assistant_id, body))
+    return json_response(out.assistant(await svc.assistants.update(proj, assistant_id, body)))
 
 
 @router.delete("/assistants/{assistant_id}")
 async def delete_assistant(
-    assistant_id: str, svc: Services = Depends(services), proj: str = Depends(project)
+    assistant_id: str,
+    svc: Services = Depends(services),
+    proj: str = Depends(project),
+    out: AssistantsWire = Depends(wire),
 ) -> Response:
-    return json_response(await svc.assistants.delete(proj, assistant_id))
+    await svc.assistants.delete(proj, assistant_id)
+    return json_response(out.deleted(assistant_id, "assistant"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Header, Query
 from starlette.responses import Response
 
+from threadline.api.assistants_v2.render import AssistantsWire, wire
 from threadline.api.deps import Services, json_response, page, project, services
 from threadline.api.json_body import StrictJsonRoute
 from threadline.api.streaming import sse_response
@@ -23,12 +24,15 @@ router = APIRouter(route_class=StrictJsonRoute)
 
 @router.post("/threads/runs")
 async def create_thread_and_run(
-    body: ThreadAndRunCreate, svc: Services = Depends(services), proj: str = Depends(project)
+    body: ThreadAndRunCreate,
+    svc: Services = Depends(services),
+    proj: str = Depends(project),
+    out: AssistantsWire = Depends(wire),
 ) -> Response:
     run = await svc.runs.create_thread_and_run(proj, body)
     if body.stream:
-        return sse_response(svc.runs.follow_own(run["id"]))
-    return json_response(run)
+        return sse_response(svc.runs.follow_own(run["id"]), out.event)
+    return json_response(out.run(run))
 
 
 @router.post("/threads/{thread_id}/runs")
@@ -38,11 +42,12 @@ async def create_run(
     include: list[str] | None = Query(None, alias="include[]"),
     svc: Services = Depends(services),
     proj: str = Depends(project),
+    out: AssistantsWire = Depends(wire),
 ) -> Response:
     run = await svc.runs.create(proj, thread_id, body, include)
     if body.stream:
-        return sse_response(svc.runs.follow_own(run["id"]))
-    return json_response(run)
+        return sse_response(svc.runs.follow_own(run["id"]), out.event)
+    return json_response(out.run(run))
 
 
 @router.get("/threads/{thread_id}/runs")
@@ -51,17 +56,22 @@ async def list_runs(
     pages: PageRequest = Depends(page),
     svc: Services = Depends(services),
     proj: str = Depends(project),
+    out: AssistantsWire = Depends(wire),
 ) -> Response:
-    return json_response(await svc.runs.list(proj, thread_id, pages))
+    return json_response(out.page(await svc.runs.list(proj, thread_id, pages), out.run))
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}")
 async def get_run(
-    thread_id: str, run_id: str, svc: Services = Depends(services), proj: str = Depends(project)
+    thread_id: str,
+    run_id: str,
+    svc: Services = Depends(services),
+    proj: str = Depends(project),
+    out: AssistantsWire = Depends(wire),
 ) -> Response:
     run = await svc.runs.get(proj, thread_id, run_id)
     # The SDKs' polling helpers wait this long between polls.
-    return json_response(run, headers={"openai-poll-after-ms": str(svc.poll_after_ms)})
+    return json_response(out.run(run), headers={"openai-poll-after-ms": str(svc.poll_after_ms)})
 
 
 @router.post("/threads/{thread_id}/runs/{run_id}")
@@ -71,15 +81,20 @@ async def update_run(
     body: MetadataUpdate,
     svc: Services = Depends(services),
     proj: str = Depends(project),
+    out: AssistantsWire = Depends(wire),
 ) -> Response:
-    return json_response(await svc.runs.update(proj, thread_id, run_id, body))
+    return json_response(out.run(await svc.runs.update(proj, thread_id, run_id, body)))
 
 
 @router.post("/threads/{thread_id}/runs/{run_id}/cancel")
 async def cancel_run(
-    thread_id: str, run_id: str, svc: Services = Depends(services), proj: str = Depends(project)
+    thread_id: str,
+    run_id: str,
+    svc: Services = Depends(services),
+    proj: str = Depends(project),
+    out: AssistantsWire = Depends(wire),
 ) -> Response:
-    return json_response(await svc.runs.cancel(proj, thread_id, run_id))
+    return json_response(out.run(await svc.runs.cancel(proj, thread_id, run_id)))
 
 
 @router.post("/threads/{thread_id}/runs/{run_id}/submit_tool_outputs")
@@ -89,11 +104,12 @@ async def submit_tool_outputs(
     body: ToolOutputsSubmit,
     svc: Services = Depends(services),
     proj: str = Depends(project),
+    out: AssistantsWire = Depends(wire),
 ) -> Response:
     resumed = await svc.runs.submit_tool_outputs(proj, thread_id, run_id, body)
     if body.stream:
-        return sse_response(svc.runs.follow_own(run_id, resumed.after_seq))
-    return json_response(resumed.run)
+        return sse_response(svc.runs.follow_own(run_id, resumed.after_seq), out.event)
+    return json_response(out.run(resumed.run))
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/events")
@@ -104,6 +120,7 @@ async def stream_run_events(
     last_event_id: str | None = Header(None),
     svc: Services = Depends(services),
     proj: str = Depends(project),
+    out: AssistantsWire = Depends(wire),
 ) -> Response:
     """Stream a run's events from a sequence number: `?after=N` or a reconnecting client's
     `Last-Event-ID`; from the start when neither is given."""
@@ -116,7 +133,7 @@ async def stream_run_events(
                 param="Last-Event-ID",
             )
         after = int(text)
-    return sse_response(await svc.runs.follow(proj, thread_id, run_id, after or 0))
+    return sse_response(await svc.runs.follow(proj, thread_id, run_id, after or 0), out.event)
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/steps")
@@ -126,8 +143,11 @@ async def list_steps(
     pages: PageRequest = Depends(page),
     svc: Services = Depends(services),
     proj: str = Depends(project),
+    out: AssistantsWire = Depends(wire),
 ) -> Response:
-    return json_response(await svc.runs.list_steps(proj, thread_id, run_id, pages))
+    return json_response(
+        out.page(await svc.runs.list_steps(proj, thread_id, run_id, pages), out.step)
+    )
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/steps/{step_id}")
@@ -137,5 +157,6 @@ async def get_step(
     step_id: str,
     svc: Services = Depends(services),
     proj: str = Depends(project),
+    out: AssistantsWire = Depends(wire),
 ) -> Response:
-    return json_response(await svc.runs.get_step(proj, thread_id, run_id, step_id))
+    return json_response(out.step(await svc.runs.get_step(proj, thread_id, run_id, step_id)))

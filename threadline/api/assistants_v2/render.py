@@ -1,0 +1,214 @@
+"""The records (`domain/records.py`) as the Assistants API v2 writes them, and as its Azure
+AI Agents variant does: the one place that knows this wire format's shapes.
+
+What is this format's own: every object names its kind (`"object": "thread.run"`); a text
+part nests its text (`{"type": "text", "text": {"value", "annotations"}}`), an image part
+its file or URL; a function tool, tool call and named tool choice nest the function
+(`{"type": "function", "function": {...}}`), a JSON schema response format its schema; a
+run waiting for tool outputs says so as `required_action`; a delta nests what it adds under
+`delta`. The Azure variant's run also carries the tool resources it was created with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from fastapi import Request
+
+from threadline.domain.records import (
+    Assistant,
+    Message,
+    Obj,
+    Page,
+    Run,
+    RunEvent,
+    RunStep,
+    Thread,
+    Tool,
+    ToolCall,
+)
+
+R = TypeVar("R")
+
+
+def _function_tool(tool: Tool) -> Obj:
+    if tool["type"] != "function":
+        return tool
+    return {"type": "function", "function": {k: v for k, v in tool.items() if k != "type"}}
+
+
+def _response_format(value: str | Obj) -> str | Obj:
+    if isinstance(value, dict) and value.get("type") == "json_schema":
+        return {
+            "type": "json_schema",
+            "json_schema": {k: v for k, v in value.items() if k != "type"},
+        }
+    return value
+
+
+def _tool_choice(value: str | Obj) -> str | Obj:
+    if isinstance(value, dict) and value.get("type") == "function":
+        return {"type": "function", "function": {"name": value["name"]}}
+    return value
+
+
+def _part(part: Mapping[str, Any]) -> Obj:
+    kind = part["type"]
+    if kind == "text":
+        # A delta's piece of text carries no annotations of its own.
+        annotations = part.get("annotations", [])
+        return {"type": "text", "text": {"value": part["text"], "annotations": annotations}}
+    if kind == "image_file":
+        image: Obj = {"file_id": part["file_id"]}
+        if "detail" in part:
+            image["detail"] = part["detail"]
+        return {"type": "image_file", "image_file": image}
+    if kind == "image_url":
+        image = {"url": part["url"]}
+        if "detail" in part:
+            image["detail"] = part["detail"]
+        return {"type": "image_url", "image_url": image}
+    return dict(part)
+
+
+def _call(call: ToolCall) -> Obj:
+    function: Obj = {"name": call["name"], "arguments": call["arguments"]}
+    if "output" in call:
+        function["output"] = call["output"]
+    return {"id": call["id"], "type": call["type"], "function": function}
+
+
+def _call_piece(piece: Obj) -> Obj:
+    """A streamed piece of a tool call: its index, its id with the first piece, and what
+    it adds to the function's name and arguments."""
+    rendered: Obj = {"index": piece["index"]}
+    if "id" in piece:
+        rendered["id"] = piece["id"]
+    rendered["type"] = piece["type"]
+    function: Obj = {}
+    if "name" in piece:
+        function["name"] = piece["name"]
+    if "arguments" in piece:
+        function["arguments"] = piece["arguments"]
+    rendered["function"] = function
+    return rendered
+
+
+class AssistantsWire:
+    """One flavour of the format: OpenAI's (`azure=False`) or Azure AI Agents'."""
+
+    def __init__(self, *, azure: bool):
+        self.azure = azure
+        self._renderers: dict[str, Callable[[Any], Obj]] = {
+            "thread": self.thread,
+            "message": self.message,
+            "step": self.step,
+            "run": self.run,
+        }
+
+    def assistant(self, assistant: Assistant) -> Obj:
+        return {
+            "id": assistant["id"],
+            "object": "assistant",
+            **assistant,
+            "tools": [_function_tool(tool) for tool in assistant["tools"]],
+            "response_format": _response_format(assistant["response_format"]),
+        }
+
+    def thread(self, thread: Thread) -> Obj:
+        return {"id": thread["id"], "object": "thread", **thread}
+
+    def message(self, message: Message) -> Obj:
+        return {
+            "id": message["id"],
+            "object": "thread.message",
+            **message,
+            "content": [_part(part) for part in message["content"]],
+        }
+
+    def run(self, run: Run) -> Obj:
+        rendered: Obj = {"id": run["id"], "object": "thread.run", **run}
+        pending = rendered.pop("pending_tool_calls")
+        rendered["required_action"] = (
+            None
+            if pending is None
+            else {
+                "type": "submit_tool_outputs",
+                "submit_tool_outputs": {"tool_calls": [_call(call) for call in pending]},
+            }
+        )
+        rendered["tools"] = [_function_tool(tool) for tool in run["tools"]]
+        rendered["response_format"] = _response_format(run["response_format"])
+        rendered["tool_choice"] = _tool_choice(run["tool_choice"])
+        if not self.azure:
+            del rendered["tool_resources"]
+        return rendered
+
+    def step(self, step: RunStep) -> Obj:
+        details = step["step_details"]
+        if details["type"] == "message_creation":
+            rendered_details: Obj = {
+                "type": "message_creation",
+                "message_creation": {"message_id": details["message_id"]},
+            }
+        else:
+            rendered_details = {
+                "type": "tool_calls",
+                "tool_calls": [_call(call) for call in details["tool_calls"]],
+            }
+        return {
+            "id": step["id"],
+            "object": "thread.run.step",
+            **step,
+            "step_details": rendered_details,
+        }
+
+    def event(self, event: RunEvent) -> Obj:
+        """The data of a streamed event, by what it carries."""
+        name, data = event.event, event.data
+        if name == "thread.message.delta":
+            content = [{"index": p["index"], **_part(p)} for p in data["content"]]
+            return {"id": data["id"], "object": name, "delta": {"content": content}}
+        if name == "thread.run.step.delta":
+            calls = [_call_piece(piece) for piece in data["tool_calls"]]
+            details = {"type": "tool_calls", "tool_calls": calls}
+            return {"id": data["id"], "object": name, "delta": {"step_details": details}}
+        render = self._renderers.get(_kind(name))
+        return render(data) if render is not None else data
+
+    def page(self, page: Page[R], render: Callable[[R], Obj]) -> Obj:
+        data = [render(item) for item in page.data]
+        return {
+            "object": "list",
+            "data": data,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+            "has_more": page.has_more,
+        }
+
+    @staticmethod
+    def deleted(object_id: str, kind: str) -> Obj:
+        return {"id": object_id, "object": f"{kind}.deleted", "deleted": True}
+
+
+def _kind(event_name: str) -> str:
+    """What an event carries, by its name: `thread.created` a thread,
+    `thread.message.*` a message, `thread.run.step.*` a step, `thread.run.*` a run."""
+    if event_name.startswith("thread.run.step."):
+        return "step"
+    if event_name.startswith("thread.run."):
+        return "run"
+    if event_name.startswith("thread.message."):
+        return "message"
+    return "thread"
+
+
+OPENAI = AssistantsWire(azure=False)
+AZURE = AssistantsWire(azure=True)
+
+
+async def wire(request: Request) -> AssistantsWire:
+    """Azure's flavour on its project paths (`ProjectPaths` notes the project), OpenAI's on
+    `/v1`."""
+    return AZURE if getattr(request.state, "project", None) is not None else OPENAI
