@@ -88,6 +88,10 @@ class Settings:
     max_function_bytes: int = default.MAX_FUNCTION_BYTES
     max_tools: int = default.MAX_TOOLS
     max_messages_per_thread: int = default.MAX_MESSAGES_PER_THREAD
+    # Tools the service runs itself (README, "Tools").
+    max_tool_rounds: int = 20
+    tool_timeout_seconds: float = 60.0
+    max_tool_output_chars: int = default.MAX_MESSAGE_CHARS
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -146,6 +150,13 @@ class Settings:
             max_tools=_int("THREADLINE_MAX_TOOLS", cls.max_tools),
             max_messages_per_thread=_int(
                 "THREADLINE_MAX_MESSAGES_PER_THREAD", cls.max_messages_per_thread
+            ),
+            max_tool_rounds=_int("THREADLINE_MAX_TOOL_ROUNDS", cls.max_tool_rounds),
+            tool_timeout_seconds=_float(
+                "THREADLINE_TOOL_TIMEOUT_SECONDS", cls.tool_timeout_seconds, positive=True
+            ),
+            max_tool_output_chars=_int(
+                "THREADLINE_MAX_TOOL_OUTPUT_CHARS", cls.max_tool_output_chars
             ),
         )
 

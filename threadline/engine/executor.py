@@ -18,16 +18,17 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from threadline.domain import limits
 from threadline.domain.clock import now
-from threadline.domain.records import Obj, Run, RunStep, Tool, ToolCall, ToolCalls
+from threadline.domain.records import Obj, Run, RunStep, ToolCall, ToolCalls
 from threadline.domain.records import Usage as UsageRecord
 from threadline.domain.run_states import RunStatus
 from threadline.engine.context import build_context
 from threadline.engine.recorder import TurnRecorder, Withdrawn
 from threadline.engine.superseded import Superseded
+from threadline.engine.tool_round import ToolRound, ToolRounds
 from threadline.providers.base import (
     ChatRequest,
     FinishReason,
@@ -36,8 +37,10 @@ from threadline.providers.base import (
     Usage,
 )
 from threadline.service.objects import text_part
-from threadline.service.run_status import Event, change_status
+from threadline.service.run_status import Event, change_status, emit
 from threadline.store.base import Store, StoreTx
+from threadline.tools.base import CallContext
+from threadline.tools.toolset import ToolKinds, Toolset
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +78,8 @@ class RunExecutor:
         expiry_seconds: int,
         delta_interval: float = 0.0,
         max_messages_per_thread: int | None = None,
+        tools: ToolKinds | None = None,
+        tool_rounds: ToolRounds = ToolRounds(),
     ):
         """`owner` names the worker: every write it makes to a run is conditional on still
         holding the run's lease, so a worker that lost it (stalled past its lease, and the
@@ -91,11 +96,18 @@ class RunExecutor:
             if max_messages_per_thread is None
             else max_messages_per_thread
         )
+        self.tool_kinds = tools or ToolKinds()
+        self.tool_rounds = tool_rounds
+        self.tool_round = ToolRound(
+            store, owner, tool_rounds.time_limit_seconds, tool_rounds.max_output_chars
+        )
 
     async def execute(self, run: Run) -> None:
-        """Carry a started run until it settles or waits for tool outputs."""
+        """Carry a started run until it settles or waits for tool outputs: turn after turn
+        while the model calls tools the service runs itself."""
         try:
-            await self._turn(run)
+            while await self._turn(run):
+                run = await self._still_in_progress(run["id"])
         except Superseded:
             await self.finish_cancel(run["id"])
         except ProviderError as exc:
@@ -114,33 +126,54 @@ class RunExecutor:
             log.exception("run %s failed on an internal error", run["id"])
             await self.fail(run["id"], "server_error", INTERNAL_ERROR)
 
-    async def _turn(self, run: Run) -> None:
+    async def _still_in_progress(self, run_id: str) -> Run:
+        """The run as it is now, between two turns: a run cancelled meanwhile goes no
+        further."""
+        async with self.store.transaction(durable=False) as tx:
+            run = await tx.get_run_by_id(run_id)
+        if run is None or run["status"] != RunStatus.IN_PROGRESS.value:
+            raise Superseded()
+        return run
+
+    async def _turn(self, run: Run) -> bool:
+        """One model call and what it asked for; True when the run goes on with another
+        (the service ran the tools the model called)."""
+        toolset = Toolset.of(run["tools"], self.tool_kinds)
         await self.provider.prepare(run["model"])
         async with self.store.transaction(durable=False) as tx:
             steps, withdrawn = await _withdraw_abandoned_attempt(
                 tx, run, await tx.steps_of_run(run["id"])
             )
-            await self._require_room(tx, run)
+            open_round = _open_round(steps)
+            rounds = sum(1 for step in steps if step["type"] == "tool_calls")
             used = _usage_of(steps)
-            limit_hit = self._limit_reached(run, used)
-            if limit_hit is None:
+            limit_hit = "max_tool_rounds" if rounds >= self.tool_rounds.max_rounds else None
+            if open_round is None and limit_hit is None:
+                await self._require_room(tx, run)
+                limit_hit = self._limit_reached(run, used)
+            if open_round is None and limit_hit is None:
                 budget, max_tokens = self._budgets(run, used)
                 context = await build_context(tx, self.provider, run, steps, budget)
                 if not context.fits:
                     limit_hit = "max_prompt_tokens"
+        if open_round is not None:  # a round a worker that stopped had under way
+            return await self._finish_round(run, open_round, toolset)
         if limit_hit is not None:
             await self._settle(run, RunStatus.INCOMPLETE, used, incomplete=limit_hit)
-            return
+            return False
         # A forced choice (`required`, a named function) holds for the run's first model
         # call only: once its tools have answered, forcing again would call them forever.
         tools_answered = any(step["type"] == "tool_calls" for step in steps)
         result = await self._call_model(
-            run, context.messages, max_tokens, withdrawn, free_choice=tools_answered
+            run, context.messages, max_tokens, withdrawn, toolset, free_choice=tools_answered
         )
-        calls = result.recorder.final_calls()
+        calls = [toolset.typed(call) for call in result.recorder.final_calls()]
         usage = result.usage or Usage(
             context.prompt_tokens, self._completion_tokens(run, result.recorder.text, calls)
         )
+        if any(not toolset.is_client_side(call) for call in calls):
+            step = await self._record_tool_calls(run, result, calls, usage, service_round=True)
+            return await self._finish_round(run, step, toolset)
         if calls:
             await self._record_tool_calls(run, result, calls, usage)
         else:
@@ -149,6 +182,7 @@ class RunExecutor:
             # for a finished answer.
             capped = result.finish_reason == "length"
             await self._record_message(run, result, usage, used + usage, capped)
+        return False
 
     async def _require_room(self, tx: StoreTx, run: Run) -> None:
         """Refuse a turn whose reply would take the thread past its message limit, before the
@@ -199,16 +233,18 @@ class RunExecutor:
         messages: list[dict[str, Any]],
         max_tokens: int | None,
         withdrawn: Withdrawn | None,
+        toolset: Toolset,
         *,
         free_choice: bool = False,
     ) -> TurnResult:
-        choice = _chat_tool_choice(run["tool_choice"], run["tools"])
+        tools = toolset.chat_tools()
+        choice = _chat_tool_choice(run["tool_choice"], tools)
         if free_choice and choice not in (None, "none"):
             choice = "auto"
         request = ChatRequest(
             model=run["model"],
             messages=messages,
-            tools=_chat_tools(run["tools"]),
+            tools=tools,
             tool_choice=choice,
             parallel_tool_calls=run["parallel_tool_calls"],
             temperature=run["temperature"],
@@ -237,8 +273,17 @@ class RunExecutor:
         return result
 
     async def _record_tool_calls(
-        self, run: Run, result: TurnResult, calls: list[ToolCall], usage: Usage
-    ) -> None:
+        self,
+        run: Run,
+        result: TurnResult,
+        calls: list[ToolCall],
+        usage: Usage,
+        *,
+        service_round: bool = False,
+    ) -> RunStep:
+        """Write the calls into the turn's step and close the turn's message, if any. A
+        round of calls the client runs then waits for their outputs (`requires_action`);
+        a `service_round` is written durably, and carried on by `_finish_round`."""
         recorder = result.recorder
         step = recorder.tool_step
         assert step is not None
@@ -250,7 +295,7 @@ class RunExecutor:
             {"id": c["id"], "type": c["type"], "name": c["name"], "arguments": c["arguments"]}
             for c in calls
         ]
-        async with self.store.transaction(durable=False) as tx:
+        async with self.store.transaction(durable=service_round) as tx:
             await recorder.require_lease(tx)
             completed: list[Event] = []
             if recorder.message is not None or recorder.owes_withdrawn_message:
@@ -260,8 +305,12 @@ class RunExecutor:
                 completed = await self._complete_message(
                     tx, run, recorder, None, capped=False, keep_empty_part=keep_part
                 )
-            if await tx.update_step(run["id"], step["id"], step_changes) is None:
+            written = await tx.update_step(run["id"], step["id"], step_changes)
+            if written is None:
                 raise Superseded()
+            if service_round:
+                await emit(tx, run, *completed)
+                return written
             moved = await change_status(
                 tx,
                 run,
@@ -273,6 +322,47 @@ class RunExecutor:
             )
             if moved is None:
                 raise Superseded()
+        return written
+
+    async def _finish_round(self, run: Run, step: RunStep, toolset: Toolset) -> bool:
+        """Run the round's service-side calls, then close the round: True when the model
+        is called again with their outcomes; False when the run now waits for the outputs
+        of the round's function calls, which only the client can give."""
+        context = CallContext(project="", run_id=run["id"], thread_id=run["thread_id"])
+        step = await self.tool_round.run(run, step, toolset, context)
+        calls = cast(ToolCalls, step["step_details"])["tool_calls"]
+        for_client = [call for call in calls if toolset.is_client_side(call)]
+        async with self.store.transaction(durable=False) as tx:
+            if not await tx.holds_lease(run["id"], self.owner):
+                raise Superseded()
+            if for_client:
+                pending: list[ToolCall] = [
+                    {
+                        "id": c["id"],
+                        "type": c["type"],
+                        "name": c["name"],
+                        "arguments": c["arguments"],
+                    }
+                    for c in for_client
+                ]
+                moved = await change_status(
+                    tx,
+                    run,
+                    RunStatus.REQUIRES_ACTION,
+                    lease_owner=self.owner,
+                    pending_tool_calls=pending,
+                    expires_at=now() + self.expiry_seconds,
+                )
+                if moved is None:
+                    raise Superseded()
+                return False
+            closed = await tx.update_step(
+                run["id"], step["id"], {"status": "completed", "completed_at": now()}
+            )
+            if closed is None:
+                raise Superseded()
+            await emit(tx, run, ("thread.run.step.completed", closed))
+        return True
 
     async def _record_message(
         self, run: Run, result: TurnResult, usage: Usage, run_usage: Usage, capped: bool
@@ -377,8 +467,8 @@ async def _withdraw_abandoned_attempt(
     step_ids: list[str] = []
     message_id: str | None = None
     for step in steps:
-        if step["status"] != "in_progress":
-            kept.append(step)
+        if step["status"] != "in_progress" or _open_round([step]) is not None:
+            kept.append(step)  # ended, or a round whose calls were written whole
             continue
         withdrawn = [step["id"]]
         step_ids.append(step["id"])
@@ -411,17 +501,22 @@ def _usage_dict(usage: Usage) -> UsageRecord:
     }
 
 
-def _chat_tools(tools: list[Tool]) -> list[Obj]:
-    """Function tools as Chat Completions takes them."""
-    return [
-        {"type": "function", "function": {k: v for k, v in t.items() if k != "type"}}
-        for t in tools
-        if t["type"] == "function"
-    ]
+def _open_round(steps: list[RunStep]) -> RunStep | None:
+    """A round of tool calls written whole but not closed: its service-side calls were
+    under way when the worker carrying the run stopped."""
+    for step in steps:
+        details = step["step_details"]
+        if (
+            step["status"] == "in_progress"
+            and details["type"] == "tool_calls"
+            and details["tool_calls"]
+        ):
+            return step
+    return None
 
 
-def _chat_tool_choice(choice: str | Obj, tools: list[Tool]) -> Any:
-    if not any(tool["type"] == "function" for tool in tools):
+def _chat_tool_choice(choice: str | Obj, tools: list[Obj]) -> Any:
+    if not tools:
         return None
     if isinstance(choice, dict):
         if choice.get("type") != "function":

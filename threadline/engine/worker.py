@@ -23,6 +23,8 @@ from threadline.engine.sweeper import (
     prune_old_events,
     recover_abandoned_runs,
 )
+from threadline.engine.tool_round import ToolRounds
+from threadline.engine.tools import tool_kinds
 from threadline.providers.base import ModelProvider
 from threadline.service.run_status import change_status
 from threadline.store.base import Store
@@ -48,6 +50,12 @@ class Worker:
             settings.run_expiry_seconds,
             settings.delta_interval_ms / 1000,
             max_messages_per_thread=settings.max_messages_per_thread,
+            tools=tool_kinds(settings),
+            tool_rounds=ToolRounds(
+                settings.max_tool_rounds,
+                settings.tool_timeout_seconds,
+                settings.max_tool_output_chars,
+            ),
         )
         self._wake = asyncio.Event()
         self._claiming = True

@@ -69,7 +69,59 @@ class FileSearchTool(Closed):
     file_search: FileSearchOptions | None = None
 
 
-Tool = Annotated[FunctionTool | CodeInterpreterTool | FileSearchTool, Field(discriminator="type")]
+ToolName = Annotated[str, Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")]
+
+
+class OpenApiAuth(Closed):
+    type: Literal["anonymous", "connection", "managed_identity"]
+    security_scheme: dict[str, Any] | None = None
+
+
+class OpenApiFunction(Closed):
+    """As `azure-ai-agents`' `OpenApiTool` sends it. `functions` is what the service answers
+    with (the spec's operations as functions): a client that sends an agent's tools back as
+    it read them sends it too, and it is made anew from the spec."""
+
+    name: ToolName
+    description: str | None = None
+    spec: dict[str, Any]
+    auth: OpenApiAuth
+    default_params: list[str] | None = None
+    functions: list[dict[str, Any]] | None = None
+
+
+class OpenApiTool(Closed):
+    type: Literal["openapi"]
+    openapi: OpenApiFunction
+
+
+class ConnectedAgentDetails(Closed):
+    id: str
+    name: ToolName
+    description: str
+
+
+class ConnectedAgentTool(Closed):
+    type: Literal["connected_agent"]
+    connected_agent: ConnectedAgentDetails
+
+
+class McpTool(Closed):
+    type: Literal["mcp"]
+    server_label: ToolName
+    server_url: str
+    allowed_tools: list[str] | None = None
+
+
+Tool = Annotated[
+    FunctionTool
+    | CodeInterpreterTool
+    | FileSearchTool
+    | OpenApiTool
+    | ConnectedAgentTool
+    | McpTool,
+    Field(discriminator="type"),
+]
 
 
 class TextFormat(Closed):
@@ -128,9 +180,18 @@ class FileSearchResources(Closed):
     vector_stores: list[dict[str, Any]] | None = None
 
 
+class McpResource(Closed):
+    """An MCP server's headers and approval rule for a run (`azure-ai-agents`' `McpTool`)."""
+
+    server_label: ToolName
+    headers: dict[str, str] = Field(default_factory=dict)
+    require_approval: str | dict[str, Any] = "always"
+
+
 class ToolResources(Closed):
     code_interpreter: CodeInterpreterResources | None = None
     file_search: FileSearchResources | None = None
+    mcp: list[McpResource] | None = None
 
 
 class TextPart(Closed):

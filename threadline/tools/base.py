@@ -25,11 +25,15 @@ class Offer:
     name: str
     description: str | None = None
     parameters: Obj = field(default_factory=lambda: {"type": "object", "properties": {}})
+    strict: bool | None = None
 
     def chat_tool(self) -> Obj:
-        function: Obj = {"name": self.name, "parameters": self.parameters}
-        if self.description:
+        function: Obj = {"name": self.name}
+        if self.description is not None:
             function["description"] = self.description
+        function["parameters"] = self.parameters
+        if self.strict is not None:
+            function["strict"] = self.strict
         return {"type": "function", "function": function}
 
 

@@ -72,26 +72,44 @@ def _part(part: Mapping[str, Any]) -> Obj:
     return dict(part)
 
 
+# What a tool call of each type shows besides its id and type, as the Assistants API and
+# its Azure variant write it: a function's call nests it under `function`; an OpenAPI
+# operation's call too (with `openapi`, which `azure-ai-agents` 1.1.0 reads, empty); a
+# connected agent's under `connected_agent`, with the sub-run it made; an MCP call is flat.
+_FUNCTION_KEYS = ("name", "arguments", "output")
+_CONNECTED_AGENT_KEYS = (*_FUNCTION_KEYS, "run_id", "thread_id", "assistant_id")
+_MCP_KEYS = ("server_label", *_FUNCTION_KEYS)
+
+
+def _pick(call: Mapping[str, Any], keys: tuple[str, ...]) -> Obj:
+    return {key: call[key] for key in keys if key in call}
+
+
+def _call_body(call: Mapping[str, Any]) -> Obj:
+    kind = call["type"]
+    if kind == "function":
+        return {"function": _pick(call, _FUNCTION_KEYS)}
+    if kind == "openapi":
+        return {"openapi": {}, "function": _pick(call, _FUNCTION_KEYS)}
+    if kind == "connected_agent":
+        return {"connected_agent": _pick(call, _CONNECTED_AGENT_KEYS)}
+    if kind == "mcp":
+        return _pick(call, _MCP_KEYS)
+    return {k: v for k, v in call.items() if k not in ("id", "type", "index")}
+
+
 def _call(call: ToolCall) -> Obj:
-    function: Obj = {"name": call["name"], "arguments": call["arguments"]}
-    if "output" in call:
-        function["output"] = call["output"]
-    return {"id": call["id"], "type": call["type"], "function": function}
+    return {"id": call["id"], "type": call["type"], **_call_body(call)}
 
 
 def _call_piece(piece: Obj) -> Obj:
-    """A streamed piece of a tool call: its index, its id with the first piece, and what
-    it adds to the function's name and arguments."""
+    """A streamed piece of a tool call: its index, its id with the first piece, and what it
+    adds (a function's name and arguments as they stream, an outcome once it is known)."""
     rendered: Obj = {"index": piece["index"]}
     if "id" in piece:
         rendered["id"] = piece["id"]
     rendered["type"] = piece["type"]
-    function: Obj = {}
-    if "name" in piece:
-        function["name"] = piece["name"]
-    if "arguments" in piece:
-        function["arguments"] = piece["arguments"]
-    rendered["function"] = function
+    rendered.update(_call_body(piece))
     return rendered
 
 

@@ -1,0 +1,117 @@
+"""A round of service-side tool calls: run them, record each outcome once, durably.
+
+The round's step holds every call the model made, written durably before any tool runs. Each
+service-side call then runs (in parallel with the others, each within the time limit), and
+its outcome is written into the step, with a delta that shows it to a client following the
+run, as soon as it is known. A worker that dies mid-round leaves a step whose finished calls
+have their outputs: whoever takes the run over runs only the calls without one (so a call
+that was under way when the worker died runs again: service-side tools are at least once).
+
+A tool's failure is an outcome like any other: the model reads what went wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import cast
+
+from threadline.domain.records import Obj, Run, RunStep, ToolCall, ToolCalls
+from threadline.engine.superseded import Superseded
+from threadline.service.run_status import emit
+from threadline.store.base import Store
+from threadline.tools.base import CallContext, Outcome, ToolFailure
+from threadline.tools.toolset import Toolset
+
+log = logging.getLogger(__name__)
+
+INTERNAL_FAILURE = "The tool failed because of an error inside the service."
+
+
+@dataclass(frozen=True)
+class ToolRounds:
+    """How far a run's tool calls may go: rounds of calls per run, seconds per call, and
+    characters of one call's answer that the model reads."""
+
+    max_rounds: int = 20
+    time_limit_seconds: float = 60.0
+    max_output_chars: int = 262_144
+
+
+def waiting_calls(step: RunStep, toolset: Toolset) -> list[int]:
+    """Indexes of the step's service-side calls that have no outcome yet."""
+    calls = cast(ToolCalls, step["step_details"])["tool_calls"]
+    return [
+        index
+        for index, call in enumerate(calls)
+        if call.get("output") is None and not toolset.is_client_side(call)
+    ]
+
+
+class ToolRound:
+    def __init__(self, store: Store, owner: str, time_limit: float, max_output_chars: int) -> None:
+        self.store = store
+        self.owner = owner
+        self.time_limit = time_limit
+        self.max_output_chars = max_output_chars
+
+    async def run(self, run: Run, step: RunStep, toolset: Toolset, context: CallContext) -> RunStep:
+        """Carry out the step's waiting service-side calls; the step as it then is."""
+        details = cast(ToolCalls, step["step_details"])
+        calls: list[ToolCall] = [dict(call) for call in details["tool_calls"]]  # type: ignore[misc]
+        recorded = asyncio.Lock()
+
+        async def carry(index: int) -> None:
+            call = calls[index]
+            outcome = await self._outcome(toolset, call, context)
+            async with recorded:  # one writer of the step at a time, each with all so far
+                done: Obj = {**call, **outcome.details, "output": self._cut(outcome.output)}
+                calls[index] = cast(ToolCall, done)
+                await self._record(run, step, calls, index)
+
+        await asyncio.gather(*(carry(index) for index in waiting_calls(step, toolset)))
+        return {**step, "step_details": {"type": "tool_calls", "tool_calls": calls}}
+
+    async def _outcome(self, toolset: Toolset, call: ToolCall, context: CallContext) -> Outcome:
+        found = toolset.service.get(call["name"])
+        if found is None:
+            available = ", ".join(sorted([*toolset.functions, *toolset.service])) or "none"
+            return Outcome(
+                f"No tool named '{call['name']}' is available. Tools: {available}.",
+                failed=True,
+            )
+        try:
+            async with asyncio.timeout(self.time_limit):
+                return await found.tool.call(found.offer, call["arguments"], context)
+        except TimeoutError:
+            return Outcome(
+                f"The tool did not answer within {self.time_limit:g} seconds.", failed=True
+            )
+        except ToolFailure as failure:
+            return Outcome(str(failure), failed=True)
+        except Exception:
+            log.exception("run %s: tool call %s failed", context.run_id, call["id"])
+            return Outcome(INTERNAL_FAILURE, failed=True)
+
+    def _cut(self, output: str) -> str:
+        if len(output) <= self.max_output_chars:
+            return output
+        return (
+            output[: self.max_output_chars]
+            + f"\n[cut: the tool's answer was {len(output):,} characters; the first"
+            f" {self.max_output_chars:,} are shown]"
+        )
+
+    async def _record(self, run: Run, step: RunStep, calls: list[ToolCall], index: int) -> None:
+        call = calls[index]
+        piece: Obj = {"index": index, **call}
+        async with self.store.transaction() as tx:
+            if not await tx.holds_lease(run["id"], self.owner):
+                raise Superseded()
+            details: ToolCalls = {"type": "tool_calls", "tool_calls": calls}
+            if await tx.update_step(run["id"], step["id"], {"step_details": details}) is None:
+                raise Superseded()
+            await emit(
+                tx, run, ("thread.run.step.delta", {"id": step["id"], "tool_calls": [piece]})
+            )
