@@ -88,6 +88,8 @@ class Settings:
     max_function_bytes: int = default.MAX_FUNCTION_BYTES
     max_tools: int = default.MAX_TOOLS
     max_messages_per_thread: int = default.MAX_MESSAGES_PER_THREAD
+    # The TOML file of connections OpenAPI tools authenticate with (`tools.connections`).
+    connections_file: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -147,6 +149,7 @@ class Settings:
             max_messages_per_thread=_int(
                 "THREADLINE_MAX_MESSAGES_PER_THREAD", cls.max_messages_per_thread
             ),
+            connections_file=env.get("THREADLINE_CONNECTIONS_FILE") or None,
         )
 
     def limits(self) -> default.Limits:
