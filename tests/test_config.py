@@ -32,3 +32,12 @@ def test_intervals_may_be_fractions_of_a_second(monkeypatch: pytest.MonkeyPatch)
 
     assert settings.stream_keepalive_seconds == 0.2
     assert settings.shutdown_grace_seconds == 0
+
+
+def test_the_connections_file_is_named_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("THREADLINE_CONNECTIONS_FILE", raising=False)
+    assert Settings.from_env().connections_file is None
+
+    monkeypatch.setenv("THREADLINE_CONNECTIONS_FILE", "/etc/threadline/connections.toml")
+
+    assert Settings.from_env().connections_file == "/etc/threadline/connections.toml"

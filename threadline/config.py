@@ -92,6 +92,8 @@ class Settings:
     max_tool_rounds: int = 20
     tool_timeout_seconds: float = 60.0
     max_tool_output_chars: int = default.MAX_MESSAGE_CHARS
+    # The TOML file of connections OpenAPI tools authenticate with (`tools.connections`).
+    connections_file: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -158,6 +160,7 @@ class Settings:
             max_tool_output_chars=_int(
                 "THREADLINE_MAX_TOOL_OUTPUT_CHARS", cls.max_tool_output_chars
             ),
+            connections_file=env.get("THREADLINE_CONNECTIONS_FILE") or None,
         )
 
     def limits(self) -> default.Limits:
