@@ -5,23 +5,16 @@ time."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import json
 import socket
-import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import pytest
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
-from starlette.routing import Route
+from support.pet_api import SECRET, PetApi, get_operation, pet_spec
 
 from threadline.domain.errors import InvalidRequest
 from threadline.tools.base import CallContext, Outcome, ToolFailure
@@ -35,151 +28,7 @@ from threadline.tools.openapi import (
 
 pytestmark = pytest.mark.timeout(60)
 
-SECRET = "s3cret-key-0042"
 CONTEXT = CallContext(project="default", run_id="run_1", thread_id="thread_1")
-BIG_BYTES = 10 * 1024 * 1024
-
-
-class PetApi:
-    """A small API served by uvicorn in a thread, recording what each request carried."""
-
-    def __init__(self) -> None:
-        self.seen: list[dict[str, Any]] = []
-        self.base_url = ""
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
-        self.app = Starlette(
-            routes=[
-                Route("/pets/{pet_id}", self._get_pet, methods=["GET"]),
-                Route("/pets", self._add_pet, methods=["POST"]),
-                Route("/missing", self._missing, methods=["GET"]),
-                Route("/big", self._big, methods=["GET"]),
-                Route("/hops/{left:int}", self._hops, methods=["GET"]),
-                Route("/slow", self._slow, methods=["GET"]),
-                Route("/image", self._image, methods=["GET"]),
-                Route("/secure/header", self._secure_header, methods=["GET"]),
-                Route("/secure/query", self._secure_query, methods=["GET"]),
-                Route("/secure/bearer", self._secure_bearer, methods=["GET"]),
-                Route("/away", self._away, methods=["GET"]),
-            ]
-        )
-        # Where /away sends its caller: another origin (set by the test).
-        self.away_to = ""
-
-    def __enter__(self) -> Self:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=1,
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name=f"pet-api-{port}", daemon=True
-        )
-        self._socket, self._server, self._thread = sock, server, thread
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the pet API did not start")
-            time.sleep(0.01)
-        self.base_url = f"http://127.0.0.1:{port}"
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        assert self._server is not None and self._thread is not None and self._socket
-        self._server.should_exit = True
-        self._thread.join(10)
-        self._socket.close()
-
-    def _record(self, request: Request) -> None:
-        self.seen.append(
-            {
-                "path": request.url.path,
-                "raw_path": request.scope["raw_path"].decode(),
-                "query": dict(request.query_params),
-                "headers": dict(request.headers),
-            }
-        )
-
-    async def _get_pet(self, request: Request) -> Response:
-        self._record(request)
-        return JSONResponse(
-            {
-                "id": request.path_params["pet_id"],
-                "verbose": request.query_params.get("verbose"),
-                "trace": request.headers.get("x-trace"),
-            }
-        )
-
-    async def _add_pet(self, request: Request) -> Response:
-        self._record(request)
-        return JSONResponse({"created": await request.json()}, status_code=201)
-
-    async def _missing(self, request: Request) -> Response:
-        return JSONResponse({"error": "no such pet"}, status_code=404)
-
-    async def _big(self, request: Request) -> Response:
-        async def chunks() -> AsyncIterator[bytes]:
-            piece = b"x" * 65536
-            for _ in range(BIG_BYTES // len(piece)):
-                yield piece
-
-        return StreamingResponse(chunks(), media_type="text/plain")
-
-    async def _hops(self, request: Request) -> Response:
-        left = request.path_params["left"]
-        self._record(request)
-        if left == 0:
-            return JSONResponse({"arrived": True})
-        return RedirectResponse(f"/hops/{left - 1}", status_code=302)
-
-    async def _slow(self, request: Request) -> Response:
-        # Until the caller hangs up (at its time limit), at most 30 s.
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(30):
-                while (await request.receive())["type"] != "http.disconnect":
-                    pass
-        return Response("too late")
-
-    async def _image(self, request: Request) -> Response:
-        return Response(b"\x89PNG\r\n\x1a\n" + bytes(100), media_type="image/png")
-
-    async def _secure_header(self, request: Request) -> Response:
-        self._record(request)
-        key = request.headers.get("x-api-key")
-        if key != SECRET:
-            return JSONResponse({"error": "no key"}, status_code=401)
-        # An API that echoes what it was sent: the secret must still reach no model.
-        return JSONResponse({"ok": True, "you_sent": key})
-
-    async def _secure_query(self, request: Request) -> Response:
-        self._record(request)
-        key = request.query_params.get("api_key")
-        if key != SECRET:
-            return JSONResponse({"error": "no key"}, status_code=401)
-        return JSONResponse({"ok": True, "url": str(request.url)})
-
-    async def _secure_bearer(self, request: Request) -> Response:
-        self._record(request)
-        if request.headers.get("authorization") != f"Bearer {SECRET}":
-            return JSONResponse({"error": "no key"}, status_code=401)
-        return JSONResponse({"ok": True})
-
-    async def _away(self, request: Request) -> Response:
-        self._record(request)
-        return RedirectResponse(self.away_to, status_code=302)
 
 
 @pytest.fixture(scope="module")
@@ -195,122 +44,16 @@ def other_api() -> Iterator[PetApi]:
         yield api
 
 
-def _get(operation_id: str) -> dict[str, Any]:
-    return {"get": {"operationId": operation_id, "responses": {"200": {"description": "ok"}}}}
-
-
-def pet_spec(base_url: str) -> dict[str, Any]:
-    return {
-        "openapi": "3.0.3",
-        "info": {"title": "Pets", "version": "1"},
-        "servers": [{"url": base_url}],
-        "paths": {
-            "/pets/{petId}": {
-                # Path-level: merged into the operation's own.
-                "parameters": [
-                    {
-                        "name": "X-Trace",
-                        "in": "header",
-                        "description": "a trace id",
-                        "schema": {"type": "string"},
-                    }
-                ],
-                "get": {
-                    "operationId": "getPet",
-                    "summary": "Get one pet",
-                    "description": "By its id.",
-                    "parameters": [
-                        {"$ref": "#/components/parameters/PetId"},
-                        {"name": "verbose", "in": "query", "schema": {"type": "boolean"}},
-                    ],
-                    "responses": {
-                        "200": {
-                            "description": "the pet",
-                            "content": {
-                                "application/json": {"schema": {"$ref": "#/components/schemas/Pet"}}
-                            },
-                        }
-                    },
-                },
-            },
-            "/pets": {
-                "post": {
-                    "operationId": "addPet",
-                    "summary": "Add a pet",
-                    "requestBody": {"$ref": "#/components/requestBodies/NewPet"},
-                    "responses": {"201": {"description": "added"}},
-                },
-                # Without an operationId: not offered.
-                "get": {"responses": {"200": {"description": "all"}}},
-            },
-            "/missing": _get("missing"),
-            "/big": _get("big"),
-            "/hops/{left}": {
-                "get": {
-                    "operationId": "hops",
-                    "parameters": [
-                        {
-                            "name": "left",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "integer"},
-                        }
-                    ],
-                    "responses": {"200": {"description": "arrived"}},
-                }
-            },
-            "/slow": _get("slow"),
-            "/image": _get("image"),
-        },
-        "components": {
-            "parameters": {
-                "PetId": {
-                    "name": "petId",
-                    "in": "path",
-                    "required": True,
-                    "description": "the pet's id",
-                    "schema": {"type": "string"},
-                }
-            },
-            "requestBodies": {
-                "NewPet": {
-                    "required": True,
-                    "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/Pet"}}
-                    },
-                }
-            },
-            "schemas": {
-                "Pet": {
-                    "type": "object",
-                    "required": ["name"],
-                    "properties": {
-                        "name": {"type": "string"},
-                        "family": {"$ref": "#/components/schemas/Family"},
-                    },
-                },
-                # Cyclic: a family holds pets, a pet a family.
-                "Family": {
-                    "type": "object",
-                    "properties": {
-                        "members": {"type": "array", "items": {"$ref": "#/components/schemas/Pet"}}
-                    },
-                },
-            },
-        },
-    }
-
-
 def secure_spec(base_url: str) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "Secure", "version": "1"},
         "servers": [{"url": base_url}],
         "paths": {
-            "/secure/header": _get("viaHeader"),
-            "/secure/query": _get("viaQuery"),
-            "/secure/bearer": _get("viaBearer"),
-            "/away": _get("away"),
+            "/secure/header": get_operation("viaHeader"),
+            "/secure/query": get_operation("viaQuery"),
+            "/secure/bearer": get_operation("viaBearer"),
+            "/away": get_operation("away"),
         },
     }
 

@@ -17,6 +17,7 @@ from threadline.api.projects import ProjectPaths
 from threadline.api.request_id import RequestIds
 from threadline.api.text_guard import TextGuard
 from threadline.config import Settings
+from threadline.engine.tools import connections_of
 from threadline.engine.worker import Worker
 from threadline.heap import startup_heap_frozen
 from threadline.providers.registry import build_provider
@@ -25,6 +26,7 @@ from threadline.service.keys import KeyRing
 from threadline.service.messages import MessageService
 from threadline.service.runs import RunService
 from threadline.service.threads import ThreadService
+from threadline.service.tool_checks import ToolChecks
 from threadline.store.sql_store import SqlStore
 
 log = logging.getLogger("threadline")
@@ -56,12 +58,17 @@ def create_app(settings: Settings, *, with_worker: bool = True) -> FastAPI:
 
     app = FastAPI(title="Threadline", lifespan=lifespan, docs_url=None, redoc_url=None)
     limits = settings.limits()
+    tool_checks = ToolChecks(connections_of(settings))
     app.state.services = Services(
-        assistants=AssistantService(store, limits),
+        assistants=AssistantService(store, limits, tool_checks),
         threads=ThreadService(store, limits),
         messages=MessageService(store, limits),
         runs=RunService(
-            store, settings.run_expiry_seconds, settings.stream_keepalive_seconds, limits
+            store,
+            settings.run_expiry_seconds,
+            settings.stream_keepalive_seconds,
+            limits,
+            tool_checks,
         ),
         poll_after_ms=settings.poll_after_ms,
     )

@@ -66,7 +66,8 @@ def _steps_as_chat(steps: list[RunStep], run_messages: dict[str, Message]) -> li
             if text:  # an empty one (a withdrawn attempt's, closed empty) says nothing
                 chat.append({"role": "assistant", "content": text})
             continue
-        calls = [c for c in details["tool_calls"] if c["type"] == "function"]
+        # Every call was a function call to the model, whatever tool carried it out.
+        calls = details["tool_calls"]
         if not calls:
             continue
         # `content` is an empty string, not null: OpenAI, vLLM and Azure take either beside

@@ -15,6 +15,7 @@ from threadline.domain.limits import (
 from threadline.domain.records import Assistant, Obj, Page, PageRequest, Tool
 from threadline.service.objects import response_format_record, tool_record
 from threadline.service.requests import AssistantCreate, AssistantFields, AssistantUpdate
+from threadline.service.tool_checks import ToolChecks
 from threadline.service.unsupported import check_tool_resources, refuse_unsupported_tools
 from threadline.store.base import Store
 
@@ -39,13 +40,21 @@ def _response_format(fields: AssistantFields) -> str | Obj:
 
 
 class AssistantService:
-    def __init__(self, store: Store, limits: Limits = DEFAULT_LIMITS):
+    def __init__(
+        self, store: Store, limits: Limits = DEFAULT_LIMITS, tool_checks: ToolChecks | None = None
+    ):
         self.store = store
         self.limits = limits
+        self.tool_checks = tool_checks or ToolChecks()
+
+    def _tools(self, fields: AssistantFields) -> list[Tool] | None:
+        tools = _tools(fields)
+        _check(fields, tools, self.limits)
+        self.tool_checks.check(tools)
+        return None if tools is None else [self.tool_checks.completed(tool) for tool in tools]
 
     async def create(self, project: str, request: AssistantCreate) -> Assistant:
-        tools = _tools(request) or []
-        _check(request, tools, self.limits)
+        tools = self._tools(request) or []
         assistant: Assistant = {
             "id": new_id(IdKind.ASSISTANT),
             "created_at": now(),
@@ -75,8 +84,7 @@ class AssistantService:
         return assistant
 
     async def update(self, project: str, assistant_id: str, request: AssistantUpdate) -> Assistant:
-        tools = _tools(request)
-        _check(request, tools, self.limits)
+        tools = self._tools(request)
         if "model" in request.model_fields_set and request.model is None:
             raise InvalidRequest("Invalid 'model': expected a string, but got null.", param="model")
         changes = request.model_dump(exclude_unset=True, exclude={"tools", "response_format"})

@@ -45,6 +45,7 @@ from threadline.service.requests import (
 from threadline.service.run_events import EventBatches, follow_run
 from threadline.service.run_status import change_status, emit
 from threadline.service.threads import check_thread, insert_thread
+from threadline.service.tool_checks import ToolChecks
 from threadline.service.unsupported import (
     NOT_YET_TOOLS,
     check_tool_resources,
@@ -69,17 +70,19 @@ class RunService:
         expiry_seconds: int,
         keepalive_seconds: float = 15.0,
         limits: Limits = DEFAULT_LIMITS,
+        tool_checks: ToolChecks | None = None,
     ):
         self.store = store
         self.expiry_seconds = expiry_seconds
         self.keepalive_seconds = keepalive_seconds
         self.limits = limits
+        self.tool_checks = tool_checks or ToolChecks()
 
     async def create(
         self, project: str, thread_id: str, request: RunCreate, include: list[str] | None = None
     ) -> Run:
         """`include` is the `include[]` of the query string, where the SDKs send it."""
-        _check_options(request, self.limits)
+        _check_options(request, self.limits, self.tool_checks)
         check_tool_resources(request.tool_resources)
         refuse_include(include, "include[]")
         refuse_include(request.include, "include")
@@ -101,7 +104,7 @@ class RunService:
         return run
 
     async def create_thread_and_run(self, project: str, request: ThreadAndRunCreate) -> Run:
-        _check_options(request, self.limits)
+        _check_options(request, self.limits, self.tool_checks)
         check_tool_resources(request.tool_resources)
         thread_request = request.thread or ThreadCreate()
         if request.tool_resources is not None and thread_request.tool_resources is None:
@@ -229,7 +232,7 @@ class RunService:
         if additional_instructions:
             instructions = f"{instructions}\n\n{additional_instructions}".strip()
         tools = (
-            [tool_record(tool) for tool in request.tools]
+            [self.tool_checks.completed(tool_record(tool)) for tool in request.tools]
             if request.tools is not None
             else assistant["tools"]
         )
@@ -282,12 +285,14 @@ class RunService:
         await emit(tx, run, *announced, ("thread.run.created", run), ("thread.run.queued", run))
 
 
-def _check_options(request: RunOptions, limits: Limits) -> None:
+def _check_options(request: RunOptions, limits: Limits, tool_checks: ToolChecks) -> None:
     check_metadata(request.metadata)
     check_string(request.instructions, limits.instructions_chars, "instructions")
     if request.tools is not None:
-        check_tools([tool_record(tool) for tool in request.tools], limits=limits)
-    refuse_unsupported_tools(request.tools)
+        tools = [tool_record(tool) for tool in request.tools]
+        check_tools(tools, limits=limits)
+        refuse_unsupported_tools(request.tools)
+        tool_checks.check(tools)
     refuse_unsupported_tool_choice(request.tool_choice)
 
 

@@ -1,0 +1,37 @@
+"""The checks a tool the service runs itself must pass before an assistant or run holds it,
+and what the service adds to its stored definition.
+
+An OpenAPI tool's spec is validated when the assistant or run is made, not when the model
+first calls it: a bad spec is then a 400 naming the field, with nothing stored, rather than
+a run that quietly cannot use its tool.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+from threadline.domain.records import Tool
+from threadline.tools.connections import Connections
+from threadline.tools.openapi import openapi_functions, validate_openapi_definition
+
+
+class ToolChecks:
+    def __init__(self, connections: Connections | None = None):
+        self.connections = connections if connections is not None else Connections()
+
+    def check(self, tools: Sequence[Tool] | None, param: str = "tools") -> None:
+        for index, tool in enumerate(tools or []):
+            if tool["type"] == "openapi":
+                validate_openapi_definition(tool, f"{param}[{index}]", self.connections)
+
+    @staticmethod
+    def completed(tool: Tool) -> Tool:
+        """An OpenAPI tool with its spec's operations as `functions`, as the hosted service
+        answers it (what a client sent there is made anew)."""
+        if tool["type"] != "openapi":
+            return tool
+        tool = copy.deepcopy(tool)
+        tool["openapi"].pop("functions", None)
+        tool["openapi"]["functions"] = openapi_functions(tool)
+        return tool
