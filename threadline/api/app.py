@@ -13,13 +13,15 @@ from threadline.api.auth import ApiKeyMiddleware
 from threadline.api.body_limit import BodySizeLimit, RequestTooLarge, on_request_too_large
 from threadline.api.deps import Services
 from threadline.api.errors import install_error_handlers
+from threadline.api.models import model_catalog
+from threadline.api.models import router as models_router
 from threadline.api.projects import ProjectPaths
 from threadline.api.request_id import RequestIds
 from threadline.api.text_guard import TextGuard
 from threadline.config import Settings
 from threadline.engine.worker import Worker
 from threadline.heap import startup_heap_frozen
-from threadline.providers.registry import build_provider
+from threadline.providers.registry import build_provider, model_routes
 from threadline.service.assistants import AssistantService
 from threadline.service.keys import KeyRing
 from threadline.service.messages import MessageService
@@ -32,8 +34,10 @@ log = logging.getLogger("threadline")
 
 def create_app(settings: Settings, *, with_worker: bool = True) -> FastAPI:
     """The API; with the embedded worker unless runs are carried by `threadline worker`s."""
+    routes = model_routes(settings)
+    models = model_catalog(settings, routes)
     store = SqlStore(settings.database_url, settings.database_pool_size)
-    worker = Worker(store, build_provider(settings), settings) if with_worker else None
+    worker = Worker(store, build_provider(settings, routes), settings) if with_worker else None
     ring = (
         KeyRing(store, settings.api_keys, refresh_seconds=settings.key_refresh_seconds)
         if settings.auth
@@ -57,16 +61,17 @@ def create_app(settings: Settings, *, with_worker: bool = True) -> FastAPI:
     app = FastAPI(title="Threadline", lifespan=lifespan, docs_url=None, redoc_url=None)
     limits = settings.limits()
     app.state.services = Services(
-        assistants=AssistantService(store, limits),
+        assistants=AssistantService(store, limits, models),
         threads=ThreadService(store, limits),
         messages=MessageService(store, limits),
         runs=RunService(
-            store, settings.run_expiry_seconds, settings.stream_keepalive_seconds, limits
+            store, settings.run_expiry_seconds, settings.stream_keepalive_seconds, limits, models
         ),
         poll_after_ms=settings.poll_after_ms,
+        models=models,
     )
     install_error_handlers(app)
-    for router in (assistants.router, runs.router, threads.router):
+    for router in (assistants.router, runs.router, threads.router, models_router):
         app.include_router(router, prefix="/v1")
     app.add_middleware(ProjectPaths)
     app.add_middleware(TextGuard)

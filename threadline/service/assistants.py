@@ -13,6 +13,7 @@ from threadline.domain.limits import (
     check_tools,
 )
 from threadline.domain.records import Assistant, Obj, Page, PageRequest, Tool
+from threadline.service.models import EVERY_NAME, ModelCatalog
 from threadline.service.objects import response_format_record, tool_record
 from threadline.service.requests import AssistantCreate, AssistantFields, AssistantUpdate
 from threadline.service.unsupported import check_tool_resources, refuse_unsupported_tools
@@ -39,13 +40,17 @@ def _response_format(fields: AssistantFields) -> str | Obj:
 
 
 class AssistantService:
-    def __init__(self, store: Store, limits: Limits = DEFAULT_LIMITS):
+    def __init__(
+        self, store: Store, limits: Limits = DEFAULT_LIMITS, models: ModelCatalog = EVERY_NAME
+    ):
         self.store = store
         self.limits = limits
+        self.models = models
 
     async def create(self, project: str, request: AssistantCreate) -> Assistant:
         tools = _tools(request) or []
         _check(request, tools, self.limits)
+        self.models.require_served(request.model)
         assistant: Assistant = {
             "id": new_id(IdKind.ASSISTANT),
             "created_at": now(),
@@ -79,6 +84,8 @@ class AssistantService:
         _check(request, tools, self.limits)
         if "model" in request.model_fields_set and request.model is None:
             raise InvalidRequest("Invalid 'model': expected a string, but got null.", param="model")
+        if request.model is not None:
+            self.models.require_served(request.model)
         changes = request.model_dump(exclude_unset=True, exclude={"tools", "response_format"})
         changes.pop("tool_resources", None)
         if "metadata" in changes:
