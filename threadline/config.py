@@ -59,6 +59,9 @@ class Settings:
     database_url: str = "sqlite:///./threadline.db"
     openai_base_url: str | None = None
     openai_api_key: str | None = None
+    # A TOML file routing model names to providers (README, "Models"); read by
+    # `providers.registry` at start.
+    models_file: str | None = None
     run_expiry_seconds: int = 600
     api_keys: tuple[str, ...] = field(default_factory=tuple)
     # False only by `serve --no-auth`: no key is asked for, even if keys are stored.
@@ -102,6 +105,7 @@ class Settings:
             database_url=env.get("THREADLINE_DATABASE_URL") or cls.database_url,
             openai_base_url=env.get("THREADLINE_OPENAI_BASE_URL") or None,
             openai_api_key=env.get("THREADLINE_OPENAI_API_KEY") or None,
+            models_file=env.get("THREADLINE_MODELS_FILE") or None,
             run_expiry_seconds=_int("THREADLINE_RUN_EXPIRY_SECONDS", cls.run_expiry_seconds),
             api_keys=_keys(env.get("THREADLINE_API_KEYS")),
             key_refresh_seconds=_float(

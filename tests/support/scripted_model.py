@@ -44,6 +44,7 @@ __all__ = [
     "CutShort",
     "Fail",
     "Hang",
+    "Received",
     "Reply",
     "ScriptedModelServer",
     "Step",
@@ -168,6 +169,16 @@ class Hang:
 
 
 Step: TypeAlias = Reply | CallTools | Fail | Hang | WrongContentType | CutShort | StreamError
+
+
+@dataclass(frozen=True)
+class Received:
+    """What a request carried besides its body: its path, query and headers (names in
+    lower case)."""
+
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -408,14 +419,22 @@ class ScriptedModelServer:
         self._scripts: dict[str, deque[Step]] = {}
         self._requests: dict[str, list[dict[str, Any]]] = {}
         self._authorizations: dict[str, list[str | None]] = {}
+        self._received: dict[str, list[Received]] = {}
         self._socket: socket.socket | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        self.root_url = ""
         self.base_url = ""
         self._app = Starlette(
             routes=[
                 Route("/v1/chat/completions", self._chat_completions, methods=["POST"]),
                 Route("/v1/models", self._models, methods=["GET"]),
+                # Azure OpenAI's own path for a deployment's chat completions.
+                Route(
+                    "/openai/deployments/{deployment}/chat/completions",
+                    self._chat_completions,
+                    methods=["POST"],
+                ),
             ]
         )
 
@@ -447,7 +466,8 @@ class ScriptedModelServer:
                 self._stop()
                 raise RuntimeError("scripted model server failed to start")
             time.sleep(0.01)
-        self.base_url = f"http://127.0.0.1:{port}/v1"
+        self.root_url = f"http://127.0.0.1:{port}"
+        self.base_url = f"{self.root_url}/v1"
         return self
 
     def __exit__(
@@ -484,17 +504,23 @@ class ScriptedModelServer:
         with self._lock:
             return list(self._authorizations.get(model_name, []))
 
+    def received(self, model_name: str) -> list[Received]:
+        """Where each request for ``model_name`` was sent and with which headers, oldest
+        first: for upstreams that differ in path and headers (Azure OpenAI)."""
+        with self._lock:
+            return list(self._received.get(model_name, []))
+
     @staticmethod
     def unique_name(prefix: str = "m") -> str:
         """A model name no other test uses, so tests can share one server without collisions."""
         return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
-    def _take_step(
-        self, model: str, body: dict[str, Any], authorization: str | None
-    ) -> Step | None:
+    def _take_step(self, model: str, body: dict[str, Any], request: Request) -> Step | None:
+        received = Received(request.url.path, dict(request.query_params), dict(request.headers))
         with self._lock:
             self._requests.setdefault(model, []).append(body)
-            self._authorizations.setdefault(model, []).append(authorization)
+            self._authorizations.setdefault(model, []).append(request.headers.get("authorization"))
+            self._received.setdefault(model, []).append(received)
             script = self._scripts.get(model)
             return script.popleft() if script else None
 
@@ -509,7 +535,7 @@ class ScriptedModelServer:
     async def _chat_completions(self, request: Request) -> Response:
         body = await request.json()
         model = str(body.get("model", ""))
-        step = self._take_step(model, body, request.headers.get("authorization"))
+        step = self._take_step(model, body, request)
         unstreamed = False
         match step:
             case Fail():

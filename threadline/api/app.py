@@ -13,6 +13,8 @@ from threadline.api.auth import ApiKeyMiddleware
 from threadline.api.body_limit import BodySizeLimit, RequestTooLarge, on_request_too_large
 from threadline.api.deps import Services
 from threadline.api.errors import install_error_handlers
+from threadline.api.models import model_catalog
+from threadline.api.models import router as models_router
 from threadline.api.projects import ProjectPaths
 from threadline.api.request_id import RequestIds
 from threadline.api.text_guard import TextGuard
@@ -20,7 +22,7 @@ from threadline.config import Settings
 from threadline.engine.tools import connections_of
 from threadline.engine.worker import Worker
 from threadline.heap import startup_heap_frozen
-from threadline.providers.registry import build_provider
+from threadline.providers.registry import build_provider, model_routes
 from threadline.service.assistants import AssistantService
 from threadline.service.keys import KeyRing
 from threadline.service.messages import MessageService
@@ -34,8 +36,10 @@ log = logging.getLogger("threadline")
 
 def create_app(settings: Settings, *, with_worker: bool = True) -> FastAPI:
     """The API; with the embedded worker unless runs are carried by `threadline worker`s."""
+    routes = model_routes(settings)
+    models = model_catalog(settings, routes)
     store = SqlStore(settings.database_url, settings.database_pool_size)
-    worker = Worker(store, build_provider(settings), settings) if with_worker else None
+    worker = Worker(store, build_provider(settings, routes), settings) if with_worker else None
     ring = (
         KeyRing(store, settings.api_keys, refresh_seconds=settings.key_refresh_seconds)
         if settings.auth
@@ -60,7 +64,7 @@ def create_app(settings: Settings, *, with_worker: bool = True) -> FastAPI:
     limits = settings.limits()
     tool_checks = ToolChecks(connections_of(settings))
     app.state.services = Services(
-        assistants=AssistantService(store, limits, tool_checks),
+        assistants=AssistantService(store, limits, tool_checks, models),
         threads=ThreadService(store, limits),
         messages=MessageService(store, limits),
         runs=RunService(
@@ -69,11 +73,13 @@ def create_app(settings: Settings, *, with_worker: bool = True) -> FastAPI:
             settings.stream_keepalive_seconds,
             limits,
             tool_checks,
+            models,
         ),
         poll_after_ms=settings.poll_after_ms,
+        models=models,
     )
     install_error_handlers(app)
-    for router in (assistants.router, runs.router, threads.router):
+    for router in (assistants.router, runs.router, threads.router, models_router):
         app.include_router(router, prefix="/v1")
     app.add_middleware(ProjectPaths)
     app.add_middleware(TextGuard)

@@ -13,6 +13,7 @@ from threadline.domain.projects import DEFAULT_PROJECT
 from threadline.domain.records import PageRequest
 from threadline.service.assistants import AssistantService
 from threadline.service.messages import MessageService
+from threadline.service.models import EVERY_NAME, ModelCatalog
 from threadline.service.pages import page_request
 from threadline.service.runs import RunService
 from threadline.service.threads import ThreadService
@@ -25,6 +26,7 @@ class Services:
     messages: MessageService
     runs: RunService
     poll_after_ms: int
+    models: ModelCatalog = EVERY_NAME
 
 
 # Dependencies are `async def`: FastAPI runs plain `def` ones in a thread pool, a thread

@@ -82,13 +82,21 @@ class OpenAICompatibleProvider:
         max_retries: int = 4,
         timeout: float = 120.0,
         context_window: int = 128_000,
+        chat_url: str | None = None,
+        key_header: str | None = None,
     ):
         """`timeout` bounds connecting and each wait for the model's next bytes, not the
-        whole answer, which may stream for longer."""
-        self._url = base_url.rstrip("/") + "/chat/completions"
+        whole answer, which may stream for longer. `chat_url` is the whole URL of the
+        chat-completions call where it is not `{base_url}/chat/completions`, and
+        `key_header` the header that carries the key as it is, where it is not sent as
+        `Authorization: Bearer` (Azure OpenAI: see `azure_openai`)."""
+        self._url = chat_url or base_url.rstrip("/") + "/chat/completions"
         self._headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
         if api_key:
-            self._headers["Authorization"] = f"Bearer {api_key}"
+            if key_header:
+                self._headers[key_header] = api_key
+            else:
+                self._headers["Authorization"] = f"Bearer {api_key}"
         self._max_retries = max_retries
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
         self._context_window = context_window
@@ -216,6 +224,32 @@ class OpenAICompatibleProvider:
         if self._session is None:
             self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         return self._session
+
+
+def azure_openai(
+    endpoint: str,
+    deployment: str,
+    api_version: str,
+    api_key: str | None,
+    *,
+    max_retries: int = 4,
+    timeout: float = 120.0,
+    context_window: int = 128_000,
+) -> OpenAICompatibleProvider:
+    """An Azure OpenAI deployment: the same chat-completions format at
+    `{endpoint}/openai/deployments/{deployment}/chat/completions?api-version=...`, with the
+    key in an `api-key` header. The deployment, not the body's `model`, picks the model."""
+    url = URL(endpoint.rstrip("/")) / "openai" / "deployments" / deployment / "chat/completions"
+    chat_url = str(url.with_query({"api-version": api_version}))
+    return OpenAICompatibleProvider(
+        endpoint,
+        api_key,
+        max_retries=max_retries,
+        timeout=timeout,
+        context_window=context_window,
+        chat_url=chat_url,
+        key_header="api-key",
+    )
 
 
 def _proxy_for(url: str) -> tuple[URL | None, aiohttp.BasicAuth | None]:

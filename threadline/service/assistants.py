@@ -13,6 +13,7 @@ from threadline.domain.limits import (
     check_tools,
 )
 from threadline.domain.records import Assistant, Obj, Page, PageRequest, Tool
+from threadline.service.models import EVERY_NAME, ModelCatalog
 from threadline.service.objects import response_format_record, tool_record
 from threadline.service.requests import AssistantCreate, AssistantFields, AssistantUpdate
 from threadline.service.tool_checks import ToolChecks
@@ -41,11 +42,16 @@ def _response_format(fields: AssistantFields) -> str | Obj:
 
 class AssistantService:
     def __init__(
-        self, store: Store, limits: Limits = DEFAULT_LIMITS, tool_checks: ToolChecks | None = None
+        self,
+        store: Store,
+        limits: Limits = DEFAULT_LIMITS,
+        tool_checks: ToolChecks | None = None,
+        models: ModelCatalog = EVERY_NAME,
     ):
         self.store = store
         self.limits = limits
         self.tool_checks = tool_checks or ToolChecks()
+        self.models = models
 
     def _tools(self, fields: AssistantFields) -> list[Tool] | None:
         tools = _tools(fields)
@@ -55,6 +61,7 @@ class AssistantService:
 
     async def create(self, project: str, request: AssistantCreate) -> Assistant:
         tools = self._tools(request) or []
+        self.models.require_served(request.model)
         assistant: Assistant = {
             "id": new_id(IdKind.ASSISTANT),
             "created_at": now(),
@@ -87,6 +94,8 @@ class AssistantService:
         tools = self._tools(request)
         if "model" in request.model_fields_set and request.model is None:
             raise InvalidRequest("Invalid 'model': expected a string, but got null.", param="model")
+        if request.model is not None:
+            self.models.require_served(request.model)
         changes = request.model_dump(exclude_unset=True, exclude={"tools", "response_format"})
         changes.pop("tool_resources", None)
         if "metadata" in changes:

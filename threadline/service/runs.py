@@ -32,6 +32,7 @@ from threadline.service.messages import (
     new_messages,
     require_thread,
 )
+from threadline.service.models import EVERY_NAME, ModelCatalog
 from threadline.service.objects import response_format_record, tool_choice_record, tool_record
 from threadline.service.requests import (
     FunctionChoice,
@@ -71,12 +72,14 @@ class RunService:
         keepalive_seconds: float = 15.0,
         limits: Limits = DEFAULT_LIMITS,
         tool_checks: ToolChecks | None = None,
+        models: ModelCatalog = EVERY_NAME,
     ):
         self.store = store
         self.expiry_seconds = expiry_seconds
         self.keepalive_seconds = keepalive_seconds
         self.limits = limits
         self.tool_checks = tool_checks or ToolChecks()
+        self.models = models
 
     async def create(
         self, project: str, thread_id: str, request: RunCreate, include: list[str] | None = None
@@ -240,6 +243,8 @@ class RunService:
             _refuse_stored_tools(assistant)
         effort = request.reasoning_effort if isinstance(request, RunCreate) else None
         resources = request.tool_resources
+        model = request.model or assistant["model"]
+        self.models.require_served(model)
         return {
             "id": new_id(IdKind.RUN),
             "created_at": created,
@@ -253,7 +258,7 @@ class RunService:
             "completed_at": None,
             "pending_tool_calls": None,
             "last_error": None,
-            "model": request.model or assistant["model"],
+            "model": model,
             "instructions": instructions,
             "tools": tools,
             "metadata": request.metadata or {},
