@@ -95,6 +95,7 @@ class Settings:
     max_tool_rounds: int = 20
     tool_timeout_seconds: float = 60.0
     max_tool_output_chars: int = default.MAX_MESSAGE_CHARS
+    max_agent_depth: int = 3
     # The TOML file of connections OpenAPI tools authenticate with (`tools.connections`).
     connections_file: str | None = None
 
@@ -165,6 +166,7 @@ class Settings:
                 "THREADLINE_MAX_TOOL_OUTPUT_CHARS", cls.max_tool_output_chars
             ),
             connections_file=env.get("THREADLINE_CONNECTIONS_FILE") or None,
+            max_agent_depth=_int("THREADLINE_MAX_AGENT_DEPTH", cls.max_agent_depth),
         )
 
     def limits(self) -> default.Limits:

@@ -151,6 +151,9 @@ class Run(TypedDict):
     parallel_tool_calls: bool
     reasoning_effort: str | None
     tool_resources: Obj
+    # The run whose connected-agent call started this one (absent on runs a client made,
+    # and on those stored before connected agents).
+    parent_run_id: NotRequired[str | None]
 
 
 class MessageCreation(TypedDict):

@@ -45,6 +45,8 @@ from threadline.tools.toolset import ToolKinds, Toolset
 log = logging.getLogger(__name__)
 
 DEFAULT_COMPLETION_RESERVE = 1024
+# Farther than any chain of connected agents may reach (`tools/connected_agent.py`).
+MAX_CHAIN = 64
 # The `last_error.message` of a run that failed on a fault of the service's own; what went
 # wrong is logged under the run's id, never shown (exception text can carry paths, SQL, data).
 INTERNAL_ERROR = (
@@ -328,7 +330,12 @@ class RunExecutor:
         """Run the round's service-side calls, then close the round: True when the model
         is called again with their outcomes; False when the run now waits for the outputs
         of the round's function calls, which only the client can give."""
-        context = CallContext(project="", run_id=run["id"], thread_id=run["thread_id"])
+        async with self.store.transaction(durable=False) as tx:
+            project = await tx.project_of_run(run["id"])
+            depth = await _depth(tx, run)
+        if project is None:
+            raise Superseded()  # deleted with its thread
+        context = CallContext(project, run["id"], run["thread_id"], depth=depth)
         step = await self.tool_round.run(run, step, toolset, context)
         calls = cast(ToolCalls, step["step_details"])["tool_calls"]
         for_client = [call for call in calls if toolset.is_client_side(call)]
@@ -499,6 +506,17 @@ def _usage_dict(usage: Usage) -> UsageRecord:
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.total_tokens,
     }
+
+
+async def _depth(tx: StoreTx, run: Run) -> int:
+    """How many connected-agent calls started the chain of runs that led to this one."""
+    depth = 0
+    parent = run.get("parent_run_id")
+    while parent is not None and depth < MAX_CHAIN:
+        depth += 1
+        above = await tx.get_run_by_id(parent)
+        parent = above.get("parent_run_id") if above is not None else None
+    return depth
 
 
 def _open_round(steps: list[RunStep]) -> RunStep | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import cast
 
 from threadline.domain.records import Obj, Run, RunStep, ToolCall, ToolCalls
@@ -63,10 +63,17 @@ class ToolRound:
         recorded = asyncio.Lock()
 
         async def carry(index: int) -> None:
+            async def record(fields: Obj) -> None:
+                async with recorded:
+                    calls[index] = cast(ToolCall, {**calls[index], **fields})
+                    await self._record(run, step, calls, index)
+
             call = calls[index]
-            outcome = await self._outcome(toolset, call, context)
+            own = replace(context, recorded=dict(call), record=record)
+            outcome = await self._outcome(toolset, call, own)
             async with recorded:  # one writer of the step at a time, each with all so far
-                done: Obj = {**call, **outcome.details, "output": self._cut(outcome.output)}
+                output = self._cut(outcome.output)
+                done: Obj = {**calls[index], **outcome.details, "output": output}
                 calls[index] = cast(ToolCall, done)
                 await self._record(run, step, calls, index)
 

@@ -3,14 +3,33 @@
 from __future__ import annotations
 
 from threadline.config import Settings
+from threadline.engine.sub_runs import ServiceSubRuns
+from threadline.service.runs import RunService
+from threadline.service.tool_checks import ToolChecks
+from threadline.store.base import Store
+from threadline.tools.connected_agent import ConnectedAgentTool
 from threadline.tools.connections import Connections
 from threadline.tools.openapi import OpenApiTool
 from threadline.tools.toolset import ToolKinds
 
 
-def tool_kinds(settings: Settings) -> ToolKinds:
+def tool_kinds(settings: Settings, store: Store) -> ToolKinds:
     connections = connections_of(settings)
-    return ToolKinds({"openapi": lambda tool: OpenApiTool(tool, connections)})
+    runs = RunService(
+        store,
+        settings.run_expiry_seconds,
+        limits=settings.limits(),
+        tool_checks=ToolChecks(connections),
+    )
+    sub_runs = ServiceSubRuns(store, runs)
+    return ToolKinds(
+        {
+            "openapi": lambda tool: OpenApiTool(tool, connections),
+            "connected_agent": lambda tool: ConnectedAgentTool(
+                tool, sub_runs, settings.max_agent_depth
+            ),
+        }
+    )
 
 
 def connections_of(settings: Settings) -> Connections:

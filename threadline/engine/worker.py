@@ -50,7 +50,7 @@ class Worker:
             settings.run_expiry_seconds,
             settings.delta_interval_ms / 1000,
             max_messages_per_thread=settings.max_messages_per_thread,
-            tools=tool_kinds(settings),
+            tools=tool_kinds(settings, store),
             tool_rounds=ToolRounds(
                 settings.max_tool_rounds,
                 settings.tool_timeout_seconds,

@@ -16,7 +16,7 @@ from threadline.domain.records import Assistant, Obj, Page, PageRequest, Tool
 from threadline.service.models import EVERY_NAME, ModelCatalog
 from threadline.service.objects import response_format_record, tool_record
 from threadline.service.requests import AssistantCreate, AssistantFields, AssistantUpdate
-from threadline.service.tool_checks import ToolChecks
+from threadline.service.tool_checks import ToolChecks, check_connected_agents
 from threadline.service.unsupported import check_tool_resources, refuse_unsupported_tools
 from threadline.store.base import Store
 
@@ -80,6 +80,7 @@ class AssistantService:
             "reasoning_effort": request.reasoning_effort,
         }
         async with self.store.transaction() as tx:
+            await check_connected_agents(tx, project, tools)
             await tx.insert_assistant(project, assistant)
         return assistant
 
@@ -107,6 +108,7 @@ class AssistantService:
         if "tool_resources" in request.model_fields_set:
             changes["tool_resources"] = _tool_resources(request)
         async with self.store.transaction() as tx:
+            await check_connected_agents(tx, project, tools)
             if changes:
                 assistant = await tx.update_assistant(project, assistant_id, changes)
             else:

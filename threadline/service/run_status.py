@@ -13,12 +13,21 @@ from collections.abc import Sequence
 from typing import Any
 
 from threadline.domain.clock import now
-from threadline.domain.records import Obj, PageRequest, Run, RunEvent
-from threadline.domain.run_states import TERMINAL_STATUSES, RunStatus, transition
+from threadline.domain.records import Obj, PageRequest, Run, RunEvent, RunStep
+from threadline.domain.run_states import (
+    TERMINAL_STATUSES,
+    RunStatus,
+    cancel_target,
+    transition,
+)
 from threadline.service.objects import text_part
 from threadline.store.base import StoreTx
 
 OPEN_WORK = PageRequest(limit=100, order="desc")
+# What a cancel may take further (a run already `cancelling` is on its way).
+CANCELLABLE = frozenset(
+    s.value for s in (RunStatus.QUEUED, RunStatus.IN_PROGRESS, RunStatus.REQUIRES_ACTION)
+)
 EVENT_BATCH = 500
 _MESSAGE_REASONS = {"cancelled": "run_cancelled", "expired": "run_expired", "failed": "run_failed"}
 
@@ -93,12 +102,29 @@ async def _close_open_work(tx: StoreTx, run: Run, status: str) -> None:
     for step in await tx.steps_of_run(run["id"]):
         if step["status"] != "in_progress":
             continue
+        await _stop_sub_runs(tx, step)
         changes: Obj = {"status": status, stamp: now()}
         if status == "failed":
             changes["last_error"] = run["last_error"]
         closed = await tx.update_step(run["id"], step["id"], changes)
         if closed is not None:
             await emit(tx, run, (f"thread.run.step.{status}", closed))
+
+
+async def _stop_sub_runs(tx: StoreTx, step: RunStep) -> None:
+    """A connected agent's run, started by a call still waiting for it, stops with the run
+    that called it (cancelled, expired or failed), whichever worker carried either."""
+    details = step["step_details"]
+    if details["type"] != "tool_calls":
+        return
+    for call in details["tool_calls"]:
+        child_id = call.get("run_id")
+        if call["type"] != "connected_agent" or call.get("output") is not None or not child_id:
+            continue
+        await tx.hold_run(str(child_id))
+        child = await tx.get_run_by_id(str(child_id))
+        if child is not None and child["status"] in CANCELLABLE:
+            await change_status(tx, child, cancel_target(RunStatus(child["status"])))
 
 
 async def _streamed_text(tx: StoreTx, run_id: str, message_id: str) -> str:

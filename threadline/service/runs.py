@@ -46,7 +46,7 @@ from threadline.service.requests import (
 from threadline.service.run_events import EventBatches, follow_run
 from threadline.service.run_status import change_status, emit
 from threadline.service.threads import check_thread, insert_thread
-from threadline.service.tool_checks import ToolChecks
+from threadline.service.tool_checks import ToolChecks, check_connected_agents
 from threadline.service.unsupported import (
     NOT_YET_TOOLS,
     check_tool_resources,
@@ -98,6 +98,7 @@ class RunService:
         async with self.store.transaction() as tx:
             await require_thread(tx, project, thread_id, lock=True)
             assistant = await _require_assistant(tx, project, request.assistant_id)
+            await _check_run_tools(tx, project, request)
             # A thread with an active run is refused by `insert_run`, and the messages
             # appended here go with the rolled-back transaction.
             extra = new_messages(thread_id, request.additional_messages or [])
@@ -106,7 +107,10 @@ class RunService:
             await self._queue(tx, project, run)
         return run
 
-    async def create_thread_and_run(self, project: str, request: ThreadAndRunCreate) -> Run:
+    async def create_thread_and_run(
+        self, project: str, request: ThreadAndRunCreate, parent_run_id: str | None = None
+    ) -> Run:
+        """`parent_run_id`: the run whose connected-agent call asks for this one."""
         _check_options(request, self.limits, self.tool_checks)
         check_tool_resources(request.tool_resources)
         thread_request = request.thread or ThreadCreate()
@@ -117,8 +121,11 @@ class RunService:
         check_thread(thread_request, self.limits, param="thread")
         async with self.store.transaction() as tx:
             assistant = await _require_assistant(tx, project, request.assistant_id)
+            await _check_run_tools(tx, project, request)
             thread = await insert_thread(tx, project, thread_request)
             run = self._new_run(thread["id"], assistant, request, None)
+            if parent_run_id is not None:
+                run["parent_run_id"] = parent_run_id
             await self._queue(tx, project, run, created_thread=thread)
         return run
 
@@ -341,6 +348,11 @@ def _tool_choice(request: RunOptions, tools: list[Tool]) -> str | Obj:
                 param="tool_choice",
             )
     return tool_choice_record(choice)
+
+
+async def _check_run_tools(tx: StoreTx, project: str, request: RunOptions) -> None:
+    if request.tools is not None:
+        await check_connected_agents(tx, project, [tool_record(t) for t in request.tools])
 
 
 async def _require_assistant(tx: StoreTx, project: str, assistant_id: str) -> Assistant:

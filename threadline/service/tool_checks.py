@@ -11,7 +11,9 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 
+from threadline.domain.errors import InvalidRequest
 from threadline.domain.records import Tool
+from threadline.store.base import StoreTx
 from threadline.tools.connections import Connections
 from threadline.tools.openapi import openapi_functions, validate_openapi_definition
 
@@ -35,3 +37,19 @@ class ToolChecks:
         tool["openapi"].pop("functions", None)
         tool["openapi"]["functions"] = openapi_functions(tool)
         return tool
+
+
+async def check_connected_agents(
+    tx: StoreTx, project: str, tools: Sequence[Tool] | None, param: str = "tools"
+) -> None:
+    """A connected agent must be an agent of the same project when it is named: one deleted
+    later is a failure the calling model reads, when it calls it."""
+    for index, tool in enumerate(tools or []):
+        if tool["type"] != "connected_agent":
+            continue
+        agent_id = tool["connected_agent"]["id"]
+        if await tx.get_assistant(project, agent_id) is None:
+            raise InvalidRequest(
+                f"No agent found with id '{agent_id}' in this project.",
+                param=f"{param}[{index}].connected_agent.id",
+            )

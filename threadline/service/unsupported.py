@@ -23,7 +23,7 @@ from threadline.service.requests import (
 )
 
 # The tool types of the wire format that no executor runs yet.
-NOT_YET_TOOLS = ("file_search", "code_interpreter", "mcp", "connected_agent")
+NOT_YET_TOOLS = ("file_search", "code_interpreter", "mcp")
 # The values the wire format defines for `include[]` on run creation (the openai SDK's
 # `RunStepInclude`): each adds what a file_search tool call found, and there is none yet.
 INCLUDE_VALUES = ("step_details.tool_calls[*].file_search.results[*].content",)

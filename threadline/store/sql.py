@@ -109,6 +109,7 @@ _NEWEST_MESSAGES = Query(_NEWEST)
 _NEWEST_MESSAGES_BEFORE = Query(_NEWEST.where(messages.c.seq < _SEQ))
 _GET_RUN = Query(sa.select(runs.c.body).where(runs.c.id == _ID, runs.c.thread_id == _THREAD_ID))
 _GET_RUN_BY_ID = Query(sa.select(runs.c.body).where(runs.c.id == _ID))
+_RUN_PROJECT = Query(sa.select(runs.c.project).where(runs.c.id == _ID))
 _ACTIVE_RUN = Query(sa.select(runs.c.body).where(runs.c.thread_id == _THREAD_ID, _IS_ACTIVE))
 
 
@@ -553,6 +554,10 @@ class SqlTx:
 
     async def get_run_by_id(self, run_id: str) -> Run | None:
         return cast("Run | None", await self._one_body(_GET_RUN_BY_ID, p_id=run_id))
+
+    async def project_of_run(self, run_id: str) -> str | None:
+        rows = await self.db.fetch(_RUN_PROJECT, {"p_id": run_id})
+        return str(rows[0][0]) if rows else None
 
     async def active_run(self, thread_id: str) -> Run | None:
         return cast("Run | None", await self._one_body(_ACTIVE_RUN, p_thread_id=thread_id))

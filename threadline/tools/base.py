@@ -12,8 +12,9 @@ other: the model reads what went wrong and carries on. It never fails the run.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from threadline.domain.records import Obj
 
@@ -61,7 +62,11 @@ class CallContext:
     thread_id: str
     # How deep this run sits in a chain of connected agents (0: a run a client started).
     depth: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    # The call's fields as stored so far: a call taken up again after its worker stopped
+    # finds there what it had recorded (the sub-run a connected agent started).
+    recorded: Obj = field(default_factory=dict)
+    # Records fields of the call durably, before the call goes on (None outside a run).
+    record: Callable[[Obj], Awaitable[None]] | None = None
 
 
 class ServiceTool(Protocol):

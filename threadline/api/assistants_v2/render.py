@@ -148,6 +148,7 @@ class AssistantsWire:
     def run(self, run: Run) -> Obj:
         rendered: Obj = {"id": run["id"], "object": "thread.run", **run}
         pending = rendered.pop("pending_tool_calls")
+        rendered.pop("parent_run_id", None)
         rendered["required_action"] = (
             None
             if pending is None
