@@ -470,8 +470,9 @@ async def measure(bench: Bench) -> Section:
         " request arriving, both stamped by the model server: the round itself (the tool-call"
         " step written durably, the tool called, its answer recorded, the step closed, the next"
         " turn's context built) without what the round changes before and after the calls.",
-        "Floor: the tool's HTTP call alone, made from the harness on a new client and"
-        " connection each time, as the OpenAPI tool makes it.",
+        "Floor: the tool's HTTP call alone, made from the harness on a new connection each"
+        " time (one httpx client, keep-alive off). Beside it, the same call on an httpx client"
+        " built for it, as the OpenAPI tool makes every call.",
         f"Many runs: {count} runs created at once, each with `stream: true` on a new thread,"
         f" each making {rounds} rounds of one call, on one server (default worker concurrency)."
         " Errors: runs that did not end `completed`, or whose reply says the model read other"
