@@ -63,6 +63,9 @@ class Size:
     stream_concurrent: int
     stream_concurrent_delay: float
     worker_turns: int
+    tool_round_pairs: int
+    tool_concurrent_runs: int
+    tool_rounds_per_run: int
 
 
 SIZES = {
@@ -87,6 +90,9 @@ SIZES = {
         stream_concurrent=10,
         stream_concurrent_delay=0.2,
         worker_turns=8,
+        tool_round_pairs=5,
+        tool_concurrent_runs=10,
+        tool_rounds_per_run=5,
     ),
     "full": Size(
         name="full",
@@ -109,6 +115,9 @@ SIZES = {
         stream_concurrent=200,
         stream_concurrent_delay=1.0,
         worker_turns=300,
+        tool_round_pairs=300,
+        tool_concurrent_runs=200,
+        tool_rounds_per_run=5,
     ),
 }
 

@@ -10,6 +10,12 @@
   (the model's own time), and, for model names starting with `stamp-`, when each streamed
   text chunk was sent.
 
+A model named `tools-K-...` (and not scripted) runs a tool loop without any scripting, so
+that any number of concurrent runs can share it: while the conversation holds fewer than K
+tool answers after its last user message, it calls the first tool the request offers (with
+`{}` as arguments, one call per round); then it answers `read N tool answers`. It decides
+from the request alone, so a run that loses a round's answer gets a reply that says so.
+
 Stamps are `time.perf_counter()`, which on Linux is CLOCK_MONOTONIC, one clock for every
 process on the machine, so they compare with the client's own stamps.
 
@@ -36,6 +42,20 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bench.common import Child, clean_environment, use_test_support
 
 STAMPED_PREFIX = "stamp-"
+TOOLS_PREFIX = "tools-"
+
+
+def tools_model(rounds: int, name: str) -> str:
+    """The name of a model that calls the first offered tool `rounds` times, then answers."""
+    return f"{TOOLS_PREFIX}{rounds}-{name}"
+
+
+def tool_answers_read(text: str) -> int | None:
+    """How many tool answers a `tools-K-...` model's reply says it read."""
+    words = text.split()
+    if len(words) == 4 and words[0] == "read" and words[1].isdigit():
+        return int(words[1])
+    return None
 
 
 @dataclass
@@ -99,9 +119,31 @@ class Stopwatch:
             self.records.append(record)
 
 
+def _tool_answers(body: dict[str, Any]) -> int:
+    """Tool answers in a chat-completion request after its last user message."""
+    answers = 0
+    for message in body.get("messages") or []:
+        if message.get("role") == "user":
+            answers = 0
+        elif message.get("role") == "tool":
+            answers += 1
+    return answers
+
+
 def _serve() -> None:
     use_test_support()
-    from support.scripted_model import Reply, ScriptedModelServer
+    from support.scripted_model import CallTools, Reply, ScriptedModelServer, Step, ToolCall
+
+    def tool_loop(model: str, body: dict[str, Any]) -> Step | None:
+        """The next step of a `tools-K-...` model (None for any other name)."""
+        rounds = model.removeprefix(TOOLS_PREFIX).split("-", 1)[0]
+        if not model.startswith(TOOLS_PREFIX) or not rounds.isdigit():
+            return None
+        answers = _tool_answers(body)
+        offered = body.get("tools") or []
+        if answers < int(rounds) and offered:
+            return CallTools([ToolCall(offered[0]["function"]["name"], {})])
+        return Reply(f"read {answers} tool answers")
 
     class BenchModelServer(ScriptedModelServer):
         def __init__(self) -> None:
@@ -115,6 +157,10 @@ def _serve() -> None:
                 ]
             )
             self._app.add_middleware(Stopwatch, records=self.records, lock=self.records_lock)
+
+        def _take_step(self, model: str, body: dict[str, Any], request: Request) -> Step | None:
+            scripted = super()._take_step(model, body, request)
+            return scripted if scripted is not None else tool_loop(model, body)
 
         async def _bench_script(self, request: Request) -> Response:
             spec = await request.json()

@@ -30,6 +30,7 @@ from bench import (
     many_runs,
     overhead,
     streaming,
+    tool_rounds,
     turns,
     workers,
 )
@@ -51,6 +52,7 @@ MEASUREMENTS: dict[str, Measurement] = {
     "workers": workers.measure,
     "big_bodies": big_bodies.measure,
     "long_reply": long_reply.measure,
+    "tool_rounds": tool_rounds.measure,
 }
 
 

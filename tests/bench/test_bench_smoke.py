@@ -28,6 +28,7 @@ MEASUREMENTS = [
     "workers",
     "big_bodies",
     "long_reply",
+    "tool_rounds",
 ]
 
 
