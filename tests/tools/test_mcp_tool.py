@@ -207,7 +207,7 @@ def test_the_resource_headers_reach_the_server(server: McpServer) -> None:
         project="default",
         run_id="run_1",
         thread_id="thread_1",
-        extra={CALL_HEADERS: {"X-Secret": "from-approval", "X-Other": "too"}},
+        recorded={CALL_HEADERS: {"X-Secret": "from-approval", "X-Other": "too"}},
     )
     assert call(tool, "echo_header", {}, context).output == "from-approval"
     assert call(tool, "echo_header", {"name": "x-other"}, context).output == "too"

@@ -15,7 +15,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from threadline.api.errors import error_response
 from threadline.domain.projects import DEFAULT_PROJECT, is_project_name
 
-SUPPORTED_API_VERSIONS = ("v1",)
+# `azure-ai-agents` 1.1 sends "v1"; 1.2 sends its preview version.
+SUPPORTED_API_VERSIONS = ("v1", "2025-05-15-preview")
 PREFIX = "/api/projects/"
 
 

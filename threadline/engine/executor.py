@@ -108,7 +108,9 @@ class RunExecutor:
         """Carry a started run until it settles or waits for tool outputs: turn after turn
         while the model calls tools the service runs itself."""
         try:
-            while await self._turn(run):
+            # Built once for the run here: an MCP server's tools are listed once.
+            toolset = await Toolset.of(run["tools"], self.tool_kinds, run["tool_resources"])
+            while await self._turn(run, toolset):
                 run = await self._still_in_progress(run["id"])
         except Superseded:
             await self.finish_cancel(run["id"])
@@ -137,10 +139,9 @@ class RunExecutor:
             raise Superseded()
         return run
 
-    async def _turn(self, run: Run) -> bool:
+    async def _turn(self, run: Run, toolset: Toolset) -> bool:
         """One model call and what it asked for; True when the run goes on with another
         (the service ran the tools the model called)."""
-        toolset = Toolset.of(run["tools"], self.tool_kinds)
         await self.provider.prepare(run["model"])
         async with self.store.transaction(durable=False) as tx:
             steps, withdrawn = await _withdraw_abandoned_attempt(
@@ -328,8 +329,14 @@ class RunExecutor:
 
     async def _finish_round(self, run: Run, step: RunStep, toolset: Toolset) -> bool:
         """Run the round's service-side calls, then close the round: True when the model
-        is called again with their outcomes; False when the run now waits for the outputs
-        of the round's function calls, which only the client can give."""
+        is called again with their outcomes; False when the run now waits for its client:
+        to approve calls that need approval (before any call runs), or for the outputs of
+        the round's function calls."""
+        calls = cast(ToolCalls, step["step_details"])["tool_calls"]
+        to_approve = [call for call in calls if toolset.needs_approval(call)]
+        if to_approve:
+            await self._wait_for_client(run, [_pending(call) for call in to_approve])
+            return False
         async with self.store.transaction(durable=False) as tx:
             project = await tx.project_of_run(run["id"])
             depth = await _depth(tx, run)
@@ -339,30 +346,12 @@ class RunExecutor:
         step = await self.tool_round.run(run, step, toolset, context)
         calls = cast(ToolCalls, step["step_details"])["tool_calls"]
         for_client = [call for call in calls if toolset.is_client_side(call)]
+        if for_client:
+            await self._wait_for_client(run, [_pending(call) for call in for_client])
+            return False
         async with self.store.transaction(durable=False) as tx:
             if not await tx.holds_lease(run["id"], self.owner):
                 raise Superseded()
-            if for_client:
-                pending: list[ToolCall] = [
-                    {
-                        "id": c["id"],
-                        "type": c["type"],
-                        "name": c["name"],
-                        "arguments": c["arguments"],
-                    }
-                    for c in for_client
-                ]
-                moved = await change_status(
-                    tx,
-                    run,
-                    RunStatus.REQUIRES_ACTION,
-                    lease_owner=self.owner,
-                    pending_tool_calls=pending,
-                    expires_at=now() + self.expiry_seconds,
-                )
-                if moved is None:
-                    raise Superseded()
-                return False
             closed = await tx.update_step(
                 run["id"], step["id"], {"status": "completed", "completed_at": now()}
             )
@@ -370,6 +359,19 @@ class RunExecutor:
                 raise Superseded()
             await emit(tx, run, ("thread.run.step.completed", closed))
         return True
+
+    async def _wait_for_client(self, run: Run, pending: list[ToolCall]) -> None:
+        async with self.store.transaction(durable=False) as tx:
+            moved = await change_status(
+                tx,
+                run,
+                RunStatus.REQUIRES_ACTION,
+                lease_owner=self.owner,
+                pending_tool_calls=pending,
+                expires_at=now() + self.expiry_seconds,
+            )
+        if moved is None:
+            raise Superseded()
 
     async def _record_message(
         self, run: Run, result: TurnResult, usage: Usage, run_usage: Usage, capped: bool
@@ -506,6 +508,13 @@ def _usage_dict(usage: Usage) -> UsageRecord:
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.total_tokens,
     }
+
+
+def _pending(call: ToolCall) -> ToolCall:
+    """A call as the run shows it while waiting for its client: what was called, by whom
+    (an MCP call's server), not its outcome."""
+    shown = ("id", "type", "name", "arguments", "server_label")
+    return cast(ToolCall, {k: v for k, v in call.items() if k in shown})
 
 
 async def _depth(tx: StoreTx, run: Run) -> int:

@@ -81,6 +81,8 @@ class ToolRound:
         return {**step, "step_details": {"type": "tool_calls", "tool_calls": calls}}
 
     async def _outcome(self, toolset: Toolset, call: ToolCall, context: CallContext) -> Outcome:
+        if call.get("approved") is False:
+            return Outcome("The user did not approve this call; it was not made.", failed=True)
         found = toolset.service.get(call["name"])
         if found is None:
             available = ", ".join(sorted([*toolset.functions, *toolset.service])) or "none"
@@ -113,7 +115,9 @@ class ToolRound:
     async def _record(self, run: Run, step: RunStep, calls: list[ToolCall], index: int) -> None:
         call = calls[index]
         piece: Obj = {"index": index, **call}
-        async with self.store.transaction() as tx:
+        # As durable as the engine's own progress (it survives a killed worker): lost to a
+        # power cut, the call is made again, as any call under way then would be.
+        async with self.store.transaction(durable=False) as tx:
             if not await tx.holds_lease(run["id"], self.owner):
                 raise Superseded()
             details: ToolCalls = {"type": "tool_calls", "tool_calls": calls}

@@ -9,6 +9,7 @@ from threadline.service.tool_checks import ToolChecks
 from threadline.store.base import Store
 from threadline.tools.connected_agent import ConnectedAgentTool
 from threadline.tools.connections import Connections
+from threadline.tools.mcp import McpTool, mcp_resource
 from threadline.tools.openapi import OpenApiTool
 from threadline.tools.toolset import ToolKinds
 
@@ -24,10 +25,11 @@ def tool_kinds(settings: Settings, store: Store) -> ToolKinds:
     sub_runs = ServiceSubRuns(store, runs)
     return ToolKinds(
         {
-            "openapi": lambda tool: OpenApiTool(tool, connections),
-            "connected_agent": lambda tool: ConnectedAgentTool(
+            "openapi": lambda tool, _: OpenApiTool(tool, connections),
+            "connected_agent": lambda tool, _: ConnectedAgentTool(
                 tool, sub_runs, settings.max_agent_depth
             ),
+            "mcp": lambda tool, resources: McpTool(tool, mcp_resource(resources, tool)),
         }
     )
 

@@ -62,6 +62,7 @@ class AssistantService:
     async def create(self, project: str, request: AssistantCreate) -> Assistant:
         tools = self._tools(request) or []
         self.models.require_served(request.model)
+        await self.tool_checks.check_servers(tools, _tool_resources(request))
         assistant: Assistant = {
             "id": new_id(IdKind.ASSISTANT),
             "created_at": now(),
@@ -93,6 +94,7 @@ class AssistantService:
 
     async def update(self, project: str, assistant_id: str, request: AssistantUpdate) -> Assistant:
         tools = self._tools(request)
+        await self.tool_checks.check_servers(tools, _tool_resources(request))
         if "model" in request.model_fields_set and request.model is None:
             raise InvalidRequest("Invalid 'model': expected a string, but got null.", param="model")
         if request.model is not None:

@@ -339,8 +339,23 @@ class ThreadAndRunCreate(RunOptions):
 class ToolOutput(Closed):
     tool_call_id: str
     output: str = ""
+    # `azure-ai-agents` 1.2 names the item's kind.
+    type: Literal["function_call_output"] | None = None
+
+
+class ToolApproval(Closed):
+    """The client's decision on a call that waits for approval (an MCP call), with headers
+    for that call alone."""
+
+    tool_call_id: str
+    approve: bool
+    headers: dict[str, str] | None = None
 
 
 class ToolOutputsSubmit(Closed):
-    tool_outputs: list[ToolOutput]
+    """Outputs of function calls, or approvals of calls that wait for them: what the run
+    waits for decides which it takes."""
+
+    tool_outputs: list[ToolOutput] = Field(default_factory=list)
+    tool_approvals: list[ToolApproval] | None = None
     stream: bool | None = None

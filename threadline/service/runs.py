@@ -41,6 +41,7 @@ from threadline.service.requests import (
     RunOptions,
     ThreadAndRunCreate,
     ThreadCreate,
+    ToolApproval,
     ToolOutputsSubmit,
 )
 from threadline.service.run_events import EventBatches, follow_run
@@ -87,6 +88,7 @@ class RunService:
         """`include` is the `include[]` of the query string, where the SDKs send it."""
         _check_options(request, self.limits, self.tool_checks)
         check_tool_resources(request.tool_resources)
+        await self._check_servers(request)
         refuse_include(include, "include[]")
         refuse_include(request.include, "include")
         check_string(
@@ -113,6 +115,7 @@ class RunService:
         """`parent_run_id`: the run whose connected-agent call asks for this one."""
         _check_options(request, self.limits, self.tool_checks)
         check_tool_resources(request.tool_resources)
+        await self._check_servers(request)
         thread_request = request.thread or ThreadCreate()
         if request.tool_resources is not None and thread_request.tool_resources is None:
             thread_request = thread_request.model_copy(
@@ -178,6 +181,13 @@ class RunService:
                     f'Runs in status "{run["status"]}" do not accept tool outputs.',
                     param="run_id",
                 )
+            if _waits_for_approval(run):
+                return await self._approve(tx, run, request)
+            if request.tool_approvals:
+                raise InvalidRequest(
+                    f"Run {run_id} waits for tool outputs, not approvals.",
+                    param="tool_approvals",
+                )
             outputs = _outputs_by_call(run, request)
             step, details = await _pending_tool_step(tx, run)
             for call in details["tool_calls"]:
@@ -198,6 +208,40 @@ class RunService:
             if updated is None:
                 raise Conflict(f"Run {run_id} changed while outputs were submitted; try again.")
         return ResumedRun(updated, first_seq - 1)
+
+    async def _check_servers(self, request: RunOptions) -> None:
+        if request.tools is not None:
+            tools = [tool_record(tool) for tool in request.tools]
+            resources = request.tool_resources
+            await self.tool_checks.check_servers(
+                tools, resources.model_dump(exclude_none=True) if resources else {}
+            )
+
+    async def _approve(self, tx: StoreTx, run: Run, request: ToolOutputsSubmit) -> ResumedRun:
+        """Record the client's decision on each call that waits for approval; the run goes
+        back to the queue, and its worker makes the approved calls (with the headers sent
+        for each) and tells the model of the refused ones."""
+        if request.tool_outputs:
+            raise InvalidRequest(
+                f"Run {run['id']} waits for tool approvals, not outputs.", param="tool_outputs"
+            )
+        decisions = _approvals_by_call(run, request)
+        step, details = await _pending_tool_step(tx, run)
+        for call in details["tool_calls"]:
+            decision = decisions.get(call["id"])
+            if decision is None:
+                continue
+            record = cast(Obj, call)
+            record["approved"] = decision.approve
+            if decision.headers:
+                record["approval_headers"] = decision.headers
+        written = await tx.update_step(run["id"], step["id"], {"step_details": details})
+        assert written is not None  # the thread is locked, the run waits for approvals
+        before = await tx.last_event_seq(run["id"])
+        updated = await change_status(tx, run, RunStatus.QUEUED)
+        if updated is None:
+            raise Conflict(f"Run {run['id']} changed while approvals were submitted; try again.")
+        return ResumedRun(updated, before)
 
     async def follow(
         self, project: str, thread_id: str, run_id: str, after_seq: int = 0
@@ -286,7 +330,13 @@ class RunService:
             # The assistant's when the run sets none, as for temperature and top_p.
             "reasoning_effort": effort or assistant["reasoning_effort"],
             # Azure's run carries the resources it was created with.
-            "tool_resources": resources.model_dump(exclude_none=True) if resources else {},
+            # Or the agent's, which a run's tools use when the run brings none (an MCP
+            # server's headers and approval rule, say).
+            "tool_resources": (
+                resources.model_dump(exclude_none=True)
+                if resources
+                else assistant["tool_resources"]
+            ),
         }
 
     async def _queue(
@@ -368,6 +418,35 @@ async def _require_run(tx: StoreTx, project: str, thread_id: str, run_id: str) -
     if run is None:
         raise NotFound("run", run_id)
     return run
+
+
+def _waits_for_approval(run: Run) -> bool:
+    pending = run["pending_tool_calls"] or []
+    return bool(pending) and all(call["type"] == "mcp" for call in pending)
+
+
+def _approvals_by_call(run: Run, request: ToolOutputsSubmit) -> dict[str, ToolApproval]:
+    pending = [call["id"] for call in run["pending_tool_calls"] or []]
+    decisions: dict[str, ToolApproval] = {}
+    for index, approval in enumerate(request.tool_approvals or []):
+        param = f"tool_approvals[{index}].tool_call_id"
+        if approval.tool_call_id not in pending:
+            raise InvalidRequest(
+                f"No call waiting for approval has id '{approval.tool_call_id}' in run"
+                f" {run['id']}.",
+                param=param,
+            )
+        if approval.tool_call_id in decisions:
+            raise InvalidRequest(
+                f"Call '{approval.tool_call_id}' was approved or refused twice.", param=param
+            )
+        decisions[approval.tool_call_id] = approval
+    missing = [call_id for call_id in pending if call_id not in decisions]
+    if missing:
+        raise InvalidRequest(
+            f"Expected a decision on calls {pending}; missing {missing}.", param="tool_approvals"
+        )
+    return decisions
 
 
 def _outputs_by_call(run: Run, request: ToolOutputsSubmit) -> dict[str, str]:

@@ -12,9 +12,10 @@ import copy
 from collections.abc import Sequence
 
 from threadline.domain.errors import InvalidRequest
-from threadline.domain.records import Tool
+from threadline.domain.records import Obj, Tool
 from threadline.store.base import StoreTx
 from threadline.tools.connections import Connections
+from threadline.tools.mcp import check_allowed_tools, mcp_resource
 from threadline.tools.openapi import openapi_functions, validate_openapi_definition
 
 
@@ -26,6 +27,17 @@ class ToolChecks:
         for index, tool in enumerate(tools or []):
             if tool["type"] == "openapi":
                 validate_openapi_definition(tool, f"{param}[{index}]", self.connections)
+
+    async def check_servers(
+        self, tools: Sequence[Tool] | None, resources: Obj, param: str = "tools"
+    ) -> None:
+        """An MCP tool's `allowed_tools` must be tools its server has: asked of the server
+        (with the headers the request gives it) when the agent or run is made."""
+        for index, tool in enumerate(tools or []):
+            if tool["type"] == "mcp" and tool.get("allowed_tools"):
+                resource = mcp_resource(resources, tool) or {}
+                headers = resource.get("headers") or None
+                await check_allowed_tools(tool, headers, f"{param}[{index}]")
 
     @staticmethod
     def completed(tool: Tool) -> Tool:

@@ -23,7 +23,7 @@ from threadline.service.requests import (
 )
 
 # The tool types of the wire format that no executor runs yet.
-NOT_YET_TOOLS = ("file_search", "code_interpreter", "mcp")
+NOT_YET_TOOLS = ("file_search", "code_interpreter")
 # The values the wire format defines for `include[]` on run creation (the openai SDK's
 # `RunStepInclude`): each adds what a file_search tool call found, and there is none yet.
 INCLUDE_VALUES = ("step_details.tool_calls[*].file_search.results[*].content",)
@@ -56,8 +56,6 @@ def check_tool_resources(resources: ToolResources | None, param: str = "tool_res
     """Ids of files and vector stores must name objects the service holds: none yet."""
     if resources is None:
         return
-    if resources.mcp:
-        raise _not_yet("The mcp tool (and its tool_resources)", f"{param}.mcp")
     if resources.code_interpreter is not None and resources.code_interpreter.file_ids:
         file_id = resources.code_interpreter.file_ids[0]
         raise _no_file(file_id, f"{param}.code_interpreter.file_ids[0]")

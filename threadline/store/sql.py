@@ -110,6 +110,11 @@ _NEWEST_MESSAGES_BEFORE = Query(_NEWEST.where(messages.c.seq < _SEQ))
 _GET_RUN = Query(sa.select(runs.c.body).where(runs.c.id == _ID, runs.c.thread_id == _THREAD_ID))
 _GET_RUN_BY_ID = Query(sa.select(runs.c.body).where(runs.c.id == _ID))
 _RUN_PROJECT = Query(sa.select(runs.c.project).where(runs.c.id == _ID))
+_LAST_EVENT_SEQ = Query(
+    sa.select(sa.func.coalesce(sa.func.max(run_events.c.seq), 0)).where(
+        run_events.c.run_id == _RUN_ID
+    )
+)
 _ACTIVE_RUN = Query(sa.select(runs.c.body).where(runs.c.thread_id == _THREAD_ID, _IS_ACTIVE))
 
 
@@ -707,6 +712,10 @@ class SqlTx:
         if seqs:
             await self.db.execute(_DROP_EVENTS, {"p_ids": seqs})
         return len(seqs)
+
+    async def last_event_seq(self, run_id: str) -> int:
+        rows = await self.db.fetch(_LAST_EVENT_SEQ, {"p_run_id": run_id})
+        return int(rows[0][0]) if rows else 0
 
     async def events_after(self, run_id: str, after_seq: int, limit: int) -> list[RunEvent]:
         params = {"p_run_id": run_id, "p_seq": after_seq, "p_limit": limit}

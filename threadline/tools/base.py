@@ -27,6 +27,8 @@ class Offer:
     description: str | None = None
     parameters: Obj = field(default_factory=lambda: {"type": "object", "properties": {}})
     strict: bool | None = None
+    # What a call of it records besides the call itself (an MCP server's label).
+    labels: Obj = field(default_factory=dict)
 
     def chat_tool(self) -> Obj:
         function: Obj = {"name": self.name}
@@ -77,8 +79,17 @@ class ServiceTool(Protocol):
         """The tool's type, as the run's tools and its step's tool calls name it."""
         ...
 
+    async def load(self) -> None:
+        """Learn what the tool offers, where that takes a request (an MCP server's list of
+        tools); raises `ToolFailure` when it cannot."""
+        ...
+
     def offers(self) -> list[Offer]:
         """The functions the model may call for this tool."""
+        ...
+
+    def needs_approval(self, name: str) -> bool:
+        """Whether a call of the function `name` waits for its client's approval."""
         ...
 
     async def call(self, offer: Offer, arguments: str, context: CallContext) -> Outcome:

@@ -60,6 +60,12 @@ class ConnectedAgentTool:
         self.sub_runs = sub_runs
         self.max_depth = max_depth
 
+    async def load(self) -> None:
+        """Everything it offers is in its definition."""
+
+    def needs_approval(self, name: str) -> bool:
+        return False
+
     def offers(self) -> list[Offer]:
         return [Offer(self.name, self.description, QUERY)]
 

@@ -47,8 +47,9 @@ TYPE = "mcp"
 # listed for ever.
 _MAX_PAGES = 20
 _EMPTY_SCHEMA: Obj = {"type": "object", "properties": {}}
-# Where a call may carry headers of its own, over the server's (an approval's `headers`).
-CALL_HEADERS = "mcp_headers"
+# The field of a call's record that holds headers of its own, over the server's (those an
+# approval sent with it).
+CALL_HEADERS = "approval_headers"
 
 T = TypeVar("T")
 
@@ -108,7 +109,12 @@ class McpTool:
     def offers(self) -> list[Offer]:
         """One function per allowed tool of the server, under the tool's own name."""
         return [
-            Offer(name=tool.name, description=tool.description, parameters=_parameters(tool))
+            Offer(
+                name=tool.name,
+                description=tool.description,
+                parameters=_parameters(tool),
+                labels={"server_label": self.server_label},
+            )
             for tool in self._loaded().values()
         ]
 
@@ -136,15 +142,15 @@ class McpTool:
         return True
 
     async def call(self, offer: Offer, arguments: str, context: CallContext) -> Outcome:
-        """Call the tool `offer` names. Headers in `context.extra[CALL_HEADERS]` (the ones an
-        approval sent) are added to the resource's, and win over them."""
+        """Call the tool `offer` names. Headers in the call's record under `CALL_HEADERS` (the
+        ones an approval sent) are added to the resource's, and win over them."""
         if offer.name not in self._loaded():
             raise ToolFailure(
                 f"The MCP server {self.server_label!r} offers no tool named {offer.name!r}."
             )
         values = _arguments(offer.name, arguments)
         headers = self.headers
-        extra = context.extra.get(CALL_HEADERS)
+        extra = context.recorded.get(CALL_HEADERS)
         if extra is not None:
             headers.update(_headers(extra, self.server_label))
 
@@ -318,6 +324,14 @@ def _cut(text: str, cap: int) -> str:
 
 
 # --- at create time ---------------------------------------------------------------------------
+
+
+def mcp_resource(resources: Obj, definition: Obj) -> Obj | None:
+    """The entry of a run's `tool_resources.mcp` for this server (headers, approvals)."""
+    for resource in resources.get("mcp") or []:
+        if resource.get("server_label") == definition.get("server_label"):
+            return dict(resource)
+    return None
 
 
 async def check_allowed_tools(

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import functools
 import json
 import re
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +50,13 @@ _NAME_LIMIT = 64
 # expands exponentially, and would otherwise be built in full for every run.
 _EXPANSION_LIMIT = 100_000
 _TEXT_TYPES = ("json", "xml", "javascript", "yaml", "x-www-form-urlencoded", "csv")
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """httpx's own TLS settings (its certificate bundle), made once: httpx makes them anew
+    for every client (tens of milliseconds, on the event loop), and a call makes a client."""
+    return httpx.create_ssl_context()
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,12 @@ class OpenApiTool:
     def type(self) -> str:
         return TYPE
 
+    async def load(self) -> None:
+        """Everything it offers is in its definition."""
+
+    def needs_approval(self, name: str) -> bool:
+        return False
+
     def offers(self) -> list[Offer]:
         return [operation.offer for operation in self._operations.values()]
 
@@ -168,7 +183,9 @@ class OpenApiTool:
         timeout = httpx.Timeout(limits.timeout_seconds)
         # Redirects are followed here, not by httpx, so that a secret in a custom header
         # does not follow one to another origin (httpx drops only Authorization).
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+        async with httpx.AsyncClient(
+            timeout=timeout, follow_redirects=False, verify=_tls()
+        ) as client:
             try:
                 sent = client.build_request(
                     request.method,

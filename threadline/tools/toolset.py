@@ -7,14 +7,19 @@ OpenAPI spec's operations, an MCP server's tools); a call of one of those is run
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from threadline.domain.records import Obj, Tool, ToolCall
-from threadline.tools.base import Offer, ServiceTool
+from threadline.tools.base import Offer, ServiceTool, ToolFailure
 
-# Builds the service tool one of a run's tool definitions describes.
-ToolBuilder = Callable[[Tool], ServiceTool]
+log = logging.getLogger(__name__)
+
+# Builds the service tool one of a run's tool definitions describes, given the run's tool
+# resources (an MCP server's headers and approval rule).
+ToolBuilder = Callable[[Tool, Obj], ServiceTool]
 
 
 @dataclass(frozen=True)
@@ -29,12 +34,12 @@ class ToolKinds:
     def __init__(self, builders: dict[str, ToolBuilder] | None = None):
         self.builders = dict(builders or {})
 
-    def build(self, tool: Tool) -> ServiceTool:
+    def build(self, tool: Tool, resources: Obj) -> ServiceTool:
         builder = self.builders.get(tool["type"])
         if builder is None:
             # Refused when the run or assistant was made (`service/unsupported.py`).
             raise ValueError(f"no tool kind {tool['type']!r} on this worker")
-        return builder(tool)
+        return builder(tool, resources)
 
 
 class Toolset:
@@ -44,14 +49,22 @@ class Toolset:
         self.service = service
 
     @classmethod
-    def of(cls, tools: Sequence[Tool], kinds: ToolKinds) -> Toolset:
+    async def of(cls, tools: Sequence[Tool], kinds: ToolKinds, resources: Obj) -> Toolset:
+        """The run's tools, each asked what it offers. A tool that cannot say (an MCP server
+        that does not answer) offers nothing this time: the model answers without it, and
+        the service's log says why."""
         functions: list[Tool] = []
         service: dict[str, ServiceOffer] = {}
         for tool in tools:
             if tool["type"] == "function":
                 functions.append(tool)
                 continue
-            built = kinds.build(tool)
+            built = kinds.build(tool, resources)
+            try:
+                await built.load()
+            except ToolFailure as failure:
+                log.warning("a %s tool offers nothing: %s", tool["type"], failure)
+                continue
             for offer in built.offers():
                 if offer.name not in service:
                     service[offer.name] = ServiceOffer(built, offer)
@@ -75,9 +88,17 @@ class Toolset:
         which could not run it either."""
         return call["name"] in self.functions
 
+    def needs_approval(self, call: ToolCall) -> bool:
+        """A service-side call that waits for its client's approval before it runs (an MCP
+        call, by its server's `require_approval`) and has none yet."""
+        found = self.service.get(call["name"])
+        if found is None or "approved" in call or self.is_client_side(call):
+            return False
+        return found.tool.needs_approval(call["name"])
+
     def typed(self, call: ToolCall) -> ToolCall:
         """The call under its tool's type (`openapi`, `connected_agent`, ...)."""
         found = self.service.get(call["name"])
         if found is None or call["name"] in self.functions:
             return call
-        return {**call, "type": found.tool.type}
+        return cast(ToolCall, {**call, **found.offer.labels, "type": found.tool.type})

@@ -113,6 +113,18 @@ def _call_piece(piece: Obj) -> Obj:
     return rendered
 
 
+def _required_action(pending: list[ToolCall] | None) -> Obj | None:
+    """What the run waits for: outputs of function calls, or (Azure's shape) approvals of
+    MCP calls, each as the call was made."""
+    if pending is None:
+        return None
+    if pending and all(call["type"] == "mcp" for call in pending):
+        calls = [{"id": c["id"], "type": "mcp", **_call_body(c)} for c in pending]
+        return {"type": "submit_tool_approval", "submit_tool_approval": {"tool_calls": calls}}
+    calls = [_call(call) for call in pending]
+    return {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": calls}}
+
+
 class AssistantsWire:
     """One flavour of the format: OpenAI's (`azure=False`) or Azure AI Agents'."""
 
@@ -149,14 +161,7 @@ class AssistantsWire:
         rendered: Obj = {"id": run["id"], "object": "thread.run", **run}
         pending = rendered.pop("pending_tool_calls")
         rendered.pop("parent_run_id", None)
-        rendered["required_action"] = (
-            None
-            if pending is None
-            else {
-                "type": "submit_tool_outputs",
-                "submit_tool_outputs": {"tool_calls": [_call(call) for call in pending]},
-            }
-        )
+        rendered["required_action"] = _required_action(pending)
         rendered["tools"] = [_function_tool(tool) for tool in run["tools"]]
         rendered["response_format"] = _response_format(run["response_format"])
         rendered["tool_choice"] = _tool_choice(run["tool_choice"])
