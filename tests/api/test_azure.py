@@ -469,7 +469,7 @@ def pets() -> Iterator[PetApi]:
 
 
 def _sample_tool_calls(client: AgentsClient, thread_id: str, run_id: str) -> list[Any]:
-    """(step status, call id, call type, function name) of each step's calls, read exactly as
+    """(step status, call id, call type, the call's function) of each step's calls, read as
     the `azure-ai-agents` OpenAPI sample reads them: the step as a mapping, the call's
     function through `call.get("function")`."""
     found: list[Any] = []
