@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,6 +21,12 @@ from azure.ai.agents.models import (
     MessageAttachment,
     MessageDeltaChunk,
     MessageRole,
+    OpenApiAnonymousAuthDetails,
+    OpenApiConnectionAuthDetails,
+    OpenApiConnectionSecurityScheme,
+    OpenApiTool,
+    RunStepOpenAPIToolCall,
+    RunStepToolCallDetails,
     ThreadRun,
     ToolSet,
     VectorStoreDataSource,
@@ -28,6 +36,7 @@ from azure.core.credentials import AccessToken, AccessTokenInfo
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from support.keys import create_key
 from support.live import TEST_SERVER_ENV, Databases
+from support.pet_api import SECRET, PetApi, get_operation, pet_spec
 from support.scripted_model import CallTools, Reply, ScriptedModelServer, ToolCall
 from support.server import ServerProcess
 
@@ -448,3 +457,180 @@ def test_the_openai_sdk_works_with_a_key(
 
 def test_the_key_file_is_not_needed_for_health(tls_server: ServerProcess) -> None:
     assert httpx.get(f"{tls_server.url}/health", verify=_ca(tls_server)).status_code == 200
+
+
+# --- OpenAPI tools, as azure-ai-agents' own OpenAPI sample uses them --------------------------
+
+
+@pytest.fixture(scope="module")
+def pets() -> Iterator[PetApi]:
+    with PetApi() as api:
+        yield api
+
+
+def _sample_tool_calls(client: AgentsClient, thread_id: str, run_id: str) -> list[Any]:
+    """(step status, call id, call type, the call's function) of each step's calls, read as
+    the `azure-ai-agents` OpenAPI sample reads them: the step as a mapping, the call's
+    function through `call.get("function")`."""
+    found: list[Any] = []
+    for step in client.run_steps.list(thread_id=thread_id, run_id=run_id):
+        step_details = step.get("step_details", {})
+        tool_calls = step_details.get("tool_calls", [])
+        for call in tool_calls:
+            function_details = call.get("function", {})
+            found.append((step["status"], call.get("id"), call.get("type"), function_details))
+    return found
+
+
+def _sample_replies(client: AgentsClient, thread_id: str) -> list[tuple[str, str]]:
+    """(role, text) of each message with text, newest first, as the sample prints them."""
+    return [
+        (msg.role, msg.text_messages[-1].text.value)
+        for msg in client.messages.list(thread_id=thread_id)
+        if msg.text_messages
+    ]
+
+
+def test_the_openapi_sample_flow_calls_the_operation_in_the_run(
+    client: AgentsClient, scripted_model: ScriptedModelServer, model_name: str, pets: PetApi
+) -> None:
+    scripted_model.script(
+        model_name,
+        CallTools([ToolCall("get_pets_getPet", {"petId": "42"})]),
+        Reply("Pet 42 is in the shop."),
+    )
+    auth = OpenApiAnonymousAuthDetails()
+    openapi = OpenApiTool(
+        name="get_pets", spec=pet_spec(pets.base_url), description="Retrieve pets", auth=auth
+    )
+    agent = client.create_agent(
+        model=model_name,
+        name="my-agent",
+        instructions="You are a helpful agent",
+        tools=openapi.definitions,
+    )
+    thread = client.threads.create()
+    client.messages.create(thread_id=thread.id, role="user", content="Is pet 42 there?")
+    before = len(pets.seen)
+
+    run = client.runs.create_and_process(
+        thread_id=thread.id, agent_id=agent.id, polling_interval=0.05
+    )
+
+    assert run.status == "completed", run.last_error
+    [(status, call_id, call_type, function)] = _sample_tool_calls(client, thread.id, run.id)
+    assert status == "completed"
+    assert call_id.startswith("call_") and call_type == "openapi"
+    assert function.get("name") == "get_pets_getPet"
+    assert function.get("output").startswith("HTTP 200")
+    # The client's typed models know the call too.
+    typed = next(iter(client.run_steps.list(thread_id=thread.id, run_id=run.id, order="asc")))
+    assert isinstance(typed.step_details, RunStepToolCallDetails)
+    assert isinstance(typed.step_details.tool_calls[0], RunStepOpenAPIToolCall)
+    assert [seen["path"] for seen in pets.seen[before:]] == ["/pets/42"]
+    assert _sample_replies(client, thread.id) == [
+        ("assistant", "Pet 42 is in the shop."),
+        ("user", "Is pet 42 there?"),
+    ]
+    tool_message = scripted_model.requests(model_name)[1]["messages"][-1]
+    assert tool_message["role"] == "tool" and tool_message["content"] == function.get("output")
+    client.delete_agent(agent.id)
+
+
+PET_CONNECTION = "pets_key"
+PET_KEY_ENV = "PET_SHOP_KEY"
+
+
+@pytest.fixture(scope="module")
+def connected_server(
+    databases: Databases,
+    tmp_path_factory: pytest.TempPathFactory,
+    scripted_model: ScriptedModelServer,
+    tls_server: ServerProcess,
+) -> Iterator[ServerProcess]:
+    """A server (on `tls_server`'s certificate) whose connections file names the pet shop's
+    key, the secret itself in the environment."""
+    folder = tmp_path_factory.mktemp("connected")
+    connections = folder / "connections.toml"
+    connections.write_text(
+        f'[connections.{PET_CONNECTION}]\nkind = "header"\nname = "X-API-Key"\n'
+        f'secret_env = "{PET_KEY_ENV}"\n'
+    )
+    env = {
+        **TEST_SERVER_ENV,
+        "THREADLINE_OPENAI_BASE_URL": scripted_model.base_url,
+        "THREADLINE_API_KEYS": API_KEY,
+        "THREADLINE_CONNECTIONS_FILE": str(connections),
+        PET_KEY_ENV: SECRET,
+    }
+    assert tls_server.tls is not None
+    with ServerProcess(
+        databases.new(),
+        env,
+        folder / "server.log",
+        tls=tls_server.tls,
+        ca_file=Path(_ca(tls_server)),
+    ) as process:
+        yield process
+
+
+def test_an_openapi_tool_on_a_connection_sends_its_secret_to_the_api_alone(
+    connected_server: ServerProcess,
+    scripted_model: ScriptedModelServer,
+    model_name: str,
+    pets: PetApi,
+) -> None:
+    spec = {
+        "openapi": "3.1.0",
+        "info": {"title": "Secure pets", "version": "1"},
+        "servers": [{"url": pets.base_url}],
+        "paths": {"/secure/header": get_operation("viaHeader")},
+    }
+    scripted_model.script(
+        model_name, CallTools([ToolCall("secure_viaHeader", {})]), Reply("The key worked.")
+    )
+    resource = f"/subscriptions/0000/resourceGroups/rg/providers/x/connections/{PET_CONNECTION}"
+    auth = OpenApiConnectionAuthDetails(
+        security_scheme=OpenApiConnectionSecurityScheme(connection_id=resource)
+    )
+    openapi = OpenApiTool(name="secure", spec=spec, description="The keyed shop", auth=auth)
+    client = agents_client(connected_server, "alpha")
+    agent = client.create_agent(
+        model=model_name, name="keyed", instructions="Use the shop.", tools=openapi.definitions
+    )
+    thread = client.threads.create()
+    client.messages.create(thread_id=thread.id, role="user", content="Try the key")
+    before = len(pets.seen)
+
+    run = client.runs.create_and_process(
+        thread_id=thread.id, agent_id=agent.id, polling_interval=0.05
+    )
+
+    assert run.status == "completed", run.last_error
+    [sent] = pets.seen[before:]
+    assert sent["path"] == "/secure/header" and sent["headers"]["x-api-key"] == SECRET
+    [(_, _, call_type, function)] = _sample_tool_calls(client, thread.id, run.id)
+    assert call_type == "openapi" and function.get("name") == "secure_viaHeader"
+    output = function.get("output")
+    # The API echoed the key back: it is replaced before the model or the step holds it.
+    assert output.startswith("HTTP 200") and "[secret]" in output and SECRET not in output
+    assert SECRET not in json.dumps(scripted_model.requests(model_name))
+    assert SECRET not in json.dumps(client.get_agent(agent.id).as_dict())
+    assert _sample_replies(client, thread.id)[0] == ("assistant", "The key worked.")
+
+
+def test_an_openapi_tool_on_an_unknown_connection_is_refused(
+    connected_server: ServerProcess, model_name: str, pets: PetApi
+) -> None:
+    auth = OpenApiConnectionAuthDetails(
+        security_scheme=OpenApiConnectionSecurityScheme(connection_id=".../connections/nope")
+    )
+    openapi = OpenApiTool(name="p", spec=pet_spec(pets.base_url), description="x", auth=auth)
+    client = agents_client(connected_server, "alpha")
+
+    with pytest.raises(HttpResponseError) as refused:
+        client.create_agent(model=model_name, tools=openapi.definitions)
+
+    assert refused.value.status_code == 400
+    error = refused.value.response.json()["error"]
+    assert error["param"] == "tools[0].openapi.auth.security_scheme.connection_id"

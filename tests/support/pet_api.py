@@ -44,10 +44,15 @@ class PetApi:
                 Route("/secure/query", self._secure_query, methods=["GET"]),
                 Route("/secure/bearer", self._secure_bearer, methods=["GET"]),
                 Route("/away", self._away, methods=["GET"]),
+                Route("/held", self._held, methods=["GET"]),
             ]
         )
         # Where /away sends its caller: another origin (set by the test).
         self.away_to = ""
+        # /held: set when a call arrives; each call answers only once the test opens `gate`
+        # (threading events: the test waits and opens them from its own thread).
+        self.held_entered = threading.Event()
+        self.gate = threading.Event()
 
     def __enter__(self) -> Self:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -162,6 +167,14 @@ class PetApi:
     async def _away(self, request: Request) -> Response:
         self._record(request)
         return RedirectResponse(self.away_to, status_code=302)
+
+    async def _held(self, request: Request) -> Response:
+        # Recorded on arrival: a caller killed while it waits here has still made the call.
+        self._record(request)
+        self.held_entered.set()
+        # At most 30 s, so a test that fails before opening the gate does not hang shutdown.
+        opened = await asyncio.to_thread(self.gate.wait, 30)
+        return JSONResponse({"released": opened})
 
 
 def get_operation(operation_id: str) -> dict[str, Any]:
