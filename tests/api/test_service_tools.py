@@ -209,3 +209,35 @@ def test_a_run_that_keeps_calling_tools_ends_incomplete_at_the_round_bound(
     assert run.incomplete_details.reason == "max_tool_rounds"
     assert len(scripted_model.requests(model_name)) == 2
     assert [s["status"] for s in _steps(client, thread.id, run.id)] == ["completed", "completed"]
+
+
+def test_a_streamed_round_reads_back_whole_in_the_openai_stream_helper(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str, api: PetApi
+) -> None:
+    """The SDK adds each step delta's strings to its copy of the call: the outcome's delta
+    carries the outcome alone, so the call's id, name and arguments are not doubled."""
+    scripted_model.script(
+        model_name, CallTools([ToolCall("pets_getPet", {"petId": "7"})]), Reply("ok")
+    )
+    assistant = client.beta.assistants.create(
+        model=model_name,
+        tools=[openapi_tool(api)],  # type: ignore[list-item]
+    )
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "go"}])
+    done: list[dict[str, Any]] = []
+
+    class Handler(openai.AssistantEventHandler):
+        def on_tool_call_done(self, tool_call: Any) -> None:
+            done.append(tool_call.model_dump())
+
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=assistant.id, event_handler=Handler()
+    ) as stream:
+        stream.until_done()
+
+    call = done[-1]  # the helper reports a call done again at each later event of its step
+    [stored] = _steps(client, thread.id, stream.current_run.id)[0]["step_details"]["tool_calls"]  # type: ignore[union-attr]
+    assert call["id"] == stored["id"] and call["type"] == "openapi"
+    assert call["function"]["name"] == "pets_getPet"
+    assert call["function"]["arguments"] == '{"petId": "7"}'
+    assert call["function"]["output"] == stored["function"]["output"]

@@ -72,6 +72,11 @@ def _follow(api: ServerProcess, thread_id: str, run_id: str) -> Iterator[Event]:
             fields = {}
 
 
+# The round's calls, in the order the model makes them (a delta names a call by its index:
+# the name went out while the model wrote the call).
+CALLED = ("pets_getPet", "pets_held")
+
+
 def _outputs(event: Event) -> dict[str, str]:
     """Outputs a `thread.run.step.delta` shows, by function name."""
     _, name, data = event
@@ -79,7 +84,7 @@ def _outputs(event: Event) -> dict[str, str]:
         return {}
     details = data["delta"].get("step_details") or {}
     return {
-        call["function"]["name"]: call["function"]["output"]
+        CALLED[call["index"]]: call["function"]["output"]
         for call in details.get("tool_calls", [])
         if (call.get("function") or {}).get("output") is not None
     }

@@ -257,7 +257,14 @@ class RunExecutor:
             reasoning_effort=run["reasoning_effort"],
         )
         result = TurnResult(
-            TurnRecorder(self.store, run, self.owner, self.delta_interval, withdrawn)
+            TurnRecorder(
+                self.store,
+                run,
+                self.owner,
+                self.delta_interval,
+                withdrawn,
+                kind_of=toolset.kind_of,
+            )
         )
         # Closed here, not whenever the garbage collector finds it: a turn that stops early
         # (cancelled, failed) frees the model's connection or the embedded model at once.

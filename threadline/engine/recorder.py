@@ -21,6 +21,7 @@ written, so a reply of any length costs CPU in proportion to its length.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from threadline.domain.ids import IdKind, new_id
@@ -74,8 +75,11 @@ class TurnRecorder:
         owner: str,
         delta_interval: float = 0.0,
         withdrawn: Withdrawn | None = None,
+        kind_of: Callable[[str], str] = lambda name: "function",
     ):
-        """`withdrawn`: the ids this turn's steps and message take (see `Withdrawn`)."""
+        """`withdrawn`: the ids this turn's steps and message take (see `Withdrawn`);
+        `kind_of`: the type of the tool a called name belongs to, for its streamed pieces."""
+        self.kind_of = kind_of
         self.store = store
         self.run = run
         self.owner = owner
@@ -268,14 +272,17 @@ class TurnRecorder:
         pieces: list[Obj] = []
         for delta in deltas:
             call = self.calls.get(delta.index)
-            piece: Obj = {"index": delta.index, "type": "function"}
+            first = call is None
             if call is None:
                 call = _Call(delta.id or new_id(IdKind.TOOL_CALL))
                 self.calls[delta.index] = call
-                piece["id"] = call.id
             name, arguments = storable(delta.name or ""), storable(delta.arguments)
             if name:
                 call.name.append(name)
+                call.kind = self.kind_of("".join(call.name))
+            piece: Obj = {"index": delta.index, "type": call.kind}
+            if first:
+                piece["id"] = call.id
             if arguments:
                 call.arguments.append(arguments)
             if name:
@@ -316,3 +323,5 @@ class _Call:
     id: str
     name: list[str] = field(default_factory=list)
     arguments: list[str] = field(default_factory=list)
+    # The type of the tool the name belongs to, as its pieces stream.
+    kind: str = "function"

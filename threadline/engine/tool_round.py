@@ -27,6 +27,8 @@ from threadline.tools.toolset import Toolset
 log = logging.getLogger(__name__)
 
 INTERNAL_FAILURE = "The tool failed because of an error inside the service."
+# What a call's deltas carried while the model wrote it, never sent again.
+_STREAMED = frozenset({"id", "name", "arguments"})
 
 
 @dataclass(frozen=True)
@@ -66,16 +68,15 @@ class ToolRound:
             async def record(fields: Obj) -> None:
                 async with recorded:
                     calls[index] = cast(ToolCall, {**calls[index], **fields})
-                    await self._record(run, step, calls, index)
+                    await self._record(run, step, calls, index, fields)
 
             call = calls[index]
             own = replace(context, recorded=dict(call), record=record)
             outcome = await self._outcome(toolset, call, own)
             async with recorded:  # one writer of the step at a time, each with all so far
-                output = self._cut(outcome.output)
-                done: Obj = {**calls[index], **outcome.details, "output": output}
-                calls[index] = cast(ToolCall, done)
-                await self._record(run, step, calls, index)
+                learned: Obj = {**outcome.details, "output": self._cut(outcome.output)}
+                calls[index] = cast(ToolCall, {**calls[index], **learned})
+                await self._record(run, step, calls, index, learned)
 
         await asyncio.gather(*(carry(index) for index in waiting_calls(step, toolset)))
         return {**step, "step_details": {"type": "tool_calls", "tool_calls": calls}}
@@ -112,9 +113,14 @@ class ToolRound:
             f" {self.max_output_chars:,} are shown]"
         )
 
-    async def _record(self, run: Run, step: RunStep, calls: list[ToolCall], index: int) -> None:
-        call = calls[index]
-        piece: Obj = {"index": index, **call}
+    async def _record(
+        self, run: Run, step: RunStep, calls: list[ToolCall], index: int, learned: Obj
+    ) -> None:
+        """Write the step with every call as it now is, and a delta with what was learned
+        of call `index`: only that, since a client adds a delta's strings to what it holds
+        (the call's id, name and arguments streamed while the model wrote them)."""
+        news = {k: v for k, v in learned.items() if k not in _STREAMED}
+        piece: Obj = {"index": index, "type": calls[index]["type"], **news}
         # As durable as the engine's own progress (it survives a killed worker): lost to a
         # power cut, the call is made again, as any call under way then would be.
         async with self.store.transaction(durable=False) as tx:

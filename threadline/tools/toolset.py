@@ -96,6 +96,14 @@ class Toolset:
             return False
         return found.tool.needs_approval(call["name"])
 
+    def kind_of(self, name: str) -> str:
+        """The type of the tool that offers the function `name` (a function's own type when
+        none does: the call is then answered as a failure, `tool_round`)."""
+        found = self.service.get(name)
+        if found is None or name in self.functions:
+            return "function"
+        return found.tool.type
+
     def typed(self, call: ToolCall) -> ToolCall:
         """The call under its tool's type (`openapi`, `connected_agent`, ...)."""
         found = self.service.get(call["name"])
