@@ -84,6 +84,7 @@ async def _queued_run(store: SqlStore, model: str = "any") -> None:
         "reasoning_effort": None,
         "pending_tool_calls": None,
         "last_error": None,
+        "tool_resources": {},
     }
     question = assistant_message(run, "hello") | {"role": "user", "run_id": None}
     async with store.transaction() as tx:

@@ -55,6 +55,16 @@ INTERNAL_ERROR = (
 )
 
 
+@dataclass
+class RunScope:
+    """What one carrying of a run keeps from turn to turn: its tools (an MCP server's list,
+    read once), where its tools' calls come from, and how many turns it has taken."""
+
+    toolset: Toolset
+    context: CallContext | None = None
+    turns: int = 0
+
+
 class RunRefused(Exception):
     """The run cannot go on, for a reason its user is told (`code`, `message`)."""
 
@@ -110,8 +120,9 @@ class RunExecutor:
         try:
             # Built once for the run here: an MCP server's tools are listed once.
             toolset = await Toolset.of(run["tools"], self.tool_kinds, run["tool_resources"])
-            while await self._turn(run, toolset):
-                run = await self._still_in_progress(run["id"])
+            scope = RunScope(toolset)
+            while await self._turn(run, scope):
+                pass
         except Superseded:
             await self.finish_cancel(run["id"])
         except ProviderError as exc:
@@ -130,20 +141,17 @@ class RunExecutor:
             log.exception("run %s failed on an internal error", run["id"])
             await self.fail(run["id"], "server_error", INTERNAL_ERROR)
 
-    async def _still_in_progress(self, run_id: str) -> Run:
-        """The run as it is now, between two turns: a run cancelled meanwhile goes no
-        further."""
-        async with self.store.transaction(durable=False) as tx:
-            run = await tx.get_run_by_id(run_id)
-        if run is None or run["status"] != RunStatus.IN_PROGRESS.value:
-            raise Superseded()
-        return run
-
-    async def _turn(self, run: Run, toolset: Toolset) -> bool:
+    async def _turn(self, run: Run, scope: RunScope) -> bool:
         """One model call and what it asked for; True when the run goes on with another
         (the service ran the tools the model called)."""
+        toolset = scope.toolset
         await self.provider.prepare(run["model"])
         async with self.store.transaction(durable=False) as tx:
+            if scope.turns:  # a run cancelled since the last turn goes no further
+                current = await tx.get_run_by_id(run["id"])
+                if current is None or current["status"] != RunStatus.IN_PROGRESS.value:
+                    raise Superseded()
+            scope.turns += 1
             steps, withdrawn = await _withdraw_abandoned_attempt(
                 tx, run, await tx.steps_of_run(run["id"])
             )
@@ -160,7 +168,7 @@ class RunExecutor:
                 if not context.fits:
                     limit_hit = "max_prompt_tokens"
         if open_round is not None:  # a round a worker that stopped had under way
-            return await self._finish_round(run, open_round, toolset)
+            return await self._finish_round(run, open_round, scope)
         if limit_hit is not None:
             await self._settle(run, RunStatus.INCOMPLETE, used, incomplete=limit_hit)
             return False
@@ -176,7 +184,7 @@ class RunExecutor:
         )
         if any(not toolset.is_client_side(call) for call in calls):
             step = await self._record_tool_calls(run, result, calls, usage, service_round=True)
-            return await self._finish_round(run, step, toolset)
+            return await self._finish_round(run, step, scope)
         if calls:
             await self._record_tool_calls(run, result, calls, usage)
         else:
@@ -334,28 +342,33 @@ class RunExecutor:
                 raise Superseded()
         return written
 
-    async def _finish_round(self, run: Run, step: RunStep, toolset: Toolset) -> bool:
+    async def _finish_round(self, run: Run, step: RunStep, scope: RunScope) -> bool:
         """Run the round's service-side calls, then close the round: True when the model
         is called again with their outcomes; False when the run now waits for its client:
         to approve calls that need approval (before any call runs), or for the outputs of
         the round's function calls."""
+        toolset = scope.toolset
         calls = cast(ToolCalls, step["step_details"])["tool_calls"]
         to_approve = [call for call in calls if toolset.needs_approval(call)]
         if to_approve:
             await self._wait_for_client(run, [_pending(call) for call in to_approve])
             return False
-        async with self.store.transaction(durable=False) as tx:
-            project = await tx.project_of_run(run["id"])
-            depth = await _depth(tx, run)
-        if project is None:
-            raise Superseded()  # deleted with its thread
-        context = CallContext(project, run["id"], run["thread_id"], depth=depth)
-        step = await self.tool_round.run(run, step, toolset, context)
-        calls = cast(ToolCalls, step["step_details"])["tool_calls"]
+        if scope.context is None:
+            async with self.store.transaction(durable=False) as tx:
+                project = await tx.project_of_run(run["id"])
+                depth = await _depth(tx, run)
+            if project is None:
+                raise Superseded()  # deleted with its thread
+            scope.context = CallContext(project, run["id"], run["thread_id"], depth=depth)
         for_client = [call for call in calls if toolset.is_client_side(call)]
+        step = await self.tool_round.run(
+            run, step, toolset, scope.context, close_step=not for_client
+        )
         if for_client:
             await self._wait_for_client(run, [_pending(call) for call in for_client])
             return False
+        if step["status"] == "completed":
+            return True  # closed with its last outcome
         async with self.store.transaction(durable=False) as tx:
             if not await tx.holds_lease(run["id"], self.owner):
                 raise Superseded()

@@ -17,9 +17,10 @@ import logging
 from dataclasses import dataclass, replace
 from typing import cast
 
+from threadline.domain.clock import now
 from threadline.domain.records import Obj, Run, RunStep, ToolCall, ToolCalls
 from threadline.engine.superseded import Superseded
-from threadline.service.run_status import emit
+from threadline.service.run_status import Event, emit
 from threadline.store.base import Store
 from threadline.tools.base import CallContext, Outcome, ToolFailure
 from threadline.tools.toolset import Toolset
@@ -58,11 +59,24 @@ class ToolRound:
         self.time_limit = time_limit
         self.max_output_chars = max_output_chars
 
-    async def run(self, run: Run, step: RunStep, toolset: Toolset, context: CallContext) -> RunStep:
-        """Carry out the step's waiting service-side calls; the step as it then is."""
+    async def run(
+        self,
+        run: Run,
+        step: RunStep,
+        toolset: Toolset,
+        context: CallContext,
+        *,
+        close_step: bool = False,
+    ) -> RunStep:
+        """Carry out the step's waiting service-side calls; the step as it then is. With
+        `close_step`, the write of the last outcome also completes the step (one transaction
+        fewer a round)."""
         details = cast(ToolCalls, step["step_details"])
         calls: list[ToolCall] = [dict(call) for call in details["tool_calls"]]  # type: ignore[misc]
         recorded = asyncio.Lock()
+        waiting = waiting_calls(step, toolset)
+        left = len(waiting)
+        closed: RunStep | None = None
 
         async def carry(index: int) -> None:
             async def record(fields: Obj) -> None:
@@ -73,12 +87,19 @@ class ToolRound:
             call = calls[index]
             own = replace(context, recorded=dict(call), record=record)
             outcome = await self._outcome(toolset, call, own)
+            nonlocal left, closed
             async with recorded:  # one writer of the step at a time, each with all so far
                 learned: Obj = {**outcome.details, "output": self._cut(outcome.output)}
                 calls[index] = cast(ToolCall, {**calls[index], **learned})
-                await self._record(run, step, calls, index, learned)
+                left -= 1
+                closing = close_step and left == 0
+                written = await self._record(run, step, calls, index, learned, closing)
+                if closing:
+                    closed = written
 
-        await asyncio.gather(*(carry(index) for index in waiting_calls(step, toolset)))
+        await asyncio.gather(*(carry(index) for index in waiting))
+        if closed is not None:
+            return closed
         return {**step, "step_details": {"type": "tool_calls", "tool_calls": calls}}
 
     async def _outcome(self, toolset: Toolset, call: ToolCall, context: CallContext) -> Outcome:
@@ -114,8 +135,14 @@ class ToolRound:
         )
 
     async def _record(
-        self, run: Run, step: RunStep, calls: list[ToolCall], index: int, learned: Obj
-    ) -> None:
+        self,
+        run: Run,
+        step: RunStep,
+        calls: list[ToolCall],
+        index: int,
+        learned: Obj,
+        close: bool = False,
+    ) -> RunStep:
         """Write the step with every call as it now is, and a delta with what was learned
         of call `index`: only that, since a client adds a delta's strings to what it holds
         (the call's id, name and arguments streamed while the model wrote them)."""
@@ -127,8 +154,16 @@ class ToolRound:
             if not await tx.holds_lease(run["id"], self.owner):
                 raise Superseded()
             details: ToolCalls = {"type": "tool_calls", "tool_calls": calls}
-            if await tx.update_step(run["id"], step["id"], {"step_details": details}) is None:
+            changes: Obj = {"step_details": details}
+            if close:
+                changes.update(status="completed", completed_at=now())
+            written = await tx.update_step(run["id"], step["id"], changes)
+            if written is None:
                 raise Superseded()
-            await emit(
-                tx, run, ("thread.run.step.delta", {"id": step["id"], "tool_calls": [piece]})
-            )
+            events: list[Event] = [
+                ("thread.run.step.delta", {"id": step["id"], "tool_calls": [piece]})
+            ]
+            if close:
+                events.append(("thread.run.step.completed", written))
+            await emit(tx, run, *events)
+        return written
