@@ -1,21 +1,31 @@
-"""The service's tools through the real `azure-ai-agents` client (1.1.0, the suite's pin), as
-its samples use them, against a TLS server on a project's endpoint with the scripted model.
-The OpenAPI sample's flow is in `test_azure.py`."""
+"""The service's tools through the real `azure-ai-agents` clients, as its samples use them:
+connected agents through 1.1.0 (the suite's pin), MCP with approvals through 1.2.0b6 (the
+first version with `McpTool`), each against a TLS server on a project's endpoint with the
+scripted model. The OpenAPI sample's flow is in `test_azure.py`."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from azure.ai.agents import AgentsClient
 from azure.ai.agents.models import ConnectedAgentTool, ListSortOrder, MessageRole
-from support.azure_agents import agents_client
+from support.azure_agents import API_KEY, agents_client
 from support.azure_agents import tls_server as azure_tls_server
 from support.live import Databases
+from support.mcp_server import McpServer
 from support.scripted_model import CallTools, Reply, ScriptedModelServer, ToolCall
 from support.server import ServerProcess
+
+# Where the Makefile installs azure-ai-agents 1.2.0b6, beside the venv's own 1.1.0.
+AZURE_AGENTS_1_2 = Path(sys.prefix) / "azure-ai-agents-1.2"
+MCP_SAMPLE = Path(__file__).parent.parent / "support" / "azure_mcp_sample.py"
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +43,12 @@ def tls_server(
 def client(tls_server: ServerProcess) -> Iterator[AgentsClient]:
     with agents_client(tls_server, "alpha") as agents:
         yield agents
+
+
+@pytest.fixture(scope="module")
+def mcp() -> Iterator[McpServer]:
+    with McpServer() as server:
+        yield server
 
 
 def test_the_connected_agent_sample_flow_answers_through_the_other_agent(
@@ -102,3 +118,76 @@ def test_the_connected_agent_sample_flow_answers_through_the_other_agent(
         ("user", "What is the stock price of Microsoft?"),
         ("assistant", "Microsoft's stock price is 350."),
     ]
+
+
+def run_mcp_sample(server: ServerProcess, project: str, model: str, mcp: McpServer) -> Any:
+    """The MCP sample's summary, run by azure-ai-agents 1.2.0b6 in a process of its own."""
+    if not (AZURE_AGENTS_1_2 / "azure" / "ai" / "agents").is_dir():
+        pytest.fail(f"azure-ai-agents 1.2.0b6 is not in {AZURE_AGENTS_1_2}: run `make setup`")
+    assert isinstance(server.verify, str)
+    path = os.pathsep.join(p for p in (str(AZURE_AGENTS_1_2), os.environ.get("PYTHONPATH")) if p)
+    endpoint = f"{server.url}/api/projects/{project}"
+    done = subprocess.run(
+        [sys.executable, str(MCP_SAMPLE), endpoint, server.verify, API_KEY, model, mcp.url],
+        env={**os.environ, "PYTHONPATH": path},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_the_mcp_sample_flow_waits_for_approval_and_calls_with_its_headers(
+    tls_server: ServerProcess,
+    scripted_model: ScriptedModelServer,
+    model_name: str,
+    mcp: McpServer,
+) -> None:
+    scripted_model.script(
+        model_name,
+        CallTools([ToolCall("echo_header", {"name": "SuperSecret"})]),
+        Reply("The header is 123456."),
+    )
+
+    summary = run_mcp_sample(tls_server, "alpha", model_name, mcp)
+
+    assert summary["client_version"] == "1.2.0b6"
+    assert summary["api_version"] == "2025-05-15-preview"
+    assert summary["agent_tools"] == [
+        {
+            "type": "mcp",
+            "server_label": "calc",
+            "server_url": mcp.url,
+            "allowed_tools": ["echo_header"],
+        }
+    ]
+    assert summary["status"] == "completed", summary["last_error"]
+    assert "requires_action" in summary["statuses"]
+    [approval] = summary["approvals"]
+    assert approval == {
+        "id": approval["id"],
+        "type": "mcp",
+        "server_label": "calc",
+        "name": "echo_header",
+        "arguments": '{"name": "SuperSecret"}',
+    }
+    # The sample's header reached the MCP server: the tool echoed it. (The sample sends it in
+    # the run's resources and again with the approval; test_mcp_tools.py tells them apart.)
+    [call] = summary["mcp_calls"]
+    assert call == {
+        "id": approval["id"],
+        "type": "mcp",
+        "server_label": "calc",
+        "name": "echo_header",
+        "arguments": '{"name": "SuperSecret"}',
+        "output": "123456",
+    }
+    assert summary["messages"] == [
+        ["user", "What is the SuperSecret header?"],
+        ["assistant", "The header is 123456."],
+    ]
+    offered = scripted_model.requests(model_name)[0]["tools"]
+    assert [tool["function"]["name"] for tool in offered] == ["echo_header"]
+    told = scripted_model.requests(model_name)[1]["messages"][-1]
+    assert told == {"role": "tool", "tool_call_id": approval["id"], "content": "123456"}
