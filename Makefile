@@ -28,6 +28,14 @@ endif
 LLAMA_CPP_FLAGS_HASH := $(shell echo "$(LLAMA_CPP_CMAKE_ARGS)" | sha256sum | cut -c1-12)
 LLAMA_CPP_WHEELS := $(HOME)/.cache/threadline/llama-cpp-python-$(LLAMA_CPP_VERSION)-$(ARCH)-$(LLAMA_CPP_FLAGS_HASH)
 
+# The tests' MCP sample needs azure-ai-agents 1.2 (the first with `McpTool`), the rest of the
+# suite the 1.1.0 that pyproject.toml pins: one environment cannot hold both, so 1.2 goes into a
+# folder of its own that `tests/api/test_azure_tools.py` puts first on the sample's PYTHONPATH.
+# Without its dependencies: it needs only azure-core, isodate and typing-extensions, as 1.1.0
+# does, and the venv has them. The folder is made anew, so no file of another version stays.
+AZURE_AGENTS_1_2 := $(VENV)/azure-ai-agents-1.2
+AZURE_AGENTS_1_2_VERSION := 1.2.0b6
+
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
@@ -39,6 +47,9 @@ $(STAMP): pyproject.toml Makefile
 		mv $(LLAMA_CPP_WHEELS).building $(LLAMA_CPP_WHEELS); }
 	$(BIN)/python -m pip install --quiet --force-reinstall --no-deps $(LLAMA_CPP_WHEELS)/*.whl
 	$(BIN)/python -m pip install --quiet -e ".[test]"
+	rm -rf $(AZURE_AGENTS_1_2)
+	$(BIN)/python -m pip install --quiet --no-deps --target $(AZURE_AGENTS_1_2) \
+		"azure-ai-agents==$(AZURE_AGENTS_1_2_VERSION)"
 	touch $(STAMP)
 
 run: setup

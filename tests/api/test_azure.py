@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import openai
 import pytest
-import trustme
 from azure.ai.agents import AgentsClient
 from azure.ai.agents.models import (
     AgentEventHandler,
@@ -32,28 +31,14 @@ from azure.ai.agents.models import (
     VectorStoreDataSource,
     VectorStoreDataSourceAssetType,
 )
-from azure.core.credentials import AccessToken, AccessTokenInfo
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from support.azure_agents import API_KEY, agents_client
+from support.azure_agents import tls_server as azure_tls_server
 from support.keys import create_key
 from support.live import TEST_SERVER_ENV, Databases
 from support.pet_api import SECRET, PetApi, get_operation, pet_spec
 from support.scripted_model import CallTools, Reply, ScriptedModelServer, ToolCall
 from support.server import ServerProcess
-
-API_KEY = "test-key-one"
-
-
-class StaticCredential:
-    """What a user passes when their gateway takes a fixed key instead of Entra ID tokens."""
-
-    def __init__(self, token: str):
-        self.token = token
-
-    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        return AccessToken(self.token, int(time.time()) + 3600)
-
-    def get_token_info(self, *scopes: str, **kwargs: Any) -> AccessTokenInfo:
-        return AccessTokenInfo(self.token, int(time.time()) + 3600)
 
 
 @pytest.fixture(scope="module")
@@ -63,32 +48,8 @@ def tls_server(
     scripted_model: ScriptedModelServer,
 ) -> Iterator[ServerProcess]:
     folder = tmp_path_factory.mktemp("tls")
-    authority = trustme.CA()
-    certificate = authority.issue_cert("127.0.0.1", "localhost")
-    authority.cert_pem.write_to_path(folder / "ca.pem")
-    certificate.private_key_and_cert_chain_pem.write_to_path(folder / "cert.pem")
-    certificate.private_key_pem.write_to_path(folder / "key.pem")
-    env = {
-        **TEST_SERVER_ENV,
-        "THREADLINE_OPENAI_BASE_URL": scripted_model.base_url,
-        "THREADLINE_API_KEYS": f"other-key,{API_KEY}",
-    }
-    with ServerProcess(
-        databases.new(),
-        env,
-        folder / "server.log",
-        tls=(folder / "cert.pem", folder / "key.pem"),
-        ca_file=folder / "ca.pem",
-    ) as process:
+    with azure_tls_server(databases, folder, scripted_model.base_url) as process:
         yield process
-
-
-def agents_client(server: ServerProcess, project: str, key: str = API_KEY) -> AgentsClient:
-    return AgentsClient(
-        endpoint=f"{server.url}/api/projects/{project}",
-        credential=StaticCredential(key),  # type: ignore[arg-type]
-        connection_verify=server.verify,
-    )
 
 
 def _ca(server: ServerProcess) -> str:
