@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-import functools
+import http.cookiejar
 import json
 import re
-import ssl
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -52,11 +52,27 @@ _EXPANSION_LIMIT = 100_000
 _TEXT_TYPES = ("json", "xml", "javascript", "yaml", "x-www-form-urlencoded", "csv")
 
 
-@functools.cache
-def _tls() -> ssl.SSLContext:
-    """httpx's own TLS settings (its certificate bundle), made once: httpx makes them anew
-    for every client (tens of milliseconds, on the event loop), and a call makes a client."""
-    return httpx.create_ssl_context()
+_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _client() -> httpx.AsyncClient:
+    """One client per event loop, its connections kept for the next call: a client made per
+    call cost a millisecond or more (its TLS settings, tens more before those were shared),
+    and a new connection per call. It keeps no cookies: calls of different runs (and users)
+    share it."""
+    loop = asyncio.get_running_loop()
+    client: httpx.AsyncClient | None = _CLIENTS.get(loop)
+    if client is None:
+        no_cookies = http.cookiejar.CookieJar(
+            http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
+        )
+        client = httpx.AsyncClient(
+            follow_redirects=False, verify=httpx.create_ssl_context(), cookies=no_cookies
+        )
+        _CLIENTS[loop] = client
+    return client
 
 
 @dataclass(frozen=True)
@@ -183,37 +199,36 @@ class OpenApiTool:
         timeout = httpx.Timeout(limits.timeout_seconds)
         # Redirects are followed here, not by httpx, so that a secret in a custom header
         # does not follow one to another origin (httpx drops only Authorization).
-        async with httpx.AsyncClient(
-            timeout=timeout, follow_redirects=False, verify=_tls()
-        ) as client:
+        client = _client()
+        try:
+            sent = client.build_request(
+                request.method,
+                request.url,
+                params=request.query or None,
+                headers=request.headers,
+                json=request.body if request.has_body else None,
+                timeout=timeout,
+            )
+        except (UnicodeError, ValueError) as exc:
+            # A header httpx cannot encode (not ASCII), a body that is not JSON-able.
+            raise ToolFailure(
+                f"{request.describe()} could not be sent: {self._connections.redact(str(exc))}"
+            ) from exc
+        origin = _origin(sent.url)
+        for hop in range(limits.max_redirects + 1):
+            response = await client.send(sent, stream=True)
             try:
-                sent = client.build_request(
-                    request.method,
-                    request.url,
-                    params=request.query or None,
-                    headers=request.headers,
-                    json=request.body if request.has_body else None,
-                )
-            except (UnicodeError, ValueError) as exc:
-                # A header httpx cannot encode (not ASCII), a body that is not JSON-able.
-                raise ToolFailure(
-                    f"{request.describe()} could not be sent: {self._connections.redact(str(exc))}"
-                ) from exc
-            origin = _origin(sent.url)
-            for hop in range(limits.max_redirects + 1):
-                response = await client.send(sent, stream=True)
-                try:
-                    following = response.next_request
-                    if following is None:
-                        return await _read(response, limits.max_response_bytes)
-                finally:
-                    await response.aclose()
-                if hop == limits.max_redirects:
-                    break
-                header = connection.header_name() if connection is not None else None
-                if header is not None and _origin(following.url) != origin:
-                    following.headers.pop(header, None)
-                sent = following
+                following = response.next_request
+                if following is None:
+                    return await _read(response, limits.max_response_bytes)
+            finally:
+                await response.aclose()
+            if hop == limits.max_redirects:
+                break
+            header = connection.header_name() if connection is not None else None
+            if header is not None and _origin(following.url) != origin:
+                following.headers.pop(header, None)
+            sent = following
         raise ToolFailure(
             f"{request.describe()} was redirected more than {limits.max_redirects} times; "
             "the redirects were not followed further."
