@@ -189,5 +189,9 @@ def test_the_mcp_sample_flow_waits_for_approval_and_calls_with_its_headers(
     ]
     offered = scripted_model.requests(model_name)[0]["tools"]
     assert [tool["function"]["name"] for tool in offered] == ["echo_header"]
+    # The server's list of tools, as the sample reads it: a step of activities.
+    [listing] = summary["activities"]
+    assert listing == {"server_label": "calc", "tools": ["echo_header"]}
+    assert summary["steps"][-1] == {"type": "activities", "status": "completed"}  # the oldest
     told = scripted_model.requests(model_name)[1]["messages"][-1]
     assert told == {"role": "tool", "tool_call_id": approval["id"], "content": "123456"}

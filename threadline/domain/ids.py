@@ -13,6 +13,7 @@ class IdKind(StrEnum):
     RUN = "run_"
     STEP = "step_"
     TOOL_CALL = "call_"
+    ACTIVITY = "act_"
 
 
 def new_id(kind: IdKind) -> str:

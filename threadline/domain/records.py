@@ -154,6 +154,9 @@ class Run(TypedDict):
     # The run whose connected-agent call started this one (absent on runs a client made,
     # and on those stored before connected agents).
     parent_run_id: NotRequired[str | None]
+    # The project the run was made in, for what its tools may reach (absent on runs stored
+    # before tools needed it: the store's column says).
+    project: NotRequired[str]
 
 
 class MessageCreation(TypedDict):
@@ -166,7 +169,15 @@ class ToolCalls(TypedDict):
     tool_calls: list[ToolCall]
 
 
-StepDetails = MessageCreation | ToolCalls
+class Activities(TypedDict):
+    """What the service did for the run besides calling the model and tools: listing an MCP
+    server's tools (`{"type": "mcp_list_tools", "id", "server_label", "tools"}`)."""
+
+    type: Literal["activities"]
+    activities: list[Obj]
+
+
+StepDetails = MessageCreation | ToolCalls | Activities
 
 
 class RunStep(TypedDict):
@@ -175,7 +186,7 @@ class RunStep(TypedDict):
     run_id: str
     assistant_id: str
     thread_id: str
-    type: Literal["message_creation", "tool_calls"]
+    type: Literal["message_creation", "tool_calls", "activities"]
     status: str
     cancelled_at: int | None
     completed_at: int | None

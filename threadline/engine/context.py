@@ -66,6 +66,8 @@ def _steps_as_chat(steps: list[RunStep], run_messages: dict[str, Message]) -> li
             if text:  # an empty one (a withdrawn attempt's, closed empty) says nothing
                 chat.append({"role": "assistant", "content": text})
             continue
+        if details["type"] != "tool_calls":
+            continue  # the service's own activities: nothing the model said or was told
         # Every call was a function call to the model, whatever tool carried it out.
         calls = details["tool_calls"]
         if not calls:

@@ -36,7 +36,7 @@ from threadline.providers.base import (
     ProviderError,
     Usage,
 )
-from threadline.service.objects import text_part
+from threadline.service.objects import run_step, text_part
 from threadline.service.run_status import Event, change_status, emit
 from threadline.store.base import Store, StoreTx
 from threadline.tools.base import CallContext
@@ -120,6 +120,7 @@ class RunExecutor:
         try:
             # Built once for the run here: an MCP server's tools are listed once.
             toolset = await Toolset.of(run["tools"], self.tool_kinds, run["tool_resources"])
+            await self._record_activities(run, toolset)
             scope = RunScope(toolset)
             while await self._turn(run, scope):
                 pass
@@ -140,6 +141,25 @@ class RunExecutor:
         except Exception:
             log.exception("run %s failed on an internal error", run["id"])
             await self.fail(run["id"], "server_error", INTERNAL_ERROR)
+
+    async def _record_activities(self, run: Run, toolset: Toolset) -> None:
+        """A step of what loading the run's tools did (the MCP servers' lists of tools),
+        once per run: a worker taking the run over finds it there and adds none."""
+        activities = toolset.activities()
+        if not activities:
+            return
+        async with self.store.transaction(durable=False) as tx:
+            if not await tx.holds_lease(run["id"], self.owner):
+                raise Superseded()
+            steps = await tx.steps_of_run(run["id"])
+            if any(step["type"] == "activities" for step in steps):
+                return
+            step = run_step(run, {"type": "activities", "activities": activities})
+            step["status"], step["completed_at"] = "completed", now()
+            await tx.insert_step(step)
+            await emit(
+                tx, run, ("thread.run.step.created", step), ("thread.run.step.completed", step)
+            )
 
     async def _turn(self, run: Run, scope: RunScope) -> bool:
         """One model call and what it asked for; True when the run goes on with another
@@ -354,12 +374,7 @@ class RunExecutor:
             await self._wait_for_client(run, [_pending(call) for call in to_approve])
             return False
         if scope.context is None:
-            async with self.store.transaction(durable=False) as tx:
-                project = await tx.project_of_run(run["id"])
-                depth = await _depth(tx, run)
-            if project is None:
-                raise Superseded()  # deleted with its thread
-            scope.context = CallContext(project, run["id"], run["thread_id"], depth=depth)
+            scope.context = await self._call_context(run)
         for_client = [call for call in calls if toolset.is_client_side(call)]
         step = await self.tool_round.run(
             run, step, toolset, scope.context, close_step=not for_client
@@ -379,6 +394,19 @@ class RunExecutor:
                 raise Superseded()
             await emit(tx, run, ("thread.run.step.completed", closed))
         return True
+
+    async def _call_context(self, run: Run) -> CallContext:
+        """Where the run's tool calls come from: read from the store only for a run that
+        does not say (stored before runs named their project) or a connected agent's."""
+        project = run.get("project")
+        if project is not None and run.get("parent_run_id") is None:
+            return CallContext(project, run["id"], run["thread_id"])
+        async with self.store.transaction(durable=False) as tx:
+            project = project or await tx.project_of_run(run["id"])
+            depth = await _depth(tx, run)
+        if project is None:
+            raise Superseded()  # deleted with its thread
+        return CallContext(project, run["id"], run["thread_id"], depth=depth)
 
     async def _wait_for_client(self, run: Run, pending: list[ToolCall]) -> None:
         async with self.store.transaction(durable=False) as tx:

@@ -105,7 +105,9 @@ class RunService:
             # appended here go with the rolled-back transaction.
             extra = new_messages(thread_id, request.additional_messages or [])
             await append_messages(tx, thread_id, extra, self.limits, "additional_messages")
-            run = self._new_run(thread_id, assistant, request, request.additional_instructions)
+            run = self._new_run(
+                project, thread_id, assistant, request, request.additional_instructions
+            )
             await self._queue(tx, project, run)
         return run
 
@@ -126,7 +128,7 @@ class RunService:
             assistant = await _require_assistant(tx, project, request.assistant_id)
             await _check_run_tools(tx, project, request)
             thread = await insert_thread(tx, project, thread_request)
-            run = self._new_run(thread["id"], assistant, request, None)
+            run = self._new_run(project, thread["id"], assistant, request, None)
             if parent_run_id is not None:
                 run["parent_run_id"] = parent_run_id
             await self._queue(tx, project, run, created_thread=thread)
@@ -272,6 +274,7 @@ class RunService:
 
     def _new_run(
         self,
+        project: str,
         thread_id: str,
         assistant: Assistant,
         request: RunOptions,
@@ -298,6 +301,7 @@ class RunService:
         self.models.require_served(model)
         return {
             "id": new_id(IdKind.RUN),
+            "project": project,
             "created_at": created,
             "assistant_id": assistant["id"],
             "thread_id": thread_id,

@@ -92,6 +92,11 @@ class ServiceTool(Protocol):
         """Whether a call of the function `name` waits for its client's approval."""
         ...
 
+    def activity(self) -> Obj | None:
+        """What loading it did that a run's steps show (an MCP server's list of tools, as an
+        `mcp_list_tools` activity), if anything."""
+        ...
+
     async def call(self, offer: Offer, arguments: str, context: CallContext) -> Outcome:
         """Carry out one call of one of `offers()`; raises `ToolFailure` for an answer that
         is a failure the model should read."""

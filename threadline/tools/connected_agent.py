@@ -66,6 +66,9 @@ class ConnectedAgentTool:
     def needs_approval(self, name: str) -> bool:
         return False
 
+    def activity(self) -> Obj | None:
+        return None
+
     def offers(self) -> list[Offer]:
         return [Offer(self.name, self.description, QUERY)]
 

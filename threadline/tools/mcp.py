@@ -39,6 +39,7 @@ from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
 from threadline.domain.errors import InvalidRequest
+from threadline.domain.ids import IdKind, new_id
 from threadline.domain.records import Obj
 from threadline.tools.base import CallContext, Offer, Outcome, ToolFailure
 
@@ -124,6 +125,14 @@ class McpTool:
         return {
             tool.name: {"description": tool.description, "parameters": _parameters(tool)}
             for tool in self._loaded().values()
+        }
+
+    def activity(self) -> Obj | None:
+        return {
+            "type": "mcp_list_tools",
+            "id": new_id(IdKind.ACTIVITY),
+            "server_label": self.server_label,
+            "tools": self.listed_tools(),
         }
 
     def needs_approval(self, tool_name: str) -> bool:

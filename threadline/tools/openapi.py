@@ -140,6 +140,9 @@ class OpenApiTool:
     def needs_approval(self, name: str) -> bool:
         return False
 
+    def activity(self) -> Obj | None:
+        return None
+
     def offers(self) -> list[Offer]:
         return [operation.offer for operation in self._operations.values()]
 

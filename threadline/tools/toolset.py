@@ -88,6 +88,11 @@ class Toolset:
         which could not run it either."""
         return call["name"] in self.functions
 
+    def activities(self) -> list[Obj]:
+        """What loading the run's tools did that its steps show, once per tool."""
+        tools = {id(s.tool): s.tool for s in self.service.values()}
+        return [a for tool in tools.values() if (a := tool.activity()) is not None]
+
     def needs_approval(self, call: ToolCall) -> bool:
         """A service-side call that waits for its client's approval before it runs (an MCP
         call, by its server's `require_approval`) and has none yet."""

@@ -161,6 +161,7 @@ class AssistantsWire:
         rendered: Obj = {"id": run["id"], "object": "thread.run", **run}
         pending = rendered.pop("pending_tool_calls")
         rendered.pop("parent_run_id", None)
+        rendered.pop("project", None)
         rendered["required_action"] = _required_action(pending)
         rendered["tools"] = [_function_tool(tool) for tool in run["tools"]]
         rendered["response_format"] = _response_format(run["response_format"])
@@ -176,6 +177,8 @@ class AssistantsWire:
                 "type": "message_creation",
                 "message_creation": {"message_id": details["message_id"]},
             }
+        elif details["type"] == "activities":
+            rendered_details = dict(details)
         else:
             rendered_details = {
                 "type": "tool_calls",
