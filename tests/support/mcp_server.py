@@ -10,17 +10,14 @@ short time limit), `picture` (a result with a part that is not text) and
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
-import threading
-import time
 from types import TracebackType
 from typing import Self
 
-import uvicorn
 from mcp.server.mcpserver import Context, Image, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ImageContent, TextContent
+
+from support.threaded_server import ThreadedServer
 
 # What `echo_header` answers when the header it reads was not sent.
 NO_HEADER = "(no such header)"
@@ -71,35 +68,13 @@ class McpServer:
     def __init__(self) -> None:
         self.url = ""
         self.base_url = ""
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
+        self._served: ThreadedServer | None = None
 
     def __enter__(self) -> Self:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
         # The app's lifespan runs its session manager: it must be on.
         app = build_server().streamable_http_app()
-        config = uvicorn.Config(
-            app,
-            log_level="warning",
-            access_log=False,
-            lifespan="on",
-            timeout_graceful_shutdown=1,
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name=f"mcp-{port}", daemon=True
-        )
-        self._socket, self._server, self._thread = sock, server, thread
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the MCP server did not start")
-            time.sleep(0.01)
-        self.base_url = f"http://127.0.0.1:{port}"
+        self._served = ThreadedServer(app, "mcp", lifespan="on").__enter__()
+        self.base_url = self._served.base_url
         self.url = f"{self.base_url}/mcp"
         return self
 
@@ -109,8 +84,5 @@ class McpServer:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        assert self._server is not None and self._thread is not None and self._socket
-        self._server.should_exit = True
-        self._thread.join(10)
-        with contextlib.suppress(OSError):
-            self._socket.close()
+        assert self._served is not None
+        self._served.__exit__(exc_type, exc, traceback)

@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import threading
-import time
 from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any, Self
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from support.threaded_server import ThreadedServer
 
 SECRET = "s3cret-key-0042"
 BIG_BYTES = 10 * 1024 * 1024
@@ -28,9 +27,7 @@ class PetApi:
     def __init__(self) -> None:
         self.seen: list[dict[str, Any]] = []
         self.base_url = ""
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
+        self._served: ThreadedServer | None = None
         self.app = Starlette(
             routes=[
                 Route("/pets/{pet_id}", self._get_pet, methods=["GET"]),
@@ -55,28 +52,8 @@ class PetApi:
         self.gate = threading.Event()
 
     def __enter__(self) -> Self:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=1,
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name=f"pet-api-{port}", daemon=True
-        )
-        self._socket, self._server, self._thread = sock, server, thread
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the pet API did not start")
-            time.sleep(0.01)
-        self.base_url = f"http://127.0.0.1:{port}"
+        self._served = ThreadedServer(self.app, "pet-api").__enter__()
+        self.base_url = self._served.base_url
         return self
 
     def __exit__(
@@ -85,10 +62,8 @@ class PetApi:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        assert self._server is not None and self._thread is not None and self._socket
-        self._server.should_exit = True
-        self._thread.join(10)
-        self._socket.close()
+        assert self._served is not None
+        self._served.__exit__(exc_type, exc, traceback)
 
     def _record(self, request: Request) -> None:
         self.seen.append(
