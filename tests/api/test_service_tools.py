@@ -182,7 +182,11 @@ def two_round_server(
     scripted_model: ScriptedModelServer,
 ) -> Iterator[openai.OpenAI]:
     folder: Path = tmp_path_factory.mktemp("rounds")
-    settings = {"THREADLINE_MAX_TOOL_ROUNDS": "2"}
+    settings = {
+        "THREADLINE_MAX_TOOL_ROUNDS": "2",
+        "THREADLINE_TOOL_TIMEOUT_SECONDS": "0.5",
+        "THREADLINE_MAX_TOOL_OUTPUT_CHARS": "100",
+    }
     with configured_server(databases, folder, scripted_model.base_url, settings) as process:
         yield openai_client(process)
 
@@ -241,3 +245,34 @@ def test_a_streamed_round_reads_back_whole_in_the_openai_stream_helper(
     assert call["function"]["name"] == "pets_getPet"
     assert call["function"]["arguments"] == '{"petId": "7"}'
     assert call["function"]["output"] == stored["function"]["output"]
+
+
+def test_a_call_past_the_time_limit_and_a_long_answer_are_what_the_model_is_told(
+    two_round_server: openai.OpenAI,
+    scripted_model: ScriptedModelServer,
+    model_name: str,
+    api: PetApi,
+) -> None:
+    """The loop's own limits, whatever the tool's: the slow operation answers only when its
+    caller hangs up, and the big one's answer (already cut at the OpenAPI tool's 1 MiB) is
+    longer than the 100 characters allowed here."""
+    client = two_round_server
+    scripted_model.script(
+        model_name,
+        CallTools([ToolCall("pets_slow", {}), ToolCall("pets_big", {})]),
+        Reply("Done."),
+    )
+    assistant = client.beta.assistants.create(
+        model=model_name,
+        tools=[openapi_tool(api)],  # type: ignore[list-item]
+    )
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "go"}])
+
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+
+    assert run.status == "completed"
+    slow, big = [m["content"] for m in scripted_model.requests(model_name)[-1]["messages"][-2:]]
+    assert slow == "The tool did not answer within 0.5 seconds."
+    head, _, note = big.partition("\n[cut: ")
+    assert head.startswith("HTTP 200") and len(head) == 100
+    assert note.endswith("the first 100 are shown]")
