@@ -22,7 +22,7 @@ from alembic.migration import MigrationContext
 
 from threadline.store.engine import create_postgres_engine, create_sqlite_engine
 from threadline.store.migrate import alembic_config
-from threadline.store.schema import metadata
+from threadline.store.schema import described_here, metadata
 from threadline.store.sql_store import SqlStore
 
 T = TypeVar("T")
@@ -32,8 +32,13 @@ class Runner(Protocol):
     def __call__(self, coroutine: Coroutine[Any, Any, T], /) -> T: ...
 
 
+def _include(name: str | None, kind: str, _parents: Any) -> bool:
+    return described_here(name, kind)
+
+
 def _differences(connection: sa.Connection) -> list[Any]:
-    return list(compare_metadata(MigrationContext.configure(connection), metadata))
+    context = MigrationContext.configure(connection, opts={"include_name": _include})
+    return list(compare_metadata(context, metadata))
 
 
 def test_the_migrated_schema_is_the_one_the_queries_are_written_against(

@@ -14,6 +14,10 @@ class IdKind(StrEnum):
     STEP = "step_"
     TOOL_CALL = "call_"
     ACTIVITY = "act_"
+    FILE = "file-"
+    VECTOR_STORE = "vs_"
+    FILE_BATCH = "vsfb_"
+    JOB = "job_"
 
 
 def new_id(kind: IdKind) -> str:

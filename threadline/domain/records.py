@@ -213,6 +213,100 @@ class StepDelta(TypedDict):
     tool_calls: list[Obj]
 
 
+class FileRecord(TypedDict):
+    """An uploaded file (its bytes live in the blob store under `blob_key`, never rendered)."""
+
+    id: str
+    created_at: int
+    bytes: int
+    filename: str
+    purpose: str
+    status: Literal["uploaded", "processed", "error"]
+    status_details: str | None
+    expires_at: int | None
+    blob_key: str
+
+
+class VectorStore(TypedDict):
+    """A vector store as stored; its `status`, `file_counts` and `usage_bytes` are counted
+    from its files when read (`VectorStoreView`), so no write races another to keep them."""
+
+    id: str
+    created_at: int
+    name: str | None
+    metadata: Metadata
+    # `{"anchor": "last_active_at", "days": N}`, or None for a store that never expires.
+    expires_after: Obj | None
+    expires_at: int | None
+    last_active_at: int
+
+
+class FileCounts(TypedDict):
+    in_progress: int
+    completed: int
+    failed: int
+    cancelled: int
+    total: int
+
+
+class VectorStoreView(VectorStore):
+    status: Literal["expired", "in_progress", "completed"]
+    file_counts: FileCounts
+    usage_bytes: int
+
+
+# A vector store file's attribute values, as the wire format allows them.
+Attributes = dict[str, str | float | bool]
+
+
+class VectorStoreFile(TypedDict):
+    """A file of a vector store: `id` is the file's id."""
+
+    id: str
+    vector_store_id: str
+    created_at: int
+    status: Literal["in_progress", "completed", "cancelled", "failed"]
+    last_error: LastError | None
+    usage_bytes: int
+    # `{"type": "static", "static": {"max_chunk_size_tokens", "chunk_overlap_tokens"}}`.
+    chunking_strategy: Obj
+    attributes: Attributes
+    batch_id: str | None
+    # A note on what was indexed (an image-only PDF: nothing), for the run steps and logs.
+    note: NotRequired[str | None]
+
+
+class FileBatch(TypedDict):
+    id: str
+    vector_store_id: str
+    created_at: int
+    status: Literal["in_progress", "completed", "cancelled", "failed"]
+
+
+class FileBatchView(FileBatch):
+    file_counts: FileCounts
+
+
+class Job(TypedDict):
+    """A claimed piece of background work: what to do (`kind`, `body`), and how many times
+    it has been claimed (this time included), so work that keeps killing its worker stops."""
+
+    id: str
+    kind: str
+    body: Obj
+    attempts: int
+
+
+class SearchHit(TypedDict):
+    """A piece of a file that a search found, best first."""
+
+    file_id: str
+    filename: str
+    score: float
+    text: str
+    attributes: Attributes
+
+
 @dataclass(frozen=True)
 class PageRequest:
     limit: int = 20

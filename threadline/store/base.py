@@ -15,11 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from typing import Any, Protocol
 
 from threadline.domain.keys import ApiKey
 from threadline.domain.records import (
     Assistant,
+    FileBatch,
+    FileRecord,
+    Job,
     Message,
     Obj,
     Page,
@@ -28,11 +31,122 @@ from threadline.domain.records import (
     RunEvent,
     RunStep,
     Thread,
+    VectorStore,
+    VectorStoreFile,
 )
 from threadline.store.signal import EventSignal
 
 
-class StoreTx(Protocol):
+class FileStoreTx(Protocol):
+    """Files, vector stores, their chunks and the jobs queue (`sql_files.py`)."""
+
+    # -- files
+    async def insert_file(self, project: str, file: FileRecord) -> None: ...
+    async def get_file(self, project: str, file_id: str) -> FileRecord | None: ...
+    async def get_files(self, project: str, file_ids: Sequence[str]) -> list[FileRecord]: ...
+    async def page_files(
+        self, project: str, page: PageRequest, purpose: str | None = None
+    ) -> Page[FileRecord]: ...
+    async def delete_file(self, project: str, file_id: str) -> FileRecord | None:
+        """The file's row, its place in every vector store and its chunks; returns what was
+        deleted (its blob is the caller's to remove, after the commit)."""
+        ...
+
+    # -- vector stores
+    async def insert_vector_store(self, project: str, store: VectorStore) -> None: ...
+    async def get_vector_store(self, project: str, store_id: str) -> VectorStore | None: ...
+    async def get_vector_stores(
+        self, project: str, store_ids: Sequence[str]
+    ) -> list[VectorStore]: ...
+    async def update_vector_store(
+        self, project: str, store_id: str, changes: Obj
+    ) -> VectorStore | None: ...
+    async def delete_vector_store(self, project: str, store_id: str) -> bool: ...
+    async def page_vector_stores(self, project: str, page: PageRequest) -> Page[VectorStore]: ...
+    async def file_counts(self, store_id: str) -> tuple[dict[str, int], int]:
+        """Files of the store by status, and the bytes its indexed files take."""
+        ...
+
+    async def batch_counts(self, batch_id: str) -> dict[str, int]: ...
+
+    # -- a vector store's files
+    async def insert_vector_store_file(self, file: VectorStoreFile) -> bool:
+        """False when the file is in the store already (the pair is unique)."""
+        ...
+
+    async def get_vector_store_file(
+        self, store_id: str, file_id: str
+    ) -> VectorStoreFile | None: ...
+    async def files_of_vector_stores(self, store_ids: Sequence[str]) -> list[VectorStoreFile]: ...
+    async def update_vector_store_file(
+        self, store_id: str, file_id: str, changes: Obj
+    ) -> VectorStoreFile | None: ...
+    async def delete_vector_store_file(self, store_id: str, file_id: str) -> bool: ...
+    async def page_vector_store_files(
+        self,
+        store_id: str,
+        page: PageRequest,
+        status: str | None = None,
+        batch_id: str | None = None,
+    ) -> Page[VectorStoreFile]: ...
+
+    # -- batches
+    async def insert_file_batch(self, batch: FileBatch) -> None: ...
+    async def get_file_batch(self, store_id: str, batch_id: str) -> FileBatch | None: ...
+    async def update_file_batch(
+        self, store_id: str, batch_id: str, changes: Obj
+    ) -> FileBatch | None: ...
+    async def batch_files_in_progress(self, batch_id: str) -> list[str]: ...
+
+    # -- chunks
+    async def insert_chunks(self, rows: list[dict[str, Any]]) -> None:
+        """Rows of `vector_store_id, file_id, chunk_index, text, embedding, embedding_model`."""
+        ...
+
+    async def delete_chunks(self, store_id: str, file_id: str) -> None: ...
+    async def index_state(self, store_id: str) -> tuple[int, int]:
+        """The store's chunk generation and its newest chunk's `seq`: a copy of its vectors
+        holding both is current."""
+        ...
+
+    async def chunk_vectors(
+        self, store_id: str, model: str, after_seq: int
+    ) -> list[tuple[int, str, bytes]]: ...
+    async def chunk_texts(self, seqs: Sequence[int]) -> dict[int, tuple[str, str, str]]:
+        """By seq: the chunk's vector store, file and text."""
+        ...
+
+    async def text_search(
+        self, store_ids: Sequence[str], words: Sequence[str], limit: int
+    ) -> list[int]:
+        """The seqs of the chunks that best match any of `words`, best first."""
+        ...
+
+    async def stores_with_other_embeddings(self, model: str) -> list[str]: ...
+    async def chunks_with_other_embeddings(
+        self, model: str, after_seq: int, limit: int
+    ) -> list[tuple[int, str]]: ...
+    async def set_embedding(self, seq: int, embedding: bytes, model: str) -> None: ...
+    async def bump_index_generation(self, store_ids: Sequence[str]) -> None: ...
+
+    # -- jobs
+    async def insert_job(self, job_id: str, kind: str, body: Obj) -> None: ...
+    async def claim_next_jobs(self, owner: str, lease_until: float, limit: int) -> list[Job]: ...
+    async def renew_job_leases(
+        self, owner: str, job_ids: list[str], lease_until: float
+    ) -> None: ...
+    async def finish_job(self, job_id: str, owner: str) -> bool:
+        """Done: the job leaves the queue, if this owner still holds it."""
+        ...
+
+    async def hand_back_job(self, job_id: str, owner: str) -> None: ...
+    async def free_lapsed_jobs(self, now: float | None) -> int:
+        """Jobs whose worker's lease lapsed go back to the queue; `None` frees every job
+        (a SQLite file at start, where the embedded worker is the only one)."""
+        ...
+
+
+class StoreTx(FileStoreTx, Protocol):
     """One transaction. Nothing is visible to others until the context manager exits."""
 
     # assistants

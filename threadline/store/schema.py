@@ -122,3 +122,111 @@ api_keys = sa.Table(
     sa.Column("created_at", sa.BigInteger(), nullable=False),
     sa.Column("revoked_at", sa.BigInteger(), nullable=True),
 )
+
+files = sa.Table(
+    "files",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("project", sa.String(128), nullable=False),
+    sa.Column("purpose", sa.String(32), nullable=False),
+    sa.Column("body", Json, nullable=False),
+    sa.Index("ix_files_project_seq", "project", "seq"),
+)
+
+vector_stores = sa.Table(
+    "vector_stores",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("project", sa.String(128), nullable=False),
+    # Epoch seconds; NULL for a store that never expires. The sweeper finds the expired.
+    sa.Column("expires_at", sa.BigInteger(), nullable=True),
+    # Raised whenever chunks of the store are deleted, so a search's in-memory copy of its
+    # vectors knows to load them anew (added chunks show as a higher `seq`).
+    sa.Column("index_generation", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("body", Json, nullable=False),
+    sa.Index("ix_vector_stores_project_seq", "project", "seq"),
+)
+
+# A file in a vector store: the file's id is its id within the store, so the pair is the key.
+vector_store_files = sa.Table(
+    "vector_store_files",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(64), nullable=False),
+    sa.Column("vector_store_id", sa.String(64), nullable=False),
+    sa.Column("batch_id", sa.String(64), nullable=True),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("usage_bytes", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("body", Json, nullable=False),
+    sa.UniqueConstraint("vector_store_id", "id", name="ux_vector_store_files_store_file"),
+    sa.Index("ix_vector_store_files_store_seq", "vector_store_id", "seq"),
+    sa.Index("ix_vector_store_files_file", "id"),
+    sa.Index("ix_vector_store_files_batch", "batch_id"),
+)
+
+file_batches = sa.Table(
+    "file_batches",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("vector_store_id", sa.String(64), nullable=False),
+    sa.Column("body", Json, nullable=False),
+    sa.Index("ix_file_batches_store", "vector_store_id"),
+)
+
+# The searchable pieces of a vector store's files. `seq` is also the full-text index's row id
+# (SQLite FTS5's `content_rowid`); the text index itself is dialect-specific and made by the
+# migration (`chunks_fts` on SQLite, a generated `tsvector` column on PostgreSQL).
+chunks = sa.Table(
+    "chunks",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("vector_store_id", sa.String(64), nullable=False),
+    sa.Column("file_id", sa.String(64), nullable=False),
+    sa.Column("chunk_index", sa.Integer(), nullable=False),
+    sa.Column("text", sa.Text(), nullable=False),
+    # float32 little-endian, L2-normalised; the model that made it beside it, so a change of
+    # embedding model is found (`threadline reembed`) rather than mixing vector spaces.
+    sa.Column("embedding", sa.LargeBinary(), nullable=False),
+    sa.Column("embedding_model", sa.String(128), nullable=False),
+    sa.Index("ix_chunks_store_seq", "vector_store_id", "seq"),
+    sa.Index("ix_chunks_file", "file_id"),
+)
+
+# Background work other than runs (a file's ingestion into a vector store), claimed the way
+# runs are: oldest first, with a lease the worker renews and the sweeper takes back when it
+# lapses. A job is deleted when done.
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("lease_owner", sa.String(128), nullable=True),
+    sa.Column("lease_until", sa.Float(), nullable=True),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("body", Json, nullable=False),
+    sa.Index("ix_jobs_lease_seq", "lease_owner", "seq"),
+)
+
+# Made by migration 0006 in each dialect's own terms, outside what this file describes: the
+# FTS5 table over `chunks` (with the shadow tables SQLite keeps for it) and PostgreSQL's
+# generated `tsvector` column with its GIN index.
+TEXT_INDEX_TABLE_PREFIX = "chunks_fts"
+TEXT_INDEX_COLUMN = "tsv"
+TEXT_INDEX_NAME = "ix_chunks_tsv"
+
+
+def described_here(name: str | None, kind: str) -> bool:
+    """Whether a name found in a database is one this file describes (for schema checks)."""
+    if name is None:
+        return True
+    if kind == "table":
+        return not name.startswith(TEXT_INDEX_TABLE_PREFIX)
+    if kind == "column":
+        return name != TEXT_INDEX_COLUMN
+    if kind == "index":
+        return name != TEXT_INDEX_NAME
+    return True

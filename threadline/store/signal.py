@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 RUN_QUEUED = "run-queued"
+JOB_QUEUED = "job-queued"
 
 
 class EventSignal:

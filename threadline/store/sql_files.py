@@ -1,0 +1,536 @@
+"""The queries of files, vector stores, their chunks and the jobs queue.
+
+A vector store's counts (`file_counts`, `usage_bytes`) are counted from its files' rows when
+read, never kept in its own body: files finish ingesting concurrently, and a counter each of
+them updated would be one row every ingestion fought over.
+
+The full-text part of a search is the one place the dialects differ in SQL (FTS5 against a
+generated `tsvector`), so it is written out per dialect here; everything else is Core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from threadline.domain.records import (
+    FileBatch,
+    FileRecord,
+    Job,
+    Obj,
+    Page,
+    PageRequest,
+    VectorStore,
+    VectorStoreFile,
+)
+from threadline.store.compiled import OneOf, Query, param
+from threadline.store.drivers import DuplicateKey
+from threadline.store.schema import (
+    chunks,
+    file_batches,
+    files,
+    jobs,
+    vector_store_files,
+    vector_stores,
+)
+from threadline.store.signal import JOB_QUEUED
+from threadline.store.sql_common import _ID, _LIMIT, SqlTxBase, _p, _Paging
+
+_PROJECT = _p("p_project", files.c.project)
+_STORE_ID = _p("p_vector_store_id", vector_store_files.c.vector_store_id)
+_FILE_ID = _p("p_file_id", chunks.c.file_id)
+_STORE_IDS = "p_store_ids"
+
+_GET_FILE = Query(sa.select(files.c.body).where(files.c.id == _ID, files.c.project == _PROJECT))
+_FILES = Query(
+    sa.select(files.c.body).where(
+        OneOf(files.c.id, "p_ids", sa.String()), files.c.project == _PROJECT
+    )
+)
+_DELETE_FILE = Query(files.delete().where(files.c.id == _ID, files.c.project == _PROJECT))
+# A deleted file leaves every vector store of its project (file ids are unique, so the id
+# alone finds them), with its chunks; each store's search copy learns of it by generation.
+_STORES_OF_FILE = Query(
+    sa.select(vector_store_files.c.vector_store_id).where(vector_store_files.c.id == _ID)
+)
+_DROP_FILE_EVERYWHERE = Query(vector_store_files.delete().where(vector_store_files.c.id == _ID))
+_DROP_FILE_CHUNKS_EVERYWHERE = Query(chunks.delete().where(chunks.c.file_id == _ID))
+
+_VECTOR_STORE = sa.select(vector_stores.c.body).where(
+    vector_stores.c.id == _ID, vector_stores.c.project == _PROJECT
+)
+_GET_VECTOR_STORE = Query(_VECTOR_STORE)
+_VECTOR_STORES = Query(
+    sa.select(vector_stores.c.body).where(
+        OneOf(vector_stores.c.id, "p_ids", sa.String()), vector_stores.c.project == _PROJECT
+    )
+)
+_DELETE_VECTOR_STORE = Query(
+    vector_stores.delete().where(vector_stores.c.id == _ID, vector_stores.c.project == _PROJECT)
+)
+_DELETE_STORE_CONTENTS = [
+    Query(table.delete().where(table.c.vector_store_id == _STORE_ID))
+    for table in (vector_store_files, file_batches, chunks)
+]
+_BUMP_GENERATION = Query(
+    vector_stores.update()
+    .where(OneOf(vector_stores.c.id, "p_ids", sa.String()))
+    .values(index_generation=vector_stores.c.index_generation + 1)
+)
+_INDEX_STATE = Query(
+    sa.select(vector_stores.c.index_generation).where(vector_stores.c.id == _STORE_ID)
+)
+_MAX_CHUNK_SEQ = Query(
+    sa.select(sa.func.coalesce(sa.func.max(chunks.c.seq), 0)).where(
+        chunks.c.vector_store_id == _STORE_ID
+    )
+)
+
+_FILE_COUNTS = Query(
+    sa.select(
+        vector_store_files.c.status,
+        sa.func.count(),
+        sa.func.coalesce(sa.func.sum(vector_store_files.c.usage_bytes), 0),
+    )
+    .where(vector_store_files.c.vector_store_id == _STORE_ID)
+    .group_by(vector_store_files.c.status)
+)
+_BATCH_ID = _p("p_batch_id", vector_store_files.c.batch_id)
+_BATCH_COUNTS = Query(
+    sa.select(vector_store_files.c.status, sa.func.count(), sa.literal(0))
+    .where(vector_store_files.c.batch_id == _BATCH_ID)
+    .group_by(vector_store_files.c.status)
+)
+_GET_STORE_FILE = Query(
+    sa.select(vector_store_files.c.body).where(
+        vector_store_files.c.vector_store_id == _STORE_ID, vector_store_files.c.id == _ID
+    )
+)
+_STORE_FILES_OF = Query(
+    sa.select(vector_store_files.c.body)
+    .where(OneOf(vector_store_files.c.vector_store_id, _STORE_IDS, sa.String()))
+    .order_by(vector_store_files.c.seq)
+)
+_DELETE_STORE_FILE = Query(
+    vector_store_files.delete().where(
+        vector_store_files.c.vector_store_id == _STORE_ID, vector_store_files.c.id == _ID
+    )
+)
+_DELETE_FILE_CHUNKS = Query(
+    chunks.delete().where(chunks.c.vector_store_id == _STORE_ID, chunks.c.file_id == _FILE_ID)
+)
+_BATCH_FILES_IN_PROGRESS = Query(
+    sa.select(vector_store_files.c.id).where(
+        vector_store_files.c.batch_id == _BATCH_ID,
+        vector_store_files.c.status == "in_progress",
+    )
+)
+_GET_BATCH = Query(
+    sa.select(file_batches.c.body).where(
+        file_batches.c.id == _ID, file_batches.c.vector_store_id == _STORE_ID
+    )
+)
+_CHUNK_VECTORS = Query(
+    sa.select(chunks.c.seq, chunks.c.file_id, chunks.c.embedding)
+    .where(
+        chunks.c.vector_store_id == _STORE_ID,
+        chunks.c.seq > param("p_after", sa.BigInteger()),
+        chunks.c.embedding_model == _p("p_model", chunks.c.embedding_model),
+    )
+    .order_by(chunks.c.seq)
+)
+_CHUNK_TEXTS = Query(
+    sa.select(chunks.c.seq, chunks.c.vector_store_id, chunks.c.file_id, chunks.c.text).where(
+        OneOf(chunks.c.seq, "p_ids", sa.BigInteger())
+    )
+)
+_STORES_WITH_OTHER_MODEL = Query(
+    sa.select(chunks.c.vector_store_id)
+    .where(chunks.c.embedding_model != _p("p_model", chunks.c.embedding_model))
+    .distinct()
+)
+_CHUNKS_WITH_OTHER_MODEL = Query(
+    sa.select(chunks.c.seq, chunks.c.text)
+    .where(
+        chunks.c.embedding_model != _p("p_model", chunks.c.embedding_model),
+        chunks.c.seq > param("p_after", sa.BigInteger()),
+    )
+    .order_by(chunks.c.seq)
+    .limit(_LIMIT)
+)
+_SET_EMBEDDING = Query(
+    chunks.update()
+    .where(chunks.c.seq == param("p_seq", sa.BigInteger()))
+    .values(
+        embedding=_p("p_embedding", chunks.c.embedding),
+        embedding_model=_p("p_model", chunks.c.embedding_model),
+    )
+)
+
+# Full text: the best `p_limit` chunks of the stores for a query already reduced to words
+# (`p_match`), best first. bm25() is lower for better matches; ts_rank_cd higher.
+_SQLITE_TEXT_SEARCH = Query(
+    sa.text(
+        "SELECT c.seq FROM chunks_fts JOIN chunks c ON c.seq = chunks_fts.rowid "
+        "WHERE chunks_fts MATCH :p_match "
+        "AND c.vector_store_id IN (SELECT value FROM json_each(:p_store_ids)) "
+        "ORDER BY bm25(chunks_fts) LIMIT :p_limit"
+    ).bindparams(
+        param("p_match", sa.String()),
+        param(_STORE_IDS, sa.JSON()),
+        param("p_limit", sa.Integer()),
+    )
+)
+_POSTGRES_TEXT_SEARCH = Query(
+    sa.text(
+        "SELECT seq FROM chunks, to_tsquery('english', :p_match) AS q "
+        "WHERE tsv @@ q AND vector_store_id = ANY(:p_store_ids) "
+        "ORDER BY ts_rank_cd(tsv, q) DESC LIMIT :p_limit"
+    ).bindparams(
+        param("p_match", sa.String()),
+        param(_STORE_IDS, ARRAY(sa.String())),
+        param("p_limit", sa.Integer()),
+    )
+)
+
+_OWNER = _p("p_owner", jobs.c.lease_owner)
+_LEASE_UNTIL = _p("p_lease_until", jobs.c.lease_until)
+_NEXT_JOBS = Query(
+    sa.select(jobs.c.id, jobs.c.kind, jobs.c.body, jobs.c.attempts)
+    .where(jobs.c.lease_owner.is_(None))
+    .order_by(jobs.c.seq)
+    .limit(_LIMIT)
+    .with_for_update(skip_locked=True)
+)
+_LEASE_JOBS = Query(
+    jobs.update()
+    .where(OneOf(jobs.c.id, "p_ids", sa.String()))
+    .values(lease_owner=_OWNER, lease_until=_LEASE_UNTIL, attempts=jobs.c.attempts + 1)
+)
+_RENEW_JOBS = Query(
+    jobs.update()
+    .where(OneOf(jobs.c.id, "p_ids", sa.String()), jobs.c.lease_owner == _OWNER)
+    .values(lease_until=_LEASE_UNTIL)
+)
+_FINISH_JOB = Query(jobs.delete().where(jobs.c.id == _ID, jobs.c.lease_owner == _OWNER))
+_HAND_BACK_JOB = Query(
+    jobs.update()
+    .where(jobs.c.id == _ID, jobs.c.lease_owner == _OWNER)
+    .values(lease_owner=None, lease_until=None)
+)
+_LAPSED_JOBS = Query(
+    jobs.update()
+    .where(
+        jobs.c.lease_owner.is_not(None),
+        jobs.c.lease_until < _p("p_now", jobs.c.lease_until),
+    )
+    .values(lease_owner=None, lease_until=None)
+)
+_ALL_JOBS_FREE = Query(jobs.update().values(lease_owner=None, lease_until=None))
+
+_FILE_PAGES = _Paging(files, "project")
+_PURPOSE_FILE_PAGES = _Paging(files, "project", "purpose")
+_VECTOR_STORE_PAGES = _Paging(vector_stores, "project")
+_STORE_FILE_PAGES = _Paging(vector_store_files, "vector_store_id")
+_STATUS_STORE_FILE_PAGES = _Paging(vector_store_files, "vector_store_id", "status")
+_BATCH_FILE_PAGES = _Paging(vector_store_files, "vector_store_id", "batch_id")
+_STATUS_BATCH_FILE_PAGES = _Paging(vector_store_files, "vector_store_id", "batch_id", "status")
+
+STATUSES = ("in_progress", "completed", "failed", "cancelled")
+
+
+class FileQueries(SqlTxBase):
+    # -- files -----------------------------------------------------------------------------
+
+    async def insert_file(self, project: str, file: FileRecord) -> None:
+        row = {"id": file["id"], "project": project, "purpose": file["purpose"], "body": file}
+        await self._insert_rows(files, [row])
+
+    async def get_file(self, project: str, file_id: str) -> FileRecord | None:
+        found = await self._one_body(_GET_FILE, p_id=file_id, p_project=project)
+        return cast("FileRecord | None", found)
+
+    async def get_files(self, project: str, file_ids: Sequence[str]) -> list[FileRecord]:
+        found = await self._bodies(_FILES, p_ids=list(file_ids), p_project=project)
+        return cast("list[FileRecord]", found)
+
+    async def page_files(
+        self, project: str, page: PageRequest, purpose: str | None = None
+    ) -> Page[FileRecord]:
+        if purpose is None:
+            found = await self._page(_FILE_PAGES, page, project=project)
+        else:
+            found = await self._page(_PURPOSE_FILE_PAGES, page, project=project, purpose=purpose)
+        return cast("Page[FileRecord]", found)
+
+    async def delete_file(self, project: str, file_id: str) -> FileRecord | None:
+        """The file's row, its place in every vector store and its chunks; returns what was
+        deleted (its blob is the caller's to remove, after the commit)."""
+        file = await self.get_file(project, file_id)
+        if file is None or not await self.db.execute(
+            _DELETE_FILE, {"p_id": file_id, "p_project": project}
+        ):
+            return None
+        stores = [str(row[0]) for row in await self.db.fetch(_STORES_OF_FILE, {"p_id": file_id})]
+        await self.db.execute(_DROP_FILE_EVERYWHERE, {"p_id": file_id})
+        await self.db.execute(_DROP_FILE_CHUNKS_EVERYWHERE, {"p_id": file_id})
+        if stores:
+            await self.db.execute(_BUMP_GENERATION, {"p_ids": stores})
+        return file
+
+    # -- vector stores ---------------------------------------------------------------------
+
+    async def insert_vector_store(self, project: str, store: VectorStore) -> None:
+        row = {
+            "id": store["id"],
+            "project": project,
+            "expires_at": store["expires_at"],
+            "body": store,
+        }
+        await self._insert_rows(vector_stores, [row])
+
+    async def get_vector_store(self, project: str, store_id: str) -> VectorStore | None:
+        found = await self._one_body(_GET_VECTOR_STORE, p_id=store_id, p_project=project)
+        return cast("VectorStore | None", found)
+
+    async def get_vector_stores(self, project: str, store_ids: Sequence[str]) -> list[VectorStore]:
+        found = await self._bodies(_VECTOR_STORES, p_ids=list(store_ids), p_project=project)
+        return cast("list[VectorStore]", found)
+
+    async def update_vector_store(
+        self, project: str, store_id: str, changes: Obj
+    ) -> VectorStore | None:
+        columns = {"expires_at": changes["expires_at"]} if "expires_at" in changes else None
+        found = await self._update_body(
+            vector_stores, changes, {"id": store_id, "project": project}, columns
+        )
+        return cast("VectorStore | None", found)
+
+    async def delete_vector_store(self, project: str, store_id: str) -> bool:
+        if not await self.db.execute(
+            _DELETE_VECTOR_STORE, {"p_id": store_id, "p_project": project}
+        ):
+            return False
+        for query in _DELETE_STORE_CONTENTS:
+            await self.db.execute(query, {"p_vector_store_id": store_id})
+        return True
+
+    async def page_vector_stores(self, project: str, page: PageRequest) -> Page[VectorStore]:
+        found = await self._page(_VECTOR_STORE_PAGES, page, project=project)
+        return cast("Page[VectorStore]", found)
+
+    async def file_counts(self, store_id: str) -> tuple[dict[str, int], int]:
+        """Files of the store by status, and the bytes its indexed files take."""
+        rows = await self.db.fetch(_FILE_COUNTS, {"p_vector_store_id": store_id})
+        return {str(row[0]): int(row[1]) for row in rows}, sum(int(row[2]) for row in rows)
+
+    async def batch_counts(self, batch_id: str) -> dict[str, int]:
+        rows = await self.db.fetch(_BATCH_COUNTS, {"p_batch_id": batch_id})
+        return {str(row[0]): int(row[1]) for row in rows}
+
+    # -- a vector store's files ------------------------------------------------------------
+
+    async def insert_vector_store_file(self, file: VectorStoreFile) -> bool:
+        """False when the file is in the store already (the pair is unique)."""
+        row = {
+            "id": file["id"],
+            "vector_store_id": file["vector_store_id"],
+            "batch_id": file["batch_id"],
+            "status": file["status"],
+            "usage_bytes": file["usage_bytes"],
+            "body": file,
+        }
+        try:
+            await self._insert_rows(vector_store_files, [row])
+        except DuplicateKey:
+            return False
+        return True
+
+    async def get_vector_store_file(self, store_id: str, file_id: str) -> VectorStoreFile | None:
+        found = await self._one_body(_GET_STORE_FILE, p_vector_store_id=store_id, p_id=file_id)
+        return cast("VectorStoreFile | None", found)
+
+    async def files_of_vector_stores(self, store_ids: Sequence[str]) -> list[VectorStoreFile]:
+        found = await self._bodies(_STORE_FILES_OF, p_store_ids=list(store_ids))
+        return cast("list[VectorStoreFile]", found)
+
+    async def update_vector_store_file(
+        self, store_id: str, file_id: str, changes: Obj
+    ) -> VectorStoreFile | None:
+        columns: dict[str, Any] = {
+            name: changes[name] for name in ("status", "usage_bytes") if name in changes
+        }
+        found = await self._update_body(
+            vector_store_files,
+            changes,
+            {"vector_store_id": store_id, "id": file_id},
+            columns or None,
+        )
+        return cast("VectorStoreFile | None", found)
+
+    async def delete_vector_store_file(self, store_id: str, file_id: str) -> bool:
+        params = {"p_vector_store_id": store_id, "p_id": file_id}
+        if not await self.db.execute(_DELETE_STORE_FILE, params):
+            return False
+        await self.delete_chunks(store_id, file_id)
+        return True
+
+    async def page_vector_store_files(
+        self,
+        store_id: str,
+        page: PageRequest,
+        status: str | None = None,
+        batch_id: str | None = None,
+    ) -> Page[VectorStoreFile]:
+        scope: dict[str, Any] = {"vector_store_id": store_id}
+        if batch_id is not None:
+            scope["batch_id"] = batch_id
+        if status is not None:
+            scope["status"] = status
+        paging = {
+            (False, False): _STORE_FILE_PAGES,
+            (False, True): _STATUS_STORE_FILE_PAGES,
+            (True, False): _BATCH_FILE_PAGES,
+            (True, True): _STATUS_BATCH_FILE_PAGES,
+        }[(batch_id is not None, status is not None)]
+        return cast("Page[VectorStoreFile]", await self._page(paging, page, **scope))
+
+    # -- batches ---------------------------------------------------------------------------
+
+    async def insert_file_batch(self, batch: FileBatch) -> None:
+        row = {"id": batch["id"], "vector_store_id": batch["vector_store_id"], "body": batch}
+        await self._insert_rows(file_batches, [row])
+
+    async def get_file_batch(self, store_id: str, batch_id: str) -> FileBatch | None:
+        found = await self._one_body(_GET_BATCH, p_id=batch_id, p_vector_store_id=store_id)
+        return cast("FileBatch | None", found)
+
+    async def update_file_batch(
+        self, store_id: str, batch_id: str, changes: Obj
+    ) -> FileBatch | None:
+        found = await self._update_body(
+            file_batches, changes, {"id": batch_id, "vector_store_id": store_id}
+        )
+        return cast("FileBatch | None", found)
+
+    async def batch_files_in_progress(self, batch_id: str) -> list[str]:
+        rows = await self.db.fetch(_BATCH_FILES_IN_PROGRESS, {"p_batch_id": batch_id})
+        return [str(row[0]) for row in rows]
+
+    # -- chunks ----------------------------------------------------------------------------
+
+    async def insert_chunks(self, rows: list[dict[str, Any]]) -> None:
+        """Rows of `vector_store_id, file_id, chunk_index, text, embedding, embedding_model`."""
+        if rows:
+            await self._insert_rows(chunks, rows)
+
+    async def delete_chunks(self, store_id: str, file_id: str) -> None:
+        params = {"p_vector_store_id": store_id, "p_file_id": file_id}
+        if await self.db.execute(_DELETE_FILE_CHUNKS, params):
+            await self.db.execute(_BUMP_GENERATION, {"p_ids": [store_id]})
+
+    async def index_state(self, store_id: str) -> tuple[int, int]:
+        """The store's chunk generation and its newest chunk's `seq`: a copy of its vectors
+        holding both is current."""
+        rows = await self.db.fetch(_INDEX_STATE, {"p_vector_store_id": store_id})
+        generation = int(rows[0][0]) if rows else 0
+        newest = await self.db.fetch(_MAX_CHUNK_SEQ, {"p_vector_store_id": store_id})
+        return generation, int(newest[0][0])
+
+    async def chunk_vectors(
+        self, store_id: str, model: str, after_seq: int
+    ) -> list[tuple[int, str, bytes]]:
+        rows = await self.db.fetch(
+            _CHUNK_VECTORS, {"p_vector_store_id": store_id, "p_after": after_seq, "p_model": model}
+        )
+        return [(int(row[0]), str(row[1]), bytes(row[2])) for row in rows]
+
+    async def chunk_texts(self, seqs: Sequence[int]) -> dict[int, tuple[str, str, str]]:
+        """By seq: the chunk's vector store, file and text."""
+        rows = await self.db.fetch(_CHUNK_TEXTS, {"p_ids": list(seqs)})
+        return {int(row[0]): (str(row[1]), str(row[2]), str(row[3])) for row in rows}
+
+    async def text_search(
+        self, store_ids: Sequence[str], words: Sequence[str], limit: int
+    ) -> list[int]:
+        """The seqs of the chunks that best match any of `words`, best first."""
+        if not words or not store_ids:
+            return []
+        if self.db.holds_row_locks:
+            query, match = _POSTGRES_TEXT_SEARCH, " | ".join(words)
+        else:
+            query, match = _SQLITE_TEXT_SEARCH, " OR ".join(f'"{word}"' for word in words)
+        params = {"p_match": match, _STORE_IDS: list(store_ids), "p_limit": limit}
+        return [int(row[0]) for row in await self.db.fetch(query, params)]
+
+    async def stores_with_other_embeddings(self, model: str) -> list[str]:
+        rows = await self.db.fetch(_STORES_WITH_OTHER_MODEL, {"p_model": model})
+        return [str(row[0]) for row in rows]
+
+    async def chunks_with_other_embeddings(
+        self, model: str, after_seq: int, limit: int
+    ) -> list[tuple[int, str]]:
+        rows = await self.db.fetch(
+            _CHUNKS_WITH_OTHER_MODEL, {"p_model": model, "p_after": after_seq, "p_limit": limit}
+        )
+        return [(int(row[0]), str(row[1])) for row in rows]
+
+    async def set_embedding(self, seq: int, embedding: bytes, model: str) -> None:
+        await self.db.execute(
+            _SET_EMBEDDING, {"p_seq": seq, "p_embedding": embedding, "p_model": model}
+        )
+
+    async def bump_index_generation(self, store_ids: Sequence[str]) -> None:
+        if store_ids:
+            await self.db.execute(_BUMP_GENERATION, {"p_ids": list(store_ids)})
+
+    # -- jobs ------------------------------------------------------------------------------
+
+    async def insert_job(self, job_id: str, kind: str, body: Obj) -> None:
+        await self._insert_rows(jobs, [{"id": job_id, "kind": kind, "body": body}])
+        self.wakes.add(JOB_QUEUED)
+
+    async def claim_next_jobs(self, owner: str, lease_until: float, limit: int) -> list[Job]:
+        rows = await self.db.fetch(_NEXT_JOBS, {"p_limit": limit})
+        claimed = [
+            Job(id=str(row[0]), kind=str(row[1]), body=dict(row[2]), attempts=int(row[3]) + 1)
+            for row in rows
+        ]
+        if claimed:
+            await self.db.execute(
+                _LEASE_JOBS,
+                {
+                    "p_ids": [job["id"] for job in claimed],
+                    "p_owner": owner,
+                    "p_lease_until": lease_until,
+                },
+            )
+        return claimed
+
+    async def renew_job_leases(self, owner: str, job_ids: list[str], lease_until: float) -> None:
+        if job_ids:
+            await self.db.execute(
+                _RENEW_JOBS, {"p_ids": job_ids, "p_owner": owner, "p_lease_until": lease_until}
+            )
+
+    async def finish_job(self, job_id: str, owner: str) -> bool:
+        """Done: the job leaves the queue, if this owner still holds it."""
+        return bool(await self.db.execute(_FINISH_JOB, {"p_id": job_id, "p_owner": owner}))
+
+    async def hand_back_job(self, job_id: str, owner: str) -> None:
+        if await self.db.execute(_HAND_BACK_JOB, {"p_id": job_id, "p_owner": owner}):
+            self.wakes.add(JOB_QUEUED)
+
+    async def free_lapsed_jobs(self, now: float | None) -> int:
+        """Jobs whose worker's lease lapsed go back to the queue; `None` frees every job
+        (a SQLite file at start, where the embedded worker is the only one)."""
+        if now is None:
+            freed = await self.db.execute(_ALL_JOBS_FREE)
+        else:
+            freed = await self.db.execute(_LAPSED_JOBS, {"p_now": now})
+        if freed:
+            self.wakes.add(JOB_QUEUED)
+        return freed
