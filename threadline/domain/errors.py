@@ -39,3 +39,10 @@ class Conflict(InvalidRequest):
 class Unauthorized(ThreadlineError):
     status_code = 401
     error_type = "invalid_request_error"
+
+
+class TooLarge(ThreadlineError):
+    """A body or file larger than the service accepts."""
+
+    status_code = 413
+    error_type = "invalid_request_error"

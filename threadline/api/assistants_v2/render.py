@@ -18,6 +18,8 @@ from fastapi import Request
 
 from threadline.domain.records import (
     Assistant,
+    FileBatchView,
+    FileRecord,
     Message,
     Obj,
     Page,
@@ -27,6 +29,8 @@ from threadline.domain.records import (
     Thread,
     Tool,
     ToolCall,
+    VectorStoreFile,
+    VectorStoreView,
 )
 
 R = TypeVar("R")
@@ -190,6 +194,23 @@ class AssistantsWire:
             **step,
             "step_details": rendered_details,
         }
+
+    def file(self, file: FileRecord) -> Obj:
+        rendered: Obj = {"id": file["id"], "object": "file", **file}
+        rendered.pop("blob_key")
+        return rendered
+
+    def vector_store(self, store: VectorStoreView) -> Obj:
+        return {"id": store["id"], "object": "vector_store", **store}
+
+    def vector_store_file(self, file: VectorStoreFile) -> Obj:
+        rendered: Obj = {"id": file["id"], "object": "vector_store.file", **file}
+        rendered.pop("batch_id")
+        rendered.pop("note", None)
+        return rendered
+
+    def file_batch(self, batch: FileBatchView) -> Obj:
+        return {"id": batch["id"], "object": "vector_store.files_batch", **batch}
 
     def event(self, event: RunEvent) -> Obj:
         """The data of a streamed event, by what it carries."""
