@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from threadline.domain import limits as default
 
@@ -54,6 +55,40 @@ def _keys(raw: str | None) -> tuple[str, ...]:
     return keys
 
 
+def _endpoint_url(name: str) -> str | None:
+    raw = os.environ.get(name) or None
+    if raw is not None and not raw.startswith(("http://", "https://")):
+        raise SystemExit(f"{name} must be an http:// or https:// URL, got {raw!r}")
+    return raw
+
+
+_S3_DETAILS = (
+    "THREADLINE_FILES_S3_PREFIX",
+    "THREADLINE_FILES_S3_ENDPOINT_URL",
+    "THREADLINE_FILES_S3_REGION",
+)
+
+
+def _check_files_settings() -> None:
+    """The S3 settings take effect only with a bucket, and the files directory only without
+    one: a setting that would be silently ignored is refused, so that files never land in a
+    place the operator did not mean."""
+    env = os.environ
+    if env.get("THREADLINE_FILES_S3_BUCKET"):
+        if env.get("THREADLINE_FILES_DIR"):
+            raise SystemExit(
+                "THREADLINE_FILES_DIR and THREADLINE_FILES_S3_BUCKET are both set: files are "
+                "kept in one place. Unset one of them."
+            )
+        return
+    for name in _S3_DETAILS:
+        if env.get(name):
+            raise SystemExit(
+                f"{name} is set but THREADLINE_FILES_S3_BUCKET is not: set the bucket to keep "
+                "files in an S3-compatible store, or unset it to keep them in a local directory."
+            )
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = "sqlite:///./threadline.db"
@@ -98,10 +133,22 @@ class Settings:
     max_agent_depth: int = 3
     # The TOML file of connections OpenAPI tools authenticate with (`tools.connections`).
     connections_file: str | None = None
+    # Where uploaded files' bytes live (`store.blobs`): a local directory (None: the default
+    # of `files_directory`), or an S3-compatible bucket that must already exist. S3
+    # credentials come from the standard AWS environment variables and config files, never
+    # from here or from the database.
+    files_dir: str | None = None
+    files_s3_bucket: str | None = None
+    files_s3_prefix: str = ""
+    files_s3_endpoint_url: str | None = None
+    files_s3_region: str | None = None
+    # The largest file one upload may carry (the hosted API's limit).
+    max_file_bytes: int = 512 * 1024 * 1024
 
     @classmethod
     def from_env(cls) -> Settings:
         env = os.environ
+        _check_files_settings()
         return cls(
             database_url=env.get("THREADLINE_DATABASE_URL") or cls.database_url,
             openai_base_url=env.get("THREADLINE_OPENAI_BASE_URL") or None,
@@ -167,6 +214,12 @@ class Settings:
             ),
             connections_file=env.get("THREADLINE_CONNECTIONS_FILE") or None,
             max_agent_depth=_int("THREADLINE_MAX_AGENT_DEPTH", cls.max_agent_depth),
+            files_dir=env.get("THREADLINE_FILES_DIR") or None,
+            files_s3_bucket=env.get("THREADLINE_FILES_S3_BUCKET") or None,
+            files_s3_prefix=env.get("THREADLINE_FILES_S3_PREFIX") or "",
+            files_s3_endpoint_url=_endpoint_url("THREADLINE_FILES_S3_ENDPOINT_URL"),
+            files_s3_region=env.get("THREADLINE_FILES_S3_REGION") or None,
+            max_file_bytes=_int("THREADLINE_MAX_FILE_BYTES", cls.max_file_bytes),
         )
 
     def limits(self) -> default.Limits:
@@ -182,3 +235,19 @@ class Settings:
 
     def with_database(self, url: str | None) -> Settings:
         return self if url is None else replace(self, database_url=url)
+
+    def files_directory(self) -> Path:
+        """The local blob store's directory: `THREADLINE_FILES_DIR`, else a `threadline-files`
+        folder beside the SQLite database file (so that a laptop's data stays together), else
+        `./threadline-files`. Worked out when asked rather than at start, so that the
+        default follows a database chosen later (`with_database`)."""
+        if self.files_dir:
+            return Path(self.files_dir)
+        # Imported here: it brings SQLAlchemy, which reading the settings does not need.
+        from threadline.store.engine import is_sqlite, sqlite_file
+
+        if is_sqlite(self.database_url):
+            database = sqlite_file(self.database_url)
+            if database is not None:
+                return Path(database).parent / "threadline-files"
+        return Path("threadline-files")
