@@ -144,6 +144,8 @@ class Settings:
     files_s3_region: str | None = None
     # The largest file one upload may carry (the hosted API's limit).
     max_file_bytes: int = 512 * 1024 * 1024
+    # Files a worker ingests into vector stores at once (CPU work: parsing and embedding).
+    ingest_concurrency: int = 1
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -220,6 +222,7 @@ class Settings:
             files_s3_endpoint_url=_endpoint_url("THREADLINE_FILES_S3_ENDPOINT_URL"),
             files_s3_region=env.get("THREADLINE_FILES_S3_REGION") or None,
             max_file_bytes=_int("THREADLINE_MAX_FILE_BYTES", cls.max_file_bytes),
+            ingest_concurrency=_int("THREADLINE_INGEST_CONCURRENCY", cls.ingest_concurrency),
         )
 
     def limits(self) -> default.Limits:

@@ -67,8 +67,15 @@ class ServerProcess:
     def base_url(self) -> str:
         return f"{self.url}/v1"
 
+    @property
+    def files_dir(self) -> Path:
+        return self.log_path.parent / f"{self.log_path.stem}-files"
+
     def start(self) -> None:
         env = {**os.environ, **self.env, "THREADLINE_DATABASE_URL": self.database_url}
+        if "THREADLINE_FILES_DIR" not in env and "THREADLINE_FILES_S3_BUCKET" not in env:
+            # Beside its log, never in the checkout (a PostgreSQL server's default is ./).
+            env["THREADLINE_FILES_DIR"] = str(self.files_dir)
         command = [sys.executable, "-m", "threadline.cli", "serve", "--port", str(self.port)]
         if self.tls:
             command += ["--ssl-certfile", str(self.tls[0]), "--ssl-keyfile", str(self.tls[1])]

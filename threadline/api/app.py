@@ -8,9 +8,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from threadline.api.assistants_v2 import assistants, runs, threads
+from threadline.api.assistants_v2 import assistants, files, runs, threads, vector_stores
 from threadline.api.auth import ApiKeyMiddleware
-from threadline.api.body_limit import BodySizeLimit, RequestTooLarge, on_request_too_large
+from threadline.api.body_limit import (
+    UPLOAD_ENVELOPE_BYTES,
+    BodySizeLimit,
+    RequestTooLarge,
+    on_request_too_large,
+)
 from threadline.api.deps import Services
 from threadline.api.errors import install_error_handlers
 from threadline.api.models import model_catalog
@@ -22,14 +27,19 @@ from threadline.config import Settings
 from threadline.engine.tools import connections_of
 from threadline.engine.worker import Worker
 from threadline.heap import startup_heap_frozen
+from threadline.providers.embedders.select import embedder_for
 from threadline.providers.registry import build_provider, model_routes
 from threadline.service.assistants import AssistantService
+from threadline.service.files import FileService
 from threadline.service.keys import KeyRing
 from threadline.service.messages import MessageService
 from threadline.service.runs import RunService
 from threadline.service.threads import ThreadService
 from threadline.service.tool_checks import ToolChecks
+from threadline.service.vector_stores import VectorStoreService
+from threadline.store.blobs import blob_store_for
 from threadline.store.sql_store import SqlStore
+from threadline.tools.file_search.search import Searcher
 
 log = logging.getLogger("threadline")
 
@@ -39,7 +49,14 @@ def create_app(settings: Settings, *, with_worker: bool = True) -> FastAPI:
     routes = model_routes(settings)
     models = model_catalog(settings, routes)
     store = SqlStore(settings.database_url, settings.database_pool_size)
-    worker = Worker(store, build_provider(settings, routes), settings) if with_worker else None
+    blobs = blob_store_for(settings)
+    # One copy of each store's vectors in the process, for its searches and its runs'.
+    searcher = Searcher(store, embedder_for(settings))
+    worker = (
+        Worker(store, build_provider(settings, routes), settings, blobs, searcher)
+        if with_worker
+        else None
+    )
     ring = (
         KeyRing(store, settings.api_keys, refresh_seconds=settings.key_refresh_seconds)
         if settings.auth
@@ -75,18 +92,31 @@ def create_app(settings: Settings, *, with_worker: bool = True) -> FastAPI:
             tool_checks,
             models,
         ),
+        files=FileService(store, blobs, settings.max_file_bytes),
+        vector_stores=VectorStoreService(store, searcher),
         poll_after_ms=settings.poll_after_ms,
         models=models,
     )
     install_error_handlers(app)
-    for router in (assistants.router, runs.router, threads.router, models_router):
+    for router in (
+        assistants.router,
+        runs.router,
+        threads.router,
+        files.router,
+        vector_stores.router,
+        models_router,
+    ):
         app.include_router(router, prefix="/v1")
     app.add_middleware(ProjectPaths)
     app.add_middleware(TextGuard)
     if ring is not None:
         app.add_middleware(ApiKeyMiddleware, ring=ring)
     # Outside the routes and the key check, so that no body is read past the cap by anything.
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        upload_max_bytes=settings.max_file_bytes + UPLOAD_ENVELOPE_BYTES,
+    )
     app.add_exception_handler(RequestTooLarge, on_request_too_large)
     # Outermost, so that every answer carries one, refusals of a key or a body included.
     app.add_middleware(RequestIds)

@@ -53,20 +53,36 @@ async def on_request_too_large(_: Request, exc: Exception) -> Response:
     return too_large_response(exc.limit)
 
 
+# What a multipart upload adds around its file (boundaries, part headers, the purpose):
+# an upload's body may be the largest file accepted plus this.
+UPLOAD_ENVELOPE_BYTES = 64 * 1024
+
+
+def is_upload(scope: Scope) -> bool:
+    """`POST /files` (under `/v1` or a project path): the one route whose body is a file."""
+    return (
+        scope["method"] == "POST"
+        and str(scope["path"]).rstrip("/").endswith("/files")
+        and ("/vector_stores/" not in str(scope["path"]))
+    )
+
+
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int):
+    def __init__(self, app: ASGIApp, max_bytes: int, upload_max_bytes: int | None = None):
         self.app = app
         self.max_bytes = max_bytes
+        self.upload_max_bytes = max(max_bytes, upload_max_bytes or max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
+        limit = self.upload_max_bytes if is_upload(scope) else self.max_bytes
         declared = _declared_length(headers)
-        if declared is not None and declared > self.max_bytes:
+        if declared is not None and declared > limit:
             expects = headers.get("expect", "").lower() == "100-continue"
-            response = too_large_response(self.max_bytes)
+            response = too_large_response(limit)
             if expects:
                 response.headers["connection"] = "close"
             await response(scope, receive, send)
@@ -80,8 +96,8 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise RequestTooLarge(self.max_bytes)
+                if received > limit:
+                    raise RequestTooLarge(limit)
             return message
 
         async def watched_send(message: Message) -> None:

@@ -12,11 +12,13 @@ from threadline import json_codec
 from threadline.domain.projects import DEFAULT_PROJECT
 from threadline.domain.records import PageRequest
 from threadline.service.assistants import AssistantService
+from threadline.service.files import FileService
 from threadline.service.messages import MessageService
 from threadline.service.models import EVERY_NAME, ModelCatalog
 from threadline.service.pages import page_request
 from threadline.service.runs import RunService
 from threadline.service.threads import ThreadService
+from threadline.service.vector_stores import VectorStoreService
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,8 @@ class Services:
     threads: ThreadService
     messages: MessageService
     runs: RunService
+    files: FileService
+    vector_stores: VectorStoreService
     poll_after_ms: int
     models: ModelCatalog = EVERY_NAME
 

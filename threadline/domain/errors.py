@@ -46,3 +46,10 @@ class TooLarge(ThreadlineError):
 
     status_code = 413
     error_type = "invalid_request_error"
+
+
+class UpstreamFailed(ThreadlineError):
+    """A service the request needed (an embedding upstream) failed to answer."""
+
+    status_code = 502
+    error_type = "server_error"

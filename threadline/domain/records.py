@@ -157,6 +157,9 @@ class Run(TypedDict):
     # The project the run was made in, for what its tools may reach (absent on runs stored
     # before tools needed it: the store's column says).
     project: NotRequired[str]
+    # What the run's steps show besides their own fields (`include[]` at creation: the
+    # file_search results' content), never rendered on the run itself.
+    include: NotRequired[list[str]]
 
 
 class MessageCreation(TypedDict):

@@ -40,6 +40,7 @@ from threadline.service.objects import run_step, text_part
 from threadline.service.run_status import Event, change_status, emit
 from threadline.store.base import Store, StoreTx
 from threadline.tools.base import CallContext
+from threadline.tools.file_search.tool import citations
 from threadline.tools.toolset import ToolKinds, Toolset
 
 log = logging.getLogger(__name__)
@@ -399,14 +400,15 @@ class RunExecutor:
         """Where the run's tool calls come from: read from the store only for a run that
         does not say (stored before runs named their project) or a connected agent's."""
         project = run.get("project")
+        include = tuple(run.get("include") or ())
         if project is not None and run.get("parent_run_id") is None:
-            return CallContext(project, run["id"], run["thread_id"])
+            return CallContext(project, run["id"], run["thread_id"], include=include)
         async with self.store.transaction(durable=False) as tx:
             project = project or await tx.project_of_run(run["id"])
             depth = await _depth(tx, run)
         if project is None:
             raise Superseded()  # deleted with its thread
-        return CallContext(project, run["id"], run["thread_id"], depth=depth)
+        return CallContext(project, run["id"], run["thread_id"], depth=depth, include=include)
 
     async def _wait_for_client(self, run: Run, pending: list[ToolCall]) -> None:
         async with self.store.transaction(durable=False) as tx:
@@ -447,7 +449,27 @@ class RunExecutor:
         the events that say so, for the caller to append with the run's own."""
         events = recorder.closing_events()
         text = recorder.text
-        message_changes: Obj = {"content": [text_part(text)] if text or keep_empty_part else []}
+        part = text_part(text)
+        annotations = await _citations(tx, run, text)
+        if annotations:
+            part["annotations"] = annotations
+            # Streamed as the hosted service streams them: a delta of the text part that
+            # adds its annotations, before the message completes.
+            delta = {
+                "id": recorder.message["id"] if recorder.message else "",
+                "content": [
+                    {
+                        "index": 0,
+                        "type": "text",
+                        "text": "",
+                        "annotations": [
+                            {**annotation, "index": i} for i, annotation in enumerate(annotations)
+                        ],
+                    }
+                ],
+            }
+            events.append(("thread.message.delta", delta))
+        message_changes: Obj = {"content": [part] if text or keep_empty_part else []}
         if capped:
             message_changes.update(
                 status="incomplete",
@@ -618,3 +640,17 @@ def _valid_json_or_empty(arguments: str) -> str:
     except ValueError:
         return "{}" if not arguments.strip() else json.dumps({"_raw": arguments})
     return arguments
+
+
+async def _citations(tx: StoreTx, run: Run, text: str) -> list[Obj]:
+    """The answer's citations of what its run's file_search calls found (only a run with
+    that tool, whose answer copied a source marker, reads its steps for them)."""
+    if "【" not in text or not any(tool["type"] == "file_search" for tool in run["tools"]):
+        return []
+    calls = [
+        call
+        for step in await tx.steps_of_run(run["id"])
+        if step["step_details"]["type"] == "tool_calls"
+        for call in cast(ToolCalls, step["step_details"])["tool_calls"]
+    ]
+    return citations(text, calls)

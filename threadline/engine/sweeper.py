@@ -46,6 +46,13 @@ async def recover_abandoned_runs(store: Store, *, everything: bool = False) -> i
             return recovered
 
 
+async def free_lapsed_jobs(store: Store, *, everything: bool = False) -> int:
+    """Hand jobs whose worker's lease lapsed back to the queue (`everything`: as at the
+    start of the one worker a SQLite file can have)."""
+    async with store.transaction(durable=False) as tx:
+        return await tx.free_lapsed_jobs(None if everything else clock.seconds())
+
+
 async def prune_old_events(store: Store, retention_seconds: float) -> int:
     """Drop settled runs' events older than the retention period: runs, steps and messages
     stay; only the replayable stream of a long-settled run goes."""

@@ -9,12 +9,14 @@ from threadline.service.tool_checks import ToolChecks
 from threadline.store.base import Store
 from threadline.tools.connected_agent import ConnectedAgentTool
 from threadline.tools.connections import Connections
+from threadline.tools.file_search.search import Searcher
+from threadline.tools.file_search.tool import FileSearchTool
 from threadline.tools.mcp import McpTool, mcp_resource
 from threadline.tools.openapi import OpenApiTool
-from threadline.tools.toolset import ToolKinds
+from threadline.tools.toolset import ToolBuilder, ToolKinds
 
 
-def tool_kinds(settings: Settings, store: Store) -> ToolKinds:
+def tool_kinds(settings: Settings, store: Store, searcher: Searcher | None = None) -> ToolKinds:
     connections = connections_of(settings)
     runs = RunService(
         store,
@@ -23,15 +25,18 @@ def tool_kinds(settings: Settings, store: Store) -> ToolKinds:
         tool_checks=ToolChecks(connections),
     )
     sub_runs = ServiceSubRuns(store, runs)
-    return ToolKinds(
-        {
-            "openapi": lambda tool, _: OpenApiTool(tool, connections),
-            "connected_agent": lambda tool, _: ConnectedAgentTool(
-                tool, sub_runs, settings.max_agent_depth
-            ),
-            "mcp": lambda tool, resources: McpTool(tool, mcp_resource(resources, tool)),
-        }
-    )
+    kinds: dict[str, ToolBuilder] = {
+        "openapi": lambda tool, _: OpenApiTool(tool, connections),
+        "connected_agent": lambda tool, _: ConnectedAgentTool(
+            tool, sub_runs, settings.max_agent_depth
+        ),
+        "mcp": lambda tool, resources: McpTool(tool, mcp_resource(resources, tool)),
+    }
+    if searcher is not None:
+        kinds["file_search"] = lambda tool, resources: FileSearchTool(
+            tool, resources, store, searcher
+        )
+    return ToolKinds(kinds)
 
 
 def connections_of(settings: Settings) -> Connections:

@@ -18,8 +18,11 @@ from threadline.domain import clock
 from threadline.domain.records import Run
 from threadline.domain.run_states import RunStatus
 from threadline.engine.executor import RunExecutor
+from threadline.engine.ingestion import Ingestion
+from threadline.engine.jobs import Handler, JobRunner
 from threadline.engine.sweeper import (
     expire_overdue_runs,
+    free_lapsed_jobs,
     prune_old_events,
     recover_abandoned_runs,
 )
@@ -27,8 +30,11 @@ from threadline.engine.tool_round import ToolRounds
 from threadline.engine.tools import tool_kinds
 from threadline.providers.base import ModelProvider
 from threadline.service.run_status import change_status
+from threadline.service.vector_stores import INGEST_JOB
 from threadline.store.base import Store
+from threadline.store.blobs import BlobStore
 from threadline.store.signal import RUN_QUEUED
+from threadline.tools.file_search.search import Searcher
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +44,25 @@ IDLE_POLL_SECONDS = 0.5
 CLAIM_BATCH = 16
 
 
+def _job_handlers(
+    store: Store, owner: str, blobs: BlobStore | None, searcher: Searcher | None
+) -> dict[str, Handler]:
+    if blobs is None or searcher is None:
+        return {}
+    return {INGEST_JOB: Ingestion(store, blobs, searcher.embedder, owner).run}
+
+
 class Worker:
-    def __init__(self, store: Store, provider: ModelProvider, settings: Settings):
+    def __init__(
+        self,
+        store: Store,
+        provider: ModelProvider,
+        settings: Settings,
+        blobs: BlobStore | None = None,
+        searcher: Searcher | None = None,
+    ):
+        """Without `blobs` and `searcher` (a worker with no files), no file is ingested
+        and runs cannot use file_search."""
         self.store = store
         self.settings = settings
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
@@ -50,7 +73,7 @@ class Worker:
             settings.run_expiry_seconds,
             settings.delta_interval_ms / 1000,
             max_messages_per_thread=settings.max_messages_per_thread,
-            tools=tool_kinds(settings, store),
+            tools=tool_kinds(settings, store, searcher),
             tool_rounds=ToolRounds(
                 settings.max_tool_rounds,
                 settings.tool_timeout_seconds,
@@ -62,6 +85,13 @@ class Worker:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancel_requested: set[str] = set()
         self._loops: list[asyncio.Task[None]] = []
+        self.jobs = JobRunner(
+            store,
+            self.owner,
+            _job_handlers(store, self.owner, blobs, searcher),
+            settings.ingest_concurrency,
+            settings.lease_seconds,
+        )
 
     def interrupt(self, run_id: str, *, cancel_requested: bool) -> None:
         """Stop carrying a run here: cancelled by a user, or settled by someone else."""
@@ -75,8 +105,10 @@ class Worker:
     async def start(self) -> None:
         if not self.store.supports_many_workers:
             await recover_abandoned_runs(self.store, everything=True)
+            await free_lapsed_jobs(self.store, everything=True)
         self._loops = [
             asyncio.create_task(self._claim_loop(), name="threadline-claim"),
+            asyncio.create_task(self.jobs.claim_loop(), name="threadline-jobs"),
             asyncio.create_task(self._renew_loop(), name="threadline-renew"),
             asyncio.create_task(self._upkeep_loop(), name="threadline-upkeep"),
         ]
@@ -86,6 +118,7 @@ class Worker:
         the rest back to the queue for another worker (or the next start) to resume."""
         self._claiming = False
         self._wake.set()
+        self.jobs.stop_claiming()
         if self._tasks and grace_seconds > 0:
             await asyncio.wait(list(self._tasks.values()), timeout=grace_seconds)
         for loop in self._loops:
@@ -93,6 +126,7 @@ class Worker:
         for task in list(self._tasks.values()):
             task.cancel()
         await asyncio.gather(*self._loops, *self._tasks.values(), return_exceptions=True)
+        await self.jobs.cancel()
 
     async def close(self, grace_seconds: float) -> None:
         await self.stop(grace_seconds)
@@ -188,9 +222,9 @@ class Worker:
                     asyncio.timeout(self.settings.lease_seconds - every),
                     self.store.transaction(durable=False, reserved=True) as tx,
                 ):
-                    await tx.renew_leases(
-                        self.owner, list(self._tasks), clock.seconds() + self.settings.lease_seconds
-                    )
+                    until = clock.seconds() + self.settings.lease_seconds
+                    await tx.renew_leases(self.owner, list(self._tasks), until)
+                    await tx.renew_job_leases(self.owner, self.jobs.held, until)
             except Exception:
                 log.exception("renewing leases failed; trying again")
 
@@ -212,4 +246,5 @@ class Worker:
             self.interrupt(run_id, cancel_requested=False)
         if self.store.supports_many_workers:
             await recover_abandoned_runs(self.store)
+            await free_lapsed_jobs(self.store)
         await prune_old_events(self.store, self.settings.event_retention_seconds)

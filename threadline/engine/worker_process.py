@@ -9,8 +9,11 @@ import signal
 from threadline.config import Settings
 from threadline.engine.worker import Worker
 from threadline.heap import startup_heap_frozen
+from threadline.providers.embedders.select import embedder_for
 from threadline.providers.registry import build_provider
+from threadline.store.blobs import blob_store_for
 from threadline.store.sql_store import SqlStore
+from threadline.tools.file_search.search import Searcher
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +31,13 @@ async def run_worker(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     await store.open()
-    worker = Worker(store, build_provider(settings), settings)
+    worker = Worker(
+        store,
+        build_provider(settings),
+        settings,
+        blob_store_for(settings),
+        Searcher(store, embedder_for(settings)),
+    )
     await worker.start()
     log.info("worker %s carrying up to %d runs", worker.owner, settings.worker_concurrency)
     try:

@@ -13,6 +13,7 @@ from threadline.domain.limits import (
     check_tools,
 )
 from threadline.domain.records import Assistant, Obj, Page, PageRequest, Tool
+from threadline.service.file_refs import resolve_tool_resources
 from threadline.service.models import EVERY_NAME, ModelCatalog
 from threadline.service.objects import response_format_record, tool_record
 from threadline.service.requests import AssistantCreate, AssistantFields, AssistantUpdate
@@ -82,6 +83,9 @@ class AssistantService:
         }
         async with self.store.transaction() as tx:
             await check_connected_agents(tx, project, tools)
+            assistant["tool_resources"] = await resolve_tool_resources(
+                tx, project, assistant["tool_resources"]
+            )
             await tx.insert_assistant(project, assistant)
         return assistant
 
@@ -111,12 +115,18 @@ class AssistantService:
             changes["tool_resources"] = _tool_resources(request)
         async with self.store.transaction() as tx:
             await check_connected_agents(tx, project, tools)
+            if await tx.get_assistant(project, assistant_id) is None:
+                raise NotFound("assistant", assistant_id)
+            if "tool_resources" in changes:
+                changes["tool_resources"] = await resolve_tool_resources(
+                    tx, project, changes["tool_resources"]
+                )
             if changes:
                 assistant = await tx.update_assistant(project, assistant_id, changes)
             else:
                 assistant = await tx.get_assistant(project, assistant_id)
-        if assistant is None:
-            raise NotFound("assistant", assistant_id)
+            if assistant is None:
+                raise NotFound("assistant", assistant_id)
         return assistant
 
     async def delete(self, project: str, assistant_id: str) -> None:

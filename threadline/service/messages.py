@@ -12,6 +12,7 @@ from threadline.domain.limits import (
 )
 from threadline.domain.records import Message, Page, PageRequest, Thread
 from threadline.domain.run_states import RunStatus, is_active
+from threadline.service.file_refs import attach_for_search, check_message_refs
 from threadline.service.objects import user_message
 from threadline.service.requests import MessageCreate, MetadataUpdate
 from threadline.service.unsupported import check_message_files
@@ -72,15 +73,17 @@ class MessageService:
     async def create(self, project: str, thread_id: str, request: MessageCreate) -> Message:
         check_message(request, self.limits)
         async with self.store.transaction() as tx:
-            await require_thread(tx, project, thread_id, lock=True)
+            thread = await require_thread(tx, project, thread_id, lock=True)
             active = await tx.active_run(thread_id)
             if active is not None:
                 raise Conflict(
                     f"Can't add messages to {thread_id} while a run {active['id']} is active.",
                     param="thread_id",
                 )
+            await check_message_refs(tx, project, [request], "")
             [message] = new_messages(thread_id, [request])
             await append_messages(tx, thread_id, [message], self.limits)
+            await attach_for_search(tx, project, thread, [request])
         return message
 
     async def get(self, project: str, thread_id: str, message_id: str) -> Message:

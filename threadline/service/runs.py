@@ -26,6 +26,11 @@ from threadline.domain.records import (
     ToolCalls,
 )
 from threadline.domain.run_states import RunStatus, cancel_target
+from threadline.service.file_refs import (
+    attach_for_search,
+    check_message_refs,
+    resolve_tool_resources,
+)
 from threadline.service.messages import (
     append_messages,
     check_messages,
@@ -50,8 +55,8 @@ from threadline.service.threads import check_thread, insert_thread
 from threadline.service.tool_checks import ToolChecks, check_connected_agents
 from threadline.service.unsupported import (
     NOT_YET_TOOLS,
+    check_include,
     check_tool_resources,
-    refuse_include,
     refuse_unsupported_tool_choice,
     refuse_unsupported_tools,
 )
@@ -89,8 +94,7 @@ class RunService:
         _check_options(request, self.limits, self.tool_checks)
         check_tool_resources(request.tool_resources)
         await self._check_servers(request)
-        refuse_include(include, "include[]")
-        refuse_include(request.include, "include")
+        included = check_include(include, "include[]") + check_include(request.include, "include")
         check_string(
             request.additional_instructions,
             self.limits.instructions_chars,
@@ -98,16 +102,22 @@ class RunService:
         )
         check_messages(request.additional_messages, self.limits, "additional_messages")
         async with self.store.transaction() as tx:
-            await require_thread(tx, project, thread_id, lock=True)
+            thread = await require_thread(tx, project, thread_id, lock=True)
             assistant = await _require_assistant(tx, project, request.assistant_id)
             await _check_run_tools(tx, project, request)
             # A thread with an active run is refused by `insert_run`, and the messages
             # appended here go with the rolled-back transaction.
-            extra = new_messages(thread_id, request.additional_messages or [])
+            added = request.additional_messages or []
+            await check_message_refs(tx, project, added, "additional_messages")
+            extra = new_messages(thread_id, added)
             await append_messages(tx, thread_id, extra, self.limits, "additional_messages")
+            await attach_for_search(tx, project, thread, added)
             run = self._new_run(
                 project, thread_id, assistant, request, request.additional_instructions
             )
+            run["tool_resources"] = await resolve_tool_resources(tx, project, run["tool_resources"])
+            if included:
+                run["include"] = list(dict.fromkeys(included))
             await self._queue(tx, project, run)
         return run
 
@@ -127,8 +137,14 @@ class RunService:
         async with self.store.transaction() as tx:
             assistant = await _require_assistant(tx, project, request.assistant_id)
             await _check_run_tools(tx, project, request)
-            thread = await insert_thread(tx, project, thread_request)
+            thread = await insert_thread(tx, project, thread_request, "thread")
             run = self._new_run(project, thread["id"], assistant, request, None)
+            # The thread took the run's resources (stores it asked for made once, there).
+            run["tool_resources"] = (
+                thread["tool_resources"]
+                if request.tool_resources is not None
+                else await resolve_tool_resources(tx, project, run["tool_resources"])
+            )
             if parent_run_id is not None:
                 run["parent_run_id"] = parent_run_id
             await self._queue(tx, project, run, created_thread=thread)

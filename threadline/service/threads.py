@@ -7,6 +7,11 @@ from threadline.domain.errors import NotFound
 from threadline.domain.ids import IdKind, new_id
 from threadline.domain.limits import DEFAULT_LIMITS, Limits, check_metadata
 from threadline.domain.records import Obj, Page, PageRequest, Thread
+from threadline.service.file_refs import (
+    attach_for_search,
+    check_message_refs,
+    resolve_tool_resources,
+)
 from threadline.service.messages import check_messages, new_messages
 from threadline.service.requests import ThreadCreate, ThreadUpdate
 from threadline.service.unsupported import check_tool_resources
@@ -22,18 +27,27 @@ def check_thread(request: ThreadCreate, limits: Limits, param: str = "") -> None
     check_messages(request.messages, limits, f"{prefix}messages")
 
 
-async def insert_thread(tx: StoreTx, project: str, request: ThreadCreate) -> Thread:
-    """Store a thread with its first messages, in the caller's transaction."""
+async def insert_thread(
+    tx: StoreTx, project: str, request: ThreadCreate, param: str = ""
+) -> Thread:
+    """Store a thread with its first messages, in the caller's transaction: the files and
+    stores they name checked, the stores they ask for made."""
+    prefix = f"{param}." if param else ""
+    resources = (
+        request.tool_resources.model_dump(exclude_none=True) if request.tool_resources else {}
+    )
+    messages = request.messages or []
+    await check_message_refs(tx, project, messages, f"{prefix}messages")
     thread: Thread = {
         "id": new_id(IdKind.THREAD),
         "created_at": now(),
         "metadata": request.metadata or {},
-        "tool_resources": (
-            request.tool_resources.model_dump(exclude_none=True) if request.tool_resources else {}
+        "tool_resources": await resolve_tool_resources(
+            tx, project, resources, f"{prefix}tool_resources"
         ),
     }
-    await tx.insert_thread(project, thread, new_messages(thread["id"], request.messages or []))
-    return thread
+    await tx.insert_thread(project, thread, new_messages(thread["id"], messages))
+    return await attach_for_search(tx, project, thread, messages)
 
 
 class ThreadService:
@@ -66,12 +80,18 @@ class ThreadService:
                 else {}
             )
         async with self.store.transaction() as tx:
+            if await tx.get_thread(project, thread_id) is None:
+                raise NotFound("thread", thread_id)
+            if "tool_resources" in changes:
+                changes["tool_resources"] = await resolve_tool_resources(
+                    tx, project, changes["tool_resources"]
+                )
             if changes:
                 thread = await tx.update_thread(project, thread_id, changes)
             else:
                 thread = await tx.get_thread(project, thread_id)
-        if thread is None:
-            raise NotFound("thread", thread_id)
+            if thread is None:
+                raise NotFound("thread", thread_id)
         return thread
 
     async def list(self, project: str, page: PageRequest) -> Page[Thread]:

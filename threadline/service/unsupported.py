@@ -23,20 +23,14 @@ from threadline.service.requests import (
 )
 
 # The tool types of the wire format that no executor runs yet.
-NOT_YET_TOOLS = ("file_search", "code_interpreter")
-# The values the wire format defines for `include[]` on run creation (the openai SDK's
-# `RunStepInclude`): each adds what a file_search tool call found, and there is none yet.
+NOT_YET_TOOLS = ("code_interpreter",)
+# The values the wire format defines for `include[]` on run creation and on run steps (the
+# openai SDK's `RunStepInclude`): the content of what a file_search call found.
 INCLUDE_VALUES = ("step_details.tool_calls[*].file_search.results[*].content",)
 
 
 def _not_yet(what: str, param: str) -> InvalidRequest:
     return InvalidRequest(f"{what} is not supported yet.", param=param, code="unsupported_value")
-
-
-def _no_file(file_id: str, param: str) -> InvalidRequest:
-    """No Files API yet, so no file id names a file: the id is refused as unknown, as it
-    will be once files exist and this one is not among them."""
-    return InvalidRequest(f"No file found with id '{file_id}'.", param=param)
 
 
 def refuse_unsupported_tools(tools: Sequence[Any] | None, param: str = "tools") -> None:
@@ -53,62 +47,58 @@ def refuse_unsupported_tool_choice(choice: ToolChoice | None, param: str = "tool
 
 
 def check_tool_resources(resources: ToolResources | None, param: str = "tool_resources") -> None:
-    """Ids of files and vector stores must name objects the service holds: none yet."""
+    """What needs no store to check: the code interpreter's files cannot be used yet, and a
+    file_search resource names its store or makes one, not both. That the ids name objects
+    of the project is checked in the transaction that uses them (`file_refs`)."""
     if resources is None:
         return
     if resources.code_interpreter is not None and resources.code_interpreter.file_ids:
-        file_id = resources.code_interpreter.file_ids[0]
-        raise _no_file(file_id, f"{param}.code_interpreter.file_ids[0]")
-    if resources.file_search is not None:
-        if resources.file_search.vector_store_ids:
-            store_id = resources.file_search.vector_store_ids[0]
-            raise InvalidRequest(
-                f"No vector store found with id '{store_id}'.",
-                param=f"{param}.file_search.vector_store_ids[0]",
-            )
-        if resources.file_search.vector_stores:
-            raise _not_yet(
-                "Creating vector stores (for the file_search tool)",
-                f"{param}.file_search.vector_stores",
-            )
+        raise _not_yet(
+            "The code_interpreter tool (and its files)", f"{param}.code_interpreter.file_ids"
+        )
+    search = resources.file_search
+    if search is not None and search.vector_store_ids and search.vector_stores:
+        raise InvalidRequest(
+            "Give either vector_store_ids or vector_stores for file_search, not both.",
+            param=f"{param}.file_search.vector_stores",
+        )
+    if search is not None and search.vector_stores is not None and len(search.vector_stores) > 1:
+        raise InvalidRequest(
+            "At most one vector store can be attached for file_search.",
+            param=f"{param}.file_search.vector_stores",
+        )
 
 
 def check_message_files(request: MessageCreate, prefix: str = "") -> None:
-    """A message's `image_file` parts and attachments name files, and there are none yet."""
-    if not isinstance(request.content, str):
-        for index, part in enumerate(request.content):
-            if part.type == "image_file":
-                param = f"{prefix}content[{index}].image_file.file_id"
-                raise _no_file(part.image_file.file_id, param)
-    if not request.attachments:
-        return
-    attachment, param = request.attachments[0], f"{prefix}attachments[0]"
-    if attachment.data_source is not None:
-        raise InvalidRequest(
-            "attachments with data_source are not supported yet.",
-            param=f"{param}.data_source",
-            code="unsupported_value",
-        )
-    if attachment.file_id is None:
-        raise InvalidRequest(
-            f"Missing required parameter: '{param}.file_id'.", param=f"{param}.file_id"
-        )
-    raise _no_file(attachment.file_id, f"{param}.file_id")
+    """What a message's attachments ask that needs no store to check: a file by id (not by
+    an Azure `data_source`), for the file_search tool (the code interpreter is not yet).
+    That each file exists is checked where the message is stored (`file_refs`)."""
+    for index, attachment in enumerate(request.attachments or []):
+        param = f"{prefix}attachments[{index}]"
+        if attachment.data_source is not None:
+            raise InvalidRequest(
+                "attachments with data_source are not supported yet.",
+                param=f"{param}.data_source",
+                code="unsupported_value",
+            )
+        if attachment.file_id is None:
+            raise InvalidRequest(
+                f"Missing required parameter: '{param}.file_id'.", param=f"{param}.file_id"
+            )
+        for position, tool in enumerate(attachment.tools):
+            if tool.type in NOT_YET_TOOLS:
+                raise _not_yet(f"The {tool.type} tool", f"{param}.tools[{position}]")
 
 
-def refuse_include(include: list[str] | None, param: str) -> None:
-    """`include[]` asks for file_search results in run steps: none can exist yet."""
-    if not include:
-        return
-    value, known = include[0], INCLUDE_VALUES[0]
-    what = (
-        f"'{value}' is"
-        if value in INCLUDE_VALUES
-        else f"'{value}' is not a value it takes, and its one value '{known}' is"
-    )
-    raise InvalidRequest(
-        f"Invalid '{param}': {what} not supported yet: it adds file_search results to run "
-        "steps, and the file_search tool is not supported yet.",
-        param=param,
-        code="unsupported_parameter",
-    )
+def check_include(include: list[str] | None, param: str) -> list[str]:
+    """`include[]`: each value one the wire format defines (the file_search results'
+    content in run steps)."""
+    for index, value in enumerate(include or []):
+        if value not in INCLUDE_VALUES:
+            allowed = ", ".join(f"'{v}'" for v in INCLUDE_VALUES)
+            raise InvalidRequest(
+                f"Invalid '{param}': '{value}' is not a value it takes ({allowed}).",
+                param=f"{param}[{index}]" if param == "include" else param,
+                code="invalid_value",
+            )
+    return list(dict.fromkeys(include or []))

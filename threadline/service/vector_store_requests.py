@@ -127,3 +127,12 @@ def chunking_record(strategy: AutoStrategy | StaticStrategy | None) -> dict[str,
             "chunk_overlap_tokens": AUTO_OVERLAP_TOKENS,
         },
     }
+
+
+class InlineVectorStore(Closed):
+    """A store made with the thread or assistant that names it
+    (`tool_resources.file_search.vector_stores`)."""
+
+    file_ids: Annotated[list[str], Field(max_length=10000)] | None = None
+    chunking_strategy: ChunkingStrategy | None = None
+    metadata: Metadata | None = None

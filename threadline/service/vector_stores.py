@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from threadline.domain.clock import now
-from threadline.domain.errors import InvalidRequest, NotFound
+from threadline.domain.errors import InvalidRequest, NotFound, UpstreamFailed
 from threadline.domain.ids import IdKind, new_id
 from threadline.domain.limits import check_metadata
 from threadline.domain.records import (
@@ -21,10 +21,12 @@ from threadline.domain.records import (
     Obj,
     Page,
     PageRequest,
+    SearchHit,
     VectorStore,
     VectorStoreFile,
     VectorStoreView,
 )
+from threadline.providers.embedders.base import EmbeddingError
 from threadline.service.vector_store_requests import (
     AutoStrategy,
     ExpiresAfter,
@@ -33,11 +35,13 @@ from threadline.service.vector_store_requests import (
     VectorStoreCreate,
     VectorStoreFileCreate,
     VectorStoreFileUpdate,
+    VectorStoreSearch,
     VectorStoreUpdate,
     chunking_record,
 )
 from threadline.store.base import Store, StoreTx
 from threadline.tools.file_search.parse import SUPPORTED_EXTENSIONS, supported
+from threadline.tools.file_search.search import Searcher, SearchRequest
 
 INGEST_JOB = "ingest_file"
 DAY = 86400
@@ -111,9 +115,7 @@ async def add_files(
     for index, file_id in enumerate(file_ids):
         file = found.get(file_id)
         if file is None:
-            raise InvalidRequest(
-                f"No file found with id '{file_id}'.", param=f"{param}[{index}]"
-            )
+            raise InvalidRequest(f"No file found with id '{file_id}'.", param=f"{param}[{index}]")
         if not supported(file["filename"]):
             extensions = ", ".join(sorted(SUPPORTED_EXTENSIONS))
             raise InvalidRequest(
@@ -214,8 +216,9 @@ def _expiry(expires_after: ExpiresAfter | None) -> Obj | None:
 
 
 class VectorStoreService:
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, searcher: Searcher):
         self.store = store
+        self.searcher = searcher
 
     async def _store(self, tx: StoreTx, project: str, store_id: str) -> VectorStore:
         found = await tx.get_vector_store(project, store_id)
@@ -247,9 +250,7 @@ class VectorStoreService:
             views = [await view_of(tx, store) for store in found.data]
         return Page(data=views, has_more=found.has_more)
 
-    async def update(
-        self, project: str, store_id: str, body: VectorStoreUpdate
-    ) -> VectorStoreView:
+    async def update(self, project: str, store_id: str, body: VectorStoreUpdate) -> VectorStoreView:
         check_metadata(body.metadata)
         given = body.model_fields_set
         async with self.store.transaction() as tx:
@@ -380,7 +381,10 @@ class VectorStoreService:
                 tx, project, store_id, ids, chunking, [by_id[i] for i in ids], batch["id"], param
             )
             if not await tx.batch_files_in_progress(batch["id"]):
-                batch = await tx.update_file_batch(store_id, batch["id"], {"status": "completed"}) or batch
+                batch = (
+                    await tx.update_file_batch(store_id, batch["id"], {"status": "completed"})
+                    or batch
+                )
             return await batch_view(tx, batch)
 
     async def get_batch(self, project: str, store_id: str, batch_id: str) -> FileBatchView:
@@ -403,7 +407,35 @@ class VectorStoreService:
                 for file_id in await tx.batch_files_in_progress(batch_id):
                     await tx.update_vector_store_file(store_id, file_id, {"status": "cancelled"})
                 batch = (
-                    await tx.update_file_batch(store_id, batch_id, {"status": "cancelled"})
-                    or batch
+                    await tx.update_file_batch(store_id, batch_id, {"status": "cancelled"}) or batch
                 )
             return await batch_view(tx, batch)
+
+    # -- search ----------------------------------------------------------------------------
+
+    async def search(
+        self, project: str, store_id: str, body: VectorStoreSearch
+    ) -> tuple[str | list[str], list[SearchHit]]:
+        """What was searched for and what was found, best first."""
+        if body.rewrite_query:
+            raise InvalidRequest(
+                "rewrite_query is not supported yet: the query is searched as given.",
+                param="rewrite_query",
+                code="unsupported_parameter",
+            )
+        async with self.store.transaction() as tx:
+            stores = await usable_stores(tx, project, [store_id], "vector_store_id")
+            await mark_active(tx, project, stores)
+        queries = [body.query] if isinstance(body.query, str) else list(body.query)
+        ranking = body.ranking_options
+        request = SearchRequest(
+            queries=queries,
+            max_results=body.max_num_results,
+            score_threshold=(ranking.score_threshold or 0.0) if ranking else 0.0,
+            filters=None if body.filters is None else body.filters.model_dump(),
+        )
+        try:
+            hits = await self.searcher.search(project, [store_id], request)
+        except EmbeddingError as failed:
+            raise UpstreamFailed(failed.message) from failed
+        return body.query, hits

@@ -118,8 +118,8 @@ class FileStoreTx(Protocol):
 
     async def text_search(
         self, store_ids: Sequence[str], words: Sequence[str], limit: int
-    ) -> list[int]:
-        """The seqs of the chunks that best match any of `words`, best first."""
+    ) -> list[tuple[int, str]]:
+        """The chunks that best match any of `words` (seq, file id), best first."""
         ...
 
     async def stores_with_other_embeddings(self, model: str) -> list[str]: ...

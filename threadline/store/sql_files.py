@@ -174,7 +174,7 @@ _SET_EMBEDDING = Query(
 # (`p_match`), best first. bm25() is lower for better matches; ts_rank_cd higher.
 _SQLITE_TEXT_SEARCH = Query(
     sa.text(
-        "SELECT c.seq FROM chunks_fts JOIN chunks c ON c.seq = chunks_fts.rowid "
+        "SELECT c.seq, c.file_id FROM chunks_fts JOIN chunks c ON c.seq = chunks_fts.rowid "
         "WHERE chunks_fts MATCH :p_match "
         "AND c.vector_store_id IN (SELECT value FROM json_each(:p_store_ids)) "
         "ORDER BY bm25(chunks_fts) LIMIT :p_limit"
@@ -186,7 +186,7 @@ _SQLITE_TEXT_SEARCH = Query(
 )
 _POSTGRES_TEXT_SEARCH = Query(
     sa.text(
-        "SELECT seq FROM chunks, to_tsquery('english', :p_match) AS q "
+        "SELECT seq, file_id FROM chunks, to_tsquery('english', :p_match) AS q "
         "WHERE tsv @@ q AND vector_store_id = ANY(:p_store_ids) "
         "ORDER BY ts_rank_cd(tsv, q) DESC LIMIT :p_limit"
     ).bindparams(
@@ -455,8 +455,8 @@ class FileQueries(SqlTxBase):
 
     async def text_search(
         self, store_ids: Sequence[str], words: Sequence[str], limit: int
-    ) -> list[int]:
-        """The seqs of the chunks that best match any of `words`, best first."""
+    ) -> list[tuple[int, str]]:
+        """The chunks that best match any of `words` (seq, file id), best first."""
         if not words or not store_ids:
             return []
         if self.db.holds_row_locks:
@@ -464,7 +464,7 @@ class FileQueries(SqlTxBase):
         else:
             query, match = _SQLITE_TEXT_SEARCH, " OR ".join(f'"{word}"' for word in words)
         params = {"p_match": match, _STORE_IDS: list(store_ids), "p_limit": limit}
-        return [int(row[0]) for row in await self.db.fetch(query, params)]
+        return [(int(row[0]), str(row[1])) for row in await self.db.fetch(query, params)]
 
     async def stores_with_other_embeddings(self, model: str) -> list[str]:
         rows = await self.db.fetch(_STORES_WITH_OTHER_MODEL, {"p_model": model})

@@ -69,6 +69,8 @@ class CallContext:
     recorded: Obj = field(default_factory=dict)
     # Records fields of the call durably, before the call goes on (None outside a run).
     record: Callable[[Obj], Awaitable[None]] | None = None
+    # What the run asked its steps to show besides their own fields (`include[]`).
+    include: tuple[str, ...] = ()
 
 
 class ServiceTool(Protocol):

@@ -26,6 +26,7 @@ from threadline.domain.records import (
     Run,
     RunEvent,
     RunStep,
+    SearchHit,
     Thread,
     Tool,
     ToolCall,
@@ -57,11 +58,22 @@ def _tool_choice(value: str | Obj) -> str | Obj:
     return value
 
 
+def _annotation(annotation: Mapping[str, Any]) -> Obj:
+    """A citation nests what it cites under its type (`file_citation: {file_id}`)."""
+    kind = annotation["type"]
+    rendered = {k: v for k, v in annotation.items() if k != "file_id"}
+    if kind == "file_citation":
+        rendered["file_citation"] = {"file_id": annotation["file_id"]}
+    elif kind == "file_path":
+        rendered["file_path"] = {"file_id": annotation["file_id"]}
+    return rendered
+
+
 def _part(part: Mapping[str, Any]) -> Obj:
     kind = part["type"]
     if kind == "text":
         # A delta's piece of text carries no annotations of its own.
-        annotations = part.get("annotations", [])
+        annotations = [_annotation(a) for a in part.get("annotations", [])]
         return {"type": "text", "text": {"value": part["text"], "annotations": annotations}}
     if kind == "image_file":
         image: Obj = {"file_id": part["file_id"]}
@@ -99,10 +111,33 @@ def _call_body(call: Mapping[str, Any]) -> Obj:
         return {"connected_agent": _pick(call, _CONNECTED_AGENT_KEYS)}
     if kind == "mcp":
         return _pick(call, _MCP_KEYS)
+    if kind == "file_search":
+        return {"file_search": _file_search(call)}
     return {k: v for k, v in call.items() if k not in ("id", "type", "index")}
 
 
-def _call(call: ToolCall) -> Obj:
+def _file_search(call: Mapping[str, Any], include_content: bool = False) -> Obj:
+    """What a file_search call found; each result's content only where the run or the
+    request asked for it (`include[]`), as the hosted service shows it."""
+    found: Obj = {}
+    if "ranking_options" in call:
+        found["ranking_options"] = call["ranking_options"]
+    if "results" in call:
+        show = include_content or bool(call.get("show_content"))
+        found["results"] = [
+            {k: v for k, v in result.items() if show or k != "content"}
+            for result in call["results"]
+        ]
+    return found
+
+
+def _call(call: ToolCall, include_content: bool = False) -> Obj:
+    if call["type"] == "file_search":
+        return {
+            "id": call["id"],
+            "type": "file_search",
+            "file_search": _file_search(call, include_content),
+        }
     return {"id": call["id"], "type": call["type"], **_call_body(call)}
 
 
@@ -166,6 +201,7 @@ class AssistantsWire:
         pending = rendered.pop("pending_tool_calls")
         rendered.pop("parent_run_id", None)
         rendered.pop("project", None)
+        rendered.pop("include", None)
         rendered["required_action"] = _required_action(pending)
         rendered["tools"] = [_function_tool(tool) for tool in run["tools"]]
         rendered["response_format"] = _response_format(run["response_format"])
@@ -174,7 +210,7 @@ class AssistantsWire:
             del rendered["tool_resources"]
         return rendered
 
-    def step(self, step: RunStep) -> Obj:
+    def step(self, step: RunStep, include_content: bool = False) -> Obj:
         details = step["step_details"]
         if details["type"] == "message_creation":
             rendered_details: Obj = {
@@ -186,7 +222,7 @@ class AssistantsWire:
         else:
             rendered_details = {
                 "type": "tool_calls",
-                "tool_calls": [_call(call) for call in details["tool_calls"]],
+                "tool_calls": [_call(call, include_content) for call in details["tool_calls"]],
             }
         return {
             "id": step["id"],
@@ -211,6 +247,25 @@ class AssistantsWire:
 
     def file_batch(self, batch: FileBatchView) -> Obj:
         return {"id": batch["id"], "object": "vector_store.files_batch", **batch}
+
+    def search_results(self, query: str | list[str], hits: list[SearchHit]) -> Obj:
+        data = [
+            {
+                "file_id": hit["file_id"],
+                "filename": hit["filename"],
+                "score": hit["score"],
+                "attributes": hit["attributes"],
+                "content": [{"type": "text", "text": hit["text"]}],
+            }
+            for hit in hits
+        ]
+        return {
+            "object": "vector_store.search_results.page",
+            "search_query": [query] if isinstance(query, str) else query,
+            "data": data,
+            "has_more": False,
+            "next_page": None,
+        }
 
     def event(self, event: RunEvent) -> Obj:
         """The data of a streamed event, by what it carries."""

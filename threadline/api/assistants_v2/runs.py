@@ -18,6 +18,7 @@ from threadline.service.requests import (
     ThreadAndRunCreate,
     ToolOutputsSubmit,
 )
+from threadline.service.unsupported import check_include
 
 router = APIRouter(route_class=StrictJsonRoute)
 
@@ -141,13 +142,14 @@ async def list_steps(
     thread_id: str,
     run_id: str,
     pages: PageRequest = Depends(page),
+    include: list[str] | None = Query(None, alias="include[]"),
     svc: Services = Depends(services),
     proj: str = Depends(project),
     out: AssistantsWire = Depends(wire),
 ) -> Response:
-    return json_response(
-        out.page(await svc.runs.list_steps(proj, thread_id, run_id, pages), out.step)
-    )
+    content = bool(check_include(include, "include[]"))
+    found = await svc.runs.list_steps(proj, thread_id, run_id, pages)
+    return json_response(out.page(found, lambda step: out.step(step, include_content=content)))
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/steps/{step_id}")
@@ -155,8 +157,11 @@ async def get_step(
     thread_id: str,
     run_id: str,
     step_id: str,
+    include: list[str] | None = Query(None, alias="include[]"),
     svc: Services = Depends(services),
     proj: str = Depends(project),
     out: AssistantsWire = Depends(wire),
 ) -> Response:
-    return json_response(out.step(await svc.runs.get_step(proj, thread_id, run_id, step_id)))
+    content = bool(check_include(include, "include[]"))
+    found = await svc.runs.get_step(proj, thread_id, run_id, step_id)
+    return json_response(out.step(found, include_content=content))
