@@ -15,6 +15,7 @@ import pytest
 from azure.ai.agents import AgentsClient
 from azure.ai.agents.models import (
     AgentEventHandler,
+    CodeInterpreterTool,
     FileSearchTool,
     FunctionTool,
     MessageAttachment,
@@ -227,7 +228,7 @@ def test_what_cannot_run_yet_is_refused_through_the_azure_client(
     )
 
     with pytest.raises(HttpResponseError) as on_agent:
-        client.create_agent(model=model_name, tools=FileSearchTool().definitions)
+        client.create_agent(model=model_name, tools=CodeInterpreterTool().definitions)
     with pytest.raises(HttpResponseError) as on_message:
         client.messages.create(
             thread_id=thread.id, role="user", content="read it", attachments=[attachment]
@@ -237,7 +238,7 @@ def test_what_cannot_run_yet_is_refused_through_the_azure_client(
     message_error = on_message.value.response.json()["error"]
     assert on_agent.value.status_code == on_message.value.status_code == 400
     assert agent_error["param"] == "tools[0]"
-    assert agent_error["message"] == "The file_search tool is not supported yet."
+    assert agent_error["message"] == "The code_interpreter tool is not supported yet."
     assert message_error["param"] == "attachments[0].data_source"
     assert message_error["message"] == "attachments with data_source are not supported yet."
     assert [a.id for a in client.list_agents(limit=100)] == before

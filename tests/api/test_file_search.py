@@ -106,9 +106,7 @@ def test_an_attachment_goes_to_the_thread_s_own_store_and_the_stream_carries_the
         Reply("Within 14 days【0:0†policy.txt】."),
     )
     assistant = client.beta.assistants.create(model=model_name, tools=[{"type": "file_search"}])
-    with client.beta.threads.runs.stream(
-        thread_id=thread.id, assistant_id=assistant.id
-    ) as stream:
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id) as stream:
         stream.until_done()
         final = stream.get_final_messages()
     text = final[0].content[0].text  # type: ignore[union-attr]
@@ -153,9 +151,7 @@ def test_a_store_of_another_project_or_a_missing_one_is_refused(
     assert [a.id for a in client.beta.assistants.list(limit=100)] == before
 
 
-def test_an_inline_store_is_made_with_the_assistant(
-    client: openai.OpenAI, model_name: str
-) -> None:
+def test_an_inline_store_is_made_with_the_assistant(client: openai.OpenAI, model_name: str) -> None:
     file_id = client.files.create(file=("a.txt", b"alpha beta"), purpose="assistants").id
     assistant = client.beta.assistants.create(
         model=model_name,

@@ -36,13 +36,17 @@ def _stored_bytes(server: ServerProcess) -> list[Path]:
 
 
 def test_upload_list_retrieve_read_and_delete(client: openai.OpenAI) -> None:
-    data = "Threadline keeps files.\n".encode() * 100
+    data = b"Threadline keeps files.\n" * 100
     created = client.files.create(file=("notes.txt", data), purpose="assistants")
     raw = client.files.with_raw_response.retrieve(created.id).http_response.json()
 
     assert set(raw) == FILE_KEYS
     assert created.id.startswith("file-")
-    assert (created.object, created.filename, created.purpose) == ("file", "notes.txt", "assistants")
+    assert (created.object, created.filename, created.purpose) == (
+        "file",
+        "notes.txt",
+        "assistants",
+    )
     assert created.bytes == len(data)
     assert created.status == "processed"
     assert client.files.content(created.id).read() == data
@@ -92,16 +96,34 @@ def test_a_purpose_that_cannot_be_uploaded_is_refused(
     assert _stored_bytes(server) == stored
 
 
-@pytest.mark.parametrize("name", ["../escape.txt", "dir/a.txt", "back\\slash.txt", "bell\x07.txt"])
+def _multipart(filename: bytes, data: bytes, purpose: bytes = b"assistants") -> tuple[bytes, str]:
+    """A form written byte for byte: clients escape control characters in names."""
+    boundary = "threadlineformboundary"
+    body = (
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\n".encode()
+        + purpose
+        + f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"".encode()
+        + filename
+        + b'"\r\nContent-Type: text/plain\r\n\r\n'
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+@pytest.mark.parametrize(
+    "name", [b"../escape.txt", b"dir/a.txt", b"back\\slash.txt", b"bell\x07.txt", b"nul\x00.txt"]
+)
 def test_a_filename_with_a_path_or_control_characters_is_refused(
-    server: ServerProcess, client: openai.OpenAI, name: str
+    server: ServerProcess, client: openai.OpenAI, name: bytes
 ) -> None:
     before = [f.id for f in client.files.list(limit=100)]
     stored = _stored_bytes(server)
+    body, content_type = _multipart(name, b"hello")
     response = httpx.post(
         f"{server.base_url}/files",
-        files={"file": (name, b"hello")},
-        data={"purpose": "assistants"},
+        content=body,
+        headers={"content-type": content_type},
         timeout=30,
     )
     error = assert_error_body(response.json(), 400, response.status_code)

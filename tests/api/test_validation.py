@@ -76,7 +76,6 @@ def runs_of(client: openai.OpenAI, thread_id: str) -> list[dict[str, Any]]:
 # -- not supported yet: refused, naming the field, nothing stored --------------------------
 
 NOT_YET_ON_ASSISTANTS = [
-    ({"tools": [{"type": "file_search"}]}, "tools[0]", "The file_search tool is not supported"),
     (
         {"tools": [FUNCTION, {"type": "code_interpreter"}]},
         "tools[1]",
@@ -84,8 +83,8 @@ NOT_YET_ON_ASSISTANTS = [
     ),
     (
         {"tool_resources": {"code_interpreter": {"file_ids": ["file-abc"]}}},
-        "tool_resources.code_interpreter.file_ids[0]",
-        "No file found with id 'file-abc'",
+        "tool_resources.code_interpreter.file_ids",
+        "The code_interpreter tool (and its files) is not supported yet",
     ),
     (
         {"tool_resources": {"file_search": {"vector_store_ids": ["vs_abc"]}}},
@@ -93,12 +92,12 @@ NOT_YET_ON_ASSISTANTS = [
         "No vector store found with id 'vs_abc'",
     ),
     (
-        {"tool_resources": {"file_search": {"vector_stores": [{"file_ids": []}]}}},
-        "tool_resources.file_search.vector_stores",
-        "not supported yet",
+        {"tool_resources": {"file_search": {"vector_stores": [{"file_ids": ["file-gone"]}]}}},
+        "tool_resources.file_search.vector_stores[0].file_ids[0]",
+        "No file found with id 'file-gone'",
     ),
 ]
-NOT_YET_IDS = ["file_search", "code_interpreter", "file-id", "vector-store-id", "vector-stores"]
+NOT_YET_IDS = ["code_interpreter", "code-interpreter-file", "vector-store-id", "inline-store-file"]
 
 
 @pytest.mark.parametrize(("fields", "param", "message"), NOT_YET_ON_ASSISTANTS, ids=NOT_YET_IDS)
@@ -137,10 +136,8 @@ def test_assistant_update_refuses_what_cannot_run_yet(
         ({"file_search": {"vector_store_ids": []}}, {"file_search": {"vector_store_ids": []}}),
         (
             {"code_interpreter": {}, "file_search": {"vector_stores": []}},
-            {
-                "code_interpreter": {"file_ids": []},
-                "file_search": {"vector_store_ids": [], "vector_stores": []},
-            },
+            # Inline stores are made and named by id; none asked, none made.
+            {"code_interpreter": {"file_ids": []}, "file_search": {"vector_store_ids": []}},
         ),
     ],
     ids=["empty", "no-file-ids", "no-vector-store-ids", "all-empty"],
@@ -177,7 +174,7 @@ def test_empty_tool_resources_are_accepted_everywhere(
     [
         (
             {"tool_resources": {"code_interpreter": {"file_ids": ["file-1"]}}},
-            "tool_resources.code_interpreter.file_ids[0]",
+            "tool_resources.code_interpreter.file_ids",
         ),
         (
             {"messages": [{"role": "user", "content": "x", "attachments": [{"file_id": "f"}]}]},
@@ -282,9 +279,8 @@ def test_empty_attachments_are_accepted(client: openai.OpenAI) -> None:
 
 
 RUN_NOT_YET = [
-    ({"tools": [{"type": "file_search"}]}, "tools[0]", "unsupported_value"),
     ({"tools": [FUNCTION, {"type": "code_interpreter"}]}, "tools[1]", "unsupported_value"),
-    ({"tool_choice": {"type": "file_search"}}, "tool_choice", "unsupported_value"),
+    ({"tool_choice": {"type": "file_search"}}, "tool_choice", None),
     (
         {"tools": [FUNCTION], "tool_choice": {"type": "code_interpreter"}},
         "tool_choice",
@@ -292,10 +288,10 @@ RUN_NOT_YET = [
     ),
     (
         {"tool_resources": {"code_interpreter": {"file_ids": ["file-x"]}}},
-        "tool_resources.code_interpreter.file_ids[0]",
-        None,
+        "tool_resources.code_interpreter.file_ids",
+        "unsupported_value",
     ),
-    ({"include": [INCLUDE]}, "include", "unsupported_parameter"),
+    ({"include": ["step_details.nothing"]}, "include[0]", "invalid_value"),
     (
         {
             "additional_messages": [
@@ -307,9 +303,8 @@ RUN_NOT_YET = [
     ),
 ]
 RUN_NOT_YET_IDS = [
-    "file_search",
     "code_interpreter",
-    "choice-file_search",
+    "choice-file_search-without-the-tool",
     "choice-code_interpreter",
     "tool-resources",
     "include-in-body",
@@ -332,10 +327,7 @@ def test_run_create_refuses_what_cannot_run_yet(
     assert runs_of(client, thread.id) == [] and messages_of(client, thread.id) == before
 
 
-@pytest.mark.parametrize("value", [INCLUDE, "step_details.everything"])
-def test_include_on_run_create_says_what_it_takes_and_that_it_is_not_supported(
-    client: openai.OpenAI, value: str
-) -> None:
+def test_include_on_run_create_says_what_it_takes(client: openai.OpenAI) -> None:
     assistant_id = assistant(client)
     thread = client.beta.threads.create()
 
@@ -343,19 +335,19 @@ def test_include_on_run_create_says_what_it_takes_and_that_it_is_not_supported(
         client.beta.threads.runs.create(
             thread_id=thread.id,
             assistant_id=assistant_id,
-            include=[value],  # type: ignore[list-item]
+            include=["step_details.everything"],  # type: ignore[list-item]
         )
 
     error = sdk_error(caught.value, 400)
-    assert error["param"] == "include[]" and error["code"] == "unsupported_parameter"
-    assert INCLUDE in error["message"] and "not supported yet" in error["message"]
+    assert error["param"] == "include[]" and error["code"] == "invalid_value"
+    assert INCLUDE in error["message"]
     assert runs_of(client, thread.id) == []
 
 
 @pytest.mark.parametrize(
     ("body", "param"),
     [
-        ({"tools": [{"type": "file_search"}]}, "tools[0]"),
+        ({"tools": [{"type": "code_interpreter"}]}, "tools[0]"),
         ({"tool_choice": {"type": "file_search"}}, "tool_choice"),
         (
             {"tool_resources": {"file_search": {"vector_store_ids": ["vs_1"]}}},
@@ -376,7 +368,7 @@ def test_include_on_run_create_says_what_it_takes_and_that_it_is_not_supported(
         ),
         (
             {"thread": {"tool_resources": {"code_interpreter": {"file_ids": ["f"]}}}},
-            "thread.tool_resources.code_interpreter.file_ids[0]",
+            "thread.tool_resources.code_interpreter.file_ids",
         ),
     ],
     ids=["tool", "tool-choice", "tool-resources", "thread-image-file", "thread-tool-resources"],
@@ -531,15 +523,18 @@ def test_file_search_options_are_checked_before_the_tool_is_refused(
     ],
     ids=["results-1", "results-50", "results-20.0", "threshold-0", "threshold-1", "auto"],
 )
-def test_valid_file_search_options_reach_the_not_supported_refusal(
+def test_valid_file_search_options_are_kept(
     client: openai.OpenAI, server: ServerProcess, file_search: dict[str, Any]
 ) -> None:
     tools = [{"type": "file_search", "file_search": file_search}]
 
-    error = refused(post(server, "/assistants", {"model": "m", "tools": tools}), "tools[0]")
+    created = post(server, "/assistants", {"model": "m", "tools": tools})
 
-    assert error["message"] == "The file_search tool is not supported yet."
-    assert error["code"] == "unsupported_value"
+    assert created.status_code == 200, created.text
+    [kept] = created.json()["tools"]
+    assert kept["type"] == "file_search"
+    for name, value in file_search.items():
+        assert kept["file_search"][name] == value
 
 
 @pytest.mark.parametrize(

@@ -74,9 +74,7 @@ def test_files_are_indexed_and_found_by_what_they_say(client: openai.OpenAI) -> 
             "handbook.pdf",
             _pdf(["The office opens at nine.", "Parking is in garage B, level minus two."]),
         ),
-        "docx": _upload(
-            client, "recipes.docx", _docx(["Pancakes need flour, eggs and milk."])
-        ),
+        "docx": _upload(client, "recipes.docx", _docx(["Pancakes need flour, eggs and milk."])),
         "md": _upload(client, "trip.md", b"# Trip\n\nThe ferry to the island leaves at 7:15.\n"),
     }
     store = client.vector_stores.create(name="handbook", file_ids=list(ids.values()))
@@ -84,7 +82,9 @@ def test_files_are_indexed_and_found_by_what_they_say(client: openai.OpenAI) -> 
         VECTOR_STORE_KEYS
     )
     for file_id in ids.values():
-        done = client.vector_stores.files.poll(file_id, vector_store_id=store.id, poll_interval_ms=50)
+        done = client.vector_stores.files.poll(
+            file_id, vector_store_id=store.id, poll_interval_ms=50
+        )
         assert done.status == "completed", done.last_error
         assert done.usage_bytes > 0
         assert done.chunking_strategy.type == "static"  # type: ignore[union-attr]
@@ -156,7 +156,10 @@ def test_upload_and_poll_and_attribute_filters(client: openai.OpenAI) -> None:
 def test_batches_index_every_file_and_an_unreadable_one_fails_alone(
     client: openai.OpenAI,
 ) -> None:
-    good = [_upload(client, f"note-{i}.txt", f"Note {i} mentions the colour teal.".encode()) for i in range(3)]
+    good = [
+        _upload(client, f"note-{i}.txt", f"Note {i} mentions the colour teal.".encode())
+        for i in range(3)
+    ]
     broken = _upload(client, "broken.json", b'{"not": "closed"')
     store = client.vector_stores.create(name="batch")
     batch = client.vector_stores.file_batches.create_and_poll(

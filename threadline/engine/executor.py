@@ -40,6 +40,7 @@ from threadline.service.objects import run_step, text_part
 from threadline.service.run_status import Event, change_status, emit
 from threadline.store.base import Store, StoreTx
 from threadline.tools.base import CallContext
+from threadline.tools.file_search.tool import FUNCTION as FILE_SEARCH_FUNCTION
 from threadline.tools.file_search.tool import citations
 from threadline.tools.toolset import ToolKinds, Toolset
 
@@ -616,9 +617,11 @@ def _chat_tool_choice(choice: str | Obj, tools: list[Obj]) -> Any:
     if not tools:
         return None
     if isinstance(choice, dict):
-        if choice.get("type") != "function":
-            return "auto"
-        return {"type": "function", "function": {"name": choice["name"]}}
+        if choice.get("type") == "function":
+            return {"type": "function", "function": {"name": choice["name"]}}
+        if choice.get("type") == "file_search":
+            return {"type": "function", "function": {"name": FILE_SEARCH_FUNCTION}}
+        return "auto"
     return choice
 
 
@@ -651,6 +654,6 @@ async def _citations(tx: StoreTx, run: Run, text: str) -> list[Obj]:
         call
         for step in await tx.steps_of_run(run["id"])
         if step["step_details"]["type"] == "tool_calls"
-        for call in cast(ToolCalls, step["step_details"])["tool_calls"]
+        for call in step["step_details"]["tool_calls"]
     ]
     return citations(text, calls)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from threadline.domain.records import Job, LastError, Obj
+from threadline.domain.records import Job, LastError, Obj, VectorStoreFile
 from threadline.providers.embedders.base import Embedder, EmbeddingError
 from threadline.store.base import Store, StoreTx
 from threadline.store.blobs import BlobMissing, BlobStore
@@ -86,7 +86,7 @@ class Ingestion:
         await self._finish(job, store_id, file_id, None, indexed)
 
     async def _index(
-        self, store_id: str, file_id: str, filename: str, data: bytes, entry: Obj
+        self, store_id: str, file_id: str, filename: str, data: bytes, entry: VectorStoreFile
     ) -> Indexed:
         document = await asyncio.to_thread(parse, filename, data)
         static = entry["chunking_strategy"]["static"]

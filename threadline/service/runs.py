@@ -40,12 +40,14 @@ from threadline.service.messages import (
 from threadline.service.models import EVERY_NAME, ModelCatalog
 from threadline.service.objects import response_format_record, tool_choice_record, tool_record
 from threadline.service.requests import (
+    BuiltinToolChoice,
     FunctionChoice,
     MetadataUpdate,
     RunCreate,
     RunOptions,
     ThreadAndRunCreate,
     ThreadCreate,
+    ToolResources,
     ToolApproval,
     ToolOutputsSubmit,
 )
@@ -129,22 +131,22 @@ class RunService:
         check_tool_resources(request.tool_resources)
         await self._check_servers(request)
         thread_request = request.thread or ThreadCreate()
-        if request.tool_resources is not None and thread_request.tool_resources is None:
-            thread_request = thread_request.model_copy(
-                update={"tool_resources": request.tool_resources}
-            )
         check_thread(thread_request, self.limits, param="thread")
         async with self.store.transaction() as tx:
             assistant = await _require_assistant(tx, project, request.assistant_id)
             await _check_run_tools(tx, project, request)
-            thread = await insert_thread(tx, project, thread_request, "thread")
-            run = self._new_run(project, thread["id"], assistant, request, None)
-            # The thread took the run's resources (stores it asked for made once, there).
-            run["tool_resources"] = (
-                thread["tool_resources"]
-                if request.tool_resources is not None
-                else await resolve_tool_resources(tx, project, run["tool_resources"])
+            run = self._new_run(project, "", assistant, request, None)
+            # The stores the run's resources ask for are made once, here; a thread that
+            # brings no resources of its own takes the run's.
+            run["tool_resources"] = await resolve_tool_resources(
+                tx, project, run["tool_resources"]
             )
+            if request.tool_resources is not None and thread_request.tool_resources is None:
+                thread_request = thread_request.model_copy(
+                    update={"tool_resources": ToolResources.model_validate(run["tool_resources"])}
+                )
+            thread = await insert_thread(tx, project, thread_request, "thread")
+            run["thread_id"] = thread["id"]
             if parent_run_id is not None:
                 run["parent_run_id"] = parent_run_id
             await self._queue(tx, project, run, created_thread=thread)
@@ -408,7 +410,13 @@ def _tool_choice(request: RunOptions, tools: list[Tool]) -> str | Obj:
                 "tool_choice 'required' needs at least one tool.", param="tool_choice"
             )
         return choice
-    # A built-in tool named here was refused before (`refuse_unsupported_tool_choice`).
+    # A built-in tool the service cannot run was refused before
+    # (`refuse_unsupported_tool_choice`); one it can must be among the run's tools.
+    if isinstance(choice, BuiltinToolChoice) and not any(t["type"] == choice.type for t in tools):
+        raise InvalidRequest(
+            f"tool_choice names the {choice.type} tool, which is not among the run's tools.",
+            param="tool_choice",
+        )
     if isinstance(choice, FunctionChoice):
         names = {t["name"] for t in tools if t["type"] == "function"}
         if choice.function.name not in names:

@@ -42,7 +42,7 @@ def refuse_unsupported_tools(tools: Sequence[Any] | None, param: str = "tools") 
 
 
 def refuse_unsupported_tool_choice(choice: ToolChoice | None, param: str = "tool_choice") -> None:
-    if isinstance(choice, BuiltinToolChoice):
+    if isinstance(choice, BuiltinToolChoice) and choice.type in NOT_YET_TOOLS:
         raise _not_yet(f"tool_choice naming the {choice.type} tool", param)
 
 

@@ -7,7 +7,9 @@ answers at once, and a file accepted is indexed even if the process that accepte
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
+from typing import Literal
 
 from threadline.domain.clock import now
 from threadline.domain.errors import InvalidRequest, NotFound, UpstreamFailed
@@ -78,6 +80,7 @@ def is_expired(store: VectorStore, at: int | None = None) -> bool:
 async def view_of(tx: StoreTx, store: VectorStore) -> VectorStoreView:
     by_status, usage = await tx.file_counts(store["id"])
     counts = _counts(by_status)
+    status: Literal["expired", "in_progress", "completed"]
     if is_expired(store):
         status = "expired"
     elif counts["in_progress"]:
@@ -109,19 +112,21 @@ async def add_files(
     param: str = "file_ids",
 ) -> list[VectorStoreFile]:
     """Put files into a store and queue their ingestion; a file already there is left as
-    it is (and returned as it is)."""
+    it is (and returned as it is). `param` names the list of ids in errors (or the one id:
+    `file_id`)."""
     unique = list(dict.fromkeys(file_ids))
     found = {file["id"]: file for file in await tx.get_files(project, unique)}
     for index, file_id in enumerate(file_ids):
+        where = param if param == "file_id" else f"{param}[{index}]"
         file = found.get(file_id)
         if file is None:
-            raise InvalidRequest(f"No file found with id '{file_id}'.", param=f"{param}[{index}]")
+            raise InvalidRequest(f"No file found with id '{file_id}'.", param=where)
         if not supported(file["filename"]):
             extensions = ", ".join(sorted(SUPPORTED_EXTENSIONS))
             raise InvalidRequest(
                 f"Files with the extension of '{file['filename']}' are not supported for "
                 f"retrieval. Supported extensions: {extensions}.",
-                param=f"{param}[{index}]",
+                param=where,
                 code="unsupported_file",
             )
     added: list[VectorStoreFile] = []
@@ -415,7 +420,7 @@ class VectorStoreService:
 
     async def search(
         self, project: str, store_id: str, body: VectorStoreSearch
-    ) -> tuple[str | list[str], list[SearchHit]]:
+    ) -> tuple[str | builtins.list[str], builtins.list[SearchHit]]:
         """What was searched for and what was found, best first."""
         if body.rewrite_query:
             raise InvalidRequest(
@@ -424,6 +429,7 @@ class VectorStoreService:
                 code="unsupported_parameter",
             )
         async with self.store.transaction() as tx:
+            await self._store(tx, project, store_id)
             stores = await usable_stores(tx, project, [store_id], "vector_store_id")
             await mark_active(tx, project, stores)
         queries = [body.query] if isinstance(body.query, str) else list(body.query)

@@ -53,7 +53,8 @@ async def delete_file(
     out: AssistantsWire = Depends(wire),
 ) -> Response:
     await svc.files.delete(proj, file_id)
-    return json_response(out.deleted(file_id, "file"))
+    # The one deletion whose object is its kind's own name, not `{kind}.deleted`.
+    return json_response({"id": file_id, "object": "file", "deleted": True})
 
 
 @router.get("/files/{file_id}/content")

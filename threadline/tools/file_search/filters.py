@@ -21,9 +21,9 @@ def _compare(kind: str, actual: Value | None, expected: Any) -> bool:
         )
         return found if kind == "in" else not found
     if kind == "eq":
-        return actual is not None and actual == expected
+        return actual is not None and bool(actual == expected)
     if kind == "ne":
-        return actual != expected
+        return bool(actual != expected)
     if actual is None or isinstance(actual, bool) != isinstance(expected, bool):
         return False
     if isinstance(actual, str) != isinstance(expected, str):

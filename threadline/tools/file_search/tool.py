@@ -112,7 +112,8 @@ class FileSearchTool:
             steps = await tx.steps_of_run(context.run_id)
         number = 0
         for step in steps:
-            for call in step["step_details"].get("tool_calls", []):
+            details: Obj = dict(step["step_details"])
+            for call in details.get("tool_calls", []):
                 if call.get("id") == call_id:
                     return number
                 if call.get("name") == FUNCTION:
