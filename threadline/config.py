@@ -98,6 +98,9 @@ class Settings:
     max_agent_depth: int = 3
     # The TOML file of connections OpenAPI tools authenticate with (`tools.connections`).
     connections_file: str | None = None
+    # The model file_search embeds with, routed like a chat model's name to an upstream's
+    # `/embeddings` (`providers.embedders.select`); None: the bundled embedding model.
+    embedding_model: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -167,6 +170,7 @@ class Settings:
             ),
             connections_file=env.get("THREADLINE_CONNECTIONS_FILE") or None,
             max_agent_depth=_int("THREADLINE_MAX_AGENT_DEPTH", cls.max_agent_depth),
+            embedding_model=(env.get("THREADLINE_EMBEDDING_MODEL") or "").strip() or None,
         )
 
     def limits(self) -> default.Limits:
