@@ -146,6 +146,9 @@ class Settings:
     max_file_bytes: int = 512 * 1024 * 1024
     # Files a worker ingests into vector stores at once (CPU work: parsing and embedding).
     ingest_concurrency: int = 1
+    # The model file_search embeds with, routed like a chat model's name to an upstream's
+    # `/embeddings` (`providers.embedders.select`); None: the bundled embedding model.
+    embedding_model: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -223,6 +226,7 @@ class Settings:
             files_s3_region=env.get("THREADLINE_FILES_S3_REGION") or None,
             max_file_bytes=_int("THREADLINE_MAX_FILE_BYTES", cls.max_file_bytes),
             ingest_concurrency=_int("THREADLINE_INGEST_CONCURRENCY", cls.ingest_concurrency),
+            embedding_model=(env.get("THREADLINE_EMBEDDING_MODEL") or "").strip() or None,
         )
 
     def limits(self) -> default.Limits:

@@ -15,12 +15,17 @@ a streamed request (``unstreamed``), a stream cut off before its end (:class:`Cu
 sent after the 200 (:class:`StreamError`), tool calls without a name or an id, and tool-call
 deltas that repeat the call's id and name as llama-cpp-python's server does
 (``repeat_id_and_name``).
+
+It serves ``/v1/embeddings`` too (and Azure OpenAI's path for it): unscripted, each input
+gets :func:`hashed_embedding`, a deterministic vector of its words; ``Fail``, ``Hang`` and
+``WrongContentType`` (any body, e.g. malformed JSON) script its failures.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import re
 import socket
@@ -51,6 +56,7 @@ __all__ = [
     "StreamError",
     "ToolCall",
     "WrongContentType",
+    "hashed_embedding",
 ]
 
 _STARTUP_TIMEOUT = 10.0
@@ -59,6 +65,9 @@ _SHUTDOWN_TIMEOUT = 10.0
 _GRACEFUL_SHUTDOWN_SECONDS = 1
 
 # OpenAI's error ``type`` for the statuses tests usually script; others fall back by class.
+# The length of the vectors ``/v1/embeddings`` answers with, unless a request asks for another.
+EMBEDDING_DIMENSIONS = 64
+
 _ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -407,6 +416,34 @@ async def _sleep_while_connected(request: Request, seconds: float) -> None:
                 pass
 
 
+def hashed_embedding(text: str, dimensions: int = EMBEDDING_DIMENSIONS) -> list[float]:
+    """A deterministic stand-in for an embedding: each word (lower-cased) adds 1 to the
+    component its hash picks, and the first component is 1 for every text, so that no vector
+    is zero. Texts sharing words get similar vectors; the vector is not normalised, as a
+    client must not count on an upstream's being."""
+    vector = [0.0] * dimensions
+    vector[0] = 1.0
+    for word in re.findall(r"\w+", text.lower()):
+        digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
+        vector[int.from_bytes(digest, "big") % dimensions] += 1.0
+    return vector
+
+
+def _embeddings_body(body: dict[str, Any], model: str) -> dict[str, Any]:
+    raw = body.get("input")
+    inputs = [raw] if isinstance(raw, str) else [str(item) for item in raw or []]
+    dimensions = body.get("dimensions")
+    if not isinstance(dimensions, int) or dimensions < 1:
+        dimensions = EMBEDDING_DIMENSIONS
+    data = [
+        {"object": "embedding", "index": index, "embedding": hashed_embedding(text, dimensions)}
+        for index, text in enumerate(inputs)
+    ]
+    tokens = sum(len(text) // 4 + 1 for text in inputs)
+    usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+    return {"object": "list", "data": data, "model": model, "usage": usage}
+
+
 class ScriptedModelServer:
     """Serve scripted chat completions on a free loopback port for the duration of a ``with``.
 
@@ -433,6 +470,12 @@ class ScriptedModelServer:
                 Route(
                     "/openai/deployments/{deployment}/chat/completions",
                     self._chat_completions,
+                    methods=["POST"],
+                ),
+                Route("/v1/embeddings", self._embeddings, methods=["POST"]),
+                Route(
+                    "/openai/deployments/{deployment}/embeddings",
+                    self._embeddings,
                     methods=["POST"],
                 ),
             ]
@@ -569,3 +612,22 @@ class ScriptedModelServer:
         return StreamingResponse(
             _sse_events(answer, model, include_usage), media_type="text/event-stream"
         )
+
+    async def _embeddings(self, request: Request) -> Response:
+        body = await request.json()
+        model = str(body.get("model", ""))
+        step = self._take_step(model, body, request)
+        match step:
+            case Fail():
+                return _error_response(step)
+            case WrongContentType():
+                return Response(step.body, media_type=step.content_type)
+            case Hang():
+                await _sleep_while_connected(request, step.seconds)
+            case None:
+                pass
+            case _:
+                return _error_response(
+                    Fail(500, f"{type(step).__name__} is a chat step; /embeddings cannot use it")
+                )
+        return JSONResponse(_embeddings_body(body, model))

@@ -1,0 +1,48 @@
+"""The one interface every embedder implements, and the error an upstream's failure becomes.
+
+Vectors come back unit-length, so that every store and every search can score by a plain
+dot product whichever embedder made them; and each embedder names its `model`, which is
+stored beside every vector, so that vectors made by another model (the setting changed) are
+recognised as such rather than compared with vectors they share no space with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+EmbeddingKind = Literal["document", "query"]
+Vectors = npt.NDArray[np.float32]
+
+
+class Embedder(Protocol):
+    """`model` identifies the vectors' space: two embedders with the same `model` give
+    comparable vectors. `dimensions` is the length of every vector; an upstream's is learnt
+    from its first answer and is 0 until then."""
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def dimensions(self) -> int: ...
+
+    async def embed(self, texts: Sequence[str], *, kind: EmbeddingKind = "document") -> Vectors:
+        """One float32 row per text, in order, each of L2 norm 1 (so cosine similarity is
+        the dot product); shape (len(texts), dimensions). `kind` says whether the texts are
+        stored passages or a search's query: models trained with a different prefix for
+        each (E5, BGE) need to know, symmetric ones ignore it."""
+        ...
+
+
+class EmbeddingError(Exception):
+    """Texts could not be embedded: `message` is shown to the user (a file's
+    `last_error`, a failed search) and says nothing of the upstream's insides; `detail` is
+    the whole story, for the service's log only."""
+
+    def __init__(self, message: str, detail: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.detail = detail or message
