@@ -100,9 +100,9 @@ def _multipart(filename: bytes, data: bytes, purpose: bytes = b"assistants") -> 
     """A form written byte for byte: clients escape control characters in names."""
     boundary = "threadlineformboundary"
     body = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\n".encode()
+        f'--{boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\n'.encode()
         + purpose
-        + f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"".encode()
+        + f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="'.encode()
         + filename
         + b'"\r\nContent-Type: text/plain\r\n\r\n'
         + data

@@ -47,9 +47,9 @@ from threadline.service.requests import (
     RunOptions,
     ThreadAndRunCreate,
     ThreadCreate,
-    ToolResources,
     ToolApproval,
     ToolOutputsSubmit,
+    ToolResources,
 )
 from threadline.service.run_events import EventBatches, follow_run
 from threadline.service.run_status import change_status, emit
@@ -138,9 +138,7 @@ class RunService:
             run = self._new_run(project, "", assistant, request, None)
             # The stores the run's resources ask for are made once, here; a thread that
             # brings no resources of its own takes the run's.
-            run["tool_resources"] = await resolve_tool_resources(
-                tx, project, run["tool_resources"]
-            )
+            run["tool_resources"] = await resolve_tool_resources(tx, project, run["tool_resources"])
             if request.tool_resources is not None and thread_request.tool_resources is None:
                 thread_request = thread_request.model_copy(
                     update={"tool_resources": ToolResources.model_validate(run["tool_resources"])}

@@ -25,9 +25,9 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from threadline.providers.embedders.base import Embedder, Vectors
 
 from threadline.domain.records import Attributes, SearchHit, VectorStoreFile
+from threadline.providers.embedders.base import Embedder, Vectors
 from threadline.store.base import Store, StoreTx
 from threadline.tools.file_search.filters import matches
 
