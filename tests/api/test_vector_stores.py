@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from typing import Any
 
 import docx
@@ -18,6 +19,7 @@ import pytest
 from fpdf import FPDF
 from support.errors import assert_error_body, sdk_error
 from support.server import ServerProcess
+from support.stored import expire_vector_store
 
 VECTOR_STORE_KEYS = {
     "id",
@@ -276,3 +278,94 @@ def test_a_json_file_is_searchable_by_its_values(client: openai.OpenAI) -> None:
     assert done.status == "completed"
     hits = client.vector_stores.search(store.id, query="zephyr port")
     assert "8443" in hits.data[0].content[0].text
+
+
+def _poll_failed(client: openai.OpenAI, store_id: str, name: str, data: bytes) -> Any:
+    return client.vector_stores.files.upload_and_poll(
+        vector_store_id=store_id, file=(name, data), poll_interval_ms=50
+    )
+
+
+def _zip_bomb_docx() -> bytes:
+    """A .docx whose one entry inflates to 210 MB of zeros: past what a document may hold."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        with archive.open("word/document.xml", "w") as entry:
+            block = b"\0" * (1 << 20)
+            for _ in range(210):
+                entry.write(block)
+    return out.getvalue()
+
+
+def _image_only_pdf() -> bytes:
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.rect(20, 20, 100, 60, style="F")
+    return bytes(pdf.output())
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("empty.txt", b"", "empty"),
+        ("empty.pdf", b"", "empty"),
+        ("truncated.pdf", b"%PDF-1.7\n1 0 obj\n<<", "PDF"),
+        ("bad.txt", b"\xff\xfe\xfa not text \x00\x01", "text"),
+    ],
+    ids=["empty-text", "zero-byte-pdf", "truncated-pdf", "binary-text"],
+)
+def test_a_file_that_cannot_be_read_fails_alone_with_its_reason(
+    client: openai.OpenAI, name: str, data: bytes, message: str
+) -> None:
+    store = client.vector_stores.create(name="bad input")
+    good = client.vector_stores.files.upload_and_poll(
+        vector_store_id=store.id, file=("good.txt", b"Readable words."), poll_interval_ms=50
+    )
+    failed = _poll_failed(client, store.id, name, data)
+    assert good.status == "completed"
+    assert failed.status == "failed"
+    assert failed.last_error is not None
+    assert failed.last_error.code == "invalid_file"
+    assert message.lower() in failed.last_error.message.lower()
+    counts = client.vector_stores.retrieve(store.id).file_counts
+    assert (counts.completed, counts.failed) == (1, 1)
+    hits = client.vector_stores.search(store.id, query="readable words")
+    assert {hit.file_id for hit in hits.data} == {good.id}
+
+
+def test_a_zip_bomb_in_a_docx_fails_without_being_inflated(client: openai.OpenAI) -> None:
+    store = client.vector_stores.create(name="bomb")
+    failed = _poll_failed(client, store.id, "bomb.docx", _zip_bomb_docx())
+    assert failed.status == "failed"
+    assert failed.last_error is not None and failed.last_error.code == "invalid_file"
+
+
+def test_an_image_only_pdf_is_indexed_as_empty(client: openai.OpenAI) -> None:
+    store = client.vector_stores.create(name="scan")
+    done = _poll_failed(client, store.id, "scan.pdf", _image_only_pdf())
+    assert done.status == "completed"
+    assert client.vector_stores.search(store.id, query="anything at all").data == []
+
+
+def test_an_expired_store_says_so_and_cannot_be_searched_or_used(
+    server: ServerProcess, client: openai.OpenAI
+) -> None:
+    store = client.vector_stores.create(
+        name="short-lived", expires_after={"anchor": "last_active_at", "days": 1}
+    )
+    assert store.last_active_at is not None
+    assert store.expires_at == store.last_active_at + 86400
+    expire_vector_store(server.database_url, store.id)
+
+    assert client.vector_stores.retrieve(store.id).status == "expired"
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.vector_stores.search(store.id, query="x")
+    assert sdk_error(refused.value, 400)["code"] == "vector_store_expired"
+    with pytest.raises(openai.BadRequestError) as on_assistant:
+        client.beta.assistants.create(
+            model="m",
+            tools=[{"type": "file_search"}],
+            tool_resources={"file_search": {"vector_store_ids": [store.id]}},
+        )
+    assert sdk_error(on_assistant.value, 400)["code"] == "vector_store_expired"

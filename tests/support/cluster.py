@@ -16,7 +16,8 @@ class Cluster:
     def __init__(self, database_url: str, folder: Path, env: dict[str, str]):
         self.database_url = database_url
         self.folder = folder
-        self.env = {**env, **CLUSTER_ENV}
+        # Uploads an API process stores are read by the workers that ingest them.
+        self.env = {"THREADLINE_FILES_DIR": str(folder / "files"), **env, **CLUSTER_ENV}
         self.apis: list[ServerProcess] = []
         self.workers: list[WorkerProcess] = []
 
