@@ -1,5 +1,6 @@
 """The `threadline` command: `serve` runs the API with its embedded worker, `worker` carries
-runs in a process of its own, `keys` manages API keys."""
+runs in a process of its own, `keys` manages API keys, `reembed` brings file_search's vectors
+to the configured embedding model."""
 
 from __future__ import annotations
 
@@ -43,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
         "--concurrency", type=int, default=None, help="overrides THREADLINE_WORKER_CONCURRENCY"
     )
     worker.add_argument("--log-level", default="info")
+    reembed = commands.add_parser(
+        "reembed",
+        help="embed again the file_search chunks another embedding model made",
+    )
+    reembed.add_argument("--database-url", default=None, help="overrides THREADLINE_DATABASE_URL")
     _key_commands(commands)
     return parser
 
@@ -77,6 +83,21 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
     uvloop.run(main)
 
 
+async def _reembed(settings: Settings) -> None:
+    from threadline.engine.reembed import reembed
+    from threadline.providers.embedders.select import embedder_for
+    from threadline.store.sql_store import SqlStore
+
+    store = SqlStore(settings.database_url, settings.database_pool_size)
+    await store.open()
+    try:
+        embedder = embedder_for(settings)
+        count = await reembed(store, embedder, lambda done: print(f"re-embedded {done} chunks"))
+        print(f"done: {count} chunks now embedded by {embedder.model}")
+    finally:
+        await store.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     level = getattr(args, "log_level", "warning")
@@ -87,6 +108,9 @@ def main(argv: list[str] | None = None) -> None:
         from threadline.key_commands import run_key_command
 
         _run(run_key_command(settings, args))
+        return
+    if args.command == "reembed":
+        _run(_reembed(settings))
         return
     if args.command == "worker":
         from threadline.engine.worker_process import run_worker

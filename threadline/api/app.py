@@ -24,6 +24,7 @@ from threadline.api.projects import ProjectPaths
 from threadline.api.request_id import RequestIds
 from threadline.api.text_guard import TextGuard
 from threadline.config import Settings
+from threadline.engine.reembed import stale_stores
 from threadline.engine.tools import connections_of
 from threadline.engine.worker import Worker
 from threadline.heap import startup_heap_frozen
@@ -67,6 +68,7 @@ def create_app(settings: Settings, *, with_worker: bool = True) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await store.open()
         await _warn_if_open(ring)
+        await _warn_if_stale(store, searcher)
         if worker is not None:
             await worker.start()
         try:
@@ -126,6 +128,19 @@ def create_app(settings: Settings, *, with_worker: bool = True) -> FastAPI:
         return {"status": "ok"}
 
     return app
+
+
+async def _warn_if_stale(store: SqlStore, searcher: Searcher) -> None:
+    """Vectors of another embedding model are not compared with this one's: say so, and how
+    to bring them over, rather than let searches quietly find less."""
+    stale = await stale_stores(store, searcher.embedder)
+    if stale:
+        log.warning(
+            "%d vector store(s) hold chunks embedded by another model than %s; searches find "
+            "them by their words only until `threadline reembed` has run.",
+            len(stale),
+            searcher.embedder.model,
+        )
 
 
 async def _warn_if_open(ring: KeyRing | None) -> None:
