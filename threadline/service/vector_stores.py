@@ -13,6 +13,7 @@ from typing import Literal
 
 from threadline.domain.clock import now
 from threadline.domain.errors import InvalidRequest, NotFound, UpstreamFailed
+from threadline.domain.expiry import expires_at, is_expired
 from threadline.domain.ids import IdKind, new_id
 from threadline.domain.limits import check_metadata
 from threadline.domain.records import (
@@ -46,18 +47,11 @@ from threadline.tools.file_search.parse import SUPPORTED_EXTENSIONS, supported
 from threadline.tools.file_search.search import Searcher, SearchRequest
 
 INGEST_JOB = "ingest_file"
-DAY = 86400
 # The hosted service gives a thread's own store (made from attachments) this expiry.
 THREAD_STORE_EXPIRY = {"anchor": "last_active_at", "days": 7}
 # A search or run marks its stores active; more often than this is one write per search
 # for a date no one reads to the second.
 ACTIVITY_RESOLUTION_SECONDS = 60
-
-
-def _expires_at(expires_after: Obj | None, last_active_at: int) -> int | None:
-    if expires_after is None:
-        return None
-    return last_active_at + int(expires_after["days"]) * DAY
 
 
 def _counts(by_status: dict[str, int]) -> FileCounts:
@@ -70,11 +64,6 @@ def _counts(by_status: dict[str, int]) -> FileCounts:
     )
     counts["total"] = sum(by_status.values())
     return counts
-
-
-def is_expired(store: VectorStore, at: int | None = None) -> bool:
-    expires_at = store["expires_at"]
-    return expires_at is not None and (now() if at is None else at) >= expires_at
 
 
 async def view_of(tx: StoreTx, store: VectorStore) -> VectorStoreView:
@@ -171,7 +160,7 @@ async def create_store(
         name=name,
         metadata=metadata,
         expires_after=expires_after,
-        expires_at=_expires_at(expires_after, created),
+        expires_at=expires_at(expires_after, created),
         last_active_at=created,
     )
     await tx.insert_vector_store(project, store)
@@ -208,7 +197,7 @@ async def mark_active(tx: StoreTx, project: str, stores: Sequence[VectorStore]) 
             continue
         changes: Obj = {"last_active_at": at}
         if store["expires_after"] is not None:
-            changes["expires_at"] = _expires_at(store["expires_after"], at)
+            changes["expires_at"] = expires_at(store["expires_after"], at)
         await tx.update_vector_store(project, store["id"], changes)
 
 
@@ -268,7 +257,7 @@ class VectorStoreService:
             if "expires_after" in given:
                 expiry = _expiry(body.expires_after)
                 changes["expires_after"] = expiry
-                changes["expires_at"] = _expires_at(expiry, store["last_active_at"])
+                changes["expires_at"] = expires_at(expiry, store["last_active_at"])
             if changes:
                 updated = await tx.update_vector_store(project, store_id, changes)
                 store = updated if updated is not None else store

@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from threadline.domain.expiry import is_expired
 from threadline.domain.records import Obj, SearchHit, Tool, ToolCall
 from threadline.store.base import Store
 from threadline.tools.base import CallContext, Offer, Outcome, ToolFailure
@@ -93,14 +94,17 @@ class FileSearchTool:
         return None
 
     async def _stores(self, context: CallContext) -> list[str]:
+        """The run's and the thread's stores that still exist and have not expired."""
         async with self.store.transaction(durable=False) as tx:
             thread = await tx.get_thread(context.project, context.thread_id)
-            ids = list(
-                dict.fromkeys(
-                    self.run_stores + _store_ids(thread["tool_resources"] if thread else {})
-                )
+            thread_stores = _store_ids(thread["tool_resources"] if thread else {})
+            ids = list(dict.fromkeys(self.run_stores + thread_stores))
+            found = await tx.get_vector_stores(context.project, ids)
+        live = {store["id"] for store in found if not is_expired(store)}
+        if found and not live:
+            raise ToolFailure(
+                "The attached vector stores have expired; there is nothing to search."
             )
-            live = {s["id"] for s in await tx.get_vector_stores(context.project, ids)}
         return [store_id for store_id in ids if store_id in live]
 
     async def _number(self, context: CallContext) -> int:
