@@ -13,7 +13,7 @@ another's change.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
@@ -127,6 +127,26 @@ class FileStoreTx(Protocol):
         self, model: str, after_seq: int, limit: int
     ) -> list[tuple[int, str]]: ...
     async def set_embedding(self, seq: int, embedding: bytes, model: str) -> None: ...
+    @property
+    def supports_ann(self) -> bool:
+        """Whether `nearest_chunks` searches the vectors inside the database (PostgreSQL with
+        pgvector: the bundled model's on an HNSW index, another model's exactly). Otherwise
+        a search loads them (`chunk_vectors`) and compares them in its own process."""
+        ...
+
+    async def nearest_chunks(
+        self,
+        store_ids: Sequence[str],
+        model: str,
+        query_vector: bytes,
+        limit: int,
+        allowed_file_ids: Collection[str] | None = None,
+    ) -> list[tuple[float, int]]:
+        """The `limit` chunks of the stores (of those files, if given) whose vectors of
+        `model` are most like `query_vector` (float32 little-endian, unit length):
+        (similarity, seq), best first. Only where `supports_ann`."""
+        ...
+
     async def bump_index_generation(self, store_ids: Sequence[str]) -> None: ...
 
     # -- jobs

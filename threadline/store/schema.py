@@ -217,6 +217,10 @@ jobs = sa.Table(
 TEXT_INDEX_TABLE_PREFIX = "chunks_fts"
 TEXT_INDEX_COLUMN = "tsv"
 TEXT_INDEX_NAME = "ix_chunks_tsv"
+# Made by migration 0007 where PostgreSQL has pgvector: the `vector` column beside each
+# chunk's bytes and the HNSW index over the bundled model's vectors.
+VECTOR_COLUMN = "embedding_vec"
+VECTOR_INDEX_NAME = "ix_chunks_embedding_vec_hnsw"
 
 
 def described_here(name: str | None, kind: str) -> bool:
@@ -226,7 +230,7 @@ def described_here(name: str | None, kind: str) -> bool:
     if kind == "table":
         return not name.startswith(TEXT_INDEX_TABLE_PREFIX)
     if kind == "column":
-        return name != TEXT_INDEX_COLUMN
+        return name not in (TEXT_INDEX_COLUMN, VECTOR_COLUMN)
     if kind == "index":
-        return name != TEXT_INDEX_NAME
+        return name not in (TEXT_INDEX_NAME, VECTOR_INDEX_NAME)
     return True

@@ -5,14 +5,24 @@ read, never kept in its own body: files finish ingesting concurrently, and a cou
 them updated would be one row every ingestion fought over.
 
 The full-text part of a search is the one place the dialects differ in SQL (FTS5 against a
-generated `tsvector`), so it is written out per dialect here; everything else is Core.
+generated `tsvector`), so it is written out per dialect here; everything else is Core, but
+for PostgreSQL's vector search where the server has pgvector (migration 0007): chunks are
+written with their `vector` too, and `nearest_chunks` orders them by cosine distance in SQL,
+on the HNSW index for the bundled model's vectors. A vector goes to the server as `real[]`,
+which pgvector casts to `vector`: asyncpg sends that in binary, exactly, where pgvector's
+text form took a microsecond per float to write, and asyncpg has no codec of its own for
+`vector` (one registered on every pooled connection would need a hook in the pool).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import itertools
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 
@@ -26,9 +36,11 @@ from threadline.domain.records import (
     VectorStore,
     VectorStoreFile,
 )
+from threadline.providers.embedders.minilm_files import DIMENSIONS, MODEL_ID
 from threadline.store.compiled import OneOf, Query, param
-from threadline.store.drivers import DuplicateKey
+from threadline.store.drivers import Driver, DuplicateKey
 from threadline.store.schema import (
+    VECTOR_COLUMN,
     chunks,
     file_batches,
     files,
@@ -196,6 +208,136 @@ _POSTGRES_TEXT_SEARCH = Query(
     )
 )
 
+# -- vectors in PostgreSQL with pgvector (migration 0007) --------------------------------
+
+
+@dataclass(frozen=True)
+class VectorColumn:
+    """What the database offers for searching vectors in SQL, found once per store."""
+
+    # `chunks.embedding_vec` exists: pgvector is installed and 0007 added it.
+    present: bool = False
+    # pgvector 0.8 or newer: a filtered HNSW scan goes on until it has found enough rows.
+    iterative_scan: bool = False
+
+
+NO_VECTOR_COLUMN = VectorColumn()
+
+_VECTOR_COLUMN = Query(
+    sa.text(
+        "SELECT (SELECT extversion FROM pg_extension WHERE extname = 'vector'), "
+        "EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = "
+        f"current_schema() AND table_name = 'chunks' AND column_name = '{VECTOR_COLUMN}')"
+    )
+)
+
+
+async def detect_vector_column(db: Driver) -> VectorColumn:
+    """On PostgreSQL; whether chunks carry a `vector` column, and what pgvector can do."""
+    [(version, present)] = await db.fetch(_VECTOR_COLUMN)
+    if not present or version is None:
+        return NO_VECTOR_COLUMN
+    numbers = tuple(int(part) for part in str(version).split(".")[:2] if part.isdigit())
+    return VectorColumn(present=True, iterative_scan=numbers >= (0, 8))
+
+
+def vector_floats(embedding: bytes) -> list[float]:
+    """Float32 little-endian bytes as the floats asyncpg sends as `real[]` (binary, exact),
+    which pgvector casts to `vector`."""
+    return cast("list[float]", np.frombuffer(embedding, "<f4").tolist())
+
+
+# The parameters of these statements are cast in their SQL and go to asyncpg as they are: an
+# `ARRAY` type would pass each of a batch's hundreds of thousands of floats through
+# SQLAlchemy's item processing in Python first (it tripled an insert's time).
+_AS_CAST = sa.types.NullType()
+# Rows of chunks in one statement whatever their number: each column an array, the vectors
+# all in one `real[]` (`p_floats`), row i's from offset `p_offsets[i]`, `p_dims[i]` long.
+_INSERT_CHUNKS_WITH_VECTORS = Query(
+    sa.text(
+        "INSERT INTO chunks (vector_store_id, file_id, chunk_index, text, embedding, "
+        f"embedding_model, {VECTOR_COLUMN}) "
+        "SELECT s, f, i, t, e, m, CAST((CAST(:p_floats AS real[]))[o + 1 : o + d] AS vector) "
+        "FROM unnest(CAST(:p_stores AS varchar[]), CAST(:p_files AS varchar[]), "
+        "CAST(:p_indexes AS integer[]), CAST(:p_texts AS text[]), CAST(:p_embeddings AS bytea[]), "
+        "CAST(:p_models AS varchar[]), CAST(:p_offsets AS integer[]), "
+        "CAST(:p_dims AS integer[])) WITH ORDINALITY AS r(s, f, i, t, e, m, o, d, n) ORDER BY n"
+    ).bindparams(
+        param("p_floats", _AS_CAST),
+        param("p_stores", _AS_CAST),
+        param("p_files", _AS_CAST),
+        param("p_indexes", _AS_CAST),
+        param("p_texts", _AS_CAST),
+        param("p_embeddings", _AS_CAST),
+        param("p_models", _AS_CAST),
+        param("p_offsets", _AS_CAST),
+        param("p_dims", _AS_CAST),
+    )
+)
+_SET_EMBEDDING_WITH_VECTOR = Query(
+    sa.text(
+        "UPDATE chunks SET embedding = :p_embedding, embedding_model = :p_model, "
+        f"{VECTOR_COLUMN} = CAST(CAST(:p_vector AS real[]) AS vector) WHERE seq = :p_seq"
+    ).bindparams(
+        param("p_embedding", _AS_CAST),
+        param("p_model", _AS_CAST),
+        param("p_vector", _AS_CAST),
+        param("p_seq", _AS_CAST),
+    )
+)
+# `SET LOCAL` for the nearest-neighbour query that follows in the transaction: how many
+# candidates HNSW keeps (more finds the true nearest more often); a plan made for the stores
+# and files asked, never a generic one (for a small store among large ones the planner
+# compares its rows exactly rather than walking the whole index past other stores' rows);
+# and, on pgvector 0.8+, to go on scanning while the stores' or files' filter leaves too few.
+_HNSW_SETTINGS = {
+    iterative: Query(
+        sa.text(
+            "SELECT set_config('hnsw.ef_search', CAST(:p_ef AS text), true), "
+            "set_config('plan_cache_mode', 'force_custom_plan', true)"
+            + (", set_config('hnsw.iterative_scan', 'strict_order', true)" if iterative else "")
+        ).bindparams(param("p_ef", _AS_CAST))
+    )
+    for iterative in (False, True)
+}
+# HNSW keeps at most this many candidates (pgvector's limit for `hnsw.ef_search`).
+_MAX_EF_SEARCH = 1000
+
+
+@functools.cache
+def nearest_query(indexed: bool, by_file: bool) -> Query:
+    """The chunks of the stores (`p_store_ids`), of the files `p_file_ids` if `by_file`,
+    whose vectors of the model are nearest the query's (`p_vector`): (cosine distance, seq),
+    nearest first. `indexed`: the bundled model's vectors, ordered by the expression the
+    HNSW index of 0007 holds, under the predicate it has, both written as it wrote them so
+    the planner can match them; otherwise another model's, of `p_model`, compared exactly."""
+    if indexed:
+        distance = (
+            f"{VECTOR_COLUMN}::vector({DIMENSIONS}) "
+            f"<=> CAST(CAST(:p_vector AS real[]) AS vector({DIMENSIONS}))"
+        )
+        model = "embedding_model = '" + MODEL_ID.replace("'", "''") + "'"
+    else:
+        distance = f"{VECTOR_COLUMN} <=> CAST(CAST(:p_vector AS real[]) AS vector)"
+        model = "embedding_model = :p_model"
+    files_filter = " AND file_id = ANY(CAST(:p_file_ids AS varchar[]))" if by_file else ""
+    statement = sa.text(
+        f"SELECT {distance} AS distance, seq FROM chunks WHERE {model} "
+        f"AND vector_store_id = ANY(CAST(:{_STORE_IDS} AS varchar[])){files_filter} "
+        "ORDER BY distance LIMIT :p_limit"
+    )
+    params = [
+        param("p_vector", _AS_CAST),
+        param(_STORE_IDS, _AS_CAST),
+        param("p_limit", _AS_CAST),
+    ]
+    if not indexed:
+        params.append(param("p_model", _AS_CAST))
+    if by_file:
+        params.append(param("p_file_ids", _AS_CAST))
+    return Query(statement.bindparams(*params))
+
+
 _OWNER = _p("p_owner", jobs.c.lease_owner)
 _LEASE_UNTIL = _p("p_lease_until", jobs.c.lease_until)
 _NEXT_JOBS = Query(
@@ -243,6 +385,9 @@ STATUSES = ("in_progress", "completed", "failed", "cancelled")
 
 
 class FileQueries(SqlTxBase):
+    # Set by the store on PostgreSQL, from `detect_vector_column`.
+    vector_column: VectorColumn = NO_VECTOR_COLUMN
+
     # -- files -----------------------------------------------------------------------------
 
     async def insert_file(self, project: str, file: FileRecord) -> None:
@@ -424,8 +569,26 @@ class FileQueries(SqlTxBase):
 
     async def insert_chunks(self, rows: list[dict[str, Any]]) -> None:
         """Rows of `vector_store_id, file_id, chunk_index, text, embedding, embedding_model`."""
-        if rows:
+        if not rows:
+            return
+        if not self.vector_column.present:
             await self._insert_rows(chunks, rows)
+            return
+        dims = [len(row["embedding"]) // 4 for row in rows]
+        await self.db.execute(
+            _INSERT_CHUNKS_WITH_VECTORS,
+            {
+                "p_floats": vector_floats(b"".join(row["embedding"] for row in rows)),
+                "p_stores": [row["vector_store_id"] for row in rows],
+                "p_files": [row["file_id"] for row in rows],
+                "p_indexes": [row["chunk_index"] for row in rows],
+                "p_texts": [row["text"] for row in rows],
+                "p_embeddings": [row["embedding"] for row in rows],
+                "p_models": [row["embedding_model"] for row in rows],
+                "p_offsets": list(itertools.accumulate(dims, initial=0))[:-1],
+                "p_dims": dims,
+            },
+        )
 
     async def delete_chunks(self, store_id: str, file_id: str) -> None:
         params = {"p_vector_store_id": store_id, "p_file_id": file_id}
@@ -479,9 +642,51 @@ class FileQueries(SqlTxBase):
         return [(int(row[0]), str(row[1])) for row in rows]
 
     async def set_embedding(self, seq: int, embedding: bytes, model: str) -> None:
-        await self.db.execute(
-            _SET_EMBEDDING, {"p_seq": seq, "p_embedding": embedding, "p_model": model}
-        )
+        params: dict[str, Any] = {"p_seq": seq, "p_embedding": embedding, "p_model": model}
+        if self.vector_column.present:
+            params["p_vector"] = vector_floats(embedding)
+            await self.db.execute(_SET_EMBEDDING_WITH_VECTOR, params)
+            return
+        await self.db.execute(_SET_EMBEDDING, params)
+
+    @property
+    def supports_ann(self) -> bool:
+        """Whether `nearest_chunks` can search the vectors in the database."""
+        return self.vector_column.present
+
+    async def nearest_chunks(
+        self,
+        store_ids: Sequence[str],
+        model: str,
+        query_vector: bytes,
+        limit: int,
+        allowed_file_ids: Collection[str] | None = None,
+    ) -> list[tuple[float, int]]:
+        """The `limit` chunks of the stores (of those files, if given) whose vectors of
+        `model` are most like `query_vector` (float32 little-endian, unit length):
+        (similarity, seq), best first, ties by seq."""
+        if not self.vector_column.present:
+            raise RuntimeError("this database has no vector column: use chunk_vectors")
+        if not store_ids or limit <= 0 or (allowed_file_ids is not None and not allowed_file_ids):
+            return []
+        indexed = model == MODEL_ID and len(query_vector) == DIMENSIONS * 4
+        params: dict[str, Any] = {
+            "p_vector": vector_floats(query_vector),
+            _STORE_IDS: list(store_ids),
+            "p_limit": limit,
+        }
+        if indexed:
+            ef_search = min(_MAX_EF_SEARCH, max(40, limit * 2))
+            settings = _HNSW_SETTINGS[self.vector_column.iterative_scan]
+            await self.db.fetch(settings, {"p_ef": str(ef_search)})
+        else:
+            params["p_model"] = model
+        if allowed_file_ids is not None:
+            params["p_file_ids"] = list(allowed_file_ids)
+        rows = await self.db.fetch(nearest_query(indexed, allowed_file_ids is not None), params)
+        found = [(1.0 - float(row[0]), int(row[1])) for row in rows if row[0] is not None]
+        found.sort(key=lambda item: (-item[0], item[1]))
+        return found
 
     async def bump_index_generation(self, store_ids: Sequence[str]) -> None:
         if store_ids:

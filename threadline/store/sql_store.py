@@ -26,6 +26,7 @@ from threadline.store.migrate import upgrade_to_head
 from threadline.store.pg_listen import CHANNEL, PgListener
 from threadline.store.signal import EventSignal
 from threadline.store.sql import SqlTx
+from threadline.store.sql_files import VectorColumn, detect_vector_column
 
 _NOTIFY = "SELECT pg_notify($1, $2)"
 _NOT_DURABLE = "SET LOCAL synchronous_commit TO OFF"
@@ -37,6 +38,9 @@ class SqlStore:
         self.signal = EventSignal()
         self._postgres = not is_sqlite(url)
         self._listener: PgListener | None = None
+        # PostgreSQL: whether chunks carry a pgvector column (migration 0007), found by the
+        # first transaction after start or a migration.
+        self._vector_column: VectorColumn | None = None
         if self._postgres:
             self.engine = create_postgres_engine(url, pool_size)
             self._listener = PgListener(plain_postgres_dsn(url), self.signal)
@@ -94,7 +98,11 @@ class SqlStore:
             async with connection.transaction():
                 if not durable:
                     await connection.execute(_NOT_DURABLE)
-                tx = SqlTx(PostgresDriver(connection, pooled.dialect))
+                driver = PostgresDriver(connection, pooled.dialect)
+                if self._vector_column is None:
+                    self._vector_column = await detect_vector_column(driver)
+                tx = SqlTx(driver)
+                tx.vector_column = self._vector_column
                 yield tx
                 if tx.wakes:
                     await connection.execute(_NOTIFY, CHANNEL, " ".join(tx.wakes))
@@ -117,6 +125,7 @@ class SqlStore:
         if self._postgres:
             async with self.engine.begin() as conn:
                 await conn.run_sync(upgrade_to_head)
+            self._vector_column = None
             return
         engine = create_sqlite_engine(self.url)
         try:

@@ -8,11 +8,15 @@ it is in), so neither's scale has to be made comparable with the other's. A resu
 `score` is that sum divided by the most any chunk could get (first in every list), so it
 lies in (0, 1] and `score_threshold` means the same whatever the number of queries.
 
-Vectors are searched exactly, in process: a store's vectors are loaded once into a numpy
-matrix and kept, then brought up to date from the store's chunk generation and newest
-chunk (`StoreTx.index_state`), so a search costs one matrix-vector product. The SQLite
-build the service runs on cannot load extensions (no `sqlite-vec`), and exact search over a
-matrix is as fast as an approximate index at these sizes (`bench/` measures it).
+Where the database can search vectors itself (PostgreSQL with pgvector: `StoreTx.
+supports_ann`), it does: `nearest_chunks` ranks them on an HNSW index, and no vector is
+loaded into any API or worker process, however many there are and however large the stores.
+Elsewhere vectors are searched exactly, in process: a store's vectors are loaded once into a
+numpy matrix and kept, then brought up to date from the store's chunk generation and newest
+chunk (`StoreTx.index_state`), so a search costs one matrix-vector product. The SQLite build
+the service runs on cannot load extensions (no `sqlite-vec`), and exact search over a matrix
+is as fast as an approximate index at these sizes (`bench/` measures it). Either way the
+ranking is fused the same.
 """
 
 from __future__ import annotations
@@ -329,7 +333,17 @@ class Searcher:
                         :CANDIDATES
                     ]
                 )
-        if vectors is not None:
+        if vectors is not None and tx.supports_ann:
+            for row in vectors:
+                nearest = await tx.nearest_chunks(
+                    store_ids,
+                    self.embedder.model,
+                    np.asarray(row, "<f4").tobytes(),
+                    CANDIDATES,
+                    allowed,
+                )
+                rankings.append([seq for _, seq in nearest])
+        elif vectors is not None:
             held = [
                 await self.cache.vectors(tx, store_id, self.embedder.model)
                 for store_id in store_ids
