@@ -11,7 +11,7 @@ import struct
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import openai
 import pytest
@@ -28,6 +28,9 @@ from support.azure_agents import tls_server as azure_tls_server
 from support.live import TEST_SERVER_ENV, Databases, openai_client
 from support.scripted_model import Reply, ScriptedModelServer
 from support.server import ServerProcess
+
+from threadline.domain.records import FileRecord, Message
+from threadline.engine.images import MAX_IMAGE_BYTES, PromptImages, image_content
 
 CAT_URL = "https://images.example/cat.png"
 CANNOT_SEE = {"images": "described as text: the model cannot see images"}
@@ -66,7 +69,7 @@ def _upload(client: openai.OpenAI, name: str, data: bytes, purpose: str = "visio
 
 def _run(client: openai.OpenAI, model: str, content: list[dict[str, Any]], **options: Any) -> Any:
     assistant = client.beta.assistants.create(model=model)
-    thread = client.beta.threads.create(messages=[{"role": "user", "content": content}])  # type: ignore[list-item]
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": content}])  # type: ignore[typeddict-item]
     return client.beta.threads.runs.create_and_poll(
         thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50, **options
     )
@@ -210,6 +213,82 @@ def test_an_image_file_deleted_since_becomes_a_note(
     ]
 
 
+def test_an_image_in_an_assistant_message_is_described_as_text(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    assistant = client.beta.assistants.create(model=model_name)
+    thread = client.beta.threads.create(
+        messages=[
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "text", "text": "Here is the cat."},
+                    {"type": "image_url", "image_url": {"url": CAT_URL}},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "image_url", "image_url": {"url": CAT_URL}}],
+            },
+        ]
+    )
+
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50
+    )
+
+    # Chat Completions takes images in user messages only.
+    assert run.status == "completed", run.last_error
+    (request,) = scripted_model.requests(model_name)
+    assert request["messages"] == [
+        {
+            "role": "assistant",
+            "content": "Here is the cat.\n"
+            f"[An image ({CAT_URL}) was attached here; the model is shown images in a user's"
+            " messages only.]",
+        },
+        {
+            "role": "user",
+            "content": [{"type": "image_url", "image_url": {"url": CAT_URL, "detail": "auto"}}],
+        },
+    ]
+    assert _step_metadata(client, run) == [
+        {
+            "images": "described as text: an image was in an assistant's message, where the"
+            " model is shown none"
+        }
+    ]
+
+
+def test_a_file_larger_than_an_image_may_be_is_described_without_being_read() -> None:
+    """The record's size decides, before any byte is read (no blob store here to read)."""
+    big = FileRecord(
+        id="file-big",
+        created_at=0,
+        bytes=MAX_IMAGE_BYTES + 1,
+        filename="huge.png",
+        purpose="vision",
+        status="processed",
+        status_details=None,
+        expires_at=None,
+        blob_key="proj/file-big",
+    )
+    message = cast(
+        Message, {"role": "user", "content": [{"type": "image_file", "file_id": big["id"]}]}
+    )
+
+    content = image_content(message, True, {big["id"]: big})
+    images = PromptImages(True)
+    images.keep(content)
+
+    assert content.content == (
+        "[An image (huge.png) was attached here; it is larger than the 20 MB an image may be,"
+        " so it is not shown.]"
+    )
+    assert not content.waiting
+    assert images.step_metadata() == {"images": "described as text: an image is larger than 20 MB"}
+
+
 @pytest.fixture(scope="module")
 def blind_server(
     databases: Databases,
@@ -327,7 +406,7 @@ def test_the_image_file_sample_sends_the_image_to_the_model(
         MessageInputTextBlock(text="Hello, what is in the image ?"),
         MessageInputImageFileBlock(image_file=file_param),
     ]
-    agents.messages.create(thread_id=thread.id, role="user", content=content_blocks)  # type: ignore[arg-type]
+    agents.messages.create(thread_id=thread.id, role="user", content=content_blocks)
     run = agents.runs.create_and_process(thread_id=thread.id, agent_id=agent.id)
 
     assert run.status == "completed", run.last_error

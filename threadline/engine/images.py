@@ -11,7 +11,8 @@ something was there and the run goes on, rather than failing or being answered a
 image had been seen: "[An image (photo.png) was attached here; this model cannot see
 images.]" for a model that cannot see images, and likewise for a file that is not a PNG,
 JPEG, GIF or WEBP image, one larger than `MAX_IMAGE_BYTES` (what the hosted service takes),
-and one no longer stored.
+one no longer stored, and an image in an assistant's message (Chat Completions takes images
+in user messages only, and an upstream refuses the whole request for one elsewhere).
 
 The media type is read from the file's first bytes (the signatures the four formats'
 specifications give), not from its name or purpose, which say nothing sure. A library
@@ -75,6 +76,10 @@ TOO_LARGE = Reason(
 GONE = Reason(
     "its file is no longer stored, so it is not shown", "an image's file is no longer stored"
 )
+NOT_FROM_USER = Reason(
+    "the model is shown images in a user's messages only",
+    "an image was in an assistant's message, where the model is shown none",
+)
 
 
 def media_type(data: bytes) -> str | None:
@@ -136,22 +141,23 @@ def image_content(message: Message, sees: bool, files: Mapping[str, FileRecord])
     """`message`'s content for a model that `sees` images or not; `files` are the records
     of its `image_file` parts' files (none for a file deleted since)."""
     built = ImageContent([])
+    unseen = CANNOT_SEE if not sees else None if message["role"] == "user" else NOT_FROM_USER
     parts: list[Part] = []
     for part in message["content"]:
         if part["type"] == "text":
             parts.append({"type": "text", "text": part["text"]})
             continue
         if part["type"] == "image_url":
-            if sees:
+            if unseen is None:
                 image = {"url": part["url"], "detail": part.get("detail", "auto")}
                 parts.append({"type": "image_url", "image_url": image})
             else:
-                parts.append(_described(built, _url_name(part["url"]), CANNOT_SEE))
+                parts.append(_described(built, _url_name(part["url"]), unseen))
             continue
         file = files.get(part["file_id"])
         name = file["filename"] if file is not None else part["file_id"]
-        if not sees:
-            parts.append(_described(built, name, CANNOT_SEE))
+        if unseen is not None:
+            parts.append(_described(built, name, unseen))
         elif file is None:
             parts.append(_described(built, name, GONE))
         elif file["bytes"] > MAX_IMAGE_BYTES:
