@@ -123,7 +123,7 @@ base_url = "http://127.0.0.1:11434/v1"
         (
             "[[models]]\nname = 'a'\nprovider = 'local'\npath = '/x.gguf'",
             f"{WHERE}: entry 1 ('a'): unknown field 'path' for provider 'local' (its fields: "
-            "context_window, name, provider)",
+            "context_window, name, provider, vision)",
         ),
         (
             "[[models]]\nname = 'a'\nprovider = 'openai'\nbase_url = 'https://u/v1'\n"
@@ -166,6 +166,15 @@ base_url = "http://127.0.0.1:11434/v1"
             "[[models]]\nname = 'a'\nprovider = 'local'\ncontext_window = true",
             f"{WHERE}: entry 1 ('a'): 'context_window' must be a whole number of tokens "
             "above 0, got True",
+        ),
+        (
+            "[[models]]\nname = 'a'\nprovider = 'openai'\nbase_url = 'https://u/v1'\nvision = 'no'",
+            f"{WHERE}: entry 1 ('a'): 'vision' must be true or false, got 'no'",
+        ),
+        (
+            "[[models]]\nname = 'a'\nprovider = 'local'\nvision = true",
+            f"{WHERE}: entry 1 ('a'): 'vision' cannot be true for provider 'local': llama.cpp "
+            "runs the model here without an image projector",
         ),
         (
             "[[models]]\nname = 'a'\nprovider = 'azure_openai'\nendpoint = 'https://x'\n"
@@ -281,3 +290,34 @@ def test_the_first_matching_entry_serves_and_the_shorthand_takes_the_rest(
         await behind.close()
 
     asyncio.run(refused())
+
+
+def test_whether_a_model_sees_images_is_its_entrys_word_then_its_providers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("THREADLINE_TEST_AZ", "az-key")
+    models = tmp_path / "models.toml"
+    models.write_text(
+        "[[models]]\nname = 'blind-*'\nprovider = 'openai'\nbase_url = 'http://127.0.0.1:9/v1'\n"
+        "vision = false\n"
+        "[[models]]\nname = 'seeing'\nprovider = 'openai'\nbase_url = 'http://127.0.0.1:9/v1'\n"
+        "[[models]]\nname = 'said-so'\nprovider = 'azure_openai'\nendpoint = 'https://x'\n"
+        "deployment = 'd'\napi_version = '2024-10-21'\napi_key_env = 'THREADLINE_TEST_AZ'\n"
+        "vision = true\n"
+        "[[models]]\nname = 'tiny'\nprovider = 'local'\n"
+        "[[models]]\nname = 'tiny-too'\nprovider = 'local'\nvision = false\n"
+    )
+    routes = load(models)
+    assert [route.vision for route in routes] == [False, None, True, None, False]
+    routed = build_provider(Settings(models_file=str(models)))
+    assert isinstance(routed, RoutedProvider)
+
+    # One upstream serves both names, one of them marked as seeing no images.
+    assert routed._find("blind-x") is routed._find("seeing")
+    assert routed.sees_images("blind-x") is False
+    assert routed.sees_images("seeing") is True
+    assert routed.sees_images("said-so") is True
+    assert routed.sees_images("tiny") is routed.sees_images("tiny-too") is False
+    with pytest.raises(ProviderError, match="'anything' is not served"):
+        routed.sees_images("anything")
+    asyncio.run(routed.close())

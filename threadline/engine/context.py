@@ -2,6 +2,10 @@
 
 Only the window the run needs is read, newest first, a batch at a time, so a run on a
 100,000-message thread costs what a run on a short one does.
+
+A message with image parts costs a query for its files' records, in the same transaction,
+and the prompt's images wait for their bytes until after it (`engine/images.py`); a prompt
+of text only asks nothing more than it did without them.
 """
 
 from __future__ import annotations
@@ -9,7 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from threadline.domain.records import Message, Run, RunStep
+from threadline.domain.records import FileRecord, Message, Run, RunStep
+from threadline.engine.images import (
+    ImageContent,
+    PromptImages,
+    has_images,
+    image_content,
+    image_file_ids,
+    image_tokens,
+)
 from threadline.providers.base import ModelProvider
 from threadline.store.base import StoreTx
 
@@ -23,36 +35,49 @@ PER_MESSAGE_OVERHEAD = 4
 
 @dataclass
 class Context:
+    """`images`: the prompt's images, when it has any; their bytes are still to be read
+    (`PromptImages.fill`), once the transaction that built the prompt has ended."""
+
     messages: list[ChatMessage]
     prompt_tokens: int
     fits: bool
+    images: PromptImages | None = None
+
+
+@dataclass
+class _ImageFiles:
+    """The records of the files a message's `image_file` parts name; the run's project is
+    looked up once, for the first message that names any."""
+
+    tx: StoreTx
+    run: Run
+    project: str | None = None
+
+    async def of(self, message: Message) -> dict[str, FileRecord]:
+        ids = image_file_ids(message)
+        if not ids:
+            return {}
+        if self.project is None:
+            self.project = self.run.get("project") or await self.tx.project_of_run(self.run["id"])
+            if self.project is None:
+                return {}  # deleted with its thread
+        return {file["id"]: file for file in await self.tx.get_files(self.project, ids)}
 
 
 def _text_of(message: Message) -> str:
     return "\n".join(part["text"] for part in message["content"] if part["type"] == "text")
 
 
-def _chat_content(message: Message) -> str | list[dict[str, Any]]:
+def chat_message(message: Message) -> ChatMessage | None:
+    """A message as the model gets it; None for one with image parts, whose content
+    depends on the model and the files (`images.image_content`)."""
     content = message["content"]
     if len(content) == 1 and content[0]["type"] == "text":
         # Nearly every message is one piece of text; the general way cost it four times as much.
-        return content[0]["text"]
-    parts: list[dict[str, Any]] = []
-    for part in content:
-        if part["type"] == "text":
-            parts.append({"type": "text", "text": part["text"]})
-        elif part["type"] == "image_url":
-            image = {"url": part["url"], "detail": part.get("detail", "auto")}
-            parts.append({"type": "image_url", "image_url": image})
-        elif part["type"] == "image_file":
-            parts.append({"type": "text", "text": f"[image file {part['file_id']}]"})
-    if all(part["type"] == "text" for part in parts):
-        return "\n".join(part["text"] for part in parts)
-    return parts
-
-
-def chat_message(message: Message) -> ChatMessage:
-    return {"role": message["role"], "content": _chat_content(message)}
+        return {"role": message["role"], "content": content[0]["text"]}
+    if has_images(message):
+        return None
+    return {"role": message["role"], "content": _text_of(message)}
 
 
 def _steps_as_chat(steps: list[RunStep], run_messages: dict[str, Message]) -> list[ChatMessage]:
@@ -101,11 +126,13 @@ def _tokens(provider: ModelProvider, model: str, message: ChatMessage) -> int:
     if isinstance(content, str) and "tool_calls" not in message:
         return provider.count_tokens(model, content) + PER_MESSAGE_OVERHEAD
     text = content if isinstance(content, str) else ""
+    images = 0
     if isinstance(content, list):
         text = " ".join(p.get("text", "") for p in content if p.get("type") == "text")
+        images = sum(image_tokens(p) for p in content if p.get("type") == "image_url")
     for call in message.get("tool_calls") or []:
         text += call["function"]["name"] + call["function"]["arguments"]
-    return provider.count_tokens(model, text) + PER_MESSAGE_OVERHEAD
+    return provider.count_tokens(model, text) + images + PER_MESSAGE_OVERHEAD
 
 
 async def build_context(
@@ -135,6 +162,8 @@ async def build_context(
     window: list[ChatMessage] = []
     before_seq: int | None = None
     full = False
+    images: PromptImages | None = None
+    image_files = _ImageFiles(tx, run)
     while not full and (cap is None or len(window) < cap):
         want = BATCH if cap is None else min(BATCH, cap - len(window))
         batch = await tx.newest_messages(run["thread_id"], want, before_seq)
@@ -142,17 +171,26 @@ async def build_context(
             before_seq = seq
             if message["run_id"] == run["id"]:
                 continue
+            content: ImageContent | None = None
             chat = chat_message(message)
+            if chat is None:
+                if images is None:
+                    images = PromptImages(provider.sees_images(model))
+                files = await image_files.of(message)
+                content = image_content(message, images.sees, files)
+                chat = {"role": message["role"], "content": content.content}
             cost = _tokens(provider, model, chat)
             if used + cost > budget:
                 full = True
                 break
             used += cost
             window.append(chat)
+            if content is not None and images is not None:
+                images.keep(content)
             if cap is not None and len(window) >= cap:
                 break
         if len(batch) < want:
             break
     window.reverse()
     fits = used <= budget and (bool(window) or bool(tail) or before_seq is None)
-    return Context(messages=head + window + tail, prompt_tokens=used, fits=fits)
+    return Context(head + window + tail, used, fits, images)

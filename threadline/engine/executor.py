@@ -22,7 +22,7 @@ from typing import Any, cast
 
 from threadline.domain import limits
 from threadline.domain.clock import now
-from threadline.domain.records import Obj, Run, RunStep, ToolCall, ToolCalls
+from threadline.domain.records import Metadata, Obj, Run, RunStep, ToolCall, ToolCalls
 from threadline.domain.records import Usage as UsageRecord
 from threadline.domain.run_states import RunStatus
 from threadline.engine.context import build_context
@@ -39,6 +39,7 @@ from threadline.providers.base import (
 from threadline.service.objects import run_step, text_part
 from threadline.service.run_status import Event, change_status, emit
 from threadline.store.base import Store, StoreTx
+from threadline.store.blobs import BlobStore
 from threadline.tools.base import CallContext
 from threadline.tools.file_search.tool import FUNCTION as FILE_SEARCH_FUNCTION
 from threadline.tools.file_search.tool import citations
@@ -78,9 +79,12 @@ class RunRefused(Exception):
 
 @dataclass
 class TurnResult:
+    """`step_metadata`: what the turn's step says of its prompt (`engine/images.py`)."""
+
     recorder: TurnRecorder
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
+    step_metadata: Metadata | None = None
 
 
 class RunExecutor:
@@ -94,13 +98,17 @@ class RunExecutor:
         max_messages_per_thread: int | None = None,
         tools: ToolKinds | None = None,
         tool_rounds: ToolRounds = ToolRounds(),
+        blobs: BlobStore | None = None,
     ):
         """`owner` names the worker: every write it makes to a run is conditional on still
         holding the run's lease, so a worker that lost it (stalled past its lease, and the
         run taken over) cannot write over the worker now carrying the run.
         `max_messages_per_thread`: the thread limit a run's reply must stay within; by
-        default the one the API enforces on what clients add (`domain.limits`)."""
+        default the one the API enforces on what clients add (`domain.limits`).
+        `blobs`: where the files that messages show as images are read from; without it,
+        such images are described as text."""
         self.store = store
+        self.blobs = blobs
         self.provider = provider
         self.owner = owner
         self.expiry_seconds = expiry_seconds
@@ -197,9 +205,13 @@ class RunExecutor:
         # A forced choice (`required`, a named function) holds for the run's first model
         # call only: once its tools have answered, forcing again would call them forever.
         tools_answered = any(step["type"] == "tool_calls" for step in steps)
+        if context.images is not None:  # read now that the transaction has ended
+            await context.images.fill(self.blobs)
         result = await self._call_model(
             run, context.messages, max_tokens, withdrawn, toolset, free_choice=tools_answered
         )
+        if context.images is not None:
+            result.step_metadata = context.images.step_metadata()
         calls = [toolset.typed(call) for call in result.recorder.final_calls()]
         usage = result.usage or Usage(
             context.prompt_tokens, self._completion_tokens(run, result.recorder.text, calls)
@@ -331,6 +343,8 @@ class RunExecutor:
             call["arguments"] = _valid_json_or_empty(call["arguments"])
         details: ToolCalls = {"type": "tool_calls", "tool_calls": calls}
         step_changes: Obj = {"step_details": details, "usage": _usage_dict(usage)}
+        if result.step_metadata:
+            step_changes["metadata"] = result.step_metadata
         pending: list[ToolCall] = [
             {"id": c["id"], "type": c["type"], "name": c["name"], "arguments": c["arguments"]}
             for c in calls
@@ -430,7 +444,9 @@ class RunExecutor:
         """`usage` is this turn's, `run_usage` the run's in all, this turn's included."""
         async with self.store.transaction(durable=False) as tx:
             await result.recorder.require_lease(tx)
-            completed = await self._complete_message(tx, run, result.recorder, usage, capped)
+            completed = await self._complete_message(
+                tx, run, result.recorder, usage, capped, step_metadata=result.step_metadata
+            )
             target = RunStatus.INCOMPLETE if capped else RunStatus.COMPLETED
             incomplete = "max_completion_tokens" if capped else None
             if not await self._finish(tx, run, target, run_usage, incomplete, completed):
@@ -445,6 +461,7 @@ class RunExecutor:
         capped: bool,
         *,
         keep_empty_part: bool = False,
+        step_metadata: Metadata | None = None,
     ) -> list[Event]:
         """Give the streamed message its full text and final status, and close its step;
         the events that say so, for the caller to append with the run's own."""
@@ -482,6 +499,8 @@ class RunExecutor:
         step_changes: Obj = {"status": "completed", "completed_at": now()}
         if usage is not None:
             step_changes["usage"] = _usage_dict(usage)
+        if step_metadata:
+            step_changes["metadata"] = step_metadata
         message, step = await recorder.complete_message(tx, message_changes, step_changes)
         return [
             *events,

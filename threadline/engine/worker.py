@@ -62,7 +62,8 @@ class Worker:
         searcher: Searcher | None = None,
     ):
         """Without `blobs` and `searcher` (a worker with no files), no file is ingested
-        and runs cannot use file_search."""
+        and runs cannot use file_search; without `blobs`, a message's image files are
+        described to the model as text."""
         self.store = store
         self.settings = settings
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
@@ -79,6 +80,7 @@ class Worker:
                 settings.tool_timeout_seconds,
                 settings.max_tool_output_chars,
             ),
+            blobs=blobs,
         )
         self._wake = asyncio.Event()
         self._claiming = True

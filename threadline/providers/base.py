@@ -19,7 +19,9 @@ FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
 class ChatRequest:
     """A chat completion request in the OpenAI chat format.
 
-    `messages` are chat messages (`{"role": "system"|"user"|"assistant"|"tool", ...}`),
+    `messages` are chat messages (`{"role": "system"|"user"|"assistant"|"tool", ...}`); a
+    message's `content` is a string, or a list of `text` and `image_url` parts, the latter only
+    for a model that `sees_images`,
     `tools` are chat tools (`{"type": "function", "function": {...}}`), `tool_choice` is
     "none" | "auto" | "required" | `{"type": "function", "function": {"name": ...}}`.
     """
@@ -99,6 +101,13 @@ class ModelProvider(Protocol):
 
     def context_window(self, model: str) -> int:
         """How many tokens prompt and completion may take together."""
+        ...
+
+    def sees_images(self, model: str) -> bool:
+        """Whether `model` takes `image_url` parts in a message's content. Asked only for a
+        prompt that has images: one for a model that cannot see them carries a text note in
+        place of each (`engine/images.py`), since such a model may fail on the parts or,
+        worse, answer as if it had seen them."""
         ...
 
     async def close(self) -> None: ...

@@ -191,6 +191,11 @@ class LocalLlamaProvider:
     def context_window(self, model: str) -> int:
         return self._n_ctx
 
+    def sees_images(self, model: str) -> bool:
+        """No: llama.cpp runs a GGUF's text model here, without the projector that would
+        turn an image into its tokens, and SmolLM2 has none."""
+        return False
+
     async def close(self) -> None:
         """Free the model once the generation in progress ends; a later request reloads it."""
         await asyncio.to_thread(self._free)

@@ -10,6 +10,13 @@ Keys are never written in the file, which tends to be checked in and copied arou
 entry names the environment variable holding its key (`api_key_env`), and the key is read
 from the environment only where a provider is built (`api_key`), so an API process that
 only checks names needs no secrets.
+
+`vision` (true or false, optional) says whether the entry's models see images. Unset, an
+`openai` or `azure_openai` entry's models do and a `local` or `gguf` one's do not (llama.cpp
+runs them without an image projector, so `vision = true` is refused there). A model that
+does not see images is sent a text note in place of each image of a run's messages
+(`engine/images.py`): set `vision = false` for a text-only upstream model, which would
+otherwise refuse the run's request or pretend it had seen the image.
 """
 
 from __future__ import annotations
@@ -68,6 +75,8 @@ class ModelRoute:
     kind: ProviderKind
     provider: Provider
     number: int
+    # The entry's `vision`: None leaves it to the provider (`ModelProvider.sees_images`).
+    vision: bool | None = None
 
     @property
     def is_pattern(self) -> bool:
@@ -77,8 +86,8 @@ class ModelRoute:
         return name_matches(self.name, model)
 
 
-# The fields each provider takes beside `name`, `provider` and `context_window`, and which
-# of them it needs.
+# The fields each provider takes beside `name`, `provider`, `context_window` and `vision`,
+# and which of them it needs.
 _FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "local": (frozenset(), frozenset()),
     "gguf": (frozenset({"path"}), frozenset({"path"})),
@@ -88,7 +97,7 @@ _FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         frozenset({"endpoint", "deployment", "api_version", "api_key_env"}),
     ),
 }
-_COMMON = frozenset({"name", "provider", "context_window"})
+_COMMON = frozenset({"name", "provider", "context_window", "vision"})
 
 
 class _Mistake(Exception):
@@ -186,6 +195,7 @@ def _route(entry: object, number: int, folder: Path) -> ModelRoute:
         if field_name not in fields:
             raise _Mistake(f"provider {kind!r} needs the field {field_name!r}")
     window = _context_window(fields)
+    vision = _vision(fields, kind)
     provider: Provider
     if kind == "local":
         provider = LocalModel(None, window)
@@ -203,7 +213,7 @@ def _route(entry: object, number: int, folder: Path) -> ModelRoute:
             _string(fields, "api_key_env"),
             window,
         )
-    return ModelRoute(name, cast(ProviderKind, kind), provider, number)
+    return ModelRoute(name, cast(ProviderKind, kind), provider, number, vision)
 
 
 def _string(fields: dict[str, Any], name: str) -> str:
@@ -227,6 +237,20 @@ def _context_window(fields: dict[str, Any]) -> int | None:
         return None
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise _Mistake(f"'context_window' must be a whole number of tokens above 0, got {value!r}")
+    return value
+
+
+def _vision(fields: dict[str, Any], kind: str) -> bool | None:
+    value = fields.get("vision")
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        raise _Mistake(f"'vision' must be true or false, got {value!r}")
+    if value and kind in ("local", "gguf"):
+        raise _Mistake(
+            f"'vision' cannot be true for provider {kind!r}: llama.cpp runs the model here "
+            "without an image projector, so it cannot see images"
+        )
     return value
 
 

@@ -171,6 +171,13 @@ class OpenAICompatibleProvider:
     def context_window(self, model: str) -> int:
         return self._context_window
 
+    def sees_images(self, model: str) -> bool:
+        """Yes by default: the upstreams this speaks to mostly serve models that see images
+        (GPT-4o and after, vLLM and Ollama vision models), and one that does not answers a
+        request with images with an error the run shows. A models file entry says otherwise
+        with `vision = false` (`models_file.py`), which `routing.py` applies per name."""
+        return True
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()

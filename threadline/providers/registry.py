@@ -35,24 +35,24 @@ def build_provider(
         if settings.openai_base_url:
             return _upstream(settings)
         return _local(settings, LocalModel())
-    from threadline.providers.routing import RoutedProvider
+    from threadline.providers.routing import Route, RoutedProvider
 
     if routes is None:
         routes = model_routes(settings)
     built: dict[tuple[Provider, str | None], ModelProvider] = {}
-    pairs: list[tuple[str, ModelProvider]] = []
+    routed: list[Route] = []
     for route in routes:
         key = models_file.api_key(route, settings.models_file, os.environ)
         # Entries naming the same model or upstream share it: one loaded model, one pool.
         provider = built.get((route.provider, key))
         if provider is None:
             provider = built[(route.provider, key)] = _build(settings, route.provider, key)
-        pairs.append((route.name, provider))
+        routed.append(Route(route.name, provider, route.vision))
         log.info("model %s is served by entry %d (%s)", route.name, route.number, route.kind)
     if settings.openai_base_url:
-        pairs.append(("*", _upstream(settings)))
+        routed.append(Route("*", _upstream(settings)))
         log.info("other model names are served by THREADLINE_OPENAI_BASE_URL")
-    return RoutedProvider(pairs)
+    return RoutedProvider(routed)
 
 
 def _build(settings: Settings, provider: Provider, key: str | None) -> ModelProvider:

@@ -5,12 +5,17 @@ in order and the first whose name or pattern matches serves the model, so a name
 the same way on every call of a run. A model no route serves cannot normally reach here
 (the API refuses it when the run is created), but a run stored before the file changed
 can: it fails with `invalid_prompt` naming the model, at its first call.
+
+Whether a model sees images is the route's to say first (a models file entry's `vision`),
+then its provider's: entries on one upstream share one provider, yet may serve a vision
+model and a text-only one.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Sequence
+from typing import NamedTuple
 
 from threadline.domain.model_names import name_matches
 from threadline.providers.base import ChatChunk, ChatRequest, ModelProvider, ProviderError
@@ -20,12 +25,20 @@ from threadline.providers.base import ChatChunk, ChatRequest, ModelProvider, Pro
 _REMEMBERED_NAMES = 1024
 
 
+class Route(NamedTuple):
+    """A model name or pattern and the provider serving it; `vision` None leaves whether
+    its models see images to the provider."""
+
+    name: str
+    provider: ModelProvider
+    vision: bool | None = None
+
+
 class RoutedProvider:
-    def __init__(self, routes: Sequence[tuple[str, ModelProvider]]):
-        """`routes` are (model name or pattern, provider) in the order they are tried; one
-        provider may serve several of them."""
+    def __init__(self, routes: Sequence[Route]):
+        """`routes` are tried in order; one provider may serve several of them."""
         self._routes = tuple(routes)
-        self._found: dict[str, ModelProvider | None] = {}
+        self._found: dict[str, Route | None] = {}
 
     def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
         """The serving provider's own stream, handed on as it is: wrapping it would cost
@@ -44,9 +57,17 @@ class RoutedProvider:
     def context_window(self, model: str) -> int:
         return self._require(model).context_window(model)
 
+    def sees_images(self, model: str) -> bool:
+        route = self._route(model)
+        if route is None:
+            raise _not_served(model)
+        if route.vision is not None:
+            return route.vision
+        return route.provider.sees_images(model)
+
     async def close(self) -> None:
         """Close every provider once, even when one of them fails to."""
-        unique = list({id(provider): provider for _, provider in self._routes}.values())
+        unique = list({id(route.provider): route.provider for route in self._routes}.values())
         results = await asyncio.gather(
             *(provider.close() for provider in unique), return_exceptions=True
         )
@@ -61,11 +82,15 @@ class RoutedProvider:
         return provider
 
     def _find(self, model: str) -> ModelProvider | None:
+        route = self._route(model)
+        return None if route is None else route.provider
+
+    def _route(self, model: str) -> Route | None:
         try:
             return self._found[model]
         except KeyError:
             pass
-        found = next((p for name, p in self._routes if name_matches(name, model)), None)
+        found = next((r for r in self._routes if name_matches(r.name, model)), None)
         if len(self._found) >= _REMEMBERED_NAMES:
             self._found.clear()
         self._found[model] = found
