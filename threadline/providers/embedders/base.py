@@ -9,7 +9,7 @@ recognised as such rather than compared with vectors they share no space with.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeGuard, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -35,6 +35,26 @@ class Embedder(Protocol):
         stored passages or a search's query: models trained with a different prefix for
         each (E5, BGE) need to know, symmetric ones ignore it."""
         ...
+
+
+@runtime_checkable
+class SpanEmbedder(Embedder, Protocol):
+    """An embedder that can also embed the chunks of one document together, reading each
+    part of the document once however much the chunks overlap, rather than each chunk's
+    text on its own. Only a model run in process can: an upstream's `/embeddings` takes texts
+    and gives one vector per text."""
+
+    async def embed_spans(self, text: str, spans: Sequence[tuple[int, int]]) -> Vectors:
+        """One float32 row of L2 norm 1 per `(start, end)` character span of `text`, in
+        order, in the same space as `embed`'s vectors of the spans' texts (near them, not
+        equal: a span's words are read in windows it may share with the spans beside it).
+        Raises ValueError for a span outside `text`."""
+        ...
+
+
+def supports_spans(embedder: Embedder) -> TypeGuard[SpanEmbedder]:
+    """Whether `embedder` has `embed_spans`, which ingestion prefers when it does."""
+    return isinstance(embedder, SpanEmbedder)
 
 
 class EmbeddingError(Exception):

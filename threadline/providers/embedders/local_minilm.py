@@ -1,20 +1,33 @@
 """The bundled embedder: all-MiniLM-L6-v2 with int8 weights, run in process.
 
-onnxruntime runs the model (a 23 MB graph, no PyTorch), and Hugging Face's `tokenizers`
+onnxruntime runs the model (a small graph, no PyTorch), and Hugging Face's `tokenizers`
 (WordPiece in Rust, from the model's own `tokenizer.json`) splits the text, so the pieces
-are exactly those the model was trained on. The sentence vector is made as
-sentence-transformers makes it for this model: the mean of the token vectors under the
-attention mask, scaled to unit length.
+are exactly those the model was trained on. The graph is the bundled one rewritten so that
+its matrix products run in int8 (`minilm_graph` says how, and caches the result). A vector is
+made as sentence-transformers makes it for this model: the mean of the token vectors, scaled to
+unit length.
 
 The model reads at most `MAX_TOKENS` word pieces. A longer text is not cut to its start:
 it is split into as few windows as fit, of even length, each embedded on its own, and the
 text's vector is the mean of theirs; so the end of a long chunk still counts in search.
 
-Texts are embedded in batches of texts of similar length (sorted by their count of word
-pieces), so that little is spent on padding. The work runs in a worker thread, leaving the
-event loop free; one batch runs at a time, on as many threads as the process has cores
-(more batches at once would only share the same cores), and the batches of concurrent
-calls interleave, so a search's one query is not queued behind a whole file.
+`embed_spans` embeds the chunks of one document at once, and each of the document's word
+pieces once, however much the chunks overlap (with the default chunking every piece is in two
+chunks): the document is read in windows, and a chunk's vector is the mean of the vectors of
+the pieces inside it. A piece's vector depends on the window it was read in, so the windows
+are laid as each chunk is read when embedded alone, as far as reading each piece once allows:
+the chunks are taken in order, and each reads the pieces it adds to those before it (from the
+end of the chunk before to its own end) in even windows. When chunks overlap by half and
+their edges fall evenly, every chunk is so read in the very windows it is read in alone.
+Windows cut at every chunk edge, and windows that overlap (each piece kept from the window
+where it is most central) were measured too: they came no closer to the chunks' own vectors,
+and overlap costs more.
+
+Each window runs on its own, on one core, and as many windows run at once as the process has
+cores. The rewritten model quantizes the activations of each run with one scale, so in a batch
+a window's vector would depend on its neighbours; windows of full length run no faster in
+batches, and a short text (a query) comes alone anyway. The work runs in worker threads,
+leaving the event loop free.
 """
 
 from __future__ import annotations
@@ -22,14 +35,17 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort  # type: ignore[import-untyped]
 from tokenizers import Tokenizer
 
+from threadline.providers.embedders import minilm_graph
 from threadline.providers.embedders.base import EmbeddingKind, Vectors
 from threadline.providers.embedders.minilm_files import (
     DIMENSIONS,
@@ -39,10 +55,18 @@ from threadline.providers.embedders.minilm_files import (
     tokenizer_path,
 )
 
-# Texts per batch: past a few dozen, a bigger batch no longer runs faster per text.
-BATCH_SIZE = 32
 # Word pieces in one window, beside its [CLS] and [SEP].
 _WINDOW_PIECES = MAX_TOKENS - 2
+# Fewer new pieces than this in a span are read with the window before them, not alone in a
+# window of their own, where they would have little context.
+_MIN_WINDOW_PIECES = 32
+# How much of a document the tokenizer is given at a time (one long input costs it more per
+# character than several short ones), and where such a segment may end: characters that
+# always split two pieces and are never part of one.
+_SEGMENT_CHARS = 16 * 1024
+_SEGMENT_END = re.compile(r"[ \n]")
+
+Indices = npt.NDArray[np.int64]
 
 
 class LocalMiniLM:
@@ -64,8 +88,24 @@ class LocalMiniLM:
         batch = list(texts)
         return await asyncio.to_thread(lambda: _runtime().embed(batch))
 
+    async def embed_spans(self, text: str, spans: Sequence[tuple[int, int]]) -> Vectors:
+        """One unit vector per `(start, end)` character span of `text`: the mean of the
+        vectors of the word pieces inside the span, read in the document's windows. A span
+        holding no piece (only spaces) is embedded as its text alone."""
+        wanted = np.array(list(spans), dtype=np.int64).reshape(-1, 2)
+        if len(wanted) and not (
+            np.all(wanted[:, 0] >= 0)
+            and np.all(wanted[:, 0] <= wanted[:, 1])
+            and np.all(wanted[:, 1] <= len(text))
+        ):
+            raise ValueError("every span must be (start, end) with 0 <= start <= end <= len(text)")
+        if not len(wanted):
+            return np.zeros((0, DIMENSIONS), dtype=np.float32)
+        return await asyncio.to_thread(lambda: _runtime().embed_spans(text, wanted))
+
     async def prepare(self) -> None:
-        """Load the model now (a fraction of a second) rather than in the first search."""
+        """Load the model now rather than in the first search (the first load on a machine
+        also rewrites the graph, which takes seconds)."""
         await asyncio.to_thread(_runtime)
 
 
@@ -74,64 +114,102 @@ class _Runtime:
 
     def __init__(self) -> None:
         tokenizer = Tokenizer.from_file(str(tokenizer_path()))
-        # Windows are cut and padded here, not by the tokenizer's saved settings.
+        # Windows are cut here, not by the tokenizer's saved settings.
         tokenizer.no_truncation()
         tokenizer.no_padding()
         self._tokenizer = tokenizer
         self._cls = _token_id(tokenizer, "[CLS]")
         self._sep = _token_id(tokenizer, "[SEP]")
-        self._pad = _token_id(tokenizer, "[PAD]")
         options = ort.SessionOptions()
-        options.intra_op_num_threads = _cores()
+        # A run stays on the thread that asked for it; the cores are used by running as many
+        # windows at once (see `_read_all`).
+        options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        # Constant folding turns the int8 weights into float ones once, at load; the extended
-        # fusions on top made this graph (a PyTorch export) slower, not faster.
+        # The extended fusions on top of the basic ones made this graph (a PyTorch export)
+        # slower, not faster, before and after the rewrite.
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-        # Idle pool threads sleep rather than spin: the cores are shared with the event loop
-        # and the rest of the service.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(
-            str(model_path()), options, providers=["CPUExecutionProvider"]
-        )
-        self._input_names = {node.name for node in self._session.get_inputs()}
+        self._session = minilm_graph.open_session(model_path(), MODEL_ID, options)
+        self._token_types = "token_type_ids" in {node.name for node in self._session.get_inputs()}
         self._output_name = self._session.get_outputs()[0].name
-        self._turn = threading.Lock()
+        self._cores = _cores()
+        self._running = threading.BoundedSemaphore(self._cores)
 
     def embed(self, texts: list[str]) -> Vectors:
         encodings = self._tokenizer.encode_batch(texts, add_special_tokens=False)
-        windows: list[list[int]] = []
-        owners: list[int] = []
-        for owner, encoding in enumerate(encodings):
-            for piece in _windows(encoding.ids):
-                windows.append([self._cls, *piece, self._sep])
-                owners.append(owner)
-        window_vectors = self._embed_windows(windows)
+        windows = [(row, piece) for row, e in enumerate(encodings) for piece in _windows(e.ids)]
         sums = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
-        np.add.at(sums, np.asarray(owners), window_vectors)
+        read = self._read_all([piece for _, piece in windows])
+        for (row, _), tokens in zip(windows, read, strict=True):
+            sums[row] += _unit_rows(tokens.mean(axis=0, keepdims=True))[0]
         return _unit_rows(sums)
 
-    def _embed_windows(self, windows: list[list[int]]) -> Vectors:
-        vectors = np.empty((len(windows), DIMENSIONS), dtype=np.float32)
-        order = sorted(range(len(windows)), key=lambda index: len(windows[index]))
-        for start in range(0, len(order), BATCH_SIZE):
-            members = order[start : start + BATCH_SIZE]
-            vectors[members] = self._embed_batch([windows[index] for index in members])
-        return vectors
+    def embed_spans(self, text: str, spans: Indices) -> Vectors:
+        ids, starts, ends = self._tokenize(text)
+        # The pieces of each span, [first, last): those that start and end inside it.
+        pieces = np.stack(
+            [
+                np.searchsorted(starts, spans[:, 0], side="left"),
+                np.searchsorted(ends, spans[:, 1], side="right"),
+            ],
+            axis=1,
+        )
+        sums = np.zeros((len(spans), DIMENSIONS), dtype=np.float64)
+        windows = span_windows(pieces)
+        read = self._read_all([ids[first:last] for first, last in windows])
+        for (first, last), output in zip(windows, read, strict=True):
+            tokens = output[1:-1]  # without [CLS] and [SEP]
+            running = np.zeros((last - first + 1, DIMENSIONS), dtype=np.float64)
+            np.cumsum(tokens, axis=0, out=running[1:])
+            low = np.clip(pieces[:, 0], first, last) - first
+            high = np.clip(pieces[:, 1], first, last) - first
+            inside = high > low
+            sums[inside] += running[high[inside]] - running[low[inside]]
+        vectors = sums.astype(np.float32)
+        empty = np.flatnonzero(pieces[:, 1] <= pieces[:, 0])
+        if len(empty):
+            vectors[empty] = self.embed([text[spans[row, 0] : spans[row, 1]] for row in empty])
+        return _unit_rows(vectors)
 
-    def _embed_batch(self, windows: list[list[int]]) -> Vectors:
-        width = max(len(window) for window in windows)
-        ids = np.full((len(windows), width), self._pad, dtype=np.int64)
-        mask = np.zeros((len(windows), width), dtype=np.int64)
-        for row, window in enumerate(windows):
-            ids[row, : len(window)] = window
-            mask[row, : len(window)] = 1
-        feed = {"input_ids": ids, "attention_mask": mask}
-        if "token_type_ids" in self._input_names:
+    def _tokenize(self, text: str) -> tuple[list[int], Indices, Indices]:
+        """The document's word pieces, and where each starts and ends in `text`."""
+        bounds = list(_segments(text))
+        encodings = self._tokenizer.encode_batch(
+            [text[start:end] for start, end in bounds], add_special_tokens=False
+        )
+        ids: list[int] = []
+        offsets: list[npt.NDArray[np.int64]] = [np.zeros((0, 2), dtype=np.int64)]
+        for (base, _), encoding in zip(bounds, encodings, strict=True):
+            ids.extend(encoding.ids)
+            offsets.append(np.array(encoding.offsets, dtype=np.int64).reshape(-1, 2) + base)
+        joined = np.concatenate(offsets)
+        return ids, joined[:, 0], joined[:, 1]
+
+    def _read_all(self, windows: Sequence[Sequence[int]]) -> Iterator[npt.NDArray[np.float32]]:
+        """The model's outputs for the windows, in order, read several at once: one run
+        spread over every core leaves them idle at each of its many small steps, while
+        separate runs keep them busy. No more runs than cores go at once, across every call,
+        and the windows of concurrent calls interleave, so that a search's one query is not
+        queued behind a whole file."""
+        if len(windows) <= 1:
+            yield from map(self._read, windows)
+            return
+        workers = ThreadPoolExecutor(min(self._cores, len(windows)), "embedding")
+        try:
+            yield from workers.map(self._read, windows)
+        finally:  # a caller that stops early (it failed) leaves the rest unread
+            workers.shutdown(cancel_futures=True)
+
+    def _read(self, pieces: Sequence[int]) -> npt.NDArray[np.float32]:
+        """The model's output for one window: a vector for [CLS], each piece and [SEP]."""
+        ids = np.array([[self._cls, *pieces, self._sep]], dtype=np.int64)
+        feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+        if self._token_types:
             feed["token_type_ids"] = np.zeros_like(ids)
-        with self._turn:
+        with self._running:
             (tokens,) = self._session.run([self._output_name], feed)
-        return _unit_rows(_mean_pool(np.asarray(tokens, dtype=np.float32), mask))
+        read: npt.NDArray[np.float32] = np.asarray(tokens[0], dtype=np.float32)
+        return read
 
 
 def _windows(ids: Sequence[int]) -> list[Sequence[int]]:
@@ -142,11 +220,35 @@ def _windows(ids: Sequence[int]) -> list[Sequence[int]]:
     return [ids[start : start + size] for start in range(0, count * size, size)] if ids else [ids]
 
 
-def _mean_pool(tokens: npt.NDArray[np.float32], mask: npt.NDArray[np.int64]) -> Vectors:
-    weights = mask[:, :, np.newaxis].astype(np.float32)
-    summed = (tokens * weights).sum(axis=1)
-    pooled: Vectors = summed / np.maximum(weights.sum(axis=1), 1e-9)
-    return pooled
+def span_windows(pieces: Indices) -> list[tuple[int, int]]:
+    """The windows, [first, last) in pieces, that read every piece some span holds, once.
+
+    The spans are taken in the order they start. Each reads the pieces it holds that no
+    span before it has read (from where the last one ended, to its own end), split into as
+    few windows as fit, of even length, as when it is embedded alone; fewer than
+    `_MIN_WINDOW_PIECES` such pieces are read with the window before them instead."""
+    windows: list[tuple[int, int]] = []
+    done = 0
+    for start, end in sorted((int(first), int(last)) for first, last in pieces if last > first):
+        start = max(start, done)
+        if end <= start:
+            continue
+        if end - start < _MIN_WINDOW_PIECES and windows and windows[-1][1] == start:
+            start = windows.pop()[0]
+        count = math.ceil((end - start) / _WINDOW_PIECES)
+        size = math.ceil((end - start) / count)
+        windows.extend((first, min(end, first + size)) for first in range(start, end, size))
+        done = end
+    return windows
+
+
+def _segments(text: str) -> Iterator[tuple[int, int]]:
+    start = 0
+    while start < len(text):
+        found = _SEGMENT_END.search(text, start + _SEGMENT_CHARS)
+        end = found.end() if found else len(text)
+        yield start, end
+        start = end
 
 
 def _unit_rows(rows: Vectors) -> Vectors:
