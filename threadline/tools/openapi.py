@@ -38,7 +38,6 @@ from urllib.request import proxy_bypass
 
 import aiohttp
 from aiohttp.helpers import ProxyInfo, proxies_from_env
-from multidict import CIMultiDict
 from openapi_spec_validator import validate as validate_spec
 from yarl import URL
 
@@ -269,37 +268,43 @@ class OpenApiTool:
             url = following
             if _origin(url) != origin:
                 secret = connection.header_name() if connection is not None else None
-                for name in {"Authorization", secret or "Authorization"}:
-                    headers.popall(name, None)
+                _drop(headers, "Authorization", secret or "Authorization")
             if (response.status == 303 and method != "HEAD") or (
                 response.status in (301, 302) and method == "POST"
             ):
                 # What browsers do, and httpx did: the redirect is fetched, not re-posted.
                 method, body = "GET", None
-                headers.popall("Content-Type", None)
+                _drop(headers, "Content-Type")
         raise ToolFailure(
             f"{request.describe()} was redirected more than {limits.max_redirects} times; "
             "the redirects were not followed further."
         )
 
 
-def _prepared(request: _Request) -> tuple[URL, CIMultiDict[str], bytes | None]:
+def _prepared(request: _Request) -> tuple[URL, dict[str, str], bytes | None]:
     """The request's URL (its query added), headers and body as they are sent."""
     base = URL(request.server)
     path = base.raw_path.rstrip("/") + quote(request.path, safe=_PATH_SAFE)
     url = base.with_path(path, encoded=True)
     if request.query:
         url = url.with_query(request.query)
-    headers: CIMultiDict[str] = CIMultiDict()
-    for name, value in request.headers.items():
+    headers = dict(request.headers)
+    for value in headers.values():
         value.encode("ascii")  # as HTTP has it (and httpx did): latin-1 at most, ASCII here
-        headers[name] = value
     body: bytes | None = None
     if request.has_body:
         text = json.dumps(request.body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         body = text.encode()
-        headers.setdefault("Content-Type", "application/json")
+        if not any(name.lower() == "content-type" for name in headers):
+            headers["Content-Type"] = "application/json"
     return url, headers, body
+
+
+def _drop(headers: dict[str, str], *names: str) -> None:
+    """Remove the headers `names` name, whatever their case."""
+    unwanted = {name.lower() for name in names}
+    for name in [name for name in headers if name.lower() in unwanted]:
+        del headers[name]
 
 
 def _redirect_target(response: aiohttp.ClientResponse, request: _Request) -> URL | None:
