@@ -91,6 +91,8 @@ class _Session:
         try:
             yield
         finally:
+            # Out of the map first: the session refers to its loop, which would keep both.
+            _SESSIONS.pop(asyncio.get_running_loop(), None)
             await self.http.close()
 
     def proxy(self, url: URL) -> tuple[URL | None, aiohttp.BasicAuth | None]:
