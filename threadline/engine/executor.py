@@ -387,7 +387,7 @@ class RunExecutor:
         if scope.context is None:
             scope.context = await self._call_context(run)
         for_client = [call for call in calls if toolset.is_client_side(call)]
-        step, scope.closing = await self.tool_round.run(
+        _, scope.closing = await self.tool_round.run(
             run, step, toolset, scope.context, close_step=not for_client
         )
         if for_client:
