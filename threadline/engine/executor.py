@@ -28,7 +28,7 @@ from threadline.domain.run_states import RunStatus
 from threadline.engine.context import build_context
 from threadline.engine.recorder import TurnRecorder, Withdrawn
 from threadline.engine.superseded import Superseded
-from threadline.engine.tool_round import ToolRound, ToolRounds
+from threadline.engine.tool_round import Closing, ToolRound, ToolRounds
 from threadline.providers.base import (
     ChatRequest,
     FinishReason,
@@ -61,11 +61,13 @@ INTERNAL_ERROR = (
 @dataclass
 class RunScope:
     """What one carrying of a run keeps from turn to turn: its tools (an MCP server's list,
-    read once), where its tools' calls come from, and how many turns it has taken."""
+    read once), where its tools' calls come from, how many turns it has taken, and the
+    write that closes the last round, made by the next turn (`tool_round.Closing`)."""
 
     toolset: Toolset
     context: CallContext | None = None
     turns: int = 0
+    closing: Closing | None = None
 
 
 class RunRefused(Exception):
@@ -175,28 +177,37 @@ class RunExecutor:
         """One model call and what it asked for; True when the run goes on with another
         (the service ran the tools the model called)."""
         toolset = scope.toolset
-        await self.provider.prepare(run["model"])
-        async with self.store.transaction(durable=False) as tx:
-            if scope.turns:  # a run cancelled since the last turn goes no further
-                current = await tx.get_run_by_id(run["id"])
-                if current is None or current["status"] != RunStatus.IN_PROGRESS.value:
-                    raise Superseded()
-            scope.turns += 1
-            steps, withdrawn = await _withdraw_abandoned_attempt(
-                tx, run, await tx.steps_of_run(run["id"])
-            )
-            open_round = _open_round(steps)
-            rounds = sum(1 for step in steps if step["type"] == "tool_calls")
-            used = _usage_of(steps)
-            limit_hit = "max_tool_rounds" if rounds >= self.tool_rounds.max_rounds else None
-            if open_round is None and limit_hit is None:
-                await self._require_room(tx, run)
-                limit_hit = self._limit_reached(run, used)
-            if open_round is None and limit_hit is None:
-                budget, max_tokens = self._budgets(run, used)
-                context = await build_context(tx, self.provider, run, steps, budget)
-                if not context.fits:
-                    limit_hit = "max_prompt_tokens"
+        try:
+            await self.provider.prepare(run["model"])
+            async with self.store.transaction(durable=False) as tx:
+                if scope.closing is not None:  # the last round's outcome, first of all
+                    await scope.closing(tx)
+                if scope.turns:  # a run cancelled since the last turn goes no further
+                    current = await tx.get_run_by_id(run["id"])
+                    if current is None or current["status"] != RunStatus.IN_PROGRESS.value:
+                        raise Superseded()
+                scope.turns += 1
+                steps, withdrawn = await _withdraw_abandoned_attempt(
+                    tx, run, await tx.steps_of_run(run["id"])
+                )
+                open_round = _open_round(steps)
+                rounds = sum(1 for step in steps if step["type"] == "tool_calls")
+                used = _usage_of(steps)
+                limit_hit = "max_tool_rounds" if rounds >= self.tool_rounds.max_rounds else None
+                if open_round is None and limit_hit is None:
+                    await self._require_room(tx, run)
+                    limit_hit = self._limit_reached(run, used)
+                if open_round is None and limit_hit is None:
+                    budget, max_tokens = self._budgets(run, used)
+                    context = await build_context(tx, self.provider, run, steps, budget)
+                    if not context.fits:
+                        limit_hit = "max_prompt_tokens"
+            scope.closing = None
+        except Exception:
+            # The turn stops here (cancelled, refused, failed) and its transaction did not
+            # commit: the last round's outcome is written alone before the run is settled.
+            await self._close_round_alone(run, scope)
+            raise
         if open_round is not None:  # a round a worker that stopped had under way
             return await self._finish_round(run, open_round, scope)
         if limit_hit is not None:
@@ -392,24 +403,21 @@ class RunExecutor:
         if scope.context is None:
             scope.context = await self._call_context(run)
         for_client = [call for call in calls if toolset.is_client_side(call)]
-        step = await self.tool_round.run(
+        _, scope.closing = await self.tool_round.run(
             run, step, toolset, scope.context, close_step=not for_client
         )
         if for_client:
             await self._wait_for_client(run, [_pending(call) for call in for_client])
             return False
-        if step["status"] == "completed":
-            return True  # closed with its last outcome
-        async with self.store.transaction(durable=False) as tx:
-            if not await tx.holds_lease(run["id"], self.owner):
-                raise Superseded()
-            closed = await tx.update_step(
-                run["id"], step["id"], {"status": "completed", "completed_at": now()}
-            )
-            if closed is None:
-                raise Superseded()
-            await emit(tx, run, ("thread.run.step.completed", closed))
-        return True
+        return True  # the next turn closes the round as it begins
+
+    async def _close_round_alone(self, run: Run, scope: RunScope) -> None:
+        """Write the last round's outcome in a transaction of its own: the turn that was to
+        write it with its own first transaction stopped before that committed."""
+        closing, scope.closing = scope.closing, None
+        if closing is not None:
+            async with self.store.transaction(durable=False) as tx:
+                await closing(tx)
 
     async def _call_context(self, run: Run) -> CallContext:
         """Where the run's tool calls come from: read from the store only for a run that

@@ -7,13 +7,22 @@ run, as soon as it is known. A worker that dies mid-round leaves a step whose fi
 have their outputs: whoever takes the run over runs only the calls without one (so a call
 that was under way when the worker died runs again: service-side tools are at least once).
 
+A round that closes with its last outcome does not write that outcome itself: it hands the
+write (the outcome, and the step completed) to the run's next turn, whose first transaction
+makes it before anything else (`Closing`). The outcome is still written once and committed
+before the model is called again, and a turn whose transaction does not commit writes it
+alone before the run stops; a worker that dies before it is written leaves the call to be
+made again, as one that died a moment before the call's answer came would.
+
 A tool's failure is an outcome like any other: the model reads what went wrong.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import cast
 
@@ -21,7 +30,7 @@ from threadline.domain.clock import now
 from threadline.domain.records import Obj, Run, RunStep, ToolCall, ToolCalls
 from threadline.engine.superseded import Superseded
 from threadline.service.run_status import Event, emit
-from threadline.store.base import Store
+from threadline.store.base import Store, StoreTx
 from threadline.tools.base import CallContext, Outcome, ToolFailure
 from threadline.tools.toolset import Toolset
 
@@ -30,6 +39,9 @@ log = logging.getLogger(__name__)
 INTERNAL_FAILURE = "The tool failed because of an error inside the service."
 # What a call's deltas carried while the model wrote it, never sent again.
 _STREAMED = frozenset({"id", "name", "arguments"})
+
+# The write that closes a round, made in a transaction of the caller's: the step as written.
+Closing = Callable[[StoreTx], Awaitable[RunStep]]
 
 
 @dataclass(frozen=True)
@@ -67,16 +79,19 @@ class ToolRound:
         context: CallContext,
         *,
         close_step: bool = False,
-    ) -> RunStep:
+    ) -> tuple[RunStep, Closing | None]:
         """Carry out the step's waiting service-side calls; the step as it then is. With
-        `close_step`, the write of the last outcome also completes the step (one transaction
-        fewer a round)."""
+        `close_step`, the last outcome is not written here: the write of it, which also
+        completes the step, is returned for the caller to make in its next transaction (one
+        transaction fewer a round)."""
         details = cast(ToolCalls, step["step_details"])
         calls: list[ToolCall] = [dict(call) for call in details["tool_calls"]]  # type: ignore[misc]
         recorded = asyncio.Lock()
         waiting = waiting_calls(step, toolset)
         left = len(waiting)
-        closed: RunStep | None = None
+        closing: Closing | None = None
+        if close_step and not waiting:  # every outcome in already: the step is only closed
+            closing = functools.partial(self._write, run, step, calls, None, {}, close=True)
 
         async def carry(index: int) -> None:
             async def record(fields: Obj) -> None:
@@ -87,20 +102,20 @@ class ToolRound:
             call = calls[index]
             own = replace(context, recorded=dict(call), record=record)
             outcome = await self._outcome(toolset, call, own)
-            nonlocal left, closed
+            nonlocal left, closing
             async with recorded:  # one writer of the step at a time, each with all so far
                 learned: Obj = {**outcome.details, "output": self._cut(outcome.output)}
                 calls[index] = cast(ToolCall, {**calls[index], **learned})
                 left -= 1
-                closing = close_step and left == 0
-                written = await self._record(run, step, calls, index, learned, closing)
-                if closing:
-                    closed = written
+                if close_step and left == 0:
+                    closing = functools.partial(
+                        self._write, run, step, calls, index, learned, close=True
+                    )
+                else:
+                    await self._record(run, step, calls, index, learned)
 
         await asyncio.gather(*(carry(index) for index in waiting))
-        if closed is not None:
-            return closed
-        return {**step, "step_details": {"type": "tool_calls", "tool_calls": calls}}
+        return {**step, "step_details": {"type": "tool_calls", "tool_calls": calls}}, closing
 
     async def _outcome(self, toolset: Toolset, call: ToolCall, context: CallContext) -> Outcome:
         if call.get("approved") is False:
@@ -135,35 +150,42 @@ class ToolRound:
         )
 
     async def _record(
+        self, run: Run, step: RunStep, calls: list[ToolCall], index: int, learned: Obj
+    ) -> None:
+        # As durable as the engine's own progress (it survives a killed worker): lost to a
+        # power cut, the call is made again, as any call under way then would be.
+        async with self.store.transaction(durable=False) as tx:
+            await self._write(run, step, calls, index, learned, tx)
+
+    async def _write(
         self,
         run: Run,
         step: RunStep,
         calls: list[ToolCall],
-        index: int,
+        index: int | None,
         learned: Obj,
+        tx: StoreTx,
+        *,
         close: bool = False,
     ) -> RunStep:
         """Write the step with every call as it now is, and a delta with what was learned
         of call `index`: only that, since a client adds a delta's strings to what it holds
         (the call's id, name and arguments streamed while the model wrote them)."""
-        news = {k: v for k, v in learned.items() if k not in _STREAMED}
-        piece: Obj = {"index": index, "type": calls[index]["type"], **news}
-        # As durable as the engine's own progress (it survives a killed worker): lost to a
-        # power cut, the call is made again, as any call under way then would be.
-        async with self.store.transaction(durable=False) as tx:
-            if not await tx.holds_lease(run["id"], self.owner):
-                raise Superseded()
-            details: ToolCalls = {"type": "tool_calls", "tool_calls": calls}
-            changes: Obj = {"step_details": details}
-            if close:
-                changes.update(status="completed", completed_at=now())
-            written = await tx.update_step(run["id"], step["id"], changes)
-            if written is None:
-                raise Superseded()
-            events: list[Event] = [
-                ("thread.run.step.delta", {"id": step["id"], "tool_calls": [piece]})
-            ]
-            if close:
-                events.append(("thread.run.step.completed", written))
-            await emit(tx, run, *events)
+        if not await tx.holds_lease(run["id"], self.owner):
+            raise Superseded()
+        details: ToolCalls = {"type": "tool_calls", "tool_calls": calls}
+        changes: Obj = {"step_details": details}
+        if close:
+            changes.update(status="completed", completed_at=now())
+        written = await tx.update_step(run["id"], step["id"], changes)
+        if written is None:
+            raise Superseded()
+        events: list[Event] = []
+        if index is not None:
+            news = {k: v for k, v in learned.items() if k not in _STREAMED}
+            piece: Obj = {"index": index, "type": calls[index]["type"], **news}
+            events.append(("thread.run.step.delta", {"id": step["id"], "tool_calls": [piece]}))
+        if close:
+            events.append(("thread.run.step.completed", written))
+        await emit(tx, run, *events)
         return written

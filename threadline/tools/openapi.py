@@ -18,23 +18,28 @@ and a client could make the service fetch any URL just by creating an agent.
 The calls may carry a connection's secret (`tools.connections`). It is put on the request at
 the last moment and scrubbed from everything the call produces (output, details, messages),
 and a redirect to another origin is followed without it.
+
+The calls are made with aiohttp, the service's HTTP client for its model calls too: a call
+through httpx cost several times its CPU, and every round of a run waits for its tool's call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import codecs
-import http.cookiejar
 import json
 import re
 import weakref
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
+from urllib.request import proxy_bypass
 
-import httpx
+import aiohttp
+from aiohttp.helpers import ProxyInfo, proxies_from_env
 from openapi_spec_validator import validate as validate_spec
+from yarl import URL
 
 from threadline.domain.errors import InvalidRequest
 from threadline.domain.records import Obj
@@ -50,29 +55,65 @@ _NAME_LIMIT = 64
 # expands exponentially, and would otherwise be built in full for every run.
 _EXPANSION_LIMIT = 100_000
 _TEXT_TYPES = ("json", "xml", "javascript", "yaml", "x-www-form-urlencoded", "csv")
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# What a path may hold as it is: reserved and unreserved characters, and `%` (the parameters
+# in it are already escaped); anything else (a space, a brace, non-ASCII) is escaped.
+_PATH_SAFE = "!$&'()*+,/:;=@%-._~"
 
 
-_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+class _Session:
+    """The calls' HTTP session, one per event loop, its connections kept for the next call:
+    a client made per call cost a millisecond or more, and a new connection per call. It
+    keeps no cookies (`DummyCookieJar`): calls of different runs (and users) share it.
+
+    The environment's proxies (`HTTPS_PROXY`, `NO_PROXY`, ...) are read once, as the model
+    provider reads them: aiohttp's `trust_env` would read them and `~/.netrc` again on every
+    request, in a thread. The CA bundle is the system's, or the one `SSL_CERT_FILE` names.
+
+    It is closed with its loop: the loop closes the async generators still open as it shuts
+    down (`asyncio.run`, uvicorn), and `_held` is one, so the session's connections are
+    closed then, not left for the collector to warn about."""
+
+    def __init__(self) -> None:
+        self.http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            # The whole call's limit is the tool's own (`OpenApiTool.call`).
+            timeout=aiohttp.ClientTimeout(total=None),
+        )
+        self._proxies: dict[str, ProxyInfo] = proxies_from_env()
+        self._holder = self._held()
+
+    async def hold(self) -> None:
+        await anext(self._holder)
+
+    async def _held(self) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            # Out of the map first: the session refers to its loop, which would keep both.
+            _SESSIONS.pop(asyncio.get_running_loop(), None)
+            await self.http.close()
+
+    def proxy(self, url: URL) -> tuple[URL | None, aiohttp.BasicAuth | None]:
+        found = self._proxies.get(url.scheme)
+        if found is None or (url.host is not None and proxy_bypass(url.host)):
+            return None, None
+        return found.proxy, found.proxy_auth
+
+
+_SESSIONS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Session] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _client() -> httpx.AsyncClient:
-    """One client per event loop, its connections kept for the next call: a client made per
-    call cost a millisecond or more (its TLS settings, tens more before those were shared),
-    and a new connection per call. It keeps no cookies: calls of different runs (and users)
-    share it."""
+async def _session() -> _Session:
     loop = asyncio.get_running_loop()
-    client: httpx.AsyncClient | None = _CLIENTS.get(loop)
-    if client is None:
-        no_cookies = http.cookiejar.CookieJar(
-            http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
-        )
-        client = httpx.AsyncClient(
-            follow_redirects=False, verify=httpx.create_ssl_context(), cookies=no_cookies
-        )
-        _CLIENTS[loop] = client
-    return client
+    session = _SESSIONS.get(loop)
+    if session is None:
+        session = _SESSIONS[loop] = _Session()
+        await session.hold()
+    return session
 
 
 @dataclass(frozen=True)
@@ -158,12 +199,12 @@ class OpenApiTool:
         try:
             async with asyncio.timeout(self._limits.timeout_seconds):
                 answer = await self._send(request, connection)
-        except (TimeoutError, httpx.TimeoutException) as exc:
+        except TimeoutError as exc:
             raise ToolFailure(
                 f"{request.describe()} got no whole answer within "
                 f"{self._limits.timeout_seconds:g} seconds."
             ) from exc
-        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
+        except aiohttp.ClientError as exc:
             reason = self._connections.redact(str(exc) or type(exc).__name__)
             raise ToolFailure(f"{request.describe()} failed: {reason}") from exc
         output = f"HTTP {answer.status}\n{answer.text}"
@@ -199,49 +240,98 @@ class OpenApiTool:
 
     async def _send(self, request: _Request, connection: Connection | None) -> _Answer:
         limits = self._limits
-        timeout = httpx.Timeout(limits.timeout_seconds)
-        # Redirects are followed here, not by httpx, so that a secret in a custom header
-        # does not follow one to another origin (httpx drops only Authorization).
-        client = _client()
         try:
-            sent = client.build_request(
-                request.method,
-                request.url,
-                params=request.query or None,
-                headers=request.headers,
-                json=request.body if request.has_body else None,
-                timeout=timeout,
-            )
+            url, headers, body = _prepared(request)
         except (UnicodeError, ValueError) as exc:
-            # A header httpx cannot encode (not ASCII), a body that is not JSON-able.
+            # A header that is not ASCII, a body that is not JSON (NaN), a URL that is none.
             raise ToolFailure(
                 f"{request.describe()} could not be sent: {self._connections.redact(str(exc))}"
             ) from exc
-        origin = _origin(sent.url)
+        session = await _session()
+        method, origin = request.method, _origin(url)
+        # Redirects are followed here, one at a time, so that a secret in a header does not
+        # follow one to another origin.
         for hop in range(limits.max_redirects + 1):
-            response = await client.send(sent, stream=True)
-            try:
-                following = response.next_request
+            proxy, proxy_auth = session.proxy(url)
+            async with session.http.request(
+                method,
+                url,
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+                proxy=proxy,
+                proxy_auth=proxy_auth,
+            ) as response:
+                following = _redirect_target(response, request)
                 if following is None:
                     return await _read(response, limits.max_response_bytes)
-            finally:
-                await response.aclose()
             if hop == limits.max_redirects:
                 break
-            header = connection.header_name() if connection is not None else None
-            if header is not None and _origin(following.url) != origin:
-                following.headers.pop(header, None)
-            sent = following
+            url = following
+            if _origin(url) != origin:
+                secret = connection.header_name() if connection is not None else None
+                _drop(headers, "Authorization", secret or "Authorization")
+            if (response.status == 303 and method != "HEAD") or (
+                response.status in (301, 302) and method == "POST"
+            ):
+                # What browsers do, and httpx did: the redirect is fetched, not re-posted.
+                method, body = "GET", None
+                _drop(headers, "Content-Type")
         raise ToolFailure(
             f"{request.describe()} was redirected more than {limits.max_redirects} times; "
             "the redirects were not followed further."
         )
 
 
+def _prepared(request: _Request) -> tuple[URL, dict[str, str], bytes | None]:
+    """The request's URL (its query added), headers and body as they are sent."""
+    base = URL(request.server)
+    path = base.raw_path.rstrip("/") + quote(request.path, safe=_PATH_SAFE)
+    url = base.with_path(path, encoded=True)
+    if request.query:
+        url = url.with_query(request.query)
+    headers = dict(request.headers)
+    for value in headers.values():
+        value.encode("ascii")  # as HTTP has it (and httpx did): latin-1 at most, ASCII here
+    body: bytes | None = None
+    if request.has_body:
+        text = json.dumps(request.body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        body = text.encode()
+        if not any(name.lower() == "content-type" for name in headers):
+            headers["Content-Type"] = "application/json"
+    return url, headers, body
+
+
+def _drop(headers: dict[str, str], *names: str) -> None:
+    """Remove the headers `names` name, whatever their case."""
+    unwanted = {name.lower() for name in names}
+    for name in [name for name in headers if name.lower() in unwanted]:
+        del headers[name]
+
+
+def _redirect_target(response: aiohttp.ClientResponse, request: _Request) -> URL | None:
+    """Where a redirect sends the call; None for an answer that is not one."""
+    location = response.headers.get("Location")
+    if response.status not in _REDIRECTS or location is None:
+        return None
+    try:
+        target = response.url.join(URL(location))
+    except ValueError as exc:
+        raise ToolFailure(
+            f"{request.describe()} failed: it was redirected to a URL that is not one."
+        ) from exc
+    if target.scheme not in ("http", "https") or not target.host:
+        raise ToolFailure(
+            f"{request.describe()} failed: it was redirected to a URL that is not http(s)."
+        )
+    return target
+
+
 @dataclass
 class _Request:
     method: str
     url: str
+    server: str
     path: str
     query: dict[str, str]
     headers: dict[str, str]
@@ -261,27 +351,29 @@ class _Answer:
     cut: bool
 
 
-async def _read(response: httpx.Response, cap: int) -> _Answer:
+async def _read(response: aiohttp.ClientResponse, cap: int) -> _Answer:
     """The body as text, read no further than `cap` bytes (after content decoding): an API
     that answers 10 MB costs the worker 1 MiB, and the model sees that it was cut."""
-    url = str(response.url.copy_with(query=None, fragment=None))
-    content_type = response.headers.get("content-type", "")
+    url = str(response.url.with_query(None).with_fragment(None))
+    content_type = response.headers.get("Content-Type", "")
     taken = bytearray()
     cut = False
-    async for chunk in response.aiter_bytes():
+    async for chunk in response.content.iter_any():
         room = cap - len(taken)
         if len(chunk) > room:
             taken += chunk[:room]
             cut = True
+            # The rest is not read: the connection goes, not back to the pool.
+            response.close()
             break
         taken += chunk
     if not _is_text(content_type):
         size = f"more than {cap}" if cut else str(len(taken))
-        return _Answer(response.status_code, url, f"[{size} bytes of {content_type}]", False)
+        return _Answer(response.status, url, f"[{size} bytes of {content_type}]", False)
     decoder = codecs.getincrementaldecoder(_encoding(response))(errors="replace")
     # Not final when cut: half a character at the cut is left out rather than mangled.
     text = decoder.decode(bytes(taken), final=not cut)
-    return _Answer(response.status_code, url, text, cut)
+    return _Answer(response.status, url, text, cut)
 
 
 def _is_text(content_type: str) -> bool:
@@ -289,8 +381,8 @@ def _is_text(content_type: str) -> bool:
     return not kind or kind.startswith("text/") or any(part in kind for part in _TEXT_TYPES)
 
 
-def _encoding(response: httpx.Response) -> str:
-    charset = response.charset_encoding
+def _encoding(response: aiohttp.ClientResponse) -> str:
+    charset = response.charset
     if charset:
         try:
             codecs.lookup(charset)
@@ -300,7 +392,7 @@ def _encoding(response: httpx.Response) -> str:
     return "utf-8"
 
 
-def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+def _origin(url: URL) -> tuple[str, str | None, int | None]:
     return (url.scheme, url.host, url.port)
 
 
@@ -366,6 +458,7 @@ def _request(operation: _Operation, values: dict[str, Any]) -> _Request:
     return _Request(
         method=operation.method.upper(),
         url=url,
+        server=operation.server,
         path=path,
         query=query,
         headers=headers,
