@@ -17,7 +17,12 @@ from typing import Any
 import numpy as np
 
 from threadline.domain.records import Job, LastError, Obj, VectorStoreFile
-from threadline.providers.embedders.base import Embedder, EmbeddingError
+from threadline.providers.embedders.base import (
+    Embedder,
+    EmbeddingError,
+    Vectors,
+    supports_spans,
+)
 from threadline.store.base import Store, StoreTx
 from threadline.store.blobs import BlobMissing, BlobStore
 from threadline.tools.file_search.chunk import chunk
@@ -97,13 +102,22 @@ class Ingestion:
             static["chunk_overlap_tokens"],
         )
         texts = [piece.text for piece in pieces]
-        vectors: list[np.ndarray[Any, Any]] = []
-        for start in range(0, len(texts), EMBED_BATCH):
-            vectors.append(await self.embedder.embed(texts[start : start + EMBED_BATCH]))
+        if not texts:
+            vectors: Vectors = np.zeros((0, 0), np.float32)
+        elif supports_spans(self.embedder):
+            # Each word piece embedded once, however much the chunks overlap.
+            spans = [(piece.start, piece.end) for piece in pieces]
+            vectors = await self.embedder.embed_spans(document.text, spans)
+        else:
+            batches = [
+                await self.embedder.embed(texts[start : start + EMBED_BATCH])
+                for start in range(0, len(texts), EMBED_BATCH)
+            ]
+            vectors = np.vstack(batches)
         rows = []
         usage = 0
         for index, text in enumerate(texts):
-            embedding = np.asarray(vectors[index // EMBED_BATCH][index % EMBED_BATCH], "<f4")
+            embedding = np.asarray(vectors[index], "<f4")
             blob = embedding.tobytes()
             usage += len(text.encode()) + len(blob)
             rows.append(
