@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -115,7 +115,10 @@ class OneOf(sa.ColumnElement[bool]):
     for each length)."""
 
     inherit_cache = False  # rendered by `Query`, never through SQLAlchemy's statement cache
-    type = sa.Boolean()
+    # Untyped, not Boolean: SQLAlchemy writes a Boolean expression in a WHERE as `(...) = 1`
+    # on SQLite (which has no boolean type), and SQLite then scans the whole table instead
+    # of looking the values up in the column's index.
+    type = cast("sa.types.TypeEngine[bool]", sa.types.NullType())
 
     def __init__(self, column: sa.ColumnElement[Any], name: str, item_type: Any):
         self.column = column
