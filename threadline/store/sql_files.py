@@ -184,17 +184,17 @@ _SET_EMBEDDING = Query(
 
 # Full text: the best `p_limit` chunks of the stores for a query already reduced to words
 # (`p_match`), best first. bm25() is lower for better matches; ts_rank_cd higher.
+# SQLite: the index's best matches first, looked up in `chunks` only for those (a lookup
+# for every match cost more than ranking them); the caller keeps those of its stores. When
+# other stores crowd them out, the same ranking within the stores, their ids matched inside
+# the index (`p_match` then names them).
 _SQLITE_TEXT_SEARCH = Query(
     sa.text(
-        "SELECT c.seq, c.file_id FROM chunks_fts JOIN chunks c ON c.seq = chunks_fts.rowid "
-        "WHERE chunks_fts MATCH :p_match "
-        "AND c.vector_store_id IN (SELECT value FROM json_each(:p_store_ids)) "
-        "ORDER BY bm25(chunks_fts) LIMIT :p_limit"
-    ).bindparams(
-        param("p_match", sa.String()),
-        param(_STORE_IDS, sa.JSON()),
-        param("p_limit", sa.Integer()),
-    )
+        "SELECT c.seq, c.file_id, c.vector_store_id FROM "
+        "(SELECT rowid AS hit, rank AS score FROM chunks_fts WHERE chunks_fts MATCH :p_match "
+        "ORDER BY rank LIMIT :p_limit) AS best "
+        "CROSS JOIN chunks AS c ON c.seq = best.hit ORDER BY best.score"
+    ).bindparams(param("p_match", sa.String()), param("p_limit", sa.Integer()))
 )
 _POSTGRES_TEXT_SEARCH = Query(
     sa.text(
@@ -623,11 +623,20 @@ class FileQueries(SqlTxBase):
         if not words or not store_ids:
             return []
         if self.db.holds_row_locks:
-            query, match = _POSTGRES_TEXT_SEARCH, " | ".join(words)
-        else:
-            query, match = _SQLITE_TEXT_SEARCH, " OR ".join(f'"{word}"' for word in words)
-        params = {"p_match": match, _STORE_IDS: list(store_ids), "p_limit": limit}
-        return [(int(row[0]), str(row[1])) for row in await self.db.fetch(query, params)]
+            params = {"p_match": " | ".join(words), _STORE_IDS: list(store_ids), "p_limit": limit}
+            rows = await self.db.fetch(_POSTGRES_TEXT_SEARCH, params)
+            return [(int(row[0]), str(row[1])) for row in rows]
+        # The words are looked for in the text only (a store's id is indexed too).
+        either = "text : (" + " OR ".join(f'"{word}"' for word in words) + ")"
+        wanted = set(store_ids)
+        rows = await self.db.fetch(_SQLITE_TEXT_SEARCH, {"p_match": either, "p_limit": limit})
+        found = [(int(row[0]), str(row[1])) for row in rows if row[2] in wanted]
+        if len(found) == len(rows) or len(rows) < limit:
+            return found  # none crowded out, or every match seen
+        stores = " OR ".join(f'"{store_id}"' for store_id in store_ids)
+        within = f"{either} AND vector_store_id : ({stores})"
+        rows = await self.db.fetch(_SQLITE_TEXT_SEARCH, {"p_match": within, "p_limit": limit})
+        return [(int(row[0]), str(row[1])) for row in rows]
 
     async def stores_with_other_embeddings(self, model: str) -> list[str]:
         rows = await self.db.fetch(_STORES_WITH_OTHER_MODEL, {"p_model": model})

@@ -281,22 +281,34 @@ class Searcher:
         queries = [q for q in request.queries if q.strip()]
         if not store_ids or not queries:
             return []
-        vectors = None
-        if request.mode != "text":
-            vectors = await self.embedder.embed(queries, kind="query")
-        async with self.store.transaction(durable=False) as tx:
-            files = await tx.files_of_vector_stores(store_ids)
-            allowed = None
-            if request.filters is not None:
-                allowed = {f["id"] for f in files if matches(f["attributes"], request.filters)}
-            rankings = await self._rankings(tx, store_ids, queries, vectors, allowed, request.mode)
-            fused = _fuse(rankings)
-            best = [(seq, score) for seq, score in fused if score >= request.score_threshold][
-                : request.max_results
-            ]
-            texts = await tx.chunk_texts([seq for seq, _ in best])
-            found_files = {texts[seq][1] for seq, _ in best if seq in texts}
-            names = {f["id"]: f["filename"] for f in await tx.get_files(project, list(found_files))}
+        # The queries are embedded (in a thread) while the full-text part runs.
+        embedding = (
+            asyncio.ensure_future(self.embedder.embed(queries, kind="query"))
+            if request.mode != "text"
+            else None
+        )
+        try:
+            async with self.store.transaction(durable=False) as tx:
+                files = await tx.files_of_vector_stores(store_ids)
+                allowed = None
+                if request.filters is not None:
+                    allowed = {f["id"] for f in files if matches(f["attributes"], request.filters)}
+                rankings = []
+                if request.mode != "vector":
+                    rankings += await self._text_rankings(tx, store_ids, queries, allowed)
+                if embedding is not None:
+                    vectors = await embedding
+                    rankings += await self._vector_rankings(tx, store_ids, vectors, allowed)
+                fused = _fuse(rankings)
+                best = [(seq, score) for seq, score in fused if score >= request.score_threshold][
+                    : request.max_results
+                ]
+                texts = await tx.chunk_texts([seq for seq, _ in best])
+                found_files = list({texts[seq][1] for seq, _ in best if seq in texts})
+                names = {f["id"]: f["filename"] for f in await tx.get_files(project, found_files)}
+        finally:
+            if embedding is not None and not embedding.done():
+                embedding.cancel()
         attributes = _attributes_by_file(files)
         hits: list[SearchHit] = []
         for seq, score in best:
@@ -314,26 +326,26 @@ class Searcher:
             )
         return hits
 
-    async def _rankings(
+    async def _text_rankings(
         self,
         tx: StoreTx,
         store_ids: Sequence[str],
         queries: Sequence[str],
-        vectors: Vectors | None,
         allowed: set[str] | None,
-        mode: Mode,
     ) -> list[list[int]]:
         rankings: list[list[int]] = []
-        if mode != "vector":
-            for query in queries:
-                depth = CANDIDATES if allowed is None else CANDIDATES * 4
-                found = await tx.text_search(store_ids, query_words(query), depth)
-                rankings.append(
-                    [seq for seq, file_id in found if allowed is None or file_id in allowed][
-                        :CANDIDATES
-                    ]
-                )
-        if vectors is not None and tx.supports_ann:
+        for query in queries:
+            depth = CANDIDATES if allowed is None else CANDIDATES * 4
+            found = await tx.text_search(store_ids, query_words(query), depth)
+            kept = [seq for seq, file_id in found if allowed is None or file_id in allowed]
+            rankings.append(kept[:CANDIDATES])
+        return rankings
+
+    async def _vector_rankings(
+        self, tx: StoreTx, store_ids: Sequence[str], vectors: Vectors, allowed: set[str] | None
+    ) -> list[list[int]]:
+        rankings: list[list[int]] = []
+        if tx.supports_ann:
             for row in vectors:
                 nearest = await tx.nearest_chunks(
                     store_ids,
@@ -343,19 +355,18 @@ class Searcher:
                     allowed,
                 )
                 rankings.append([seq for _, seq in nearest])
-        elif vectors is not None:
-            held = [
-                await self.cache.vectors(tx, store_id, self.embedder.model)
-                for store_id in store_ids
+            return rankings
+        held = [
+            await self.cache.vectors(tx, store_id, self.embedder.model) for store_id in store_ids
+        ]
+        for row in vectors:
+            merged = [
+                found
+                for store_vectors in held
+                for found in _nearest(store_vectors, row, allowed, CANDIDATES)
             ]
-            for row in vectors:
-                merged = [
-                    found
-                    for store_vectors in held
-                    for found in _nearest(store_vectors, row, allowed, CANDIDATES)
-                ]
-                merged.sort(key=lambda found: (-found[0], found[1]))
-                rankings.append([seq for _, seq in merged[:CANDIDATES]])
+            merged.sort(key=lambda found: (-found[0], found[1]))
+            rankings.append([seq for _, seq in merged[:CANDIDATES]])
         return rankings
 
 

@@ -22,13 +22,17 @@ depends_on = None
 Json = sa.JSON().with_variant(JSONB(), "postgresql")
 Seq = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
+# The store's id is indexed too, so a search of one store among many intersects the words'
+# matches with the store's own rows inside the index (`sql_files._SQLITE_TEXT_SEARCH_IN`).
 _SQLITE_TEXT_INDEX = [
-    "CREATE VIRTUAL TABLE chunks_fts USING fts5("
-    "text, content='chunks', content_rowid='seq', tokenize='porter unicode61')",
+    "CREATE VIRTUAL TABLE chunks_fts USING fts5(text, vector_store_id, "
+    "content='chunks', content_rowid='seq', tokenize='porter unicode61')",
     "CREATE TRIGGER chunks_fts_insert AFTER INSERT ON chunks BEGIN "
-    "INSERT INTO chunks_fts(rowid, text) VALUES (new.seq, new.text); END",
+    "INSERT INTO chunks_fts(rowid, text, vector_store_id) "
+    "VALUES (new.seq, new.text, new.vector_store_id); END",
     "CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN "
-    "INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.seq, old.text); END",
+    "INSERT INTO chunks_fts(chunks_fts, rowid, text, vector_store_id) "
+    "VALUES ('delete', old.seq, old.text, old.vector_store_id); END",
 ]
 _POSTGRES_TEXT_INDEX = [
     "ALTER TABLE chunks ADD COLUMN tsv tsvector "
