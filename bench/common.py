@@ -66,6 +66,11 @@ class Size:
     tool_round_pairs: int
     tool_concurrent_runs: int
     tool_rounds_per_run: int
+    file_pdf_pages: int
+    file_search_chunks_small: int
+    file_search_chunks_large: int
+    file_searches: int
+    file_search_pairs: int
 
 
 SIZES = {
@@ -93,6 +98,11 @@ SIZES = {
         tool_round_pairs=5,
         tool_concurrent_runs=10,
         tool_rounds_per_run=5,
+        file_pdf_pages=3,
+        file_search_chunks_small=1_000,
+        file_search_chunks_large=5_000,
+        file_searches=10,
+        file_search_pairs=5,
     ),
     "full": Size(
         name="full",
@@ -118,6 +128,11 @@ SIZES = {
         tool_round_pairs=300,
         tool_concurrent_runs=200,
         tool_rounds_per_run=5,
+        file_pdf_pages=60,
+        file_search_chunks_small=10_000,
+        file_search_chunks_large=100_000,
+        file_searches=200,
+        file_search_pairs=200,
     ),
 }
 

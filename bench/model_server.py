@@ -13,8 +13,9 @@
 A model named `tools-K-...` (and not scripted) runs a tool loop without any scripting, so
 that any number of concurrent runs can share it: while the conversation holds fewer than K
 tool answers after its last user message, it calls the first tool the request offers (with
-`{}` as arguments, one call per round); then it answers `read N tool answers`. It decides
-from the request alone, so a run that loses a round's answer gets a reply that says so.
+`{}` as arguments, one call per round; `file_search`, which needs its queries, is given the
+last user message as its one query); then it answers `read N tool answers`. It decides from
+the request alone, so a run that loses a round's answer gets a reply that says so.
 
 Stamps are `time.perf_counter()`, which on Linux is CLOCK_MONOTONIC, one clock for every
 process on the machine, so they compare with the client's own stamps.
@@ -43,6 +44,7 @@ from bench.common import Child, clean_environment, use_test_support
 
 STAMPED_PREFIX = "stamp-"
 TOOLS_PREFIX = "tools-"
+FILE_SEARCH = "file_search"
 
 
 def tools_model(rounds: int, name: str) -> str:
@@ -130,6 +132,28 @@ def _tool_answers(body: dict[str, Any]) -> int:
     return answers
 
 
+def _last_user_text(body: dict[str, Any]) -> str:
+    """The text of a chat-completion request's last user message (its text parts joined)."""
+    text = ""
+    for message in body.get("messages") or []:
+        if message.get("role") != "user":
+            continue
+        content = message.get("content") or ""
+        if isinstance(content, str):
+            text = content
+        else:
+            text = " ".join(part.get("text", "") for part in content if part.get("type") == "text")
+    return text
+
+
+def _tool_arguments(function: str, body: dict[str, Any]) -> dict[str, Any]:
+    """What a `tools-K-...` model calls a tool with: nothing, except for file_search, which
+    searches for what the user asked."""
+    if function == FILE_SEARCH:
+        return {"queries": [_last_user_text(body)]}
+    return {}
+
+
 def _serve() -> None:
     use_test_support()
     from support.scripted_model import CallTools, Reply, ScriptedModelServer, Step, ToolCall
@@ -142,7 +166,8 @@ def _serve() -> None:
         answers = _tool_answers(body)
         offered = body.get("tools") or []
         if answers < int(rounds) and offered:
-            return CallTools([ToolCall(offered[0]["function"]["name"], {})])
+            function = offered[0]["function"]["name"]
+            return CallTools([ToolCall(function, _tool_arguments(function, body))])
         return Reply(f"read {answers} tool answers")
 
     class BenchModelServer(ScriptedModelServer):

@@ -25,6 +25,7 @@ from bench import (
     append,
     big_bodies,
     big_thread,
+    file_search,
     local_model,
     long_reply,
     many_runs,
@@ -53,6 +54,7 @@ MEASUREMENTS: dict[str, Measurement] = {
     "big_bodies": big_bodies.measure,
     "long_reply": long_reply.measure,
     "tool_rounds": tool_rounds.measure,
+    "file_search": file_search.measure,
 }
 
 

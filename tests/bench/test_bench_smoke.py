@@ -29,6 +29,7 @@ MEASUREMENTS = [
     "big_bodies",
     "long_reply",
     "tool_rounds",
+    "file_search",
 ]
 
 
