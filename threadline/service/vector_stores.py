@@ -190,6 +190,12 @@ async def usable_stores(
     return stores
 
 
+def stale_activity(stores: Sequence[VectorStore]) -> bool:
+    """Whether some store's `last_active_at` is older than is worth a write to move."""
+    at = now()
+    return any(at - store["last_active_at"] >= ACTIVITY_RESOLUTION_SECONDS for store in stores)
+
+
 async def mark_active(tx: StoreTx, project: str, stores: Sequence[VectorStore]) -> None:
     at = now()
     for store in stores:
@@ -417,10 +423,12 @@ class VectorStoreService:
                 param="rewrite_query",
                 code="unsupported_parameter",
             )
-        async with self.store.transaction() as tx:
+        async with self.store.transaction(durable=False) as tx:
             await self._store(tx, project, store_id)
             stores = await usable_stores(tx, project, [store_id], "vector_store_id")
-            await mark_active(tx, project, stores)
+        if stale_activity(stores):
+            async with self.store.transaction() as tx:
+                await mark_active(tx, project, stores)
         queries = [body.query] if isinstance(body.query, str) else list(body.query)
         ranking = body.ranking_options
         request = SearchRequest(

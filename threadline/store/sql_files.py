@@ -126,6 +126,9 @@ _STORE_FILES_OF = Query(
     .where(OneOf(vector_store_files.c.vector_store_id, _STORE_IDS, sa.String()))
     .order_by(vector_store_files.c.seq)
 )
+_STORE_FILES_BY_ID = Query(
+    sa.select(vector_store_files.c.body).where(OneOf(vector_store_files.c.id, "p_ids", sa.String()))
+)
 _DELETE_STORE_FILE = Query(
     vector_store_files.delete().where(
         vector_store_files.c.vector_store_id == _STORE_ID, vector_store_files.c.id == _ID
@@ -501,6 +504,19 @@ class FileQueries(SqlTxBase):
     async def files_of_vector_stores(self, store_ids: Sequence[str]) -> list[VectorStoreFile]:
         found = await self._bodies(_STORE_FILES_OF, p_store_ids=list(store_ids))
         return cast("list[VectorStoreFile]", found)
+
+    async def vector_store_files_named(
+        self, pairs: Sequence[tuple[str, str]]
+    ) -> list[VectorStoreFile]:
+        """The store files of these (vector store id, file id) pairs that exist."""
+        if not pairs:
+            return []
+        wanted = set(pairs)
+        found = await self._bodies(_STORE_FILES_BY_ID, p_ids=list({file for _, file in pairs}))
+        return cast(
+            "list[VectorStoreFile]",
+            [body for body in found if (body["vector_store_id"], body["id"]) in wanted],
+        )
 
     async def update_vector_store_file(
         self, store_id: str, file_id: str, changes: Obj

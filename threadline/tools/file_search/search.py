@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from threadline.domain.records import Attributes, SearchHit, VectorStoreFile
+from threadline.domain.records import SearchHit
 from threadline.providers.embedders.base import Embedder, Vectors
 from threadline.store.base import Store, StoreTx
 from threadline.tools.file_search.filters import matches
@@ -289,7 +289,7 @@ class Searcher:
         queries = [q for q in request.queries if q.strip()]
         if not store_ids or not queries:
             return []
-        # The queries are embedded (in a thread) while the full-text part runs.
+        # The queries are embedded (in a thread) while the database works.
         embedding = (
             asyncio.ensure_future(self.embedder.embed(queries, kind="query"))
             if request.mode != "text"
@@ -297,44 +297,79 @@ class Searcher:
         )
         try:
             async with self.store.transaction(durable=False) as tx:
-                files = await tx.files_of_vector_stores(store_ids)
                 allowed = None
                 if request.filters is not None:
+                    files = await tx.files_of_vector_stores(store_ids)
                     allowed = {f["id"] for f in files if matches(f["attributes"], request.filters)}
-                rankings: list[tuple[Sequence[int], float]] = []
-                if request.mode != "vector":
-                    found = await self._text_rankings(tx, store_ids, queries, allowed)
-                    rankings += [(ranking, TEXT_WEIGHT) for ranking in found]
-                if embedding is not None:
-                    vectors = await embedding
-                    found = await self._vector_rankings(tx, store_ids, vectors, allowed)
-                    rankings += [(ranking, VECTOR_WEIGHT) for ranking in found]
+                with_text = request.mode != "vector"
+                rankings = await self._rankings(
+                    tx, store_ids, queries, embedding, allowed, with_text
+                )
                 fused = _fuse(rankings)
                 best = [(seq, score) for seq, score in fused if score >= request.score_threshold][
                     : request.max_results
                 ]
                 texts = await tx.chunk_texts([seq for seq, _ in best])
-                found_files = list({texts[seq][1] for seq, _ in best if seq in texts})
-                names = {f["id"]: f["filename"] for f in await tx.get_files(project, found_files)}
+                found = list({(texts[seq][0], texts[seq][1]) for seq, _ in best if seq in texts})
+                names = {
+                    f["id"]: f["filename"]
+                    for f in await tx.get_files(project, list({file for _, file in found}))
+                }
+                entries = await tx.vector_store_files_named(found)
         finally:
             if embedding is not None and not embedding.done():
                 embedding.cancel()
-        attributes = _attributes_by_file(files)
+        attributes = {(e["vector_store_id"], e["id"]): e["attributes"] for e in entries}
         hits: list[SearchHit] = []
         for seq, score in best:
             if seq not in texts:
                 continue
-            _store_id, file_id, text = texts[seq]
+            store_id, file_id, text = texts[seq]
             hits.append(
                 SearchHit(
                     file_id=file_id,
                     filename=names.get(file_id, file_id),
                     score=round(score, 6),
                     text=text,
-                    attributes=attributes.get(file_id, {}),
+                    attributes=attributes.get((store_id, file_id), {}),
                 )
             )
         return hits
+
+    async def _rankings(
+        self,
+        tx: StoreTx,
+        store_ids: Sequence[str],
+        queries: Sequence[str],
+        embedding: asyncio.Future[Vectors] | None,
+        allowed: set[str] | None,
+        with_text: bool,
+    ) -> list[tuple[Sequence[int], float]]:
+        """Each query's full-text and vector rankings, weighted for fusion. Where vectors
+        are searched in process, their product runs in a thread while the database ranks
+        the text (one transaction's connection runs one statement at a time, so where the
+        database ranks both, they take turns)."""
+        text_rankings: list[list[int]] = []
+        vector_rankings: list[list[int]] = []
+        if embedding is not None and not tx.supports_ann:
+            held = [
+                await self.cache.vectors(tx, store_id, self.embedder.model)
+                for store_id in store_ids
+            ]
+            products = asyncio.ensure_future(_products(embedding, held, allowed))
+            try:
+                if with_text:
+                    text_rankings = await self._text_rankings(tx, store_ids, queries, allowed)
+                vector_rankings = await products
+            finally:
+                products.cancel()
+        else:
+            if with_text:
+                text_rankings = await self._text_rankings(tx, store_ids, queries, allowed)
+            if embedding is not None:
+                vector_rankings = await self._ann_rankings(tx, store_ids, await embedding, allowed)
+        weighted: list[tuple[Sequence[int], float]] = [(r, TEXT_WEIGHT) for r in text_rankings]
+        return weighted + [(r, VECTOR_WEIGHT) for r in vector_rankings]
 
     async def _text_rankings(
         self,
@@ -351,33 +386,44 @@ class Searcher:
             rankings.append(kept[:CANDIDATES])
         return rankings
 
-    async def _vector_rankings(
+    async def _ann_rankings(
         self, tx: StoreTx, store_ids: Sequence[str], vectors: Vectors, allowed: set[str] | None
     ) -> list[list[int]]:
         rankings: list[list[int]] = []
-        if tx.supports_ann:
-            for row in vectors:
-                nearest = await tx.nearest_chunks(
-                    store_ids,
-                    self.embedder.model,
-                    np.asarray(row, "<f4").tobytes(),
-                    CANDIDATES,
-                    allowed,
-                )
-                rankings.append([seq for _, seq in nearest])
-            return rankings
-        held = [
-            await self.cache.vectors(tx, store_id, self.embedder.model) for store_id in store_ids
-        ]
         for row in vectors:
-            merged = [
-                found
-                for store_vectors in held
-                for found in _nearest(store_vectors, row, allowed, CANDIDATES)
-            ]
-            merged.sort(key=lambda found: (-found[0], found[1]))
-            rankings.append([seq for _, seq in merged[:CANDIDATES]])
+            nearest = await tx.nearest_chunks(
+                store_ids,
+                self.embedder.model,
+                np.asarray(row, "<f4").tobytes(),
+                CANDIDATES,
+                allowed,
+            )
+            rankings.append([seq for _, seq in nearest])
         return rankings
+
+
+async def _products(
+    embedding: asyncio.Future[Vectors], held: Sequence[_StoreVectors], allowed: set[str] | None
+) -> list[list[int]]:
+    """Each query's nearest chunks among the stores' vectors held in process; the products
+    run in a thread (numpy lets go of the interpreter while it multiplies)."""
+    vectors = await embedding
+    return await asyncio.to_thread(_nearest_in_all, vectors, held, allowed)
+
+
+def _nearest_in_all(
+    vectors: Vectors, held: Sequence[_StoreVectors], allowed: set[str] | None
+) -> list[list[int]]:
+    rankings: list[list[int]] = []
+    for row in vectors:
+        merged = [
+            found
+            for store_vectors in held
+            for found in _nearest(store_vectors, row, allowed, CANDIDATES)
+        ]
+        merged.sort(key=lambda found: (-found[0], found[1]))
+        rankings.append([seq for _, seq in merged[:CANDIDATES]])
+    return rankings
 
 
 def _fuse(rankings: Sequence[tuple[Sequence[int], float]]) -> list[tuple[int, float]]:
@@ -394,7 +440,3 @@ def _fuse(rankings: Sequence[tuple[Sequence[int], float]]) -> list[tuple[int, fl
         ((seq, score / best_possible) for seq, score in scores.items()),
         key=lambda item: (-item[1], item[0]),
     )
-
-
-def _attributes_by_file(files: Sequence[VectorStoreFile]) -> dict[str, Attributes]:
-    return {f["id"]: f["attributes"] for f in files}
