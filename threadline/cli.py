@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 from collections.abc import Coroutine
 from dataclasses import replace
 from typing import Any
@@ -98,7 +99,16 @@ async def _reembed(settings: Settings) -> None:
         await store.close()
 
 
+def _one_blas_thread() -> None:
+    """numpy's BLAS (a file_search product of a store's vectors) on one thread, before numpy
+    loads it: the service runs many small products beside its event loop and the database,
+    and BLAS threads spinning on every core slowed a search more than they sped its product
+    up. An operator's own setting stays."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
 def main(argv: list[str] | None = None) -> None:
+    _one_blas_thread()
     args = _parser().parse_args(argv)
     level = getattr(args, "log_level", "warning")
     logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s %(message)s")

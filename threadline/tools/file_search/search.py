@@ -356,13 +356,15 @@ class Searcher:
                 await self.cache.vectors(tx, store_id, self.embedder.model)
                 for store_id in store_ids
             ]
-            products = asyncio.ensure_future(_products(embedding, held, allowed))
-            try:
-                if with_text:
-                    text_rankings = await self._text_rankings(tx, store_ids, queries, allowed)
-                vector_rankings = await products
-            finally:
-                products.cancel()
+            # In a thread from now, while this loop waits on the database (SQLite runs a
+            # statement on the loop's own thread, so a product started later would wait).
+            vectors = await embedding
+            products = asyncio.get_running_loop().run_in_executor(
+                None, _nearest_in_all, vectors, held, allowed
+            )
+            if with_text:
+                text_rankings = await self._text_rankings(tx, store_ids, queries, allowed)
+            vector_rankings = await products
         else:
             if with_text:
                 text_rankings = await self._text_rankings(tx, store_ids, queries, allowed)
@@ -400,15 +402,6 @@ class Searcher:
             )
             rankings.append([seq for _, seq in nearest])
         return rankings
-
-
-async def _products(
-    embedding: asyncio.Future[Vectors], held: Sequence[_StoreVectors], allowed: set[str] | None
-) -> list[list[int]]:
-    """Each query's nearest chunks among the stores' vectors held in process; the products
-    run in a thread (numpy lets go of the interpreter while it multiplies)."""
-    vectors = await embedding
-    return await asyncio.to_thread(_nearest_in_all, vectors, held, allowed)
 
 
 def _nearest_in_all(
