@@ -424,8 +424,13 @@ class VectorStoreService:
                 code="unsupported_parameter",
             )
         async with self.store.transaction(durable=False) as tx:
-            await self._store(tx, project, store_id)
-            stores = await usable_stores(tx, project, [store_id], "vector_store_id")
+            stores = [await self._store(tx, project, store_id)]
+        if is_expired(stores[0]):
+            raise InvalidRequest(
+                f"Vector store '{store_id}' has expired.",
+                param="vector_store_id",
+                code="vector_store_expired",
+            )
         if stale_activity(stores):
             async with self.store.transaction() as tx:
                 await mark_active(tx, project, stores)
