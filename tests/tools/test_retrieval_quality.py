@@ -9,8 +9,8 @@ import asyncio
 from pathlib import Path
 
 import numpy as np
-from bench.retrieval_corpus import DOCUMENTS, QUESTIONS
 
+from bench.retrieval_corpus import DOCUMENTS, QUESTIONS
 from threadline.providers.embedders.local_minilm import LocalMiniLM
 from threadline.store.sql_store import SqlStore
 from threadline.tools.file_search.search import Mode, Searcher, SearchRequest
