@@ -34,23 +34,11 @@ from azure.ai.agents.models import (
 )
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from support.azure_agents import API_KEY, agents_client
-from support.azure_agents import tls_server as azure_tls_server
 from support.keys import create_key
 from support.live import TEST_SERVER_ENV, Databases
 from support.pet_api import SECRET, PetApi, get_operation, pet_spec
 from support.scripted_model import CallTools, Reply, ScriptedModelServer, ToolCall
 from support.server import ServerProcess
-
-
-@pytest.fixture(scope="module")
-def tls_server(
-    databases: Databases,
-    tmp_path_factory: pytest.TempPathFactory,
-    scripted_model: ScriptedModelServer,
-) -> Iterator[ServerProcess]:
-    folder = tmp_path_factory.mktemp("tls")
-    with azure_tls_server(databases, folder, scripted_model.base_url) as process:
-        yield process
 
 
 def _ca(server: ServerProcess) -> str:

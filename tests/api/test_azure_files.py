@@ -21,8 +21,6 @@ from azure.ai.agents.models import (
 )
 from azure.core.exceptions import HttpResponseError
 from support.azure_agents import agents_client
-from support.azure_agents import tls_server as azure_tls_server
-from support.live import Databases
 from support.scripted_model import CallTools, Reply, ScriptedModelServer, ToolCall
 from support.server import ServerProcess
 
@@ -31,17 +29,6 @@ PRODUCT = (
     "Smart Eyewear shows turn-by-turn directions on its lenses and lasts 14 hours.\n\n"
     "The Contoso Kettle boils a litre of water in ninety seconds.\n"
 )
-
-
-@pytest.fixture(scope="module")
-def tls_server(
-    databases: Databases,
-    tmp_path_factory: pytest.TempPathFactory,
-    scripted_model: ScriptedModelServer,
-) -> Iterator[ServerProcess]:
-    folder = tmp_path_factory.mktemp("azure-files")
-    with azure_tls_server(databases, folder, scripted_model.base_url) as process:
-        yield process
 
 
 @pytest.fixture

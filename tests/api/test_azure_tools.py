@@ -17,8 +17,6 @@ import pytest
 from azure.ai.agents import AgentsClient
 from azure.ai.agents.models import ConnectedAgentTool, ListSortOrder, MessageRole
 from support.azure_agents import API_KEY, agents_client
-from support.azure_agents import tls_server as azure_tls_server
-from support.live import Databases
 from support.mcp_server import McpServer
 from support.scripted_model import CallTools, Reply, ScriptedModelServer, ToolCall
 from support.server import ServerProcess
@@ -26,17 +24,6 @@ from support.server import ServerProcess
 # Where the Makefile installs azure-ai-agents 1.2.0b6, beside the venv's own 1.1.0.
 AZURE_AGENTS_1_2 = Path(sys.prefix) / "azure-ai-agents-1.2"
 MCP_SAMPLE = Path(__file__).parent.parent / "support" / "azure_mcp_sample.py"
-
-
-@pytest.fixture(scope="module")
-def tls_server(
-    databases: Databases,
-    tmp_path_factory: pytest.TempPathFactory,
-    scripted_model: ScriptedModelServer,
-) -> Iterator[ServerProcess]:
-    folder = tmp_path_factory.mktemp("tls")
-    with azure_tls_server(databases, folder, scripted_model.base_url) as process:
-        yield process
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ from azure.ai.agents.models import (
     MessageInputTextBlock,
 )
 from support.azure_agents import agents_client
-from support.azure_agents import tls_server as azure_tls_server
 from support.live import TEST_SERVER_ENV, Databases, openai_client
 from support.scripted_model import Reply, ScriptedModelServer
 from support.server import ServerProcess
@@ -369,17 +368,6 @@ def test_the_bundled_model_is_told_of_the_images_it_cannot_see(
     assert run.status in ("completed", "incomplete"), run.last_error
     assert run.usage is not None and run.usage.completion_tokens > 0
     assert _step_metadata(client, run) == [CANNOT_SEE]
-
-
-@pytest.fixture(scope="module")
-def tls_server(
-    databases: Databases,
-    tmp_path_factory: pytest.TempPathFactory,
-    scripted_model: ScriptedModelServer,
-) -> Iterator[ServerProcess]:
-    folder = tmp_path_factory.mktemp("azure-images")
-    with azure_tls_server(databases, folder, scripted_model.base_url) as process:
-        yield process
 
 
 @pytest.fixture
