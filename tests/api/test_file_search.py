@@ -14,6 +14,7 @@ import pytest
 from support.errors import sdk_error
 from support.scripted_model import CallTools, Reply, ScriptedModelServer, ToolCall
 from support.server import ServerProcess
+from support.stored import expire_vector_store
 
 INCLUDE = "step_details.tool_calls[*].file_search.results[*].content"
 
@@ -174,3 +175,65 @@ def test_an_unknown_include_value_is_refused(client: openai.OpenAI, model_name: 
         )
     assert sdk_error(refused.value, 400)["param"] == "include[]"
     assert client.beta.threads.runs.list(thread_id=thread.id).data == []
+
+
+def test_tool_choice_file_search_makes_the_model_call_it(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    store_id, _ = _indexed_store(client, "forced.md", b"The bell rings at noon.")
+    scripted_model.script(
+        model_name,
+        CallTools([ToolCall("file_search", {"queries": ["bell"]})]),
+        Reply("At noon."),
+    )
+    assistant = client.beta.assistants.create(
+        model=model_name,
+        tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_store_ids": [store_id]}},
+    )
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "when?"}])
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id,
+        assistant_id=assistant.id,
+        tool_choice={"type": "file_search"},
+        poll_interval_ms=50,
+    )
+    assert run.status == "completed", run.last_error
+    first, second = scripted_model.requests(model_name)
+    assert first["tool_choice"] == {"type": "function", "function": {"name": "file_search"}}
+    # Once the tool has answered, the model chooses freely.
+    assert second.get("tool_choice") in (None, "auto")
+
+
+def test_an_expired_thread_store_is_not_searched_and_the_model_is_told(
+    client: openai.OpenAI,
+    server: ServerProcess,
+    scripted_model: ScriptedModelServer,
+    model_name: str,
+) -> None:
+    file_id = client.files.create(file=("old.txt", b"Stale facts."), purpose="assistants").id
+    thread = client.beta.threads.create(
+        messages=[
+            {
+                "role": "user",
+                "content": "anything?",
+                "attachments": [{"file_id": file_id, "tools": [{"type": "file_search"}]}],
+            }
+        ]
+    )
+    [store_id] = thread.tool_resources.file_search.vector_store_ids  # type: ignore[union-attr]
+    client.vector_stores.files.poll(file_id, vector_store_id=store_id, poll_interval_ms=50)
+    expire_vector_store(server.database_url, store_id)
+    scripted_model.script(
+        model_name,
+        CallTools([ToolCall("file_search", {"queries": ["facts"]})]),
+        Reply("Nothing to go on."),
+    )
+    assistant = client.beta.assistants.create(model=model_name, tools=[{"type": "file_search"}])
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50
+    )
+    assert run.status == "completed", run.last_error
+    read = _tool_message(scripted_model.requests(model_name)[1])
+    assert "expired" in read
+    assert "Stale facts" not in read

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import zipfile
 from typing import Any
 
@@ -18,6 +19,8 @@ import openai
 import pytest
 from fpdf import FPDF
 from support.errors import assert_error_body, sdk_error
+from support.live import ServerFactory, openai_client
+from support.scripted_model import Hang, ScriptedModelServer
 from support.server import ServerProcess
 from support.stored import expire_vector_store
 
@@ -369,3 +372,30 @@ def test_an_expired_store_says_so_and_cannot_be_searched_or_used(
             tool_resources={"file_search": {"vector_store_ids": [store.id]}},
         )
     assert sdk_error(on_assistant.value, 400)["code"] == "vector_store_expired"
+
+
+def test_cancelling_a_batch_stops_the_files_not_yet_indexed(
+    start_server: ServerFactory, scripted_model: ScriptedModelServer
+) -> None:
+    # Embedded by an upstream that holds its first request: the batch stays under way.
+    embedding_model = scripted_model.unique_name()
+    scripted_model.script(embedding_model, Hang(600))
+    server = start_server(THREADLINE_EMBEDDING_MODEL=embedding_model)
+    client = openai_client(server)
+    ids = [_upload(client, f"held-{i}.txt", f"Held file {i}.".encode()) for i in range(2)]
+    store = client.vector_stores.create(name="cancelled")
+    batch = client.vector_stores.file_batches.create(vector_store_id=store.id, file_ids=ids)
+    deadline = time.monotonic() + 60
+    while not scripted_model.requests(embedding_model):
+        assert time.monotonic() < deadline, "ingestion never asked for embeddings"
+        time.sleep(0.02)
+
+    cancelled = client.vector_stores.file_batches.cancel(batch.id, vector_store_id=store.id)
+
+    assert cancelled.status == "cancelled"
+    assert cancelled.file_counts.cancelled == 2
+    listed = client.vector_stores.file_batches.list_files(
+        batch.id, vector_store_id=store.id, filter="cancelled"
+    )
+    assert sorted(f.id for f in listed.data) == sorted(ids)
+    assert client.vector_stores.retrieve(store.id).file_counts.in_progress == 0
