@@ -41,6 +41,17 @@ def _float(name: str, default: float, *, positive: bool = False) -> float:
     return value
 
 
+def _switch(name: str, default: bool) -> bool:
+    raw = (os.environ.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("on", "true", "1", "yes"):
+        return True
+    if raw in ("off", "false", "0", "no"):
+        return False
+    raise SystemExit(f"{name} must be on or off, got {raw!r}")
+
+
 def _keys(raw: str | None) -> tuple[str, ...]:
     """Unset: no keys from the environment. Set, it must name one: a list that holds only
     separators or spaces is a mistake, and serving without keys must be chosen explicitly."""
@@ -149,6 +160,18 @@ class Settings:
     # The model file_search embeds with, routed like a chat model's name to an upstream's
     # `/embeddings` (`providers.embedders.select`); None: the bundled embedding model.
     embedding_model: str | None = None
+    # The code_interpreter tool (README, "The code interpreter"): off refuses it; its
+    # sandboxes' lifetime and number per worker, and what each may use.
+    code_interpreter: bool = True
+    code_idle_seconds: float = 600.0
+    code_max_sandboxes: int = 8
+    code_cpu_seconds: int = 30
+    code_wall_seconds: float = 45.0
+    code_memory_mb: int = 1024
+    code_max_processes: int = 64
+    code_max_open_files: int = 256
+    code_max_output_bytes: int = 256 * 1024
+    code_scratch_mb: int = 256
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -227,6 +250,24 @@ class Settings:
             max_file_bytes=_int("THREADLINE_MAX_FILE_BYTES", cls.max_file_bytes),
             ingest_concurrency=_int("THREADLINE_INGEST_CONCURRENCY", cls.ingest_concurrency),
             embedding_model=(env.get("THREADLINE_EMBEDDING_MODEL") or "").strip() or None,
+            code_interpreter=_switch("THREADLINE_CODE_INTERPRETER", cls.code_interpreter),
+            code_idle_seconds=_float(
+                "THREADLINE_CODE_IDLE_SECONDS", cls.code_idle_seconds, positive=True
+            ),
+            code_max_sandboxes=_int("THREADLINE_CODE_MAX_SANDBOXES", cls.code_max_sandboxes),
+            code_cpu_seconds=_int("THREADLINE_CODE_CPU_SECONDS", cls.code_cpu_seconds),
+            code_wall_seconds=_float(
+                "THREADLINE_CODE_WALL_SECONDS", cls.code_wall_seconds, positive=True
+            ),
+            code_memory_mb=_int("THREADLINE_CODE_MEMORY_MB", cls.code_memory_mb, minimum=64),
+            code_max_processes=_int("THREADLINE_CODE_MAX_PROCESSES", cls.code_max_processes),
+            code_max_open_files=_int(
+                "THREADLINE_CODE_MAX_OPEN_FILES", cls.code_max_open_files, minimum=16
+            ),
+            code_max_output_bytes=_int(
+                "THREADLINE_CODE_MAX_OUTPUT_BYTES", cls.code_max_output_bytes
+            ),
+            code_scratch_mb=_int("THREADLINE_CODE_SCRATCH_MB", cls.code_scratch_mb),
         )
 
     def limits(self) -> default.Limits:

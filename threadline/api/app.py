@@ -40,6 +40,7 @@ from threadline.service.tool_checks import ToolChecks
 from threadline.service.vector_stores import VectorStoreService
 from threadline.store.blobs import blob_store_for
 from threadline.store.sql_store import SqlStore
+from threadline.tools.code_interpreter import availability as code_interpreter
 from threadline.tools.file_search.search import Searcher
 
 log = logging.getLogger("threadline")
@@ -69,6 +70,7 @@ def create_app(settings: Settings, *, with_worker: bool = True) -> FastAPI:
         await store.open()
         await _warn_if_open(ring)
         await _warn_if_stale(store, searcher)
+        await code_interpreter.check(settings)
         if worker is not None:
             await worker.start()
         try:

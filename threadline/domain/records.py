@@ -102,6 +102,9 @@ class Thread(TypedDict):
     created_at: int
     metadata: Metadata
     tool_resources: Obj
+    # The code interpreter's files of the thread (path to file id) and how many sandboxes
+    # it has had (`tools/code_interpreter/tool.py`); the service's own, never rendered.
+    code_sandbox: NotRequired[Obj]
 
 
 class Message(TypedDict):

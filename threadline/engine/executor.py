@@ -41,6 +41,12 @@ from threadline.service.run_status import Event, change_status, emit
 from threadline.store.base import Store, StoreTx
 from threadline.store.blobs import BlobStore
 from threadline.tools.base import CallContext
+from threadline.tools.code_interpreter.tool import (
+    SANDBOX_LINK,
+    file_paths,
+    images_of,
+    written_files,
+)
 from threadline.tools.file_search.tool import FUNCTION as FILE_SEARCH_FUNCTION
 from threadline.tools.file_search.tool import citations
 from threadline.tools.toolset import ToolKinds, Toolset
@@ -317,6 +323,7 @@ class RunExecutor:
                 self.delta_interval,
                 withdrawn,
                 kind_of=toolset.kind_of,
+                input_field_of=toolset.input_field_of,
             )
         )
         # Closed here, not whenever the garbage collector finds it: a turn that stops early
@@ -476,7 +483,7 @@ class RunExecutor:
         events = recorder.closing_events()
         text = recorder.text
         part = text_part(text)
-        annotations = await _citations(tx, run, text)
+        annotations, images = await _what_the_answer_shows(tx, run, text)
         if annotations:
             part["annotations"] = annotations
             # Streamed as the hosted service streams them: a delta of the text part that
@@ -495,7 +502,15 @@ class RunExecutor:
                 ],
             }
             events.append(("thread.message.delta", delta))
-        message_changes: Obj = {"content": [part] if text or keep_empty_part else []}
+        content: list[Obj] = [dict(part)] if text or keep_empty_part else []
+        if images:
+            # The figures the run's code drew, after the text (whose index 0 has streamed).
+            pieces = [{"type": "image_file", "file_id": file_id} for file_id in images]
+            delta_parts = [{"index": len(content) + i, **p} for i, p in enumerate(pieces)]
+            message_id = recorder.message["id"] if recorder.message else ""
+            events.append(("thread.message.delta", {"id": message_id, "content": delta_parts}))
+            content += pieces
+        message_changes: Obj = {"content": content}
         if capped:
             message_changes.update(
                 status="incomplete",
@@ -672,15 +687,29 @@ def _valid_json_or_empty(arguments: str) -> str:
     return arguments
 
 
-async def _citations(tx: StoreTx, run: Run, text: str) -> list[Obj]:
-    """The answer's citations of what its run's file_search calls found (only a run with
-    that tool, whose answer copied a source marker, reads its steps for them)."""
-    if "【" not in text or not any(tool["type"] == "file_search" for tool in run["tools"]):
-        return []
+async def _what_the_answer_shows(tx: StoreTx, run: Run, text: str) -> tuple[list[Obj], list[str]]:
+    """The answer's annotations (citations of what its run's file_search calls found, links
+    to files its code wrote) and the figures its code drew. Only a run with those tools
+    reads its steps for them."""
+    kinds = {tool["type"] for tool in run["tools"]}
+    cites = "【" in text and "file_search" in kinds
+    coded = "code_interpreter" in kinds
+    if not cites and not coded:
+        return [], []
     calls = [
         call
         for step in await tx.steps_of_run(run["id"])
         if step["step_details"]["type"] == "tool_calls"
         for call in step["step_details"]["tool_calls"]
     ]
-    return citations(text, calls)
+    annotations = citations(text, calls) if cites else []
+    if not coded:
+        return annotations, []
+    if SANDBOX_LINK in text:
+        written = written_files(calls)
+        project = run.get("project") or await tx.project_of_run(run["id"])
+        thread = await tx.get_thread(project, run["thread_id"]) if project else None
+        known: Obj = dict(thread.get("code_sandbox") or {}) if thread is not None else {}
+        annotations += file_paths(text, {**dict(known.get("files") or {}), **written})
+        annotations.sort(key=lambda annotation: int(annotation["start_index"]))
+    return annotations, images_of(calls)

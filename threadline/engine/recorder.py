@@ -41,6 +41,7 @@ from threadline.providers.base import ToolCallDelta
 from threadline.service.objects import assistant_message, run_step
 from threadline.service.run_status import Event, emit
 from threadline.store.base import Store, StoreTx
+from threadline.tools.input_stream import FieldStream
 
 
 @dataclass
@@ -76,10 +77,13 @@ class TurnRecorder:
         delta_interval: float = 0.0,
         withdrawn: Withdrawn | None = None,
         kind_of: Callable[[str], str] = lambda name: "function",
+        input_field_of: Callable[[str], str | None] = lambda name: None,
     ):
         """`withdrawn`: the ids this turn's steps and message take (see `Withdrawn`);
         `kind_of`: the type of the tool a called name belongs to, for its streamed pieces."""
         self.kind_of = kind_of
+        # The argument a called name's record streams as its `input` (`Offer.input_field`).
+        self.input_field_of = input_field_of
         self.store = store
         self.run = run
         self.owner = owner
@@ -280,6 +284,8 @@ class TurnRecorder:
             if name:
                 call.name.append(name)
                 call.kind = self.kind_of("".join(call.name))
+                field_name = self.input_field_of("".join(call.name))
+                call.input = FieldStream(field_name) if field_name else None
             piece: Obj = {"index": delta.index, "type": call.kind}
             if first:
                 piece["id"] = call.id
@@ -288,6 +294,8 @@ class TurnRecorder:
             if name:
                 piece["name"] = name
             piece["arguments"] = arguments
+            if call.input is not None:
+                piece["input"] = call.input.feed(arguments)
             pieces.append(piece)
         async with self.store.transaction(durable=False) as tx:
             await self.require_lease(tx)
@@ -325,3 +333,5 @@ class _Call:
     arguments: list[str] = field(default_factory=list)
     # The type of the tool the name belongs to, as its pieces stream.
     kind: str = "function"
+    # Its `input` argument, decoded as it streams (`Offer.input_field`).
+    input: FieldStream | None = None

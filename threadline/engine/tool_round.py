@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 INTERNAL_FAILURE = "The tool failed because of an error inside the service."
 # What a call's deltas carried while the model wrote it, never sent again.
-_STREAMED = frozenset({"id", "name", "arguments"})
+_STREAMED = frozenset({"id", "name", "arguments", "input"})
 
 # The write that closes a round, made in a transaction of the caller's: the step as written.
 Closing = Callable[[StoreTx], Awaitable[RunStep]]

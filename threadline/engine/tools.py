@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from threadline.config import Settings
 from threadline.engine.sub_runs import ServiceSubRuns
+from threadline.service.files import FileService
 from threadline.service.runs import RunService
 from threadline.service.tool_checks import ToolChecks
 from threadline.store.base import Store
+from threadline.store.blobs import BlobStore
+from threadline.tools.code_interpreter.pool import SandboxPool
+from threadline.tools.code_interpreter.tool import CodeInterpreterTool
 from threadline.tools.connected_agent import ConnectedAgentTool
 from threadline.tools.connections import Connections
 from threadline.tools.file_search.search import Searcher
@@ -16,7 +20,13 @@ from threadline.tools.openapi import OpenApiTool
 from threadline.tools.toolset import ToolBuilder, ToolKinds
 
 
-def tool_kinds(settings: Settings, store: Store, searcher: Searcher | None = None) -> ToolKinds:
+def tool_kinds(
+    settings: Settings,
+    store: Store,
+    searcher: Searcher | None = None,
+    blobs: BlobStore | None = None,
+    sandboxes: SandboxPool | None = None,
+) -> ToolKinds:
     connections = connections_of(settings)
     runs = RunService(
         store,
@@ -35,6 +45,11 @@ def tool_kinds(settings: Settings, store: Store, searcher: Searcher | None = Non
     if searcher is not None:
         kinds["file_search"] = lambda tool, resources: FileSearchTool(
             tool, resources, store, searcher
+        )
+    if blobs is not None and sandboxes is not None:
+        files = FileService(store, blobs, settings.max_file_bytes)
+        kinds["code_interpreter"] = lambda _, resources: CodeInterpreterTool(
+            resources, store, files, sandboxes
         )
     return ToolKinds(kinds)
 

@@ -34,6 +34,7 @@ from threadline.service.vector_stores import INGEST_JOB
 from threadline.store.base import Store
 from threadline.store.blobs import BlobStore
 from threadline.store.signal import RUN_QUEUED
+from threadline.tools.code_interpreter.availability import pool_of
 from threadline.tools.file_search.search import Searcher
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,9 @@ class Worker:
         self.store = store
         self.settings = settings
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        # The code interpreter's sandboxes of this worker (none without a blob store: the
+        # files they write become Files).
+        self.sandboxes = pool_of(settings) if blobs is not None else None
         self.executor = RunExecutor(
             store,
             provider,
@@ -74,7 +78,7 @@ class Worker:
             settings.run_expiry_seconds,
             settings.delta_interval_ms / 1000,
             max_messages_per_thread=settings.max_messages_per_thread,
-            tools=tool_kinds(settings, store, searcher),
+            tools=tool_kinds(settings, store, searcher, blobs, self.sandboxes),
             tool_rounds=ToolRounds(
                 settings.max_tool_rounds,
                 settings.tool_timeout_seconds,
@@ -128,6 +132,8 @@ class Worker:
         for task in list(self._tasks.values()):
             task.cancel()
         await asyncio.gather(*self._loops, *self._tasks.values(), return_exceptions=True)
+        if self.sandboxes is not None:
+            await self.sandboxes.close()
         await self.jobs.cancel()
 
     async def close(self, grace_seconds: float) -> None:

@@ -13,6 +13,7 @@ from threadline.providers.embedders.select import embedder_for
 from threadline.providers.registry import build_provider
 from threadline.store.blobs import blob_store_for
 from threadline.store.sql_store import SqlStore
+from threadline.tools.code_interpreter import availability as code_interpreter
 from threadline.tools.file_search.search import Searcher
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ async def run_worker(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     await store.open()
+    await code_interpreter.check(settings)
     worker = Worker(
         store,
         build_provider(settings),

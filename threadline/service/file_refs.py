@@ -4,9 +4,11 @@ made where the request asks for them, in the transaction that stores the request
 - `tool_resources.file_search.vector_store_ids` must name stores of the project, not
   expired; `tool_resources.file_search.vector_stores` makes the store it describes (from
   its `file_ids`, chunking and metadata) and keeps its id instead.
+- `tool_resources.code_interpreter.file_ids` must name files of the project.
 - A message's `image_file` parts and attachments must name files of the project; an
   attachment for `file_search` goes into the thread's own store, made the first time with
-  the expiry the hosted service gives such stores.
+  the expiry the hosted service gives such stores; one for `code_interpreter` joins the
+  thread's code interpreter files.
 """
 
 from __future__ import annotations
@@ -32,7 +34,17 @@ from threadline.store.base import StoreTx
 async def resolve_tool_resources(
     tx: StoreTx, project: str, resources: Obj, param: str = "tool_resources"
 ) -> Obj:
-    """`resources` as stored: stores checked, inline ones made and named by id."""
+    """`resources` as stored: the code interpreter's files and the stores checked, inline
+    stores made and named by id."""
+    code_files = list((resources.get("code_interpreter") or {}).get("file_ids") or [])
+    if code_files:
+        found = {file["id"] for file in await tx.get_files(project, code_files)}
+        for index, file_id in enumerate(code_files):
+            if file_id not in found:
+                raise InvalidRequest(
+                    f"No file found with id '{file_id}'.",
+                    param=f"{param}.code_interpreter.file_ids[{index}]",
+                )
     search = resources.get("file_search")
     if not search:
         return resources
@@ -93,7 +105,39 @@ async def check_message_refs(
             raise InvalidRequest(f"No file found with id '{file_id}'.", param=where)
 
 
-async def attach_for_search(
+async def attach_files(
+    tx: StoreTx, project: str, thread: Thread, requests: Sequence[MessageCreate]
+) -> Thread:
+    """Give the thread the files its new messages attach: for the code interpreter, among
+    its files; for file_search, in its own store. The thread as it then is."""
+    thread = await _attach_for_code(tx, project, thread, requests)
+    return await _attach_for_search(tx, project, thread, requests)
+
+
+async def _attach_for_code(
+    tx: StoreTx, project: str, thread: Thread, requests: Sequence[MessageCreate]
+) -> Thread:
+    """Files attached for the code interpreter join the thread's `code_interpreter`
+    files, as the hosted service keeps them: each run's sandbox then has them."""
+    attached = [
+        attachment.file_id
+        for request in requests
+        for attachment in request.attachments or []
+        if attachment.file_id is not None
+        and any(tool.type == "code_interpreter" for tool in attachment.tools)
+    ]
+    resources = thread["tool_resources"]
+    existing = list((resources.get("code_interpreter") or {}).get("file_ids") or [])
+    added = [file_id for file_id in dict.fromkeys(attached) if file_id not in existing]
+    if not added:
+        return thread
+    code = {**(resources.get("code_interpreter") or {}), "file_ids": existing + added}
+    changes = {"tool_resources": {**resources, "code_interpreter": code}}
+    updated = await tx.update_thread(project, thread["id"], changes)
+    return updated if updated is not None else thread
+
+
+async def _attach_for_search(
     tx: StoreTx, project: str, thread: Thread, requests: Sequence[MessageCreate]
 ) -> Thread:
     """Put the files attached for file_search into the thread's own store (made now if the

@@ -12,7 +12,7 @@ from threadline.domain.limits import (
 )
 from threadline.domain.records import Message, Page, PageRequest, Thread
 from threadline.domain.run_states import RunStatus, is_active
-from threadline.service.file_refs import attach_for_search, check_message_refs
+from threadline.service.file_refs import attach_files, check_message_refs
 from threadline.service.objects import user_message
 from threadline.service.requests import MessageCreate, MetadataUpdate
 from threadline.service.unsupported import check_message_files
@@ -83,7 +83,7 @@ class MessageService:
             await check_message_refs(tx, project, [request], "")
             [message] = new_messages(thread_id, [request])
             await append_messages(tx, thread_id, [message], self.limits)
-            await attach_for_search(tx, project, thread, [request])
+            await attach_files(tx, project, thread, [request])
         return message
 
     async def get(self, project: str, thread_id: str, message_id: str) -> Message:

@@ -27,7 +27,7 @@ from threadline.domain.records import (
 )
 from threadline.domain.run_states import RunStatus, cancel_target
 from threadline.service.file_refs import (
-    attach_for_search,
+    attach_files,
     check_message_refs,
     resolve_tool_resources,
 )
@@ -56,11 +56,11 @@ from threadline.service.run_status import change_status, emit
 from threadline.service.threads import check_thread, insert_thread
 from threadline.service.tool_checks import ToolChecks, check_connected_agents
 from threadline.service.unsupported import (
-    NOT_YET_TOOLS,
     check_include,
     check_tool_resources,
     refuse_unsupported_tool_choice,
     refuse_unsupported_tools,
+    unavailable,
 )
 from threadline.store.base import Store, StoreTx
 
@@ -113,7 +113,7 @@ class RunService:
             await check_message_refs(tx, project, added, "additional_messages")
             extra = new_messages(thread_id, added)
             await append_messages(tx, thread_id, extra, self.limits, "additional_messages")
-            await attach_for_search(tx, project, thread, added)
+            await attach_files(tx, project, thread, added)
             run = self._new_run(
                 project, thread_id, assistant, request, request.additional_instructions
             )
@@ -381,10 +381,11 @@ def _check_options(request: RunOptions, limits: Limits, tool_checks: ToolChecks)
 def _refuse_stored_tools(assistant: Assistant) -> None:
     """An assistant stored before built-in tools were refused may still carry one."""
     for tool in assistant["tools"]:
-        if tool["type"] in NOT_YET_TOOLS:
+        if (reason := unavailable(tool["type"])) is not None:
             raise InvalidRequest(
                 f"Assistant {assistant['id']} has the {tool['type']} tool, which is not "
-                "supported yet: give the run its own 'tools', or modify the assistant.",
+                f"available on this server ({reason}): give the run its own 'tools', or "
+                "modify the assistant.",
                 param="assistant_id",
                 code="unsupported_value",
             )

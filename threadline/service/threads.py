@@ -8,7 +8,7 @@ from threadline.domain.ids import IdKind, new_id
 from threadline.domain.limits import DEFAULT_LIMITS, Limits, check_metadata
 from threadline.domain.records import Obj, Page, PageRequest, Thread
 from threadline.service.file_refs import (
-    attach_for_search,
+    attach_files,
     check_message_refs,
     resolve_tool_resources,
 )
@@ -47,7 +47,7 @@ async def insert_thread(
         ),
     }
     await tx.insert_thread(project, thread, new_messages(thread["id"], messages))
-    return await attach_for_search(tx, project, thread, messages)
+    return await attach_files(tx, project, thread, messages)
 
 
 class ThreadService:

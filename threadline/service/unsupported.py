@@ -22,40 +22,66 @@ from threadline.service.requests import (
     ToolResources,
 )
 
-# The tool types of the wire format that no executor runs yet.
-NOT_YET_TOOLS = ("code_interpreter",)
+# The tools of the wire format this service may be unable to run, and why, set at start
+# (`set_unavailable`): the code interpreter, where no sandbox can be made.
+_UNAVAILABLE: dict[str, str] = {}
+
+
+def set_unavailable(tool: str, reason: str | None) -> None:
+    """Refuse `tool` from now on, saying `reason` (None: accept it again)."""
+    if reason is None:
+        _UNAVAILABLE.pop(tool, None)
+    else:
+        _UNAVAILABLE[tool] = reason
+
+
+def unavailable(tool: str) -> str | None:
+    return _UNAVAILABLE.get(tool)
+
+
 # The values the wire format defines for `include[]` on run creation and on run steps (the
 # openai SDK's `RunStepInclude`): the content of what a file_search call found.
 INCLUDE_VALUES = ("step_details.tool_calls[*].file_search.results[*].content",)
 
 
-def _not_yet(what: str, param: str) -> InvalidRequest:
-    return InvalidRequest(f"{what} is not supported yet.", param=param, code="unsupported_value")
+def _refused(tool: str, what: str, param: str) -> InvalidRequest | None:
+    reason = _UNAVAILABLE.get(tool)
+    if reason is None:
+        return None
+    return InvalidRequest(
+        f"{what} is not available on this server: {reason}.",
+        param=param,
+        code="unsupported_value",
+    )
 
 
 def refuse_unsupported_tools(tools: Sequence[Any] | None, param: str = "tools") -> None:
     """`tools` as the request gave them (typed) or as stored (dicts)."""
     for index, tool in enumerate(tools or []):
-        kind = tool.get("type") if isinstance(tool, dict) else tool.type
-        if kind in NOT_YET_TOOLS:
-            raise _not_yet(f"The {kind} tool", f"{param}[{index}]")
+        kind = str(tool.get("type") if isinstance(tool, dict) else tool.type)
+        if (refused := _refused(kind, f"The {kind} tool", f"{param}[{index}]")) is not None:
+            raise refused
 
 
 def refuse_unsupported_tool_choice(choice: ToolChoice | None, param: str = "tool_choice") -> None:
-    if isinstance(choice, BuiltinToolChoice) and choice.type in NOT_YET_TOOLS:
-        raise _not_yet(f"tool_choice naming the {choice.type} tool", param)
+    if isinstance(choice, BuiltinToolChoice):
+        refused = _refused(choice.type, f"tool_choice naming the {choice.type} tool", param)
+        if refused is not None:
+            raise refused
 
 
 def check_tool_resources(resources: ToolResources | None, param: str = "tool_resources") -> None:
-    """What needs no store to check: the code interpreter's files cannot be used yet, and a
-    file_search resource names its store or makes one, not both. That the ids name objects
-    of the project is checked in the transaction that uses them (`file_refs`)."""
+    """What needs no store to check: the code interpreter's files only where it can run,
+    and a file_search resource names its store or makes one, not both. That the ids name
+    objects of the project is checked in the transaction that uses them (`file_refs`)."""
     if resources is None:
         return
     if resources.code_interpreter is not None and resources.code_interpreter.file_ids:
-        raise _not_yet(
-            "The code_interpreter tool (and its files)", f"{param}.code_interpreter.file_ids"
-        )
+        where = f"{param}.code_interpreter.file_ids"
+        if (
+            refused := _refused("code_interpreter", "The code_interpreter tool", where)
+        ) is not None:
+            raise refused
     search = resources.file_search
     if search is not None and search.vector_store_ids and search.vector_stores:
         raise InvalidRequest(
@@ -71,7 +97,7 @@ def check_tool_resources(resources: ToolResources | None, param: str = "tool_res
 
 def check_message_files(request: MessageCreate, prefix: str = "") -> None:
     """What a message's attachments ask that needs no store to check: a file by id (not by
-    an Azure `data_source`), for the file_search tool (the code interpreter is not yet).
+    an Azure `data_source`), for a tool this server can run.
     That each file exists is checked where the message is stored (`file_refs`)."""
     for index, attachment in enumerate(request.attachments or []):
         param = f"{prefix}attachments[{index}]"
@@ -86,8 +112,9 @@ def check_message_files(request: MessageCreate, prefix: str = "") -> None:
                 f"Missing required parameter: '{param}.file_id'.", param=f"{param}.file_id"
             )
         for position, tool in enumerate(attachment.tools):
-            if tool.type in NOT_YET_TOOLS:
-                raise _not_yet(f"The {tool.type} tool", f"{param}.tools[{position}]")
+            refused = _refused(tool.type, f"The {tool.type} tool", f"{param}.tools[{position}]")
+            if refused is not None:
+                raise refused
 
 
 def check_include(include: list[str] | None, param: str) -> list[str]:

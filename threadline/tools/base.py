@@ -29,6 +29,9 @@ class Offer:
     strict: bool | None = None
     # What a call of it records besides the call itself (an MCP server's label).
     labels: Obj = field(default_factory=dict)
+    # The argument whose text a call's record shows as its `input`, streamed as the model
+    # writes it (the code interpreter's code).
+    input_field: str | None = None
 
     def chat_tool(self) -> Obj:
         function: Obj = {"name": self.name}

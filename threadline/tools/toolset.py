@@ -14,6 +14,7 @@ from typing import cast
 
 from threadline.domain.records import Obj, Tool, ToolCall
 from threadline.tools.base import Offer, ServiceTool, ToolFailure
+from threadline.tools.input_stream import field_of
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +110,20 @@ class Toolset:
             return "function"
         return found.tool.type
 
+    def input_field_of(self, name: str) -> str | None:
+        """The argument of the function `name` that its calls show as `input`."""
+        found = self.service.get(name)
+        if found is None or name in self.functions:
+            return None
+        return found.offer.input_field
+
     def typed(self, call: ToolCall) -> ToolCall:
-        """The call under its tool's type (`openapi`, `connected_agent`, ...)."""
+        """The call under its tool's type (`openapi`, `connected_agent`, ...), with its
+        `input` where its tool shows one."""
         found = self.service.get(call["name"])
         if found is None or call["name"] in self.functions:
             return call
-        return cast(ToolCall, {**call, **found.offer.labels, "type": found.tool.type})
+        typed: Obj = {**call, **found.offer.labels, "type": found.tool.type}
+        if found.offer.input_field is not None:
+            typed["input"] = field_of(call["arguments"], found.offer.input_field) or ""
+        return cast(ToolCall, typed)

@@ -113,7 +113,22 @@ def _call_body(call: Mapping[str, Any]) -> Obj:
         return _pick(call, _MCP_KEYS)
     if kind == "file_search":
         return {"file_search": _file_search(call)}
+    if kind == "code_interpreter":
+        return {"code_interpreter": _code_interpreter(call)}
     return {k: v for k, v in call.items() if k not in ("id", "type", "index")}
+
+
+def _code_interpreter(call: Mapping[str, Any]) -> Obj:
+    """The code as `input` and what it gave as `outputs`. A streamed piece carries the part
+    of the input it adds, or the outputs once they are known, each with its index."""
+    if "index" in call:  # a piece
+        piece: Obj = {}
+        if "input" in call:
+            piece["input"] = call["input"]
+        if "outputs" in call:
+            piece["outputs"] = [{"index": i, **out} for i, out in enumerate(call["outputs"])]
+        return piece
+    return {"input": call.get("input", ""), "outputs": list(call.get("outputs") or [])}
 
 
 def _file_search(call: Mapping[str, Any], include_content: bool = False) -> Obj:
@@ -186,7 +201,9 @@ class AssistantsWire:
         }
 
     def thread(self, thread: Thread) -> Obj:
-        return {"id": thread["id"], "object": "thread", **thread}
+        rendered: Obj = {"id": thread["id"], "object": "thread", **thread}
+        rendered.pop("code_sandbox", None)
+        return rendered
 
     def message(self, message: Message) -> Obj:
         return {
