@@ -7,12 +7,19 @@ refused with a 400 that says why (`service/unsupported.py`), and the log says so
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from threadline.config import Settings
 from threadline.service.unsupported import set_unavailable
 from threadline.tools.code_interpreter.pool import SandboxPool
-from threadline.tools.code_interpreter.sandbox import Launcher, Limits, find_bwrap, probe
+from threadline.tools.code_interpreter.sandbox import (
+    FontCache,
+    Launcher,
+    Limits,
+    find_bwrap,
+    probe,
+)
 
 log = logging.getLogger(__name__)
 TOOL = "code_interpreter"
@@ -30,11 +37,18 @@ def limits_of(settings: Settings) -> Limits:
     )
 
 
+@functools.cache
+def _font_cache() -> FontCache:
+    return FontCache()
+
+
 def launcher_of(settings: Settings) -> Launcher | None:
     if not settings.code_interpreter:
         return None
     bwrap = find_bwrap()
-    return None if bwrap is None else Launcher(bwrap, limits_of(settings))
+    if bwrap is None:
+        return None
+    return Launcher(bwrap, limits_of(settings), font_cache=_font_cache())
 
 
 def pool_of(settings: Settings) -> SandboxPool | None:

@@ -34,6 +34,7 @@ from typing import Any
 
 SCRATCH = "/mnt/data"
 OUTPUT_FILE = "/tmp/.call-output"
+FONT_CACHE = "/opt/threadline/matplotlib"
 UNPRIVILEGED = 65534
 MAX_REPORTED_FILES = 50
 _HEADER = struct.Struct(">I")
@@ -295,6 +296,20 @@ def _drop_privileges() -> None:
     os.setuid(UNPRIVILEGED)
 
 
+def _copy_font_cache() -> None:
+    """matplotlib's font list, made once by the service, where matplotlib looks for it."""
+    target = os.environ.get("MPLCONFIGDIR")
+    if not target or not os.path.isdir(FONT_CACHE):
+        return
+    os.makedirs(target, exist_ok=True)
+    for name in os.listdir(FONT_CACHE):
+        if name.endswith(".json"):
+            with open(os.path.join(FONT_CACHE, name), "rb") as source:
+                data = source.read()
+            with open(os.path.join(target, name), "wb") as copy:
+                copy.write(data)
+
+
 def _limit_self(limits: dict[str, Any]) -> None:
     memory = int(limits["memory_mb"]) << 20
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
@@ -318,11 +333,17 @@ def main() -> None:
     for fd in (0, 1, 2):
         os.dup2(null, fd)
     os.close(null)
-    _drop_privileges()
-    _limit_self(limits)
-    warnings.filterwarnings("ignore", message=".*non-interactive.*")
-    os.chdir(SCRATCH)
-    kernel = Kernel(limits, reader, writer)
+    try:
+        _drop_privileges()
+        _copy_font_cache()
+        _limit_self(limits)
+        warnings.filterwarnings("ignore", message=".*non-interactive.*")
+        os.chdir(SCRATCH)
+        kernel = Kernel(limits, reader, writer)
+    except Exception:  # said to the service, which says why no sandbox started
+        body = json.dumps({"ok": False, "error": traceback.format_exc()}).encode()
+        writer.write(_HEADER.pack(len(body)) + body)
+        return
     kernel.send({"ok": True, "ready": True})
     kernel.serve()
 

@@ -23,6 +23,7 @@ process namespace dies with it); the other limits the kernel sets on itself.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import base64
 import binascii
 import contextlib
@@ -32,12 +33,15 @@ import shutil
 import struct
 import subprocess
 import sys
+import tempfile
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 UNPRIVILEGED = 65534
 KERNEL_PATH = "/opt/threadline/kernel.py"
+FONT_CACHE_PATH = "/opt/threadline/matplotlib"
 _HEADER = struct.Struct(">I")
 # Unshares a user namespace and waits: the namespace the sandbox's bubblewrap then joins.
 _HOLDER = (
@@ -109,6 +113,15 @@ def _python_roots() -> list[str]:
     return sorted(root for root in roots if not root.startswith("/usr"))
 
 
+def _folders_above(path: str) -> list[str]:
+    """The folders above `path` made readable to all: bubblewrap makes them with the mode it
+    finds on the host, and a private `/root` or `/etc` would hide what is bound below."""
+    args: list[str] = []
+    for above in reversed(Path(path).parents[:-1]):
+        args += ["--perms", "0755", "--dir", str(above)]
+    return args
+
+
 def _system_binds() -> list[str]:
     """`/usr` read-only, and `/bin`, `/lib`, `/lib64`, `/sbin` as the host has them (links
     into `/usr` on merged systems, folders of their own elsewhere)."""
@@ -119,8 +132,10 @@ def _system_binds() -> list[str]:
             args += ["--symlink", os.readlink(top), top]
         elif path.is_dir():
             args += ["--ro-bind", top, top]
-    if Path("/etc/ld.so.cache").exists():
-        args += ["--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    args += _folders_above("/etc/fonts")
+    for shared in ("/etc/ld.so.cache", "/etc/fonts"):
+        if Path(shared).exists():
+            args += ["--ro-bind", shared, shared]
     return args
 
 
@@ -131,6 +146,9 @@ class Launcher:
     bwrap: str
     limits: Limits
     python: str = sys.executable
+    # matplotlib's list of fonts, made once: each sandbox copies it rather than search the
+    # fonts anew at its first plot.
+    font_cache: FontCache | None = None
 
     def command(self, userns_fd: int | None) -> list[str]:
         limits = self.limits
@@ -152,11 +170,11 @@ class Launcher:
         args += ["--tmpfs", "/mnt/data"]
         # After the folders made in memory: a Python kept under /tmp stays in view.
         for root in _python_roots():
-            # Folders above it made readable: bubblewrap would copy a private /root's mode.
-            for above in reversed(Path(root).parents[:-1]):
-                args += ["--perms", "0755", "--dir", str(above)]
-            args += ["--ro-bind", root, root]
+            args += _folders_above(root) + ["--ro-bind", root, root]
+        args += _folders_above(KERNEL_PATH)
         args += ["--ro-bind", str(Path(__file__).with_name("kernel.py")), KERNEL_PATH]
+        if self.font_cache is not None and self.font_cache.folder is not None:
+            args += ["--ro-bind", self.font_cache.folder, FONT_CACHE_PATH]
         args += ["--remount-ro", "/", "--chdir", "/mnt/data", "--clearenv"]
         for name, value in _ENVIRONMENT.items():
             args += ["--setenv", name, value]
@@ -176,6 +194,36 @@ _ENVIRONMENT = {
     "MALLOC_ARENA_MAX": "2",
     "PYTHONDONTWRITEBYTECODE": "1",
 }
+
+
+class FontCache:
+    """A folder holding matplotlib's font list, made once per process by importing it
+    outside any sandbox, in a thread of its own (it takes a second or so): sandboxes started
+    before it is ready go without (their first plot searches the fonts itself). Removed at
+    exit."""
+
+    def __init__(self, python: str = sys.executable) -> None:
+        self.folder: str | None = None
+        self._thread = threading.Thread(
+            target=self._make, args=(python,), name="threadline-font-cache", daemon=True
+        )
+        self._thread.start()
+
+    def _make(self, python: str) -> None:
+        folder = tempfile.mkdtemp(prefix="threadline-matplotlib-")
+        atexit.register(shutil.rmtree, folder, True)
+        os.chmod(folder, 0o755)  # read by the sandbox's unprivileged user
+        made = subprocess.run(
+            [python, "-c", "import matplotlib.font_manager"],
+            env={"MPLCONFIGDIR": folder, "PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+            capture_output=True,
+            check=False,
+        )
+        if made.returncode == 0 and any(Path(folder).glob("fontlist-*.json")):
+            self.folder = folder
+
+    def wait(self) -> None:
+        self._thread.join()
 
 
 async def _own_userns() -> tuple[asyncio.subprocess.Process, int]:
@@ -240,7 +288,8 @@ class Sandbox:
             raise SandboxUnavailable(f"the sandbox did not start: {why or failed}") from failed
         if not ready.get("ready"):
             await sandbox.close()
-            raise SandboxUnavailable("the sandbox did not start: it did not say it was ready")
+            why = str(ready.get("error") or "it did not say it was ready").strip()
+            raise SandboxUnavailable(f"the sandbox did not start: {why[-2000:]}")
         return sandbox
 
     @property
