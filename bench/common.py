@@ -71,6 +71,9 @@ class Size:
     file_search_chunks_large: int
     file_searches: int
     file_search_pairs: int
+    code_cold_starts: int
+    code_call_pairs: int
+    code_threads_at_once: int
 
 
 SIZES = {
@@ -103,6 +106,9 @@ SIZES = {
         file_search_chunks_large=5_000,
         file_searches=10,
         file_search_pairs=5,
+        code_cold_starts=3,
+        code_call_pairs=5,
+        code_threads_at_once=4,
     ),
     "full": Size(
         name="full",
@@ -133,6 +139,9 @@ SIZES = {
         file_search_chunks_large=100_000,
         file_searches=200,
         file_search_pairs=200,
+        code_cold_starts=30,
+        code_call_pairs=100,
+        code_threads_at_once=20,
     ),
 }
 

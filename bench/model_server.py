@@ -14,7 +14,8 @@ A model named `tools-K-...` (and not scripted) runs a tool loop without any scri
 that any number of concurrent runs can share it: while the conversation holds fewer than K
 tool answers after its last user message, it calls the first tool the request offers (with
 `{}` as arguments, one call per round; `file_search`, which needs its queries, is given the
-last user message as its one query); then it answers `read N tool answers`. It decides from
+last user message as its one query, and `code_interpreter` that message as its code); then
+it answers `read N tool answers`. It decides from
 the request alone, so a run that loses a round's answer gets a reply that says so.
 
 Stamps are `time.perf_counter()`, which on Linux is CLOCK_MONOTONIC, one clock for every
@@ -45,6 +46,7 @@ from bench.common import Child, clean_environment, use_test_support
 STAMPED_PREFIX = "stamp-"
 TOOLS_PREFIX = "tools-"
 FILE_SEARCH = "file_search"
+CODE_INTERPRETER = "code_interpreter"
 
 
 def tools_model(rounds: int, name: str) -> str:
@@ -148,9 +150,11 @@ def _last_user_text(body: dict[str, Any]) -> str:
 
 def _tool_arguments(function: str, body: dict[str, Any]) -> dict[str, Any]:
     """What a `tools-K-...` model calls a tool with: nothing, except for file_search, which
-    searches for what the user asked."""
+    searches for what the user asked, and the code interpreter, which runs it."""
     if function == FILE_SEARCH:
         return {"queries": [_last_user_text(body)]}
+    if function == CODE_INTERPRETER:
+        return {"code": _last_user_text(body)}
     return {}
 
 

@@ -25,6 +25,7 @@ from bench import (
     append,
     big_bodies,
     big_thread,
+    code_interpreter,
     file_search,
     local_model,
     long_reply,
@@ -55,6 +56,7 @@ MEASUREMENTS: dict[str, Measurement] = {
     "long_reply": long_reply.measure,
     "tool_rounds": tool_rounds.measure,
     "file_search": file_search.measure,
+    "code_interpreter": code_interpreter.measure,
 }
 
 

@@ -107,6 +107,7 @@ class CodeInterpreterTool:
         if thread is None:
             raise ToolFailure("The thread is gone.")
         state: Obj = dict(thread.get("code_sandbox") or {})
+        before = {**state, "files": dict(state.get("files") or {})}
         paths: dict[str, str] = dict(state.get("files") or {})
         wanted = list(dict.fromkeys(self.run_files + _file_ids(thread["tool_resources"])))
         notes: list[str] = []
@@ -124,7 +125,8 @@ class CodeInterpreterTool:
             raise ToolFailure(f"The code interpreter could not start a sandbox: {failed}") from None
         except SandboxStopped as stopped:
             state["files"] = paths
-            await self._save(context, state)
+            if state != before:
+                await self._save(context, state)
             return Outcome(
                 output="\n".join([*notes, f"Error: {stopped}."]),
                 details={"input": code, "outputs": [{"type": "logs", "logs": str(stopped)}]},
@@ -132,7 +134,8 @@ class CodeInterpreterTool:
             )
         outputs, written = await self._keep(context.project, done, paths)
         state["files"] = paths
-        await self._save(context, state)
+        if state != before:
+            await self._save(context, state)
         return Outcome(
             output=_for_model(notes, done, written),
             details={"input": code, "outputs": outputs, "files": written},
