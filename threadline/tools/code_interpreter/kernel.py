@@ -13,6 +13,13 @@ Limits it sets on itself before any code runs (the service kills the whole sandb
 wall-time limit, which nothing in here can lift): memory (address space), processes, open
 files and the size of any file written; CPU time is counted per call from where the last one
 left it. A breach raises inside the code's call, where the model sees it in the traceback.
+
+Nothing the code starts outlives its call: the processes it left are killed and reaped when
+the call ends (else they would run on past the call's CPU and wall-time limits, and their
+zombies would hold places under the process limit for good). The kernel is their subreaper,
+so those whose parent is gone are its to reap too. Between calls the kernel waits and spends
+no CPU time; a thread the code left running would, so it gets a call's CPU budget and then
+SIGXCPU's default action ends the kernel (the service reports the sandbox stopped).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import ast
 import base64
 import contextlib
+import ctypes
 import io
 import json
 import os
@@ -37,6 +45,7 @@ OUTPUT_FILE = "/tmp/.call-output"
 FONT_CACHE = "/opt/threadline/matplotlib"
 UNPRIVILEGED = 65534
 MAX_REPORTED_FILES = 50
+_PR_SET_CHILD_SUBREAPER = 36
 _HEADER = struct.Struct(">I")
 
 
@@ -117,6 +126,7 @@ class Kernel:
 
     # -- requests ------------------------------------------------------------------------
     def serve(self) -> None:
+        self._idle_cpu_budget()
         while (request := self.receive()) is not None:
             op = request.get("op")
             if op == "run":
@@ -125,6 +135,7 @@ class Kernel:
                 self.send(self.put(str(request["path"]), base64.b64decode(request["data"])))
             else:
                 self.send({"ok": True})
+            self._idle_cpu_budget()
 
     def put(self, path: str, data: bytes) -> dict[str, Any]:
         target = os.path.normpath(os.path.join(SCRATCH, path))
@@ -160,6 +171,7 @@ class Kernel:
             os.dup2(saved[1], 2)
             os.close(saved[0])
             os.close(saved[1])
+            _end_leftovers()
         images = self._figures()
         files, removed, skipped = self._changes()
         return {
@@ -199,15 +211,25 @@ class Kernel:
 
     # -- CPU time, per call --------------------------------------------------------------
     def _start_cpu_budget(self) -> None:
+        signal.signal(signal.SIGXCPU, _on_cpu_limit)
+        self._cpu_budget_from_now()
+
+    def _stop_cpu_budget(self) -> None:
+        _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+        resource.setrlimit(resource.RLIMIT_CPU, (hard, hard))
+
+    def _idle_cpu_budget(self) -> None:
+        """While it waits for a call: a Python handler would run only once a call came, so
+        SIGXCPU ends the process, whichever thread spent the time."""
+        self._cpu_budget_from_now()
+        signal.signal(signal.SIGXCPU, signal.SIG_DFL)
+
+    def _cpu_budget_from_now(self) -> None:
         used = resource.getrusage(resource.RUSAGE_SELF)
         spent = used.ru_utime + used.ru_stime
         soft = int(spent + float(self.limits["cpu_seconds"])) + 1
         _, hard = resource.getrlimit(resource.RLIMIT_CPU)
         resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
-
-    def _stop_cpu_budget(self) -> None:
-        _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-        resource.setrlimit(resource.RLIMIT_CPU, (hard, hard))
 
     # -- what the call left -------------------------------------------------------------
     def _read_output(self, limit: int) -> str:
@@ -276,6 +298,19 @@ class Kernel:
         return files, removed, skipped
 
 
+def _end_leftovers() -> None:
+    """Kill every process of the sandbox but the kernel (kill(-1) reaches no further than
+    its process namespace, and spares its init) and reap them all: the kernel is their
+    subreaper. Killed again before each reap: a thread the code left could fork meanwhile."""
+    while True:
+        with contextlib.suppress(OSError):
+            os.kill(-1, signal.SIGKILL)
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
+
+
 def _no_follow(path: str, flags: int) -> int:
     return os.open(path, flags | os.O_NOFOLLOW)
 
@@ -320,7 +355,9 @@ def _limit_self(limits: dict[str, Any]) -> None:
     largest = int(limits["scratch_mb"]) << 20
     resource.setrlimit(resource.RLIMIT_FSIZE, (largest, largest))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    signal.signal(signal.SIGXCPU, _on_cpu_limit)
+    # Orphans of the code's processes become the kernel's children, for `_end_leftovers`.
+    if ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
     # Writing past RLIMIT_FSIZE is an error (EFBIG) the code sees, not a signal that kills.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 

@@ -5,10 +5,10 @@ What the code inside can reach: a read-only view of the system's `/usr` and of t
 the service runs on (its standard library and the packages beside it: numpy, pandas,
 matplotlib), a scratch folder `/mnt/data` and a `/tmp` of its own (each in memory, each of a
 fixed size), its own `/proc` and `/dev`. No network (a network namespace of its own, with
-nothing in it, loopback down), no view of the service's files, database or environment
-(bubblewrap is started with an empty environment, the code with a few variables of its own),
-nor of other sandboxes (each has its own mount and process namespaces). The code runs as an
-unprivileged user (65534) holding no capability.
+nothing in it but a loopback of its own that nothing outside listens on), no view of the
+service's files, database or environment (bubblewrap is started with an empty environment,
+the code with a few variables of its own), nor of other sandboxes (each has its own mount and
+process namespaces). The code runs as an unprivileged user (65534) holding no capability.
 
 Each sandbox gets a user namespace of its own. Where the service runs as root it makes that
 namespace itself, mapping the unprivileged user to the same unprivileged user outside:
@@ -369,6 +369,8 @@ class Sandbox:
             why = "it was killed"
         elif code in (-11, 139):
             why = f"it crashed (possibly at the memory limit of {memory} MB)"
+        elif code in (-24, 152):
+            why = "killed: CPU time limit reached between calls (by a thread the code left running)"
         else:
             why = f"it exited (status {code})"
         return SandboxStopped(f"the sandbox stopped: {why}; its variables are lost")
