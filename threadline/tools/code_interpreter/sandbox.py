@@ -170,7 +170,7 @@ class Launcher:
         args += ["--tmpfs", "/mnt/data"]
         # After the folders made in memory: a Python kept under /tmp stays in view.
         for root in _python_roots():
-            args += _folders_above(root) + ["--ro-bind", root, root]
+            args += [*_folders_above(root), "--ro-bind", root, root]
         args += _folders_above(KERNEL_PATH)
         args += ["--ro-bind", str(Path(__file__).with_name("kernel.py")), KERNEL_PATH]
         if self.font_cache is not None and self.font_cache.folder is not None:

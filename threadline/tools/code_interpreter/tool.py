@@ -102,6 +102,17 @@ class CodeInterpreterTool:
 
     async def call(self, offer: Offer, arguments: str, context: CallContext) -> Outcome:
         code = code_of(arguments)
+        try:
+            # Held from the thread's state read to its write: a second call of the thread
+            # (parallel calls of one round) waits, and then reads what this one wrote.
+            async with self.pool.lease((context.project, context.thread_id)) as lease:
+                return await self._call(code, context, lease.sandbox, lease.fresh)
+        except SandboxUnavailable as failed:
+            raise ToolFailure(f"The code interpreter could not start a sandbox: {failed}") from None
+
+    async def _call(
+        self, code: str, context: CallContext, sandbox: Sandbox, fresh: bool
+    ) -> Outcome:
         async with self.store.transaction(durable=False) as tx:
             thread = await tx.get_thread(context.project, context.thread_id)
         if thread is None:
@@ -112,17 +123,12 @@ class CodeInterpreterTool:
         wanted = list(dict.fromkeys(self.run_files + _file_ids(thread["tool_resources"])))
         notes: list[str] = []
         try:
-            async with self.pool.lease((context.project, context.thread_id)) as lease:
-                sandbox = lease.sandbox
-                if lease.fresh:
-                    notes += await self._restore(
-                        context, sandbox, paths, int(state.get("starts", 0))
-                    )
-                    state["starts"] = int(state.get("starts", 0)) + 1
-                notes += await self._put_inputs(context.project, sandbox, wanted, paths)
-                done = await sandbox.run(code)
-        except SandboxUnavailable as failed:
-            raise ToolFailure(f"The code interpreter could not start a sandbox: {failed}") from None
+            if fresh:
+                starts = int(state.get("starts", 0))
+                notes += await self._restore(context, sandbox, paths, starts)
+                state["starts"] = starts + 1
+            notes += await self._put_inputs(context.project, sandbox, wanted, paths)
+            done = await sandbox.run(code)
         except SandboxStopped as stopped:
             state["files"] = paths
             if state != before:
