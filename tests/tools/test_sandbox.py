@@ -469,6 +469,32 @@ async def _settle() -> None:
         await asyncio.sleep(0)
 
 
+def test_a_sandbox_made_as_a_service_not_run_as_root_makes_it_is_unprivileged_too() -> None:
+    """Where the service is not root, bubblewrap makes the user namespace (mapping the
+    unprivileged user to the service's own): the code is that user all the same, sees none
+    of the service's environment, and can make no user namespace of its own."""
+    bwrap = find_bwrap()
+    assert bwrap is not None
+    launcher = Launcher(bwrap, SMALL, own_userns=False)
+
+    async def main() -> Any:
+        sandbox = await Sandbox.start(launcher)
+        try:
+            found = await _value(
+                sandbox,
+                "import ctypes, os\n"
+                "made = ctypes.CDLL(None, use_errno=True).unshare(0x10000000)\n"
+                "(os.getuid(), made, ctypes.get_errno() != 0, "
+                "[k for k in os.environ if k.startswith('THREADLINE')])",
+            )
+            await _runs_on(sandbox)
+            return found
+        finally:
+            await sandbox.close()
+
+    assert asyncio.run(main()) == (65534, -1, True, [])
+
+
 def test_an_idle_sandbox_is_reaped_and_its_thread_starts_afresh() -> None:
     async def main() -> None:
         clock = Clock()

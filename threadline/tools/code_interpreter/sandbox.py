@@ -149,12 +149,17 @@ class Launcher:
     # matplotlib's list of fonts, made once: each sandbox copies it rather than search the
     # fonts anew at its first plot.
     font_cache: FontCache | None = None
+    # Whether each sandbox gets a user namespace the service makes (it must be root to map
+    # the unprivileged user to itself); otherwise bubblewrap makes one, mapping that user to
+    # the service's own.
+    own_userns: bool = field(default_factory=lambda: os.geteuid() == 0)
 
     def command(self, userns_fd: int | None) -> list[str]:
         limits = self.limits
         args = [self.bwrap]
         if userns_fd is None:
             args += ["--unshare-user", "--uid", str(UNPRIVILEGED), "--gid", str(UNPRIVILEGED)]
+            args += ["--disable-userns"]  # bubblewrap takes it only with a namespace it made
         else:
             # Root of the namespace made for it, only to set up: `kernel.py` drops to the
             # unprivileged user before any code runs.
@@ -261,7 +266,7 @@ class Sandbox:
         holder: asyncio.subprocess.Process | None = None
         userns_fd: int | None = None
         try:
-            if os.geteuid() == 0:
+            if launcher.own_userns:
                 holder, userns_fd = await _own_userns()
             process = await asyncio.create_subprocess_exec(
                 *launcher.command(userns_fd),

@@ -20,7 +20,7 @@ import posixpath
 from collections.abc import Sequence
 from typing import Any
 
-from threadline.domain.errors import NotFound
+from threadline.domain.errors import InvalidRequest, NotFound
 from threadline.domain.records import Obj, ToolCall
 from threadline.service.files import FileService
 from threadline.store.base import Store
@@ -207,9 +207,13 @@ class CodeInterpreterTool:
         written: dict[str, str] = {}
         for file in done.files:
             name = posixpath.basename(file.path)
-            record = await self.files.create_from_bytes(
-                project, name, "assistants_output", file.data
-            )
+            try:
+                record = await self.files.create_from_bytes(
+                    project, name, "assistants_output", file.data
+                )
+            except InvalidRequest:  # a name no File may have (control characters)
+                done.skipped.append(file.path)
+                continue
             paths[file.path] = written[file.path] = record["id"]
         for path in done.removed:
             paths.pop(path, None)
