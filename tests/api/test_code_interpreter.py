@@ -6,7 +6,6 @@ threads, files go in and come out as Files, figures reach the answer as images.
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import openai
