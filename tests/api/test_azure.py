@@ -16,6 +16,7 @@ from azure.ai.agents import AgentsClient
 from azure.ai.agents.models import (
     AgentEventHandler,
     CodeInterpreterTool,
+    FilePurpose,
     FileSearchTool,
     FunctionTool,
     MessageAttachment,
@@ -35,7 +36,7 @@ from azure.ai.agents.models import (
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from support.azure_agents import API_KEY, agents_client
 from support.keys import create_key
-from support.live import TEST_SERVER_ENV, Databases
+from support.live import CODE_OFF_REASON, TEST_SERVER_ENV, Databases
 from support.pet_api import SECRET, PetApi, get_operation, pet_spec
 from support.scripted_model import CallTools, Reply, ScriptedModelServer, ToolCall
 from support.server import ServerProcess
@@ -202,10 +203,7 @@ def test_create_and_process_with_a_toolset_of_functions(
     assert tool["function"]["name"] == "get_weather"
 
 
-def test_what_cannot_run_yet_is_refused_through_the_azure_client(
-    client: AgentsClient, model_name: str
-) -> None:
-    before = [a.id for a in client.list_agents(limit=100)]
+def test_what_cannot_run_yet_is_refused_through_the_azure_client(client: AgentsClient) -> None:
     thread = client.threads.create()
     attachment = MessageAttachment(
         data_source=VectorStoreDataSource(
@@ -215,22 +213,117 @@ def test_what_cannot_run_yet_is_refused_through_the_azure_client(
         tools=FileSearchTool().definitions,  # type: ignore[arg-type]
     )
 
-    with pytest.raises(HttpResponseError) as on_agent:
-        client.create_agent(model=model_name, tools=CodeInterpreterTool().definitions)
     with pytest.raises(HttpResponseError) as on_message:
         client.messages.create(
             thread_id=thread.id, role="user", content="read it", attachments=[attachment]
         )
 
-    agent_error = on_agent.value.response.json()["error"]
-    message_error = on_message.value.response.json()["error"]
-    assert on_agent.value.status_code == on_message.value.status_code == 400
-    assert agent_error["param"] == "tools[0]"
-    assert agent_error["message"] == "The code_interpreter tool is not supported yet."
+    message_error = _error_of(on_message.value)
+    assert on_message.value.status_code == 400
     assert message_error["param"] == "attachments[0].data_source"
     assert message_error["message"] == "attachments with data_source are not supported yet."
-    assert [a.id for a in client.list_agents(limit=100)] == before
     assert list(client.messages.list(thread_id=thread.id)) == []
+
+
+def _error_of(refused: HttpResponseError) -> dict[str, Any]:
+    assert refused.response is not None
+    error: dict[str, Any] = json.loads(refused.response.text())["error"]
+    return error
+
+
+def _upload(client: AgentsClient, folder: Path, name: str) -> str:
+    path = folder / name
+    path.write_text("x,y\n1,2\n")
+    return str(client.files.upload_and_poll(file_path=str(path), purpose=FilePurpose.AGENTS).id)
+
+
+def test_the_code_interpreter_and_its_files_through_the_azure_client(
+    client: AgentsClient, model_name: str, tmp_path: Path
+) -> None:
+    """The agent's, the run's and the thread's `tool_resources` name the files given them;
+    a file attached to a message for the tool joins its thread's."""
+    given, run_file, attached = (_upload(client, tmp_path, f"{n}.csv") for n in "abc")
+    code = CodeInterpreterTool(file_ids=[given])
+    agent = client.create_agent(
+        model=model_name, tools=code.definitions, tool_resources=code.resources
+    )
+    thread = client.threads.create()
+    client.messages.create(
+        thread_id=thread.id,
+        role="user",
+        content="plot it",
+        attachments=[
+            MessageAttachment(
+                file_id=attached,
+                tools=CodeInterpreterTool().definitions,
+            )
+        ],
+    )
+    toolset = ToolSet()
+    toolset.add(CodeInterpreterTool(file_ids=[run_file]))
+
+    run = client.runs.create_and_process(
+        thread_id=thread.id, agent_id=agent.id, toolset=toolset, polling_interval=0.05
+    )
+
+    assert run.status == "completed"
+    assert [tool.type for tool in client.get_agent(agent.id).tools] == ["code_interpreter"]
+    for resources, file_id in (
+        (client.get_agent(agent.id).tool_resources, given),
+        (run.tool_resources, run_file),
+        (client.threads.get(thread.id).tool_resources, attached),
+    ):
+        assert resources is not None and resources.code_interpreter is not None
+        assert resources.code_interpreter.file_ids == [file_id]
+
+
+def test_a_code_interpreter_file_that_does_not_exist_is_refused_through_the_azure_client(
+    client: AgentsClient, model_name: str
+) -> None:
+    before = [a.id for a in client.list_agents(limit=100)]
+    code = CodeInterpreterTool(file_ids=["assistant-gone"])
+
+    with pytest.raises(HttpResponseError) as caught:
+        client.create_agent(model=model_name, tools=code.definitions, tool_resources=code.resources)
+
+    error = _error_of(caught.value)
+    assert caught.value.status_code == 400
+    assert error["param"] == "tool_resources.code_interpreter.file_ids[0]"
+    assert error["message"] == "No file found with id 'assistant-gone'."
+    assert [a.id for a in client.list_agents(limit=100)] == before
+
+
+def test_with_the_code_interpreter_off_the_azure_client_is_refused_it(
+    code_off_server: ServerProcess, model_name: str, tmp_path: Path
+) -> None:
+    """The agent's tool and a message's attachment for it, each refused saying why."""
+    with agents_client(code_off_server, "alpha") as client:
+        before = [a.id for a in client.list_agents(limit=100)]
+        thread = client.threads.create()
+        attachment = MessageAttachment(
+            file_id=_upload(client, tmp_path, "data.csv"),
+            tools=CodeInterpreterTool().definitions,
+        )
+
+        with pytest.raises(HttpResponseError) as on_agent:
+            client.create_agent(model=model_name, tools=CodeInterpreterTool().definitions)
+        with pytest.raises(HttpResponseError) as on_message:
+            client.messages.create(
+                thread_id=thread.id, role="user", content="plot it", attachments=[attachment]
+            )
+
+        agent_error, message_error = _error_of(on_agent.value), _error_of(on_message.value)
+        assert on_agent.value.status_code == on_message.value.status_code == 400
+        assert agent_error["param"] == "tools[0]"
+        assert message_error["param"] == "attachments[0].tools[0]"
+        for error in (agent_error, message_error):
+            assert error["code"] == "unsupported_value"
+            assert error["message"] == (
+                f"The code_interpreter tool is not available on this server: {CODE_OFF_REASON}."
+            )
+        assert [a.id for a in client.list_agents(limit=100)] == before
+        assert list(client.messages.list(thread_id=thread.id)) == []
+        assert client.threads.get(thread.id).tool_resources == {}
 
 
 def test_streaming_with_an_agent_event_handler(

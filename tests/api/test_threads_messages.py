@@ -72,6 +72,15 @@ def raw_messages(client: openai.OpenAI, thread_id: str) -> list[dict[str, Any]]:
     return data
 
 
+def upload(client: openai.OpenAI, name: str) -> str:
+    return client.files.create(file=(name, b"x,y\n1,2\n"), purpose="assistants").id
+
+
+def for_code(file_id: str) -> Any:
+    """An attachment of `file_id` for the code interpreter, as sent and as served back."""
+    return {"file_id": file_id, "tools": [{"type": "code_interpreter"}]}
+
+
 def http_error(response: httpx.Response, status: int) -> dict[str, Any]:
     assert response.headers["content-type"].startswith("application/json")
     return assert_error_body(response.json(), status, response.status_code)
@@ -356,7 +365,7 @@ def test_create_assistant_role_message(client: openai.OpenAI) -> None:
 
 
 def test_attachment_naming_a_file_is_refused(client: openai.OpenAI) -> None:
-    """No Files API yet, so no file id names a file (more in test_validation.py)."""
+    """An id that names no file of the project (more in test_validation.py)."""
     thread = client.beta.threads.create()
 
     with pytest.raises(openai.BadRequestError) as caught:
@@ -368,6 +377,59 @@ def test_attachment_naming_a_file_is_refused(client: openai.OpenAI) -> None:
     assert error["param"] == "attachments[0].file_id"
     assert error["message"] == "No file found with id 'file-plain'."
     assert raw_messages(client, thread.id) == []
+
+
+def test_attachments_for_the_code_interpreter_join_the_thread_s_files(
+    client: openai.OpenAI,
+) -> None:
+    """As the hosted service keeps them: after the files the thread had, in the order
+    attached, each once; a file attached for no tool stays on its message only."""
+    had, first, second, plain = (upload(client, f"{name}.csv") for name in "abcd")
+    thread = client.beta.threads.create(
+        tool_resources={"code_interpreter": {"file_ids": [had]}},
+        messages=[{"role": "user", "content": "load it", "attachments": [for_code(first)]}],
+    )
+    client.beta.threads.messages.create(
+        thread.id,
+        role="user",
+        content="and these",
+        attachments=[for_code(second), for_code(first), {"file_id": plain, "tools": []}],
+    )
+
+    resources = client.beta.threads.retrieve(thread.id).tool_resources
+    assert resources is not None and resources.code_interpreter is not None
+    assert resources.code_interpreter.file_ids == [had, first, second]
+    assert [m["attachments"] for m in raw_messages(client, thread.id)] == [
+        [for_code(first)],
+        [for_code(second), for_code(first), {"file_id": plain, "tools": []}],
+    ]
+
+
+def test_attachments_for_the_code_interpreter_of_a_run_s_messages_join_its_thread(
+    client: openai.OpenAI, model_name: str
+) -> None:
+    """Through `additional_messages`, and the new thread of create-and-run."""
+    added, started = upload(client, "added.csv"), upload(client, "started.csv")
+    assistant = client.beta.assistants.create(
+        model=model_name, tools=[{"type": "code_interpreter"}]
+    )
+    thread = client.beta.threads.create()
+
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id,
+        assistant_id=assistant.id,
+        additional_messages=[{"role": "user", "content": "x", "attachments": [for_code(added)]}],
+    )
+    both = client.beta.threads.create_and_run_poll(
+        assistant_id=assistant.id,
+        thread={"messages": [{"role": "user", "content": "x", "attachments": [for_code(started)]}]},
+    )
+
+    assert run.status == "completed" and both.status == "completed"
+    for thread_id, file_id in ((thread.id, added), (both.thread_id, started)):
+        resources = client.beta.threads.retrieve(thread_id).tool_resources
+        assert resources is not None and resources.code_interpreter is not None
+        assert resources.code_interpreter.file_ids == [file_id]
 
 
 def test_modify_message_changes_only_metadata(client: openai.OpenAI) -> None:

@@ -19,7 +19,10 @@ import asyncpg
 import httpx
 import openai
 import pytest
+from openai.types.beta import CodeInterpreterToolParam
+from support.azure_agents import API_KEY
 from support.errors import assert_error_body, sdk_error
+from support.live import CODE_OFF_REASON, openai_client
 from support.scripted_model import Reply, ScriptedModelServer
 from support.server import ServerProcess
 
@@ -73,18 +76,13 @@ def runs_of(client: openai.OpenAI, thread_id: str) -> list[dict[str, Any]]:
     return data
 
 
-# -- not supported yet: refused, naming the field, nothing stored --------------------------
+# -- what does not exist or cannot run: refused, naming the field, nothing stored -------------
 
-NOT_YET_ON_ASSISTANTS = [
-    (
-        {"tools": [FUNCTION, {"type": "code_interpreter"}]},
-        "tools[1]",
-        "The code_interpreter tool is not supported",
-    ),
+MISSING_ON_ASSISTANTS = [
     (
         {"tool_resources": {"code_interpreter": {"file_ids": ["file-abc"]}}},
-        "tool_resources.code_interpreter.file_ids",
-        "The code_interpreter tool (and its files) is not supported yet",
+        "tool_resources.code_interpreter.file_ids[0]",
+        "No file found with id 'file-abc'",
     ),
     (
         {"tool_resources": {"file_search": {"vector_store_ids": ["vs_abc"]}}},
@@ -97,11 +95,11 @@ NOT_YET_ON_ASSISTANTS = [
         "No file found with id 'file-gone'",
     ),
 ]
-NOT_YET_IDS = ["code_interpreter", "code-interpreter-file", "vector-store-id", "inline-store-file"]
+MISSING_IDS = ["code-interpreter-file", "vector-store-id", "inline-store-file"]
 
 
-@pytest.mark.parametrize(("fields", "param", "message"), NOT_YET_ON_ASSISTANTS, ids=NOT_YET_IDS)
-def test_assistant_create_refuses_what_cannot_run_yet(
+@pytest.mark.parametrize(("fields", "param", "message"), MISSING_ON_ASSISTANTS, ids=MISSING_IDS)
+def test_assistant_create_refuses_what_does_not_exist(
     client: openai.OpenAI, fields: dict[str, Any], param: str, message: str
 ) -> None:
     before = assistant(client)
@@ -114,8 +112,8 @@ def test_assistant_create_refuses_what_cannot_run_yet(
     assert newest_assistant(client) == before
 
 
-@pytest.mark.parametrize(("fields", "param", "message"), NOT_YET_ON_ASSISTANTS, ids=NOT_YET_IDS)
-def test_assistant_update_refuses_what_cannot_run_yet(
+@pytest.mark.parametrize(("fields", "param", "message"), MISSING_ON_ASSISTANTS, ids=MISSING_IDS)
+def test_assistant_update_refuses_what_does_not_exist(
     client: openai.OpenAI, fields: dict[str, Any], param: str, message: str
 ) -> None:
     assistant_id = assistant(client, tools=[FUNCTION])
@@ -124,7 +122,8 @@ def test_assistant_update_refuses_what_cannot_run_yet(
     with pytest.raises(openai.BadRequestError) as caught:
         client.beta.assistants.update(assistant_id, name="renamed", **fields)
 
-    assert sdk_error(caught.value, 400)["param"] == param
+    error = sdk_error(caught.value, 400)
+    assert error["param"] == param and message in error["message"]
     assert raw(client, f"/assistants/{assistant_id}") == before
 
 
@@ -174,7 +173,7 @@ def test_empty_tool_resources_are_accepted_everywhere(
     [
         (
             {"tool_resources": {"code_interpreter": {"file_ids": ["file-1"]}}},
-            "tool_resources.code_interpreter.file_ids",
+            "tool_resources.code_interpreter.file_ids[0]",
         ),
         (
             {"messages": [{"role": "user", "content": "x", "attachments": [{"file_id": "f"}]}]},
@@ -278,18 +277,13 @@ def test_empty_attachments_are_accepted(client: openai.OpenAI) -> None:
     assert message.attachments == []
 
 
-RUN_NOT_YET = [
-    ({"tools": [FUNCTION, {"type": "code_interpreter"}]}, "tools[1]", "unsupported_value"),
+RUN_REFUSED = [
     ({"tool_choice": {"type": "file_search"}}, "tool_choice", None),
-    (
-        {"tools": [FUNCTION], "tool_choice": {"type": "code_interpreter"}},
-        "tool_choice",
-        "unsupported_value",
-    ),
+    ({"tools": [FUNCTION], "tool_choice": {"type": "code_interpreter"}}, "tool_choice", None),
     (
         {"tool_resources": {"code_interpreter": {"file_ids": ["file-x"]}}},
-        "tool_resources.code_interpreter.file_ids",
-        "unsupported_value",
+        "tool_resources.code_interpreter.file_ids[0]",
+        None,
     ),
     ({"include": ["step_details.nothing"]}, "include[0]", "invalid_value"),
     (
@@ -302,18 +296,17 @@ RUN_NOT_YET = [
         None,
     ),
 ]
-RUN_NOT_YET_IDS = [
-    "code_interpreter",
+RUN_REFUSED_IDS = [
     "choice-file_search-without-the-tool",
-    "choice-code_interpreter",
+    "choice-code_interpreter-without-the-tool",
     "tool-resources",
     "include-in-body",
     "additional-message-attachment",
 ]
 
 
-@pytest.mark.parametrize(("options", "param", "code"), RUN_NOT_YET, ids=RUN_NOT_YET_IDS)
-def test_run_create_refuses_what_cannot_run_yet(
+@pytest.mark.parametrize(("options", "param", "code"), RUN_REFUSED, ids=RUN_REFUSED_IDS)
+def test_run_create_refuses_what_it_cannot_carry_out(
     client: openai.OpenAI, server: ServerProcess, options: dict[str, Any], param: str, code: Any
 ) -> None:
     assistant_id = assistant(client)
@@ -347,8 +340,11 @@ def test_include_on_run_create_says_what_it_takes(client: openai.OpenAI) -> None
 @pytest.mark.parametrize(
     ("body", "param"),
     [
-        ({"tools": [{"type": "code_interpreter"}]}, "tools[0]"),
         ({"tool_choice": {"type": "file_search"}}, "tool_choice"),
+        (
+            {"tool_resources": {"code_interpreter": {"file_ids": ["file-x"]}}},
+            "tool_resources.code_interpreter.file_ids[0]",
+        ),
         (
             {"tool_resources": {"file_search": {"vector_store_ids": ["vs_1"]}}},
             "tool_resources.file_search.vector_store_ids[0]",
@@ -368,12 +364,18 @@ def test_include_on_run_create_says_what_it_takes(client: openai.OpenAI) -> None
         ),
         (
             {"thread": {"tool_resources": {"code_interpreter": {"file_ids": ["f"]}}}},
-            "thread.tool_resources.code_interpreter.file_ids",
+            "thread.tool_resources.code_interpreter.file_ids[0]",
         ),
     ],
-    ids=["tool", "tool-choice", "tool-resources", "thread-image-file", "thread-tool-resources"],
+    ids=[
+        "tool-choice",
+        "code-interpreter-file",
+        "tool-resources",
+        "thread-image-file",
+        "thread-tool-resources",
+    ],
 )
-def test_create_thread_and_run_refuses_what_cannot_run_yet(
+def test_create_thread_and_run_refuses_what_it_cannot_carry_out(
     client: openai.OpenAI, server: ServerProcess, body: dict[str, Any], param: str
 ) -> None:
     assistant_id = assistant(client)
@@ -382,6 +384,307 @@ def test_create_thread_and_run_refuses_what_cannot_run_yet(
     refused(post(server, "/threads/runs", {"assistant_id": assistant_id, **body}), param)
 
     assert newest_thread(client) == before
+
+
+# -- the code interpreter: taken where it runs, refused where it is switched off --------------
+
+CODE: CodeInterpreterToolParam = {"type": "code_interpreter"}
+
+
+def upload(client: openai.OpenAI) -> str:
+    return client.files.create(file=("data.csv", b"x,y\n1,2\n"), purpose="assistants").id
+
+
+def filled(value: Any, names: dict[str, str]) -> Any:
+    """`value` with each string that is a key of `names` (`"FILE"`, ...) replaced by its id."""
+    if isinstance(value, str):
+        return names.get(value, value)
+    if isinstance(value, list):
+        return [filled(item, names) for item in value]
+    if isinstance(value, dict):
+        return {key: filled(item, names) for key, item in value.items()}
+    return value
+
+
+def refused_with_nothing_stored(
+    client: openai.OpenAI, path: str, body: dict[str, Any], param: str
+) -> dict[str, Any]:
+    """POST `body` to `path` (`{assistant}` and `{thread}` in it, `"ASSISTANT"`, `"THREAD"`
+    and `"FILE"` in `body`, name a fresh assistant, thread and file): refused with a 400
+    naming `param`, and no assistant, thread, message or run made or changed."""
+    assistant_id = assistant(client, tools=[FUNCTION])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    names = {"ASSISTANT": assistant_id, "THREAD": thread.id, "FILE": upload(client)}
+    before = (raw(client, f"/assistants/{assistant_id}"), raw(client, f"/threads/{thread.id}"))
+    messages = messages_of(client, thread.id)
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.post(
+            path.format(assistant=assistant_id, thread=thread.id),
+            body=filled(body, names),
+            cast_to=httpx.Response,
+        )
+
+    error = sdk_error(caught.value, 400)
+    assert error["param"] == param, error
+    assert newest_assistant(client) == assistant_id and newest_thread(client) == thread.id
+    assert (raw(client, f"/assistants/{assistant_id}"), raw(client, f"/threads/{thread.id}")) == (
+        before
+    )
+    assert messages_of(client, thread.id) == messages and runs_of(client, thread.id) == []
+    return error
+
+
+def test_the_code_interpreter_tool_is_taken_by_assistants_and_runs(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    """Stored, and offered to the model as its one function, `code_interpreter`."""
+    coding = client.beta.assistants.create(model=model_name, tools=[CODE])
+    plain = assistant(client, model=model_name, tools=[FUNCTION])
+    updated = client.beta.assistants.update(plain, tools=[FUNCTION, CODE])  # type: ignore[list-item]
+    toolless = assistant(client, model=model_name)
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+
+    inherited = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=coding.id
+    )
+    chosen = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=toolless, tools=[CODE]
+    )
+    both = client.beta.threads.create_and_run_poll(
+        assistant_id=toolless,
+        tools=[CODE],
+        thread={"messages": [{"role": "user", "content": "hi"}]},
+    )
+
+    assert [tool.type for tool in coding.tools] == ["code_interpreter"]
+    assert raw(client, f"/assistants/{coding.id}")["tools"] == [CODE]
+    assert [tool.type for tool in updated.tools] == ["function", "code_interpreter"]
+    assert [tool["type"] for tool in raw(client, f"/assistants/{plain}")["tools"]] == [
+        "function",
+        "code_interpreter",
+    ]
+    assert [run.status for run in (inherited, chosen, both)] == ["completed"] * 3
+    assert [[tool.type for tool in run.tools] for run in (inherited, chosen, both)] == [
+        ["code_interpreter"]
+    ] * 3
+    offered = [
+        [tool["function"]["name"] for tool in body["tools"]]
+        for body in scripted_model.requests(model_name)
+    ]
+    assert offered == [["code_interpreter"]] * 3
+
+
+def test_code_interpreter_files_that_exist_are_stored(
+    client: openai.OpenAI, model_name: str
+) -> None:
+    file_id = upload(client)
+    resources: Any = {"code_interpreter": {"file_ids": [file_id]}}
+    coding = client.beta.assistants.create(model=model_name, tools=[CODE], tool_resources=resources)
+    later = assistant(client, model=model_name)
+    client.beta.assistants.update(later, tool_resources=resources)
+    made = client.beta.threads.create(tool_resources=resources)
+    changed = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    client.beta.threads.update(changed.id, tool_resources=resources)
+
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=changed.id, assistant_id=coding.id, extra_body={"tool_resources": resources}
+    )
+    both = client.beta.threads.create_and_run_poll(
+        assistant_id=coding.id,
+        tool_resources=resources,
+        thread={"messages": [{"role": "user", "content": "hi"}], "tool_resources": resources},
+    )
+
+    assert run.status == "completed" and both.status == "completed"
+    for assistant_id in (coding.id, later):
+        kept = client.beta.assistants.retrieve(assistant_id).tool_resources
+        assert kept is not None and kept.code_interpreter is not None
+        assert kept.code_interpreter.file_ids == [file_id]
+    for thread_id in (made.id, changed.id, both.thread_id):
+        held = client.beta.threads.retrieve(thread_id).tool_resources
+        assert held is not None and held.code_interpreter is not None
+        assert held.code_interpreter.file_ids == [file_id]
+
+
+# Each request with a file of the project, then one that does not exist.
+UNKNOWN_CODE_FILE = {"code_interpreter": {"file_ids": ["FILE", "file-gone"]}}
+UNKNOWN_PARAM = "tool_resources.code_interpreter.file_ids[1]"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        ("/assistants", {"model": "gpt-4o", "tool_resources": UNKNOWN_CODE_FILE}, UNKNOWN_PARAM),
+        ("/assistants/{assistant}", {"tool_resources": UNKNOWN_CODE_FILE}, UNKNOWN_PARAM),
+        ("/threads", {"tool_resources": UNKNOWN_CODE_FILE}, UNKNOWN_PARAM),
+        ("/threads/{thread}", {"tool_resources": UNKNOWN_CODE_FILE}, UNKNOWN_PARAM),
+        (
+            "/threads/{thread}/runs",
+            {"assistant_id": "ASSISTANT", "tool_resources": UNKNOWN_CODE_FILE},
+            UNKNOWN_PARAM,
+        ),
+        (
+            "/threads/runs",
+            {"assistant_id": "ASSISTANT", "tool_resources": UNKNOWN_CODE_FILE},
+            UNKNOWN_PARAM,
+        ),
+        (
+            "/threads/runs",
+            {"assistant_id": "ASSISTANT", "thread": {"tool_resources": UNKNOWN_CODE_FILE}},
+            f"thread.{UNKNOWN_PARAM}",
+        ),
+    ],
+    ids=[
+        "assistant-create",
+        "assistant-update",
+        "thread-create",
+        "thread-update",
+        "run",
+        "create-and-run",
+        "create-and-run-thread",
+    ],
+)
+def test_a_code_interpreter_file_that_does_not_exist_is_refused(
+    client: openai.OpenAI, path: str, body: dict[str, Any], param: str
+) -> None:
+    error = refused_with_nothing_stored(client, path, body, param)
+
+    assert error["message"] == "No file found with id 'file-gone'."
+
+
+# -- ... and on a server with it switched off -------------------------------------------------
+
+CODE_FILES = {"code_interpreter": {"file_ids": ["FILE"]}}
+CODE_ATTACHMENT = {"file_id": "FILE", "tools": [CODE]}
+ATTACHED = {"role": "user", "content": "run this", "attachments": [CODE_ATTACHMENT]}
+THE_TOOL = "The code_interpreter tool"
+OFF_REFUSALS = [
+    ("/assistants", {"model": "m", "tools": [FUNCTION, CODE]}, "tools[1]", THE_TOOL),
+    (
+        "/assistants",
+        {"model": "m", "tool_resources": CODE_FILES},
+        "tool_resources.code_interpreter.file_ids",
+        THE_TOOL,
+    ),
+    ("/assistants/{assistant}", {"tools": [CODE]}, "tools[0]", THE_TOOL),
+    (
+        "/assistants/{assistant}",
+        {"tool_resources": CODE_FILES},
+        "tool_resources.code_interpreter.file_ids",
+        THE_TOOL,
+    ),
+    (
+        "/threads",
+        {"tool_resources": CODE_FILES},
+        "tool_resources.code_interpreter.file_ids",
+        THE_TOOL,
+    ),
+    ("/threads", {"messages": [ATTACHED]}, "messages[0].attachments[0].tools[0]", THE_TOOL),
+    (
+        "/threads/{thread}",
+        {"tool_resources": CODE_FILES},
+        "tool_resources.code_interpreter.file_ids",
+        THE_TOOL,
+    ),
+    ("/threads/{thread}/messages", ATTACHED, "attachments[0].tools[0]", THE_TOOL),
+    (
+        "/threads/{thread}/runs",
+        {"assistant_id": "ASSISTANT", "tools": [CODE]},
+        "tools[0]",
+        THE_TOOL,
+    ),
+    (
+        "/threads/{thread}/runs",
+        {"assistant_id": "ASSISTANT", "tool_choice": CODE},
+        "tool_choice",
+        "tool_choice naming the code_interpreter tool",
+    ),
+    (
+        "/threads/{thread}/runs",
+        {"assistant_id": "ASSISTANT", "tool_resources": CODE_FILES},
+        "tool_resources.code_interpreter.file_ids",
+        THE_TOOL,
+    ),
+    (
+        "/threads/{thread}/runs",
+        {"assistant_id": "ASSISTANT", "additional_messages": [ATTACHED]},
+        "additional_messages[0].attachments[0].tools[0]",
+        THE_TOOL,
+    ),
+    ("/threads/runs", {"assistant_id": "ASSISTANT", "tools": [CODE]}, "tools[0]", THE_TOOL),
+    (
+        "/threads/runs",
+        {"assistant_id": "ASSISTANT", "tool_resources": CODE_FILES},
+        "tool_resources.code_interpreter.file_ids",
+        THE_TOOL,
+    ),
+    (
+        "/threads/runs",
+        {"assistant_id": "ASSISTANT", "thread": {"tool_resources": CODE_FILES}},
+        "thread.tool_resources.code_interpreter.file_ids",
+        THE_TOOL,
+    ),
+    (
+        "/threads/runs",
+        {"assistant_id": "ASSISTANT", "thread": {"messages": [ATTACHED]}},
+        "thread.messages[0].attachments[0].tools[0]",
+        THE_TOOL,
+    ),
+]
+OFF_REFUSAL_IDS = [
+    "assistant-create-tool",
+    "assistant-create-files",
+    "assistant-update-tool",
+    "assistant-update-files",
+    "thread-create-files",
+    "thread-create-attachment",
+    "thread-update-files",
+    "message-attachment",
+    "run-tool",
+    "run-tool-choice",
+    "run-files",
+    "run-additional-message-attachment",
+    "create-and-run-tool",
+    "create-and-run-files",
+    "create-and-run-thread-files",
+    "create-and-run-thread-attachment",
+]
+
+
+@pytest.fixture
+def off_client(code_off_server: ServerProcess) -> openai.OpenAI:
+    return openai_client(code_off_server, API_KEY)
+
+
+@pytest.mark.parametrize(("path", "body", "param", "what"), OFF_REFUSALS, ids=OFF_REFUSAL_IDS)
+def test_with_the_code_interpreter_off_every_request_for_it_is_refused(
+    off_client: openai.OpenAI, path: str, body: dict[str, Any], param: str, what: str
+) -> None:
+    """With a file of the project: refused because the tool is off, not for the file."""
+    error = refused_with_nothing_stored(off_client, path, body, param)
+
+    assert error["code"] == "unsupported_value"
+    assert error["message"] == f"{what} is not available on this server: {CODE_OFF_REASON}."
+
+
+def test_with_the_code_interpreter_off_what_does_not_ask_for_it_is_taken(
+    off_client: openai.OpenAI, model_name: str
+) -> None:
+    """The valid edge: no files for it, and other tools, as clients send by default."""
+    empty: Any = {"code_interpreter": {"file_ids": []}}
+    assistant_id = assistant(off_client, model=model_name, tools=[FUNCTION], tool_resources=empty)
+    thread = off_client.beta.threads.create(
+        messages=[{"role": "user", "content": "hi", "attachments": []}], tool_resources=empty
+    )
+
+    run = off_client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant_id, extra_body={"tool_resources": empty}
+    )
+
+    assert run.status == "completed"
+    assert raw(off_client, f"/assistants/{assistant_id}")["tool_resources"] == empty
+    assert raw(off_client, f"/threads/{thread.id}")["tool_resources"] == empty
 
 
 # -- checked as the clients' schemas say ----------------------------------------------------
@@ -747,11 +1050,11 @@ def test_reasoning_effort_goes_from_assistant_or_run_to_the_upstream(
     assert "reasoning_effort" not in sent[2]
 
 
-# -- what an older version stored -----------------------------------------------------------
+# -- what was stored before the tool was switched off -----------------------------------------
 
 
 def _give_stored_tools(database_url: str, assistant_id: str, tools: list[Any]) -> None:
-    """Write tools into a stored assistant as a version that took built-in tools did."""
+    """Write tools into a stored assistant as the server did while it could run them."""
     if database_url.startswith("sqlite:///"):
         with closing(sqlite3.connect(database_url.removeprefix("sqlite:///"), timeout=30)) as db:
             (body,) = db.execute(
@@ -778,23 +1081,24 @@ def _give_stored_tools(database_url: str, assistant_id: str, tools: list[Any]) -
     asyncio.run(update())
 
 
-def test_a_run_of_an_assistant_stored_with_a_built_in_tool_is_refused(
-    client: openai.OpenAI, server: ServerProcess, model_name: str
+def test_a_run_of_an_assistant_stored_with_a_tool_since_switched_off_is_refused(
+    off_client: openai.OpenAI, code_off_server: ServerProcess, model_name: str
 ) -> None:
     """Not run without the tool: the run says why, and may bring its own tools instead."""
-    assistant_id = assistant(client, model=model_name, tools=[FUNCTION])
-    _give_stored_tools(server.database_url, assistant_id, [{"type": "code_interpreter"}])
-    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    assistant_id = assistant(off_client, model=model_name, tools=[FUNCTION])
+    _give_stored_tools(code_off_server.database_url, assistant_id, [CODE])
+    thread = off_client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
 
     with pytest.raises(openai.BadRequestError) as caught:
-        client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant_id)
-    own_tools = client.beta.threads.runs.create_and_poll(
+        off_client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant_id)
+    own_tools = off_client.beta.threads.runs.create_and_poll(
         thread_id=thread.id,
         assistant_id=assistant_id,
         tools=[FUNCTION],  # type: ignore[list-item]
     )
 
     error = sdk_error(caught.value, 400)
-    assert error["param"] == "assistant_id" and "code_interpreter" in error["message"]
+    assert error["param"] == "assistant_id" and error["code"] == "unsupported_value"
+    assert "code_interpreter" in error["message"] and CODE_OFF_REASON in error["message"]
     assert own_tools.status == "completed"
-    assert [run["id"] for run in runs_of(client, thread.id)] == [own_tools.id]
+    assert [run["id"] for run in runs_of(off_client, thread.id)] == [own_tools.id]

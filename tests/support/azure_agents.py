@@ -33,9 +33,12 @@ class StaticCredential:
 
 
 @contextmanager
-def tls_server(databases: Databases, folder: Path, model_url: str) -> Iterator[ServerProcess]:
+def tls_server(
+    databases: Databases, folder: Path, model_url: str, settings: dict[str, str] | None = None
+) -> Iterator[ServerProcess]:
     """A server on HTTPS with a certificate of a test authority (`verify` names its file),
-    taking `API_KEY` among others, on the scripted model at `model_url`."""
+    taking `API_KEY` among others, on the scripted model at `model_url`, with `settings`
+    over the suite's usual ones."""
     authority = trustme.CA()
     certificate = authority.issue_cert("127.0.0.1", "localhost")
     authority.cert_pem.write_to_path(folder / "ca.pem")
@@ -45,6 +48,7 @@ def tls_server(databases: Databases, folder: Path, model_url: str) -> Iterator[S
         **TEST_SERVER_ENV,
         "THREADLINE_OPENAI_BASE_URL": model_url,
         "THREADLINE_API_KEYS": f"other-key,{API_KEY}",
+        **(settings or {}),
     }
     with ServerProcess(
         databases.new(),

@@ -26,6 +26,11 @@ TEST_SERVER_ENV = {
 }
 BACKENDS = ["sqlite", "postgresql"]
 
+# A server with the code interpreter switched off (`code_off_server`), and what its refusal
+# of the tool then says after "... is not available on this server: ".
+CODE_INTERPRETER_OFF = {"THREADLINE_CODE_INTERPRETER": "off"}
+CODE_OFF_REASON = "it is switched off (THREADLINE_CODE_INTERPRETER=off)"
+
 ServerFactory = Callable[..., ServerProcess]
 
 
@@ -45,8 +50,12 @@ class Databases:
         return f"sqlite:///{self.folder / f'threadline{self.count}.db'}"
 
 
-def openai_client(process: ServerProcess) -> openai.OpenAI:
-    return openai.OpenAI(base_url=process.base_url, api_key="test-key", max_retries=0)
+def openai_client(process: ServerProcess, api_key: str = "test-key") -> openai.OpenAI:
+    """The openai SDK on `process`; on HTTPS it trusts the server's test authority."""
+    http_client = openai.DefaultHttpxClient(verify=process.verify) if process.tls else None
+    return openai.OpenAI(
+        base_url=process.base_url, api_key=api_key, max_retries=0, http_client=http_client
+    )
 
 
 @contextmanager
