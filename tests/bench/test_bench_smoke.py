@@ -30,6 +30,7 @@ MEASUREMENTS = [
     "long_reply",
     "tool_rounds",
     "file_search",
+    "code_interpreter",
 ]
 
 
