@@ -22,6 +22,7 @@ from threadline.api.models import model_catalog
 from threadline.api.models import router as models_router
 from threadline.api.projects import ProjectPaths
 from threadline.api.request_id import RequestIds
+from threadline.api.responses import conversations
 from threadline.api.text_guard import TextGuard
 from threadline.config import Settings
 from threadline.engine.reembed import stale_stores
@@ -31,6 +32,7 @@ from threadline.heap import startup_heap_frozen
 from threadline.providers.embedders.select import embedder_for
 from threadline.providers.registry import build_provider, model_routes
 from threadline.service.assistants import AssistantService
+from threadline.service.conversations import ConversationService
 from threadline.service.files import FileService
 from threadline.service.keys import KeyRing
 from threadline.service.messages import MessageService
@@ -98,6 +100,7 @@ def create_app(settings: Settings, *, with_worker: bool = True) -> FastAPI:
         ),
         files=FileService(store, blobs, settings.max_file_bytes),
         vector_stores=VectorStoreService(store, searcher),
+        conversations=ConversationService(store, limits),
         poll_after_ms=settings.poll_after_ms,
         models=models,
     )
@@ -108,6 +111,7 @@ def create_app(settings: Settings, *, with_worker: bool = True) -> FastAPI:
         threads.router,
         files.router,
         vector_stores.router,
+        conversations.router,
         models_router,
     ):
         app.include_router(router, prefix="/v1")

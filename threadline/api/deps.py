@@ -12,6 +12,7 @@ from threadline import json_codec
 from threadline.domain.projects import DEFAULT_PROJECT
 from threadline.domain.records import PageRequest
 from threadline.service.assistants import AssistantService
+from threadline.service.conversations import ConversationService
 from threadline.service.files import FileService
 from threadline.service.messages import MessageService
 from threadline.service.models import EVERY_NAME, ModelCatalog
@@ -29,6 +30,7 @@ class Services:
     runs: RunService
     files: FileService
     vector_stores: VectorStoreService
+    conversations: ConversationService
     poll_after_ms: int
     models: ModelCatalog = EVERY_NAME
 

@@ -9,6 +9,8 @@ from enum import StrEnum
 class IdKind(StrEnum):
     ASSISTANT = "asst_"
     THREAD = "thread_"
+    # A thread made through the Conversations API: the same record.
+    CONVERSATION = "conv_"
     MESSAGE = "msg_"
     RUN = "run_"
     STEP = "step_"
