@@ -17,6 +17,7 @@ from threadline.service.files import FileService
 from threadline.service.messages import MessageService
 from threadline.service.models import EVERY_NAME, ModelCatalog
 from threadline.service.pages import page_request
+from threadline.service.responses import ResponseService
 from threadline.service.runs import RunService
 from threadline.service.threads import ThreadService
 from threadline.service.vector_stores import VectorStoreService
@@ -31,6 +32,7 @@ class Services:
     files: FileService
     vector_stores: VectorStoreService
     conversations: ConversationService
+    responses: ResponseService
     poll_after_ms: int
     models: ModelCatalog = EVERY_NAME
 

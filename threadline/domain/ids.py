@@ -13,6 +13,8 @@ class IdKind(StrEnum):
     CONVERSATION = "conv_"
     MESSAGE = "msg_"
     RUN = "run_"
+    # A run made through the Responses API: a response is a run.
+    RESPONSE = "resp_"
     STEP = "step_"
     TOOL_CALL = "call_"
     ACTIVITY = "act_"
