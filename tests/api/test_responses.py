@@ -11,7 +11,7 @@ from typing import Any
 import openai
 import pytest
 from support.errors import sdk_error
-from support.scripted_model import CallTools, Reply, ScriptedModelServer, ToolCall
+from support.scripted_model import CallTools, Fail, Reply, ScriptedModelServer, ToolCall
 from support.waiting import wait_until
 
 WEATHER = {
@@ -86,6 +86,20 @@ def test_a_conversation_gets_the_input_and_the_output(
     assert [m.content[0].text.value for m in messages] == texts  # type: ignore[union-attr]
     [request] = scripted_model.requests(model_name)
     assert _chat(request) == [("user", "We talk about France."), ("user", "Its capital?")]
+
+
+def test_deleting_a_response_leaves_its_conversation_as_it_is(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    scripted_model.script(model_name, Reply("Kept."))
+    conversation = client.conversations.create()
+    response = client.responses.create(model=model_name, input="Hi", conversation=conversation.id)
+    [run] = client.beta.threads.runs.list(conversation.id).data
+    assert run.id == response.id and run.status == "completed"
+    client.responses.delete(response.id)
+    items = client.conversations.items.list(conversation.id, order="asc").data
+    assert [i.content[0].text for i in items] == ["Hi", "Kept."]  # type: ignore[union-attr,index]
+    assert client.beta.threads.runs.list(conversation.id).data == []
 
 
 def test_an_assistants_thread_goes_on_through_responses(
@@ -251,6 +265,29 @@ def test_streaming_a_function_call(
     assert client.responses.retrieve(final.id).output[0].id == call.id
 
 
+def test_a_failed_and_a_cut_short_response(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    scripted_model.script(
+        model_name,
+        Fail(400, "prompt refused"),
+        Reply("cut off mid", finish_reason="length"),
+        Reply("cut again", finish_reason="length"),
+    )
+    failed = client.responses.create(model=model_name, input="x")
+    assert failed.status == "failed"
+    assert failed.error is not None and failed.error.code == "invalid_prompt"
+    cut = client.responses.create(model=model_name, input="y", max_output_tokens=16)
+    assert cut.status == "incomplete" and cut.max_output_tokens == 16
+    assert cut.incomplete_details is not None
+    assert cut.incomplete_details.reason == "max_output_tokens"
+    assert cut.output_text == "cut off mid"
+    with client.responses.stream(model=model_name, input="z") as stream:
+        kinds = [event.type for event in stream]
+    assert kinds[-1] == "response.incomplete"
+    assert client.responses.retrieve(cut.id).output[0].status == "incomplete"  # type: ignore[union-attr]
+
+
 def test_background_then_retrieve_until_completed(
     client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
 ) -> None:
@@ -394,6 +431,7 @@ def test_a_refused_request_is_named_and_keeps_nothing(
     conversation = client.conversations.create(items=[{"role": "user", "content": "kept"}])
     fields = {k: conversation.id if v == "CONV" else v for k, v in fields.items()}
     body = {"model": model_name, "input": "hello", **fields}
+    newest = _newest_thread(client)
     with pytest.raises(openai.APIStatusError) as caught:
         client.post("/responses", body=body, cast_to=object)
     error = sdk_error(caught.value, status)
@@ -404,3 +442,9 @@ def test_a_refused_request_is_named_and_keeps_nothing(
     items = client.conversations.items.list(conversation.id).data
     assert [i.content[0].text for i in items] == ["kept"]  # type: ignore[union-attr,index]
     assert scripted_model.requests(model_name) == []
+    assert _newest_thread(client) == newest  # no thread of its own was made either
+
+
+def _newest_thread(client: openai.OpenAI) -> Any:
+    page: Any = client.get("/threads", cast_to=object, options={"params": {"limit": 1}})
+    return page["data"][0]["id"]
