@@ -86,6 +86,17 @@ def test_a_conversation_gets_the_input_and_the_output(
     assert [m.content[0].text.value for m in messages] == texts  # type: ignore[union-attr]
     [request] = scripted_model.requests(model_name)
     assert _chat(request) == [("user", "We talk about France."), ("user", "Its capital?")]
+    # Continuing it by its id goes on in the conversation, which keeps what is said.
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(
+            model=model_name, input="x", previous_response_id=response.id, store=False
+        )
+    assert sdk_error(caught.value, 400)["param"] == "store"
+    then = client.responses.create(
+        model=model_name, input="More?", previous_response_id=response.id
+    )
+    assert then.conversation is not None and then.conversation.id == conversation.id
+    assert len(client.conversations.items.list(conversation.id).data) == 5
 
 
 def test_deleting_a_response_leaves_its_conversation_as_it_is(

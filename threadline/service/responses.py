@@ -390,6 +390,14 @@ class ResponseService:
             elif request.previous_response_id is not None:
                 previous = await self._require(tx, project, request.previous_response_id)
                 thread = await self._continued_thread(tx, project, previous)
+                # Continuing a response of a conversation writes to that conversation.
+                conversation_id = previous["response"]["conversation"]
+                if conversation_id is not None and request.store is False:
+                    raise InvalidRequest(
+                        f"Response {previous['id']} is in conversation {conversation_id}, which"
+                        " keeps what is said in it: 'store' cannot be false.",
+                        param="store",
+                    )
             else:
                 thread = created = await insert_thread(tx, project, ThreadCreate())
             pending = []

@@ -36,6 +36,8 @@ class _Mapper:
     def __init__(self) -> None:
         self.sequence = 0
         self.indexes: dict[str, int] = {}  # output item (message or call id) -> index
+        # A call's pieces name it by the step's id and the call's place in the step.
+        self.calls: dict[tuple[str, int], str] = {}
         self.started = False
 
     def _event(self, kind: str, **fields: Any) -> Obj:
@@ -135,19 +137,21 @@ class _Mapper:
         for piece in delta["tool_calls"]:
             if piece.get("type") != "function":
                 continue
+            place = (delta["id"], piece["index"])
             if "id" in piece:
-                index, _ = self._index(piece["id"])
-                self.indexes[f"{delta['id']}#{piece['index']}"] = index
-                call = {"id": piece["id"], "name": piece.get("name", ""), "arguments": ""}
+                self.calls[place] = call_id = piece["id"]
+                index, _ = self._index(call_id)
+                call = {"id": call_id, "name": piece.get("name", ""), "arguments": ""}
                 item = render.function_call(call, "in_progress")
                 events.append(
                     self._event("response.output_item.added", output_index=index, item=item)
                 )
-                call_id = piece["id"]
+            elif place in self.calls:
+                call_id = self.calls[place]
+                index = self.indexes[call_id]
             else:
-                index = self.indexes.get(f"{delta['id']}#{piece['index']}", -1)
-                call_id = next((k for k, v in self.indexes.items() if v == index), "")
-            if piece.get("arguments") and index >= 0:
+                continue
+            if piece.get("arguments"):
                 events.append(
                     self._event(
                         "response.function_call_arguments.delta",
