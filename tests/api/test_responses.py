@@ -415,6 +415,7 @@ def _gone(client: openai.OpenAI, response_id: str) -> bool:
         ({"text": {"format": {"type": "yaml"}}}, 400, "text.format.type", None),
         ({"tool_choice": {"type": "file_search"}}, 400, "tool_choice", "unsupported_value"),
         ({"temperature": 3}, 400, "temperature", None),
+        ({"truncation": "disabled"}, 400, "truncation", "unsupported_value"),
         ({"reasoning": {"effort": "low"}}, 400, "reasoning", None),
     ],
     ids=[
@@ -427,6 +428,7 @@ def _gone(client: openai.OpenAI, response_id: str) -> bool:
         "text-format",
         "tool-choice",
         "temperature",
+        "truncation-disabled",
         "unknown-field",
     ],
 )

@@ -370,6 +370,9 @@ class ResponseService:
             )
         if request.include:
             raise _not_yet(f"include value '{request.include[0]}'", "include")
+        if request.truncation == "disabled":
+            # The thread's oldest messages are left out of a prompt too long for the model.
+            raise _not_yet("truncation 'disabled'", "truncation")
         given = _read_input(request.input)
         check_messages(given.messages, self.limits, "input")
         for index, _, output in given.outputs:
