@@ -22,6 +22,7 @@ from threadline.api.models import model_catalog
 from threadline.api.models import router as models_router
 from threadline.api.projects import ProjectPaths
 from threadline.api.request_id import RequestIds
+from threadline.api.responses import conversations, responses
 from threadline.api.text_guard import TextGuard
 from threadline.config import Settings
 from threadline.engine.reembed import stale_stores
@@ -31,9 +32,11 @@ from threadline.heap import startup_heap_frozen
 from threadline.providers.embedders.select import embedder_for
 from threadline.providers.registry import build_provider, model_routes
 from threadline.service.assistants import AssistantService
+from threadline.service.conversations import ConversationService
 from threadline.service.files import FileService
 from threadline.service.keys import KeyRing
 from threadline.service.messages import MessageService
+from threadline.service.responses import ResponseService
 from threadline.service.runs import RunService
 from threadline.service.threads import ThreadService
 from threadline.service.tool_checks import ToolChecks
@@ -84,20 +87,23 @@ def create_app(settings: Settings, *, with_worker: bool = True) -> FastAPI:
     app = FastAPI(title="Threadline", lifespan=lifespan, docs_url=None, redoc_url=None)
     limits = settings.limits()
     tool_checks = ToolChecks(connections_of(settings))
+    run_service = RunService(
+        store,
+        settings.run_expiry_seconds,
+        settings.stream_keepalive_seconds,
+        limits,
+        tool_checks,
+        models,
+    )
     app.state.services = Services(
         assistants=AssistantService(store, limits, tool_checks, models),
         threads=ThreadService(store, limits),
         messages=MessageService(store, limits),
-        runs=RunService(
-            store,
-            settings.run_expiry_seconds,
-            settings.stream_keepalive_seconds,
-            limits,
-            tool_checks,
-            models,
-        ),
+        runs=run_service,
         files=FileService(store, blobs, settings.max_file_bytes),
         vector_stores=VectorStoreService(store, searcher),
+        conversations=ConversationService(store, limits),
+        responses=ResponseService(store, run_service, limits),
         poll_after_ms=settings.poll_after_ms,
         models=models,
     )
@@ -108,6 +114,8 @@ def create_app(settings: Settings, *, with_worker: bool = True) -> FastAPI:
         threads.router,
         files.router,
         vector_stores.router,
+        conversations.router,
+        responses.router,
         models_router,
     ):
         app.include_router(router, prefix="/v1")

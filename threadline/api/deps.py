@@ -12,10 +12,12 @@ from threadline import json_codec
 from threadline.domain.projects import DEFAULT_PROJECT
 from threadline.domain.records import PageRequest
 from threadline.service.assistants import AssistantService
+from threadline.service.conversations import ConversationService
 from threadline.service.files import FileService
 from threadline.service.messages import MessageService
 from threadline.service.models import EVERY_NAME, ModelCatalog
 from threadline.service.pages import page_request
+from threadline.service.responses import ResponseService
 from threadline.service.runs import RunService
 from threadline.service.threads import ThreadService
 from threadline.service.vector_stores import VectorStoreService
@@ -29,6 +31,8 @@ class Services:
     runs: RunService
     files: FileService
     vector_stores: VectorStoreService
+    conversations: ConversationService
+    responses: ResponseService
     poll_after_ms: int
     models: ModelCatalog = EVERY_NAME
 

@@ -35,6 +35,11 @@ def _data(value: object) -> str:
     return _UNICODE_LINE_BREAKS.sub(_escaped, json_codec.dumps(value))
 
 
+def event_data(value: object) -> str:
+    """A frame's `data`, for a wire format that writes its frames itself."""
+    return _data(value)
+
+
 # A run's event as a wire format writes it: the data of its frame.
 EventRenderer = Callable[[RunEvent], object]
 

@@ -9,8 +9,12 @@ from enum import StrEnum
 class IdKind(StrEnum):
     ASSISTANT = "asst_"
     THREAD = "thread_"
+    # A thread made through the Conversations API: the same record.
+    CONVERSATION = "conv_"
     MESSAGE = "msg_"
     RUN = "run_"
+    # A run made through the Responses API: a response is a run.
+    RESPONSE = "resp_"
     STEP = "step_"
     TOOL_CALL = "call_"
     ACTIVITY = "act_"

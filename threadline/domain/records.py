@@ -163,6 +163,25 @@ class Run(TypedDict):
     # What the run's steps show besides their own fields (`include[]` at creation: the
     # file_search results' content), never rendered on the run itself.
     include: NotRequired[list[str]]
+    # Present on a run made through the Responses API (`"responses"`), with what only a
+    # response has (`service/responses.py`): absent on Assistants runs.
+    surface: NotRequired[str]
+    response: NotRequired[ResponseFields]
+
+
+class ResponseFields(TypedDict):
+    """What a response keeps beside its run: the response it continues, the conversation it
+    was given (None for a thread of its own), whether it is kept once answered and ran in the
+    background, its `text` settings as sent, the messages its input added, and the step that
+    carries its input's function call outputs (the model reads it as the run's own work)."""
+
+    previous_response_id: str | None
+    conversation: str | None
+    store: bool
+    background: bool
+    text: Obj
+    input_message_ids: list[str]
+    input_step_id: str | None
 
 
 class MessageCreation(TypedDict):

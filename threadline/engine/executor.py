@@ -383,6 +383,9 @@ class RunExecutor:
             if service_round:
                 await emit(tx, run, *completed)
                 return written
+            if run.get("surface") == "responses":
+                await self._end_response_with_calls(tx, run, written, completed)
+                return written
             moved = await change_status(
                 tx,
                 run,
@@ -395,6 +398,22 @@ class RunExecutor:
             if moved is None:
                 raise Superseded()
         return written
+
+    async def _end_response_with_calls(
+        self, tx: StoreTx, run: Run, step: RunStep, completed: list[Event]
+    ) -> None:
+        """A response does not wait for its client's function outputs: it ends `completed`
+        with the calls as its last output, and the client answers them in a new response
+        (`previous_response_id`), whose run holds them with their outputs."""
+        closed = await tx.update_step(
+            run["id"], step["id"], {"status": "completed", "completed_at": now()}
+        )
+        if closed is None:
+            raise Superseded()
+        usage = _usage_of(await tx.steps_of_run(run["id"]))
+        ended = [*completed, ("thread.run.step.completed", closed)]
+        if not await self._finish(tx, run, RunStatus.COMPLETED, usage, None, ended):
+            raise Superseded()
 
     async def _finish_round(self, run: Run, step: RunStep, scope: RunScope) -> bool:
         """Run the round's service-side calls, then close the round: True when the model

@@ -44,6 +44,16 @@ async def require_thread(tx: StoreTx, project: str, thread_id: str, *, lock: boo
     return thread
 
 
+async def refuse_while_running(tx: StoreTx, thread_id: str) -> None:
+    """Nothing is added to a thread while a run writes to it."""
+    active = await tx.active_run(thread_id)
+    if active is not None:
+        raise Conflict(
+            f"Can't add messages to {thread_id} while a run {active['id']} is active.",
+            param="thread_id",
+        )
+
+
 async def append_messages(
     tx: StoreTx,
     thread_id: str,
@@ -74,12 +84,7 @@ class MessageService:
         check_message(request, self.limits)
         async with self.store.transaction() as tx:
             thread = await require_thread(tx, project, thread_id, lock=True)
-            active = await tx.active_run(thread_id)
-            if active is not None:
-                raise Conflict(
-                    f"Can't add messages to {thread_id} while a run {active['id']} is active.",
-                    param="thread_id",
-                )
+            await refuse_while_running(tx, thread_id)
             await check_message_refs(tx, project, [request], "")
             [message] = new_messages(thread_id, [request])
             await append_messages(tx, thread_id, [message], self.limits)

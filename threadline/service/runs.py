@@ -114,13 +114,13 @@ class RunService:
             extra = new_messages(thread_id, added)
             await append_messages(tx, thread_id, extra, self.limits, "additional_messages")
             await attach_files(tx, project, thread, added)
-            run = self._new_run(
+            run = self.new_run(
                 project, thread_id, assistant, request, request.additional_instructions
             )
             run["tool_resources"] = await resolve_tool_resources(tx, project, run["tool_resources"])
             if included:
                 run["include"] = list(dict.fromkeys(included))
-            await self._queue(tx, project, run)
+            await self.queue(tx, project, run)
         return run
 
     async def create_thread_and_run(
@@ -135,7 +135,7 @@ class RunService:
         async with self.store.transaction() as tx:
             assistant = await _require_assistant(tx, project, request.assistant_id)
             await _check_run_tools(tx, project, request)
-            run = self._new_run(project, "", assistant, request, None)
+            run = self.new_run(project, "", assistant, request, None)
             # The stores the run's resources ask for are made once, here; a thread that
             # brings no resources of its own takes the run's.
             run["tool_resources"] = await resolve_tool_resources(tx, project, run["tool_resources"])
@@ -147,7 +147,7 @@ class RunService:
             run["thread_id"] = thread["id"]
             if parent_run_id is not None:
                 run["parent_run_id"] = parent_run_id
-            await self._queue(tx, project, run, created_thread=thread)
+            await self.queue(tx, project, run, created_thread=thread)
         return run
 
     async def get(self, project: str, thread_id: str, run_id: str) -> Run:
@@ -227,6 +227,11 @@ class RunService:
                 raise Conflict(f"Run {run_id} changed while outputs were submitted; try again.")
         return ResumedRun(updated, first_seq - 1)
 
+    async def check_options(self, request: RunOptions) -> None:
+        """What `create` checks of a run's options before it touches the store."""
+        _check_options(request, self.limits, self.tool_checks)
+        await self._check_servers(request)
+
     async def _check_servers(self, request: RunOptions) -> None:
         if request.tools is not None:
             tools = [tool_record(tool) for tool in request.tools]
@@ -288,14 +293,17 @@ class RunService:
             await _require_run(tx, project, thread_id, run_id)
             return await tx.page_steps(run_id, page)
 
-    def _new_run(
+    def new_run(
         self,
         project: str,
         thread_id: str,
         assistant: Assistant,
         request: RunOptions,
         additional_instructions: str | None,
+        kind: IdKind = IdKind.RUN,
     ) -> Run:
+        """`kind`: `RESPONSE` for a run the Responses API makes (`service/responses.py`),
+        from an assistant record of its request's own."""
         created = now()
         instructions = (
             request.instructions
@@ -316,7 +324,7 @@ class RunService:
         model = request.model or assistant["model"]
         self.models.require_served(model)
         return {
-            "id": new_id(IdKind.RUN),
+            "id": new_id(kind),
             "project": project,
             "created_at": created,
             "assistant_id": assistant["id"],
@@ -359,7 +367,7 @@ class RunService:
             ),
         }
 
-    async def _queue(
+    async def queue(
         self, tx: StoreTx, project: str, run: Run, created_thread: Thread | None = None
     ) -> None:
         await tx.insert_run(project, run)

@@ -28,7 +28,12 @@ def check_thread(request: ThreadCreate, limits: Limits, param: str = "") -> None
 
 
 async def insert_thread(
-    tx: StoreTx, project: str, request: ThreadCreate, param: str = ""
+    tx: StoreTx,
+    project: str,
+    request: ThreadCreate,
+    param: str = "",
+    *,
+    kind: IdKind = IdKind.THREAD,
 ) -> Thread:
     """Store a thread with its first messages, in the caller's transaction: the files and
     stores they name checked, the stores they ask for made."""
@@ -39,7 +44,7 @@ async def insert_thread(
     messages = request.messages or []
     await check_message_refs(tx, project, messages, f"{prefix}messages")
     thread: Thread = {
-        "id": new_id(IdKind.THREAD),
+        "id": new_id(kind),
         "created_at": now(),
         "metadata": request.metadata or {},
         "tool_resources": await resolve_tool_resources(

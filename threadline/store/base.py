@@ -258,6 +258,10 @@ class StoreTx(FileStoreTx, Protocol):
         """Whether `owner` holds the run's lease, which then stays its until this commits."""
         ...
 
+    async def delete_run(self, run_id: str) -> bool:
+        """Delete a run with its steps and events; its messages stay. False if none."""
+        ...
+
     async def page_runs(self, thread_id: str, page: PageRequest) -> Page[Run]: ...
     async def claim_next_runs(self, owner: str, lease_until: float, limit: int) -> list[Run]:
         """Lease up to `limit` queued runs nobody holds, oldest first."""

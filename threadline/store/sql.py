@@ -157,6 +157,12 @@ _GET_STEP = Query(
     sa.select(run_steps.c.body).where(run_steps.c.id == _ID, run_steps.c.run_id == _RUN_ID)
 )
 _DELETE_STEP = Query(run_steps.delete().where(run_steps.c.id == _ID))
+# A run alone, its steps and events with it (its messages stay in the thread).
+_DELETE_RUN = [
+    Query(run_steps.delete().where(run_steps.c.run_id == _RUN_ID)),
+    Query(run_events.delete().where(run_events.c.run_id == _RUN_ID)),
+    Query(runs.delete().where(runs.c.id == _RUN_ID)),
+]
 _STEPS_OF_RUN = Query(
     sa.select(run_steps.c.body).where(run_steps.c.run_id == _RUN_ID).order_by(run_steps.c.seq)
 )
@@ -427,6 +433,12 @@ class SqlTx(FileQueries):
         # writer at a time), so the lease cannot change hands before its writes commit.
         rows = await self.db.fetch(_LEASE_OWNER, {"p_id": run_id})
         return bool(rows) and rows[0][0] == owner
+
+    async def delete_run(self, run_id: str) -> bool:
+        deleted = 0
+        for query in _DELETE_RUN:
+            deleted = await self.db.execute(query, {"p_run_id": run_id})
+        return bool(deleted)
 
     async def page_runs(self, thread_id: str, page: PageRequest) -> Page[Run]:
         return cast("Page[Run]", await self._page(_RUN_PAGES, page, thread_id=thread_id))

@@ -1,0 +1,142 @@
+"""The Conversations API through the openai SDK's `client.conversations`: a conversation is a
+thread, so items written on one side are messages on the other, and ids work both ways."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+from support.errors import sdk_error
+
+
+def test_a_conversation_with_items_is_a_thread_with_messages(client: openai.OpenAI) -> None:
+    conversation = client.conversations.create(
+        items=[
+            {"type": "message", "role": "user", "content": "Hello!"},
+            {"role": "assistant", "content": [{"type": "output_text", "text": "Hi there."}]},
+        ],
+        metadata={"topic": "greeting"},
+    )
+    assert conversation.id.startswith("conv_")
+    assert conversation.object == "conversation"
+    assert conversation.metadata == {"topic": "greeting"}
+
+    items = client.conversations.items.list(conversation.id, order="asc")
+    assert [item.type for item in items.data] == ["message", "message"]
+    first, second = items.data
+    assert first.role == "user" and first.content[0].type == "input_text"  # type: ignore[union-attr]
+    assert first.content[0].text == "Hello!"  # type: ignore[union-attr]
+    assert second.role == "assistant" and second.content[0].type == "output_text"  # type: ignore[union-attr]
+
+    thread = client.beta.threads.retrieve(conversation.id)
+    assert thread.metadata == {"topic": "greeting"}
+    messages = client.beta.threads.messages.list(conversation.id, order="asc").data
+    assert [m.id for m in messages] == [first.id, second.id]
+    assert messages[0].content[0].text.value == "Hello!"  # type: ignore[union-attr]
+
+
+def test_a_thread_s_messages_are_items_and_items_added_are_messages(
+    client: openai.OpenAI,
+) -> None:
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "From Assistants"}])
+    added = client.conversations.items.create(
+        thread.id,
+        items=[
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "A"}]},
+            {"type": "message", "role": "user", "content": "B"},
+        ],
+    )
+    assert [item.content[0].text for item in added.data] == ["A", "B"]  # type: ignore[union-attr]
+    texts = [
+        m.content[0].text.value  # type: ignore[union-attr]
+        for m in client.beta.threads.messages.list(thread.id, order="asc").data
+    ]
+    assert texts == ["From Assistants", "A", "B"]
+    page = client.conversations.items.list(thread.id, limit=2, order="desc")
+    assert [item.content[0].text for item in page.data] == ["B", "A"]  # type: ignore[union-attr]
+    assert page.has_more
+    rest = client.conversations.items.list(thread.id, limit=2, order="desc", after=page.data[-1].id)
+    assert [item.content[0].text for item in rest.data] == ["From Assistants"]  # type: ignore[union-attr]
+    one = client.conversations.items.retrieve(added.data[0].id, conversation_id=thread.id)
+    assert one.id == added.data[0].id
+
+
+def test_metadata_update_item_delete_and_conversation_delete(client: openai.OpenAI) -> None:
+    conversation = client.conversations.create(items=[{"role": "user", "content": "x"}])
+    updated = client.conversations.update(conversation.id, metadata={"k": "v"})
+    assert updated.metadata == {"k": "v"}
+    assert client.conversations.retrieve(conversation.id).metadata == {"k": "v"}
+    [item] = client.conversations.items.list(conversation.id).data
+    after = client.conversations.items.delete(item.id, conversation_id=conversation.id)
+    assert after.id == conversation.id
+    assert client.conversations.items.list(conversation.id).data == []
+    deleted = client.conversations.delete(conversation.id)
+    assert deleted.deleted and deleted.id == conversation.id
+    with pytest.raises(openai.NotFoundError):
+        client.conversations.retrieve(conversation.id)
+    with pytest.raises(openai.NotFoundError):
+        client.beta.threads.retrieve(conversation.id)
+
+
+@pytest.mark.parametrize(
+    ("item", "param", "code"),
+    [
+        (
+            {"type": "function_call_output", "call_id": "c", "output": "x"},
+            "items[1].type",
+            "unsupported_value",
+        ),
+        ({"role": "developer", "content": "Be brief."}, "items[1].role", "unsupported_value"),
+        ({"role": "robot", "content": "x"}, "items[1].role", None),
+        (
+            {"role": "user", "content": [{"type": "input_file", "file_id": "f"}]},
+            "items[1].content[0].type",
+            "unsupported_value",
+        ),
+        (
+            {"role": "user", "content": [{"type": "input_image"}]},
+            "items[1].content[0].image_url",
+            None,
+        ),
+        ({"role": "user", "content": []}, "items[1].content", None),
+        ({"role": "user", "content": "x", "colour": "red"}, "items[1].colour", None),
+    ],
+    ids=[
+        "function-call-output",
+        "developer",
+        "unknown-role",
+        "input-file",
+        "image-without-source",
+        "empty",
+        "unknown-field",
+    ],
+)
+def test_an_item_that_cannot_be_stored_is_refused_and_nothing_is_added(
+    client: openai.OpenAI, item: dict[str, object], param: str, code: str | None
+) -> None:
+    conversation = client.conversations.create(items=[{"role": "user", "content": "kept"}])
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.conversations.items.create(
+            conversation.id,
+            items=[{"role": "user", "content": "first"}, item],  # type: ignore[list-item]
+        )
+    error = sdk_error(caught.value, 400)
+    assert error["param"] == param
+    if code is not None:
+        assert error["code"] == code
+    items = client.conversations.items.list(conversation.id).data
+    assert [i.content[0].text for i in items] == ["kept"]  # type: ignore[union-attr]
+    with pytest.raises(openai.BadRequestError):
+        client.conversations.create(items=[item])  # type: ignore[list-item]
+
+
+def test_a_missing_conversation_or_item_is_a_404(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError):
+        client.conversations.retrieve("conv_missing")
+    with pytest.raises(openai.NotFoundError):
+        client.conversations.items.list("conv_missing")
+    conversation = client.conversations.create()
+    with pytest.raises(openai.NotFoundError):
+        client.conversations.items.retrieve("msg_missing", conversation_id=conversation.id)
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.conversations.items.list(conversation.id, include=["message.output_text.logprobs"])
+    assert sdk_error(caught.value, 400)["param"] == "include[]"

@@ -1,0 +1,463 @@
+"""The Responses API through the openai SDK's `client.responses`, with the scripted model: a
+response is a run on a thread (a conversation's, the previous response's, or its own), so
+what it says can be read back through Conversations and Assistants too."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import openai
+import pytest
+from support.errors import sdk_error
+from support.scripted_model import CallTools, Fail, Reply, ScriptedModelServer, ToolCall
+from support.waiting import wait_until
+
+WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "The weather in a city.",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+    },
+}
+
+
+def _chat(request: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(m["role"], m.get("content") or "") for m in request["messages"]]
+
+
+def test_a_string_input_is_answered_and_instructions_are_the_system_message(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    scripted_model.script(model_name, Reply("Hello there, friend."))
+    response = client.responses.create(
+        model=model_name, input="Say hello.", instructions="Be friendly."
+    )
+    assert response.id.startswith("resp_")
+    assert response.object == "response" and response.status == "completed"
+    assert response.output_text == "Hello there, friend."
+    [message] = response.output
+    assert message.type == "message" and message.role == "assistant"
+    assert message.status == "completed"
+    assert response.instructions == "Be friendly."
+    assert response.conversation is None
+    assert response.usage is not None and response.usage.total_tokens > 0
+    [request] = scripted_model.requests(model_name)
+    assert _chat(request) == [("system", "Be friendly."), ("user", "Say hello.")]
+    assert client.responses.retrieve(response.id).output_text == "Hello there, friend."
+
+
+def test_system_and_developer_input_messages_join_the_instructions(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    client.responses.create(
+        model=model_name,
+        instructions="Base.",
+        input=[
+            {"role": "system", "content": "System says."},
+            {"role": "developer", "content": [{"type": "input_text", "text": "Dev says."}]},
+            {"role": "user", "content": "Hi"},
+        ],
+    )
+    [request] = scripted_model.requests(model_name)
+    assert _chat(request) == [("system", "Base.\n\nSystem says.\n\nDev says."), ("user", "Hi")]
+
+
+def test_a_conversation_gets_the_input_and_the_output(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    scripted_model.script(model_name, Reply("Paris."))
+    conversation = client.conversations.create(
+        items=[{"role": "user", "content": "We talk about France."}]
+    )
+    response = client.responses.create(
+        model=model_name, input="Its capital?", conversation=conversation.id
+    )
+    assert response.conversation is not None and response.conversation.id == conversation.id
+    items = client.conversations.items.list(conversation.id, order="asc").data
+    texts = [item.content[0].text for item in items]  # type: ignore[union-attr,index]
+    assert texts == ["We talk about France.", "Its capital?", "Paris."]
+    assert items[-1].id == response.output[0].id
+    messages = client.beta.threads.messages.list(conversation.id, order="asc").data
+    assert [m.content[0].text.value for m in messages] == texts  # type: ignore[union-attr]
+    [request] = scripted_model.requests(model_name)
+    assert _chat(request) == [("user", "We talk about France."), ("user", "Its capital?")]
+    # Continuing it by its id goes on in the conversation, which keeps what is said.
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(
+            model=model_name, input="x", previous_response_id=response.id, store=False
+        )
+    assert sdk_error(caught.value, 400)["param"] == "store"
+    then = client.responses.create(
+        model=model_name, input="More?", previous_response_id=response.id
+    )
+    assert then.conversation is not None and then.conversation.id == conversation.id
+    assert len(client.conversations.items.list(conversation.id).data) == 5
+
+
+def test_deleting_a_response_leaves_its_conversation_as_it_is(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    scripted_model.script(model_name, Reply("Kept."))
+    conversation = client.conversations.create()
+    response = client.responses.create(model=model_name, input="Hi", conversation=conversation.id)
+    [run] = client.beta.threads.runs.list(conversation.id).data
+    assert run.id == response.id and run.status == "completed"
+    client.responses.delete(response.id)
+    items = client.conversations.items.list(conversation.id, order="asc").data
+    assert [i.content[0].text for i in items] == ["Hi", "Kept."]  # type: ignore[union-attr,index]
+    assert client.beta.threads.runs.list(conversation.id).data == []
+
+
+def test_an_assistants_thread_goes_on_through_responses(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    scripted_model.script(model_name, Reply("First answer."), Reply("Second answer."))
+    assistant = client.beta.assistants.create(model=model_name)
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "One"}])
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50
+    )
+    assert run.status == "completed"
+    response = client.responses.create(
+        model=model_name, input="Two", conversation={"id": thread.id}
+    )
+    assert response.output_text == "Second answer."
+    messages = client.beta.threads.messages.list(thread.id, order="asc").data
+    texts = [m.content[0].text.value for m in messages]  # type: ignore[union-attr]
+    assert texts == ["One", "First answer.", "Two", "Second answer."]
+    assert _chat(scripted_model.requests(model_name)[1]) == [
+        ("user", "One"),
+        ("assistant", "First answer."),
+        ("user", "Two"),
+    ]
+
+
+def test_previous_response_id_chains_the_context(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    scripted_model.script(model_name, Reply("Nice to meet you, Ada."), Reply("You are Ada."))
+    first = client.responses.create(model=model_name, input="I am Ada.")
+    second = client.responses.create(
+        model=model_name, input="Who am I?", previous_response_id=first.id
+    )
+    assert second.previous_response_id == first.id
+    assert second.output_text == "You are Ada."
+    assert _chat(scripted_model.requests(model_name)[1]) == [
+        ("user", "I am Ada."),
+        ("assistant", "Nice to meet you, Ada."),
+        ("user", "Who am I?"),
+    ]
+    # A branch from the first (already continued) is refused, and changes nothing.
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model=model_name, input="Again", previous_response_id=first.id)
+    assert sdk_error(caught.value, 400)["param"] == "previous_response_id"
+
+
+def test_a_function_call_round_trip(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    scripted_model.script(
+        model_name,
+        CallTools([ToolCall("get_weather", {"city": "Oslo"})]),
+        Reply("It is sunny in Oslo."),
+    )
+    first = client.responses.create(
+        model=model_name,
+        input="Weather in Oslo?",
+        tools=[WEATHER],  # type: ignore[list-item]
+    )
+    assert first.status == "completed"
+    [call] = first.output
+    assert call.type == "function_call" and call.name == "get_weather"
+    assert json.loads(call.arguments) == {"city": "Oslo"}
+    assert call.id is not None and call.id.startswith("fc_")
+    assert first.tools[0].name == "get_weather"  # type: ignore[union-attr]
+
+    second = client.responses.create(
+        model=model_name,
+        previous_response_id=first.id,
+        tools=[WEATHER],  # type: ignore[list-item]
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}],
+    )
+    assert second.output_text == "It is sunny in Oslo."
+    assert [item.type for item in second.output] == ["message"]
+    request = scripted_model.requests(model_name)[1]
+    [asked] = [m for m in request["messages"] if m.get("tool_calls")]
+    assert asked["tool_calls"][0]["id"] == call.call_id
+    [told] = [m for m in request["messages"] if m["role"] == "tool"]
+    assert told == {"role": "tool", "tool_call_id": call.call_id, "content": "sunny"}
+    assert _chat(request)[0] == ("user", "Weather in Oslo?")
+
+
+def test_outputs_must_answer_the_calls_the_last_response_ended_with(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    scripted_model.script(
+        model_name,
+        CallTools([ToolCall("get_weather", {"city": "A"}), ToolCall("get_weather", {"city": "B"})]),
+    )
+    first = client.responses.create(
+        model=model_name,
+        input="Weather?",
+        tools=[WEATHER],  # type: ignore[list-item]
+    )
+    calls = [item.call_id for item in first.output]  # type: ignore[union-attr]
+    assert len(calls) == 2
+    cases: list[tuple[list[dict[str, Any]], str]] = [
+        ([{"type": "function_call_output", "call_id": "nope", "output": "x"}], "input[0].call_id"),
+        ([{"type": "function_call_output", "call_id": calls[0], "output": "x"}], "input"),
+    ]
+    for given, param in cases:
+        with pytest.raises(openai.BadRequestError) as caught:
+            client.responses.create(
+                model=model_name,
+                previous_response_id=first.id,
+                input=given,  # type: ignore[arg-type]
+            )
+        assert sdk_error(caught.value, 400)["param"] == param
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(
+            model=model_name,
+            input=[{"type": "function_call_output", "call_id": calls[0], "output": "x"}],
+        )
+    assert sdk_error(caught.value, 400)["param"] == "input[0].call_id"
+    # Nothing was kept of the refused ones: the first is still the thread's latest.
+    ok = client.responses.create(
+        model=model_name,
+        previous_response_id=first.id,
+        input=[
+            {"type": "function_call_output", "call_id": calls[1], "output": "rain"},
+            {"type": "function_call_output", "call_id": calls[0], "output": "sun"},
+        ],
+    )
+    assert ok.status == "completed"
+
+
+def test_streaming_text_and_the_final_response(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    scripted_model.script(model_name, Reply("One two three four", chunks=4))
+    deltas: list[str] = []
+    kinds: list[str] = []
+    with client.responses.stream(model=model_name, input="Count.") as stream:
+        for event in stream:
+            kinds.append(event.type)
+            if event.type == "response.output_text.delta":
+                deltas.append(event.delta)
+        final = stream.get_final_response()
+    assert "".join(deltas) == "One two three four"
+    assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
+    assert kinds.index("response.output_item.added") < kinds.index("response.output_text.delta")
+    assert final.output_text == "One two three four"
+    stored = client.responses.retrieve(final.id)
+    assert _unparsed(final.to_dict()) == stored.to_dict()
+
+
+def test_streaming_a_function_call(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    scripted_model.script(model_name, CallTools([ToolCall("get_weather", {"city": "Rome"})]))
+    with client.responses.stream(
+        model=model_name,
+        input="Weather?",
+        tools=[WEATHER],  # type: ignore[list-item]
+    ) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_response()
+    assert "response.function_call_arguments.delta" in kinds
+    assert "response.function_call_arguments.done" in kinds
+    [call] = final.output
+    assert call.type == "function_call" and json.loads(call.arguments) == {"city": "Rome"}
+    assert client.responses.retrieve(final.id).output[0].id == call.id
+
+
+def test_a_failed_and_a_cut_short_response(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    scripted_model.script(
+        model_name,
+        Fail(400, "prompt refused"),
+        Reply("cut off mid", finish_reason="length"),
+        Reply("cut again", finish_reason="length"),
+    )
+    failed = client.responses.create(model=model_name, input="x")
+    assert failed.status == "failed"
+    assert failed.error is not None and failed.error.code == "invalid_prompt"
+    cut = client.responses.create(model=model_name, input="y", max_output_tokens=16)
+    assert cut.status == "incomplete" and cut.max_output_tokens == 16
+    assert cut.incomplete_details is not None
+    assert cut.incomplete_details.reason == "max_output_tokens"
+    assert cut.output_text == "cut off mid"
+    with client.responses.stream(model=model_name, input="z") as stream:
+        kinds = [event.type for event in stream]
+    assert kinds[-1] == "response.incomplete"
+    assert client.responses.retrieve(cut.id).output[0].status == "incomplete"  # type: ignore[union-attr]
+
+
+def test_background_then_retrieve_until_completed(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    scripted_model.script(model_name, Reply("Done in the background."))
+    response = client.responses.create(model=model_name, input="Work.", background=True)
+    assert response.status == "queued" and response.background
+    wait_until(
+        lambda: client.responses.retrieve(response.id).status,
+        lambda status: status == "completed",
+        "the background response completes",
+    )
+    assert client.responses.retrieve(response.id).output_text == "Done in the background."
+
+
+def test_cancel_a_background_response(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    hold = threading.Event()
+    scripted_model.script(model_name, Reply("partial and more", chunks=2, hold=hold))
+    try:
+        response = client.responses.create(model=model_name, input="Go.", background=True)
+        wait_until(
+            lambda: client.responses.retrieve(response.id).output,
+            bool,
+            "the response's reply begins",
+        )
+        cancelled = client.responses.cancel(response.id)
+        assert cancelled.status == "cancelled"
+    finally:
+        hold.set()
+    assert client.responses.retrieve(response.id).status == "cancelled"
+    foreground = client.responses.create(model=model_name, input="Now.")
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.cancel(foreground.id)
+    sdk_error(caught.value, 400)
+
+
+def test_delete_and_input_items(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    response = client.responses.create(
+        model=model_name,
+        input=[
+            {"role": "user", "content": "first"},
+            {"role": "user", "content": [{"type": "input_text", "text": "second"}]},
+        ],
+    )
+    items = client.responses.input_items.list(response.id, order="asc")
+    assert [item.content[0].text for item in items.data] == ["first", "second"]  # type: ignore[union-attr,index]
+    page = client.responses.input_items.list(response.id, limit=1)
+    assert [item.content[0].text for item in page.data] == ["second"]  # type: ignore[union-attr,index]
+    assert page.has_more
+    raw = client.with_options(max_retries=0).delete(f"/responses/{response.id}", cast_to=object)
+    assert raw == {"id": response.id, "object": "response.deleted", "deleted": True}
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(response.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.delete(response.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.create(model=model_name, input="x", previous_response_id=response.id)
+
+
+def test_store_false_keeps_nothing(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    scripted_model.script(model_name, Reply("Forgotten."))
+    response = client.responses.create(model=model_name, input="Secret.", store=False)
+    assert response.output_text == "Forgotten."
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(response.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.create(model=model_name, input="x", previous_response_id=response.id)
+    with client.responses.stream(model=model_name, input="Streamed.", store=False) as stream:
+        final = stream.get_final_response()
+    wait_until(lambda: _gone(client, final.id), bool, "the streamed response is forgotten")
+
+
+def _unparsed(value: Any) -> Any:
+    """A parsed response's fields as the plain response has them (no `parsed`)."""
+    if isinstance(value, dict):
+        return {k: _unparsed(v) for k, v in value.items() if k != "parsed"}
+    if isinstance(value, list):
+        return [_unparsed(v) for v in value]
+    return value
+
+
+def _gone(client: openai.OpenAI, response_id: str) -> bool:
+    try:
+        client.responses.retrieve(response_id)
+    except openai.NotFoundError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize(
+    ("fields", "status", "param", "code"),
+    [
+        ({"tools": [{"type": "web_search"}]}, 400, "tools[0].type", "unsupported_value"),
+        (
+            {"input": [{"type": "reasoning", "summary": []}]},
+            400,
+            "input[0].type",
+            "unsupported_value",
+        ),
+        ({"conversation": "conv_missing"}, 404, None, None),
+        ({"previous_response_id": "resp_missing"}, 404, None, None),
+        (
+            {"conversation": "CONV", "previous_response_id": "resp_x"},
+            400,
+            "previous_response_id",
+            None,
+        ),
+        ({"conversation": "CONV", "store": False}, 400, "store", None),
+        ({"text": {"format": {"type": "yaml"}}}, 400, "text.format.type", None),
+        ({"tool_choice": {"type": "file_search"}}, 400, "tool_choice", "unsupported_value"),
+        ({"temperature": 3}, 400, "temperature", None),
+        ({"truncation": "disabled"}, 400, "truncation", "unsupported_value"),
+        ({"reasoning": {"effort": "low"}}, 400, "reasoning", None),
+    ],
+    ids=[
+        "tool-type",
+        "item-type",
+        "missing-conversation",
+        "missing-previous",
+        "both",
+        "store-false-in-conversation",
+        "text-format",
+        "tool-choice",
+        "temperature",
+        "truncation-disabled",
+        "unknown-field",
+    ],
+)
+def test_a_refused_request_is_named_and_keeps_nothing(
+    client: openai.OpenAI,
+    scripted_model: ScriptedModelServer,
+    model_name: str,
+    fields: dict[str, Any],
+    status: int,
+    param: str | None,
+    code: str | None,
+) -> None:
+    conversation = client.conversations.create(items=[{"role": "user", "content": "kept"}])
+    fields = {k: conversation.id if v == "CONV" else v for k, v in fields.items()}
+    body = {"model": model_name, "input": "hello", **fields}
+    newest = _newest_thread(client)
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.post("/responses", body=body, cast_to=object)
+    error = sdk_error(caught.value, status)
+    if param is not None:
+        assert error["param"] == param
+    if code is not None:
+        assert error["code"] == code
+    items = client.conversations.items.list(conversation.id).data
+    assert [i.content[0].text for i in items] == ["kept"]  # type: ignore[union-attr,index]
+    assert scripted_model.requests(model_name) == []
+    assert _newest_thread(client) == newest  # no thread of its own was made either
+
+
+def _newest_thread(client: openai.OpenAI) -> Any:
+    page: Any = client.get("/threads", cast_to=object, options={"params": {"limit": 1}})
+    return page["data"][0]["id"]

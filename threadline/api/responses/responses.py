@@ -1,0 +1,121 @@
+"""`/responses`: create (answered when settled, streamed, or at once in the background),
+retrieve, delete, cancel and input items."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Depends, Query
+from starlette.responses import Response, StreamingResponse
+
+from threadline.api.deps import Services, json_response, page, project, services
+from threadline.api.json_body import StrictJsonRoute
+from threadline.api.responses import render
+from threadline.api.responses.stream import response_events
+from threadline.domain.errors import InvalidRequest, NotFound
+from threadline.domain.records import PageRequest
+from threadline.service.responses import ResponseCreate
+
+router = APIRouter(route_class=StrictJsonRoute)
+
+
+def _no_include(include: list[str] | None) -> None:
+    if include:
+        raise InvalidRequest(
+            f"include value '{include[0]}' is not supported yet.",
+            param="include[]",
+            code="unsupported_value",
+        )
+
+
+@router.post("/responses")
+async def create_response(
+    body: ResponseCreate, svc: Services = Depends(services), proj: str = Depends(project)
+) -> Response:
+    if body.stream and body.background:
+        raise InvalidRequest(
+            "A background response is not streamed yet: create it, then retrieve it.",
+            param="stream",
+            code="unsupported_value",
+        )
+    run = await svc.responses.create(proj, body)
+    keep = run["response"]["store"]
+    if body.stream:
+        return StreamingResponse(
+            _stream(svc, proj, run["id"], keep),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    if body.background:
+        return json_response(render.response(run))
+    await svc.responses.settled(run["id"])
+    view = await svc.responses.view_of(run["id"])
+    if view is None:
+        raise NotFound("response", run["id"])  # deleted while it ran
+    if not keep:
+        await svc.responses.forget(proj, run["id"])
+    return json_response(render.response_of(view))
+
+
+async def _stream(svc: Services, proj: str, run_id: str, keep: bool) -> AsyncIterator[bytes]:
+    """A response not to be kept is deleted once its stream has carried it, or, if its
+    client leaves first, once it settles."""
+    ended = False
+    try:
+        async for chunk in response_events(svc.responses.follow(run_id), svc.responses.view_of):
+            yield chunk
+        ended = True
+    finally:
+        if not keep and ended:
+            await svc.responses.forget(proj, run_id)
+        elif not keep:
+            svc.responses.forget_later(proj, run_id)
+
+
+@router.get("/responses/{response_id}")
+async def get_response(
+    response_id: str,
+    include: list[str] | None = Query(None, alias="include[]"),
+    stream: bool | None = Query(None),
+    svc: Services = Depends(services),
+    proj: str = Depends(project),
+) -> Response:
+    _no_include(include)
+    if stream:
+        raise InvalidRequest(
+            "Streaming a stored response again is not supported yet.",
+            param="stream",
+            code="unsupported_value",
+        )
+    view = await svc.responses.get(proj, response_id)
+    return json_response(
+        render.response_of(view), headers={"openai-poll-after-ms": str(svc.poll_after_ms)}
+    )
+
+
+@router.delete("/responses/{response_id}")
+async def delete_response(
+    response_id: str, svc: Services = Depends(services), proj: str = Depends(project)
+) -> Response:
+    await svc.responses.delete(proj, response_id)
+    return json_response(render.response_deleted(response_id))
+
+
+@router.post("/responses/{response_id}/cancel")
+async def cancel_response(
+    response_id: str, svc: Services = Depends(services), proj: str = Depends(project)
+) -> Response:
+    return json_response(render.response_of(await svc.responses.cancel(proj, response_id)))
+
+
+@router.get("/responses/{response_id}/input_items")
+async def list_input_items(
+    response_id: str,
+    include: list[str] | None = Query(None, alias="include[]"),
+    pages: PageRequest = Depends(page),
+    svc: Services = Depends(services),
+    proj: str = Depends(project),
+) -> Response:
+    _no_include(include)
+    found = await svc.responses.input_items(proj, response_id, pages)
+    return json_response(render.items_page(found))

@@ -1,0 +1,217 @@
+"""A response's stream: its run's event log as `response.*` events.
+
+The run's log says what the worker did (`thread.message.delta`, `thread.run.step.delta`,
+...); this maps it, in order, to the events the Responses API streams, numbering them
+(`sequence_number`) and giving each output item its index as it first appears. The last
+event carries the response as stored, read when the run has settled, so a client's
+`get_final_response()` equals a later `retrieve`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from threadline.api.errors import error_object
+from threadline.api.responses import render
+from threadline.api.streaming import KEEPALIVE, event_data
+from threadline.domain.records import Message, Obj, Run, RunEvent
+from threadline.service.responses import ResponseView
+from threadline.service.run_events import EventBatches, RunVanished
+
+_ENDINGS = {
+    "thread.run.completed": "response.completed",
+    "thread.run.incomplete": "response.incomplete",
+    "thread.run.failed": "response.failed",
+    "thread.run.expired": "response.failed",
+    # No event of the Responses stream says `cancelled`: the response it carries does.
+    "thread.run.cancelled": "response.failed",
+}
+
+# How the stream reads the response once its run has settled.
+ReadView = Callable[[str], Awaitable[ResponseView | None]]
+
+
+class _Mapper:
+    def __init__(self) -> None:
+        self.sequence = 0
+        self.indexes: dict[str, int] = {}  # output item (message or call id) -> index
+        # A call's pieces name it by the step's id and the call's place in the step.
+        self.calls: dict[tuple[str, int], str] = {}
+        self.started = False
+
+    def _event(self, kind: str, **fields: Any) -> Obj:
+        event = {"type": kind, "sequence_number": self.sequence, **fields}
+        self.sequence += 1
+        return event
+
+    def _index(self, item_id: str) -> tuple[int, bool]:
+        """The item's output index, and whether it is new."""
+        if item_id in self.indexes:
+            return self.indexes[item_id], False
+        self.indexes[item_id] = len(self.indexes)
+        return self.indexes[item_id], True
+
+    def map(self, event: RunEvent) -> list[Obj]:
+        name, data = event.event, event.data
+        if name == "thread.run.created":
+            return [self._event("response.created", response=render.response(data))]
+        if name == "thread.run.in_progress" and not self.started:
+            self.started = True
+            return [self._event("response.in_progress", response=render.response(data))]
+        if name == "thread.message.created":
+            return self._message_added(data)
+        if name == "thread.message.delta":
+            return self._text_delta(data)
+        if name in ("thread.message.completed", "thread.message.incomplete"):
+            return self._message_done(data)
+        if name == "thread.run.step.delta":
+            return self._call_pieces(data)
+        if name == "thread.run.step.completed" and data["step_details"]["type"] == "tool_calls":
+            return self._calls_done(data["step_details"]["tool_calls"])
+        return []
+
+    def _message_added(self, message: Message) -> list[Obj]:
+        index, new = self._index(message["id"])
+        if not new:
+            return []  # announced again by a worker that took the run over
+        item = {**render.output_message(message), "content": [], "status": "in_progress"}
+        part = render.output_text({"text": ""})
+        return [
+            self._event("response.output_item.added", output_index=index, item=item),
+            self._event(
+                "response.content_part.added",
+                item_id=message["id"],
+                output_index=index,
+                content_index=0,
+                part=part,
+            ),
+        ]
+
+    def _text_delta(self, delta: Obj) -> list[Obj]:
+        index = self.indexes.get(delta["id"])
+        if index is None:
+            return []
+        return [
+            self._event(
+                "response.output_text.delta",
+                item_id=delta["id"],
+                output_index=index,
+                content_index=0,
+                delta=piece["text"],
+                logprobs=[],
+            )
+            for piece in delta["content"]
+            if piece.get("type") == "text" and piece.get("index") == 0 and piece.get("text")
+        ]
+
+    def _message_done(self, message: Message) -> list[Obj]:
+        events = self._message_added(message)
+        index = self.indexes[message["id"]]
+        item = render.output_message(message)
+        part = item["content"][0] if item["content"] else render.output_text({"text": ""})
+        if not item["content"]:
+            item["content"] = [part]
+        return [
+            *events,
+            self._event(
+                "response.output_text.done",
+                item_id=message["id"],
+                output_index=index,
+                content_index=0,
+                text=part["text"],
+                logprobs=[],
+            ),
+            self._event(
+                "response.content_part.done",
+                item_id=message["id"],
+                output_index=index,
+                content_index=0,
+                part=part,
+            ),
+            self._event("response.output_item.done", output_index=index, item=item),
+        ]
+
+    def _call_pieces(self, delta: Obj) -> list[Obj]:
+        events: list[Obj] = []
+        for piece in delta["tool_calls"]:
+            if piece.get("type") != "function":
+                continue
+            place = (delta["id"], piece["index"])
+            if "id" in piece:
+                self.calls[place] = call_id = piece["id"]
+                index, _ = self._index(call_id)
+                call = {"id": call_id, "name": piece.get("name", ""), "arguments": ""}
+                item = render.function_call(call, "in_progress")
+                events.append(
+                    self._event("response.output_item.added", output_index=index, item=item)
+                )
+            elif place in self.calls:
+                call_id = self.calls[place]
+                index = self.indexes[call_id]
+            else:
+                continue
+            if piece.get("arguments"):
+                events.append(
+                    self._event(
+                        "response.function_call_arguments.delta",
+                        item_id=f"fc_{call_id}",
+                        output_index=index,
+                        delta=piece["arguments"],
+                    )
+                )
+        return events
+
+    def _calls_done(self, calls: list[Obj]) -> list[Obj]:
+        events: list[Obj] = []
+        for call in calls:
+            if call["type"] != "function":
+                continue
+            index, new = self._index(call["id"])
+            item = render.function_call(call)
+            if new:
+                added = {**item, "arguments": "", "status": "in_progress"}
+                events.append(
+                    self._event("response.output_item.added", output_index=index, item=added)
+                )
+            events.append(
+                self._event(
+                    "response.function_call_arguments.done",
+                    item_id=item["id"],
+                    output_index=index,
+                    name=call["name"],
+                    arguments=call["arguments"],
+                )
+            )
+            events.append(self._event("response.output_item.done", output_index=index, item=item))
+        return events
+
+    def ending(self, name: str, run: Run, view: ResponseView | None) -> Obj:
+        shown = render.response_of(view) if view is not None else render.response(run)
+        return self._event(_ENDINGS[name], response=shown)
+
+
+def _frame(event: Obj) -> bytes:
+    return f"event: {event['type']}\ndata: {event_data(event)}\n\n".encode()
+
+
+async def response_events(batches: EventBatches, read: ReadView) -> AsyncIterator[bytes]:
+    """The stream's bytes, one write per batch of the run's events."""
+    mapper = _Mapper()
+    try:
+        async for batch in batches:
+            if not batch:
+                yield KEEPALIVE
+                continue
+            out: list[Obj] = []
+            for event in batch:
+                if event.event in _ENDINGS:
+                    view = await read(event.data["id"])
+                    out.append(mapper.ending(event.event, event.data, view))
+                else:
+                    out.extend(mapper.map(event))
+            if out:
+                yield b"".join(_frame(event) for event in out)
+    except RunVanished as gone:
+        error = error_object(f"Response {gone} no longer exists.", "invalid_request_error")
+        yield _frame({"type": "error", "sequence_number": mapper.sequence, **error})

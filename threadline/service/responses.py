@@ -1,0 +1,559 @@
+"""Responses: the Responses API's model calls, served as runs.
+
+A response is a run (`resp_` id, `"surface": "responses"`) made from its request alone, with
+no assistant: the request's model, instructions, tools and options fill the run as an
+assistant's would (`RunService.new_run`, from an assistant record of the request's own), and
+the same queue, workers and executor carry it. It runs on a thread: the `conversation` it is
+given, the thread of the response it continues (`previous_response_id`), or one of its own.
+
+Its input's messages are the thread's new messages; its system and developer messages are
+added to its instructions. Function calls end a response (it does not wait for outputs, as
+an Assistants run does); the next response answers them with `function_call_output` items,
+which go into its run as a finished round of tool calls, so that the model reads the calls
+and their outputs as the run's own work.
+
+Continuing from a response that is not its thread's latest (a branch) is refused for now:
+the thread holds one line of history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError
+
+from threadline.domain.clock import now
+from threadline.domain.errors import Conflict, InvalidRequest, NotFound
+from threadline.domain.ids import IdKind
+from threadline.domain.limits import DEFAULT_LIMITS, Limits, check_string
+from threadline.domain.records import (
+    Assistant,
+    Message,
+    Metadata,
+    Page,
+    PageRequest,
+    ResponseFields,
+    Run,
+    RunStep,
+    Thread,
+    ToolCall,
+)
+from threadline.domain.run_states import TERMINAL_STATUSES, RunStatus, cancel_target, is_active
+from threadline.service.conversations import message_of
+from threadline.service.file_refs import attach_files, check_message_refs
+from threadline.service.messages import append_messages, check_messages, new_messages
+from threadline.service.objects import run_step
+from threadline.service.requests import Closed, Integer, MessageCreate, RunCreate, ThreadCreate
+from threadline.service.run_events import EventBatches, RunVanished
+from threadline.service.run_status import change_status
+from threadline.service.runs import RunService
+from threadline.service.threads import insert_thread
+from threadline.store.base import Store, StoreTx
+
+SURFACE = "responses"
+_INSTRUCTION_ROLES = ("system", "developer")
+_TOOL_KEYS = {"type", "name", "description", "parameters", "strict"}
+
+
+class ResponseCreate(Closed):
+    model: Annotated[str, Field(min_length=1)]
+    input: str | list[Any] | None = None
+    instructions: str | None = None
+    tools: list[Any] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    top_p: Annotated[float, Field(ge=0, le=1)] | None = None
+    max_output_tokens: Annotated[Integer, Field(ge=1)] | None = None
+    metadata: Metadata | None = None
+    text: dict[str, Any] | None = None
+    conversation: str | dict[str, Any] | None = None
+    previous_response_id: str | None = None
+    store: bool | None = None
+    background: bool | None = None
+    stream: bool | None = None
+    include: list[str] | None = None
+    truncation: Literal["auto", "disabled"] | None = None
+
+
+@dataclass
+class ResponseView:
+    """A response as it is read: its run, the run's steps in order, and the messages those
+    steps wrote."""
+
+    run: Run
+    steps: list[RunStep]
+    messages: dict[str, Message] = field(default_factory=dict)
+
+    @property
+    def fields(self) -> ResponseFields:
+        return self.run["response"]
+
+
+@dataclass
+class _Input:
+    """A request's `input`, sorted: messages for the thread, instructions for the run,
+    function call outputs (`(index, call_id, output)`) for the calls the last response
+    ended with."""
+
+    messages: list[MessageCreate] = field(default_factory=list)
+    instructions: list[str] = field(default_factory=list)
+    outputs: list[tuple[int, str, str]] = field(default_factory=list)
+
+
+def _not_yet(what: str, param: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"{what} is not supported in responses yet.", param=param, code="unsupported_value"
+    )
+
+
+def _instruction_text(item: dict[str, Any], param: str) -> str:
+    content = item.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and content:
+        texts: list[str] = []
+        for index, part in enumerate(content):
+            where = f"{param}.content[{index}]"
+            if not isinstance(part, dict) or part.get("type") != "input_text":
+                raise InvalidRequest(
+                    f"Invalid '{where}': a {item['role']} message holds input_text parts.",
+                    param=where,
+                )
+            if not isinstance(part.get("text"), str):
+                raise InvalidRequest(f"Missing required parameter: '{where}.text'.", param=where)
+            texts.append(part["text"])
+        return "\n".join(texts)
+    raise InvalidRequest(
+        f"Invalid '{param}.content': a string or a non-empty list of parts.",
+        param=f"{param}.content",
+    )
+
+
+def _function_output(item: dict[str, Any], param: str) -> tuple[str, str]:
+    unknown = set(item) - {"type", "call_id", "output", "id", "status"}
+    if unknown:
+        name = sorted(unknown)[0]
+        raise InvalidRequest(f"Unknown parameter: '{param}.{name}'.", param=f"{param}.{name}")
+    call_id, output = item.get("call_id"), item.get("output")
+    if not isinstance(call_id, str) or not call_id:
+        raise InvalidRequest(f"Missing required parameter: '{param}.call_id'.", param=param)
+    if not isinstance(output, str):
+        raise _not_yet(f"'{param}.output' other than a string", f"{param}.output")
+    return call_id, output
+
+
+def _read_input(raw: str | list[Any] | None) -> _Input:
+    read = _Input()
+    if raw is None:
+        return read
+    if isinstance(raw, str):
+        read.messages.append(MessageCreate(role="user", content=raw))
+        return read
+    for index, item in enumerate(raw):
+        param = f"input[{index}]"
+        if not isinstance(item, dict):
+            raise InvalidRequest(f"Invalid '{param}': expected an object.", param=param)
+        kind = item.get("type", "message")
+        if kind == "function_call_output":
+            call_id, output = _function_output(item, param)
+            read.outputs.append((index, call_id, output))
+        elif kind != "message":
+            raise _not_yet(f"An input item of type '{kind}'", f"{param}.type")
+        elif item.get("role") in _INSTRUCTION_ROLES:
+            read.instructions.append(_instruction_text(item, param))
+        else:
+            read.messages.append(message_of(item, param))
+    return read
+
+
+def _tool(raw: Any, param: str) -> dict[str, Any]:
+    """A Responses function tool (flat) as a run's request takes it (nested)."""
+    if not isinstance(raw, dict):
+        raise InvalidRequest(f"Invalid '{param}': expected an object.", param=param)
+    kind = raw.get("type")
+    if kind != "function":
+        raise _not_yet(f"The tool type '{kind}'", f"{param}.type")
+    unknown = set(raw) - _TOOL_KEYS
+    if unknown:
+        name = sorted(unknown)[0]
+        raise InvalidRequest(f"Unknown parameter: '{param}.{name}'.", param=f"{param}.{name}")
+    function = {k: v for k, v in raw.items() if k != "type" and v is not None}
+    return {"type": "function", "function": function}
+
+
+def _tool_choice(raw: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
+    if raw is None or isinstance(raw, str):
+        return raw
+    if raw.get("type") == "function" and set(raw) <= {"type", "name"}:
+        return {"type": "function", "function": {"name": raw.get("name")}}
+    raise _not_yet(f"tool_choice of type '{raw.get('type')}'", "tool_choice")
+
+
+def _response_format(text: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not text:
+        return None
+    unknown = set(text) - {"format", "verbosity"}
+    if unknown:
+        name = sorted(unknown)[0]
+        raise InvalidRequest(f"Unknown parameter: 'text.{name}'.", param=f"text.{name}")
+    if text.get("verbosity") is not None:
+        raise _not_yet("text.verbosity", "text.verbosity")
+    shape = text.get("format")
+    if shape is None:
+        return None
+    if not isinstance(shape, dict) or shape.get("type") not in (
+        "text",
+        "json_object",
+        "json_schema",
+    ):
+        kind = shape.get("type") if isinstance(shape, dict) else shape
+        raise InvalidRequest(f"Invalid 'text.format.type': '{kind}'.", param="text.format.type")
+    if shape["type"] == "json_schema":
+        return {
+            "type": "json_schema",
+            "json_schema": {k: v for k, v in shape.items() if k != "type"},
+        }
+    return dict(shape)
+
+
+def _param_of(error: Any) -> str:
+    """A run request's field as the Responses request names it."""
+    parts = [str(part) for part in error["loc"] if part != "function"]
+    if parts and parts[0] == "max_completion_tokens":
+        parts[0] = "max_output_tokens"
+    if parts and parts[0] == "response_format":
+        parts = ["text", "format", *parts[1:]]
+    path = ""
+    for part in parts:
+        path += f"[{part}]" if part.isdigit() else (f".{part}" if path else part)
+    return path
+
+
+def _run_request(request: ResponseCreate) -> RunCreate:
+    body: dict[str, Any] = {
+        "assistant_id": "",
+        "model": request.model,
+        "instructions": request.instructions,
+        "metadata": request.metadata,
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "max_completion_tokens": request.max_output_tokens,
+        "response_format": _response_format(request.text),
+        "tool_choice": _tool_choice(request.tool_choice),
+    }
+    if request.tools is not None:
+        body["tools"] = [_tool(tool, f"tools[{i}]") for i, tool in enumerate(request.tools)]
+    if request.parallel_tool_calls is not None:
+        body["parallel_tool_calls"] = request.parallel_tool_calls
+    try:
+        return RunCreate.model_validate({k: v for k, v in body.items() if v is not None})
+    except ValidationError as invalid:
+        error = invalid.errors()[0]
+        where = _param_of(error)
+        raise InvalidRequest(f"Invalid '{where}': {error['msg']}.", param=where) from invalid
+
+
+def _assistant(model: str) -> Assistant:
+    """The assistant a response's run is made from: none of its own settings, so the
+    request's stand."""
+    return {
+        "id": "",
+        "created_at": now(),
+        "name": None,
+        "description": None,
+        "model": model,
+        "instructions": None,
+        "tools": [],
+        "tool_resources": {},
+        "metadata": {},
+        "temperature": None,
+        "top_p": None,
+        "response_format": "auto",
+        "reasoning_effort": None,
+    }
+
+
+def _conversation_id(raw: str | dict[str, Any] | None) -> str | None:
+    if raw is None or isinstance(raw, str):
+        return raw
+    if set(raw) == {"id"} and isinstance(raw["id"], str):
+        return str(raw["id"])
+    raise InvalidRequest(
+        "Invalid 'conversation': a conversation id or {\"id\"}.", param="conversation"
+    )
+
+
+def is_response(run: Run | None, project: str) -> bool:
+    return run is not None and run.get("surface") == SURFACE and run.get("project") == project
+
+
+def ended_with_calls(steps: list[RunStep], run: Run) -> list[ToolCall]:
+    """The function calls a response ended with (its last step's), which the next must
+    answer; none if it ended otherwise."""
+    if run["status"] != RunStatus.COMPLETED.value or not steps:
+        return []
+    last = steps[-1]
+    details = last["step_details"]
+    if details["type"] != "tool_calls" or last["id"] == run["response"]["input_step_id"]:
+        return []
+    return [call for call in details["tool_calls"] if call["type"] == "function"]
+
+
+def _answered(pending: list[ToolCall], outputs: list[tuple[int, str, str]]) -> list[ToolCall]:
+    """The pending calls with their outputs; every output must answer one, and every call
+    be answered."""
+    by_id = {call["id"]: call for call in pending}
+    answered: dict[str, ToolCall] = {}
+    for index, call_id, output in outputs:
+        param = f"input[{index}]"
+        if call_id not in by_id:
+            raise InvalidRequest(
+                f"No tool call found for function call output with call_id '{call_id}'.",
+                param=f"{param}.call_id",
+            )
+        if call_id in answered:
+            raise InvalidRequest(
+                f"Function call '{call_id}' was given more than one output.",
+                param=f"{param}.call_id",
+            )
+        call = by_id[call_id]
+        answered[call_id] = {
+            "id": call_id,
+            "type": "function",
+            "name": call["name"],
+            "arguments": call["arguments"],
+            "output": output,
+        }
+    missing = [call_id for call_id in by_id if call_id not in answered]
+    if missing:
+        raise InvalidRequest(
+            f"No tool output found for function call '{missing[0]}'.", param="input"
+        )
+    return [answered[call["id"]] for call in pending]
+
+
+def _page(messages: list[Message], page: PageRequest) -> Page[Message]:
+    """A response's input messages (a few) paged in memory, as the thread's messages are."""
+    ordered = messages if page.order == "asc" else list(reversed(messages))
+    ids = [message["id"] for message in ordered]
+    start, end = 0, len(ordered)
+    if page.after is not None and page.after in ids:
+        start = ids.index(page.after) + 1
+    if page.before is not None and page.before in ids:
+        end = ids.index(page.before)
+    window = ordered[start:end]
+    return Page(window[: page.limit], has_more=len(window) > page.limit)
+
+
+class ResponseService:
+    def __init__(self, store: Store, runs: RunService, limits: Limits = DEFAULT_LIMITS):
+        self.store = store
+        self.runs = runs
+        self.limits = limits
+        # Deletions of responses not to be kept, waiting for them to settle.
+        self._forgetting: set[asyncio.Task[None]] = set()
+
+    async def create(self, project: str, request: ResponseCreate) -> Run:
+        conversation_id = _conversation_id(request.conversation)
+        if conversation_id is not None and request.previous_response_id is not None:
+            raise InvalidRequest(
+                "Give 'conversation' or 'previous_response_id', not both.",
+                param="previous_response_id",
+            )
+        if conversation_id is not None and request.store is False:
+            raise InvalidRequest(
+                "A response in a conversation is stored with it: 'store' cannot be false.",
+                param="store",
+            )
+        if request.include:
+            raise _not_yet(f"include value '{request.include[0]}'", "include")
+        if request.truncation == "disabled":
+            # The thread's oldest messages are left out of a prompt too long for the model.
+            raise _not_yet("truncation 'disabled'", "truncation")
+        given = _read_input(request.input)
+        check_messages(given.messages, self.limits, "input")
+        for index, _, output in given.outputs:
+            check_string(output, self.limits.message_chars, f"input[{index}].output")
+        run_request = _run_request(request)
+        await self.runs.check_options(run_request)
+        extra = "\n\n".join(given.instructions) or None
+        async with self.store.transaction() as tx:
+            created: Thread | None = None
+            previous: Run | None = None
+            if conversation_id is not None:
+                thread = await tx.lock_thread(project, conversation_id)
+                if thread is None:
+                    raise NotFound("conversation", conversation_id)
+                previous = await self._latest_run(tx, thread["id"])
+                if previous is not None and previous.get("surface") != SURFACE:
+                    previous = None
+            elif request.previous_response_id is not None:
+                previous = await self._require(tx, project, request.previous_response_id)
+                thread = await self._continued_thread(tx, project, previous)
+                # Continuing a response of a conversation writes to that conversation.
+                conversation_id = previous["response"]["conversation"]
+                if conversation_id is not None and request.store is False:
+                    raise InvalidRequest(
+                        f"Response {previous['id']} is in conversation {conversation_id}, which"
+                        " keeps what is said in it: 'store' cannot be false.",
+                        param="store",
+                    )
+            else:
+                thread = created = await insert_thread(tx, project, ThreadCreate())
+            pending = []
+            if previous is not None:
+                pending = ended_with_calls(await tx.steps_of_run(previous["id"]), previous)
+            calls = _answered(pending, given.outputs)
+            await check_message_refs(tx, project, given.messages, "input")
+            messages = new_messages(thread["id"], given.messages)
+            await append_messages(tx, thread["id"], messages, self.limits, param="input")
+            await attach_files(tx, project, thread, given.messages)
+            run = self.runs.new_run(
+                project,
+                thread["id"],
+                _assistant(request.model),
+                run_request,
+                extra,
+                kind=IdKind.RESPONSE,
+            )
+            step = run_step(run, {"type": "tool_calls", "tool_calls": calls}) if calls else None
+            run["surface"] = SURFACE
+            run["response"] = {
+                "previous_response_id": request.previous_response_id,
+                "conversation": conversation_id,
+                "store": request.store is not False,
+                "background": bool(request.background),
+                "text": request.text or {"format": {"type": "text"}},
+                "input_message_ids": [message["id"] for message in messages],
+                "input_step_id": step["id"] if step is not None else None,
+            }
+            await self.runs.queue(tx, project, run, created_thread=created)
+            if step is not None:
+                step["status"], step["completed_at"] = "completed", now()
+                await tx.insert_step(step)
+        return run
+
+    async def _latest_run(self, tx: StoreTx, thread_id: str) -> Run | None:
+        latest = await tx.page_runs(thread_id, PageRequest(limit=1, order="desc"))
+        return latest.data[0] if latest.data else None
+
+    async def _continued_thread(self, tx: StoreTx, project: str, previous: Run) -> Thread:
+        thread = await tx.lock_thread(project, previous["thread_id"])
+        latest = await self._latest_run(tx, previous["thread_id"])
+        if thread is None or latest is None:
+            raise NotFound("response", previous["id"])
+        if latest["id"] != previous["id"]:
+            raise InvalidRequest(
+                f"Response {previous['id']} has been continued already; continuing from an "
+                "earlier response (a branch) is not supported yet.",
+                param="previous_response_id",
+                code="unsupported_value",
+            )
+        return thread
+
+    async def _require(self, tx: StoreTx, project: str, response_id: str) -> Run:
+        run = await tx.get_run_by_id(response_id)
+        if run is None or not is_response(run, project):
+            raise NotFound("response", response_id)
+        return run
+
+    async def get(self, project: str, response_id: str) -> ResponseView:
+        async with self.store.transaction(durable=False) as tx:
+            return await self._view(tx, await self._require(tx, project, response_id))
+
+    async def view_of(self, run_id: str) -> ResponseView | None:
+        """A response this request made, as it now is; None once it is gone."""
+        async with self.store.transaction(durable=False) as tx:
+            run = await tx.get_run_by_id(run_id)
+            return await self._view(tx, run) if run is not None else None
+
+    async def _view(self, tx: StoreTx, run: Run) -> ResponseView:
+        view = ResponseView(run, await tx.steps_of_run(run["id"]))
+        for step in view.steps:
+            details = step["step_details"]
+            if details["type"] == "message_creation":
+                message = await tx.get_message(run["thread_id"], details["message_id"])
+                if message is not None:
+                    view.messages[message["id"]] = message
+        return view
+
+    def follow(self, run_id: str, after_seq: int = 0) -> EventBatches:
+        return self.runs.follow_own(run_id, after_seq)
+
+    async def settled(self, run_id: str) -> None:
+        """Once the response's run has settled (or is gone)."""
+        try:
+            async for _ in self.follow(run_id):
+                pass
+        except RunVanished:
+            return
+
+    async def cancel(self, project: str, response_id: str) -> ResponseView:
+        async with self.store.transaction() as tx:
+            run = await self._require(tx, project, response_id)
+            if not run["response"]["background"]:
+                raise InvalidRequest(
+                    "Only a response created with background=true can be cancelled.",
+                    param="response_id",
+                )
+            if RunStatus(run["status"]) not in TERMINAL_STATUSES:
+                await tx.lock_thread(project, run["thread_id"])
+                target = cancel_target(RunStatus(run["status"]))
+                if await change_status(tx, run, target) is None:
+                    raise Conflict(f"Response {response_id} changed while being cancelled.")
+        await self.settled(response_id)
+        return await self.get(project, response_id)
+
+    async def delete(self, project: str, response_id: str) -> None:
+        async with self.store.transaction() as tx:
+            run = await self._require(tx, project, response_id)
+            if is_active(RunStatus(run["status"])):
+                raise Conflict(
+                    f"Response {response_id} is still {run['status']}; cancel it first.",
+                    param="response_id",
+                )
+            await self._forget(tx, project, run)
+
+    async def forget(self, project: str, run_id: str) -> None:
+        """Once settled, delete a response that is not to be kept (`store: false`)."""
+        await self.settled(run_id)
+        async with self.store.transaction() as tx:
+            run = await tx.get_run_by_id(run_id)
+            if run is not None and not is_active(RunStatus(run["status"])):
+                await self._forget(tx, project, run)
+
+    def forget_later(self, project: str, run_id: str) -> None:
+        """`forget`, for a stream whose client may leave before the response settles."""
+        task = asyncio.get_running_loop().create_task(self.forget(project, run_id))
+        self._forgetting.add(task)
+        task.add_done_callback(self._forgetting.discard)
+
+    async def _forget(self, tx: StoreTx, project: str, run: Run) -> None:
+        """The response gone: its run, and, on a thread of its own (not a conversation it was
+        given), its input and output messages too, and the thread once no run is left on it.
+        A conversation keeps what was said in it."""
+        await tx.lock_thread(project, run["thread_id"])
+        fields = run["response"]
+        if fields["conversation"] is None:
+            doomed = list(fields["input_message_ids"])
+            for step in await tx.steps_of_run(run["id"]):
+                if step["step_details"]["type"] == "message_creation":
+                    doomed.append(step["step_details"]["message_id"])
+            for message_id in doomed:
+                await tx.delete_message(run["thread_id"], message_id)
+        await tx.delete_run(run["id"])
+        if fields["conversation"] is None and await self._latest_run(tx, run["thread_id"]) is None:
+            await tx.delete_thread(project, run["thread_id"])
+
+    async def input_items(self, project: str, response_id: str, page: PageRequest) -> Page[Message]:
+        async with self.store.transaction(durable=False) as tx:
+            run = await self._require(tx, project, response_id)
+            messages = []
+            for message_id in run["response"]["input_message_ids"]:
+                message = await tx.get_message(run["thread_id"], message_id)
+                if message is not None:
+                    messages.append(message)
+        return _page(messages, page)
