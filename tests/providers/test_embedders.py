@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import random
 from collections.abc import Sequence
 from dataclasses import replace
@@ -22,7 +23,7 @@ from support.scripted_model import Fail, ScriptedModelServer, WrongContentType, 
 from tokenizers import Tokenizer
 
 from threadline.config import Settings
-from threadline.providers.embedders import minilm_graph
+from threadline.providers.embedders import minilm_graph, minilm_pieces
 from threadline.providers.embedders.base import (
     Embedder,
     EmbeddingError,
@@ -377,6 +378,45 @@ def test_spans_in_any_order_with_repeats_and_blanks() -> None:
 def test_a_span_outside_the_text_is_refused(span: tuple[int, int]) -> None:
     with pytest.raises(ValueError, match="every span"):
         _embed_spans("short text", [(0, 5), span])
+
+
+def test_a_document_read_in_segments_has_the_pieces_of_the_whole() -> None:
+    """`minilm_pieces.read` encodes a long text in segments; its pieces are those of the text
+    encoded at once, with the same offsets and word numbers."""
+    rng = random.Random(11)
+    words = ["river", "unbelievably", "naïve", "日本語", "3.14", "(x)", "🙂", "tokenizers"]
+    text = "".join(rng.choice(words) + rng.choice([" ", "\n", "\n\n", ", "]) for _ in range(12_000))
+    assert len(text) > 3 * 16 * 1024
+    pieces = minilm_pieces.read(text)
+    whole = minilm_pieces.tokenizer().encode(text, add_special_tokens=False)
+    assert pieces.length == len(text) and len(pieces) == len(whole.ids)
+    assert pieces.ids.tolist() == whole.ids
+    assert list(zip(pieces.starts.tolist(), pieces.ends.tolist(), strict=True)) == whole.offsets
+    # Word numbers restart in each segment but are renumbered to run on across them.
+    numbers = pieces.words.tolist()
+    assert [a != b for a, b in itertools.pairwise(numbers)] == [
+        a != b for a, b in itertools.pairwise(whole.word_ids)
+    ]
+    assert numbers == sorted(numbers) and numbers[0] == 0
+
+
+def test_spans_embedded_with_the_chunkers_pieces_are_embedded_as_without() -> None:
+    """The pieces the chunker cut at, handed on, give the very vectors the embedder gets
+    tokenizing the text itself; pieces of another text are refused."""
+    from threadline.tools.file_search.chunk import chunk
+
+    text, _ = _document()
+    pieces = minilm_pieces.read(text)
+    chunks = chunk(text, 200, 100, pieces=pieces)
+    assert chunks == chunk(text, 200, 100)
+    spans = [(piece.start, piece.end) for piece in chunks]
+    given = asyncio.run(LocalMiniLM().embed_spans(text, spans, pieces=pieces))
+    np.testing.assert_array_equal(given, _embed_spans(text, spans))
+    other = minilm_pieces.read(text + " more")
+    with pytest.raises(ValueError, match="not those of the text"):
+        asyncio.run(LocalMiniLM().embed_spans(text, spans, pieces=other))
+    with pytest.raises(ValueError, match="not those of the text"):
+        chunk(text, 200, 100, pieces=other)
 
 
 def test_the_windows_read_each_piece_once() -> None:

@@ -9,6 +9,7 @@ import json
 import struct
 import zipfile
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import docx
@@ -256,6 +257,16 @@ def test_a_truncated_pdf_is_refused(keep: float) -> None:
 def test_a_file_that_is_not_a_pdf_is_refused() -> None:
     with pytest.raises(ParseError, match="the PDF could not be read"):
         parse("fake.pdf", b"this is plain text, not a PDF at all\n" * 20)
+
+
+def test_pdfs_parsed_in_several_threads_at_once_read_as_one_at_a_time() -> None:
+    """Ingestion parses in worker threads, and PDFium must not be called from two at once:
+    parsing serialises itself, so every thread reads its file whole."""
+    files = [pdf_with_pages(*(f"file {n} page {p} " * 40 for p in range(6))) for n in range(8)]
+    alone = [parse("a.pdf", data) for data in files]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            assert list(pool.map(lambda data: parse("a.pdf", data), files)) == alone
 
 
 # --- DOCX ---

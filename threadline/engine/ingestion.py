@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from threadline.domain.records import Job, LastError, Obj, VectorStoreFile
+from threadline.providers.embedders import minilm_pieces
 from threadline.providers.embedders.base import (
     Embedder,
     EmbeddingError,
@@ -95,19 +96,23 @@ class Ingestion:
     ) -> Indexed:
         document = await asyncio.to_thread(parse, filename, data)
         static = entry["chunking_strategy"]["static"]
-        pieces = await asyncio.to_thread(
+        # The text tokenized once: the chunker cuts it at these pieces, and the bundled
+        # embedder reads the same pieces rather than tokenizing the text again.
+        pieces = await asyncio.to_thread(minilm_pieces.read, document.text)
+        chunks = await asyncio.to_thread(
             chunk,
             document.text,
             static["max_chunk_size_tokens"],
             static["chunk_overlap_tokens"],
+            pieces=pieces,
         )
-        texts = [piece.text for piece in pieces]
+        texts = [piece.text for piece in chunks]
         if not texts:
             vectors: Vectors = np.zeros((0, 0), np.float32)
         elif supports_spans(self.embedder):
             # Each word piece embedded once, however much the chunks overlap.
-            spans = [(piece.start, piece.end) for piece in pieces]
-            vectors = await self.embedder.embed_spans(document.text, spans)
+            spans = [(piece.start, piece.end) for piece in chunks]
+            vectors = await self.embedder.embed_spans(document.text, spans, pieces=pieces)
         else:
             batches = [
                 await self.embedder.embed(texts[start : start + EMBED_BATCH])

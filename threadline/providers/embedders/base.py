@@ -14,6 +14,8 @@ from typing import Literal, Protocol, TypeGuard, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from threadline.providers.embedders.minilm_pieces import Pieces
+
 EmbeddingKind = Literal["document", "query"]
 Vectors = npt.NDArray[np.float32]
 
@@ -44,11 +46,18 @@ class SpanEmbedder(Embedder, Protocol):
     text on its own. Only a model run in process can: an upstream's `/embeddings` takes texts
     and gives one vector per text."""
 
-    async def embed_spans(self, text: str, spans: Sequence[tuple[int, int]]) -> Vectors:
+    async def embed_spans(
+        self, text: str, spans: Sequence[tuple[int, int]], *, pieces: Pieces | None = None
+    ) -> Vectors:
         """One float32 row of L2 norm 1 per `(start, end)` character span of `text`, in
         order, in the same space as `embed`'s vectors of the spans' texts (near them, not
         equal: a span's words are read in windows it may share with the spans beside it).
-        Raises ValueError for a span outside `text`."""
+        Raises ValueError for a span outside `text`.
+
+        `pieces` are `text`'s word pieces by the bundled model's tokenizer, when the caller
+        has them already (the chunker cut the text at them): an embedder that reads those
+        pieces uses them rather than tokenizing the document again, one that reads others
+        ignores them. Pieces made of another text are a ValueError."""
         ...
 
 

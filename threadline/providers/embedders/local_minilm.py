@@ -1,11 +1,11 @@
 """The bundled embedder: all-MiniLM-L6-v2 with int8 weights, run in process.
 
 onnxruntime runs the model (a small graph, no PyTorch), and Hugging Face's `tokenizers`
-(WordPiece in Rust, from the model's own `tokenizer.json`) splits the text, so the pieces
-are exactly those the model was trained on. The graph is the bundled one rewritten so that
-its matrix products run in int8 (`minilm_graph` says how, and caches the result). A vector is
-made as sentence-transformers makes it for this model: the mean of the token vectors, scaled to
-unit length.
+(WordPiece in Rust, from the model's own `tokenizer.json`, loaded by `minilm_pieces`) splits
+the text, so the pieces are exactly those the model was trained on. The graph is the bundled
+one rewritten so that its matrix products run in int8 (`minilm_graph` says how, and caches the
+result). A vector is made as sentence-transformers makes it for this model: the mean of the
+token vectors, scaled to unit length.
 
 The model reads at most `MAX_TOKENS` word pieces. A longer text is not cut to its start:
 it is split into as few windows as fit, of even length, each embedded on its own, and the
@@ -21,7 +21,8 @@ end of the chunk before to its own end) in even windows. When chunks overlap by 
 their edges fall evenly, every chunk is so read in the very windows it is read in alone.
 Windows cut at every chunk edge, and windows that overlap (each piece kept from the window
 where it is most central) were measured too: they came no closer to the chunks' own vectors,
-and overlap costs more.
+and overlap costs more. The document's pieces are those the chunker cut it at when the caller
+passes them on (`minilm_pieces`), rather than the document tokenized a second time.
 
 Each window runs on its own, on one core, and as many windows run at once as the process has
 cores. The rewritten model quantizes the activations of each run with one scale, so in a batch
@@ -35,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-import re
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -45,28 +45,24 @@ import numpy.typing as npt
 import onnxruntime as ort  # type: ignore[import-untyped]
 from tokenizers import Tokenizer
 
-from threadline.providers.embedders import minilm_graph
+from threadline.providers.embedders import minilm_graph, minilm_pieces
 from threadline.providers.embedders.base import EmbeddingKind, Vectors
 from threadline.providers.embedders.minilm_files import (
     DIMENSIONS,
     MAX_TOKENS,
     MODEL_ID,
     model_path,
-    tokenizer_path,
 )
+from threadline.providers.embedders.minilm_pieces import Indices, Pieces
 
 # Word pieces in one window, beside its [CLS] and [SEP].
 _WINDOW_PIECES = MAX_TOKENS - 2
 # Fewer new pieces than this in a span are read with the window before them, not alone in a
 # window of their own, where they would have little context.
 _MIN_WINDOW_PIECES = 32
-# How much of a document the tokenizer is given at a time (one long input costs it more per
-# character than several short ones), and where such a segment may end: characters that
-# always split two pieces and are never part of one.
-_SEGMENT_CHARS = 16 * 1024
-_SEGMENT_END = re.compile(r"[ \n]")
 
-Indices = npt.NDArray[np.int64]
+# One window's word pieces (without [CLS] and [SEP]).
+Window = Sequence[int] | Indices
 
 
 class LocalMiniLM:
@@ -88,10 +84,13 @@ class LocalMiniLM:
         batch = list(texts)
         return await asyncio.to_thread(lambda: _runtime().embed(batch))
 
-    async def embed_spans(self, text: str, spans: Sequence[tuple[int, int]]) -> Vectors:
+    async def embed_spans(
+        self, text: str, spans: Sequence[tuple[int, int]], *, pieces: Pieces | None = None
+    ) -> Vectors:
         """One unit vector per `(start, end)` character span of `text`: the mean of the
         vectors of the word pieces inside the span, read in the document's windows. A span
-        holding no piece (only spaces) is embedded as its text alone."""
+        holding no piece (only spaces) is embedded as its text alone. `pieces` are this
+        model's pieces of `text`, when the caller has them (see `SpanEmbedder`)."""
         wanted = np.array(list(spans), dtype=np.int64).reshape(-1, 2)
         if len(wanted) and not (
             np.all(wanted[:, 0] >= 0)
@@ -99,9 +98,11 @@ class LocalMiniLM:
             and np.all(wanted[:, 1] <= len(text))
         ):
             raise ValueError("every span must be (start, end) with 0 <= start <= end <= len(text)")
+        if pieces is not None and pieces.length != len(text):
+            raise ValueError("the pieces given are not those of the text")
         if not len(wanted):
             return np.zeros((0, DIMENSIONS), dtype=np.float32)
-        return await asyncio.to_thread(lambda: _runtime().embed_spans(text, wanted))
+        return await asyncio.to_thread(lambda: _runtime().embed_spans(text, wanted, pieces))
 
     async def prepare(self) -> None:
         """Load the model now rather than in the first search (the first load on a machine
@@ -113,10 +114,8 @@ class _Runtime:
     """The tokenizer and the inference session; safe to use from several threads."""
 
     def __init__(self) -> None:
-        tokenizer = Tokenizer.from_file(str(tokenizer_path()))
-        # Windows are cut here, not by the tokenizer's saved settings.
-        tokenizer.no_truncation()
-        tokenizer.no_padding()
+        # The chunker's tokenizer, which neither truncates nor pads: windows are cut here.
+        tokenizer = minilm_pieces.tokenizer()
         self._tokenizer = tokenizer
         self._cls = _token_id(tokenizer, "[CLS]")
         self._sep = _token_id(tokenizer, "[SEP]")
@@ -144,8 +143,9 @@ class _Runtime:
             sums[row] += _unit_rows(tokens.mean(axis=0, keepdims=True))[0]
         return _unit_rows(sums)
 
-    def embed_spans(self, text: str, spans: Indices) -> Vectors:
-        ids, starts, ends = self._tokenize(text)
+    def embed_spans(self, text: str, spans: Indices, given: Pieces | None) -> Vectors:
+        document = minilm_pieces.read(text) if given is None else given
+        ids, starts, ends = document.ids, document.starts, document.ends
         # The pieces of each span, [first, last): those that start and end inside it.
         pieces = np.stack(
             [
@@ -171,21 +171,7 @@ class _Runtime:
             vectors[empty] = self.embed([text[spans[row, 0] : spans[row, 1]] for row in empty])
         return _unit_rows(vectors)
 
-    def _tokenize(self, text: str) -> tuple[list[int], Indices, Indices]:
-        """The document's word pieces, and where each starts and ends in `text`."""
-        bounds = list(_segments(text))
-        encodings = self._tokenizer.encode_batch(
-            [text[start:end] for start, end in bounds], add_special_tokens=False
-        )
-        ids: list[int] = []
-        offsets: list[npt.NDArray[np.int64]] = [np.zeros((0, 2), dtype=np.int64)]
-        for (base, _), encoding in zip(bounds, encodings, strict=True):
-            ids.extend(encoding.ids)
-            offsets.append(np.array(encoding.offsets, dtype=np.int64).reshape(-1, 2) + base)
-        joined = np.concatenate(offsets)
-        return ids, joined[:, 0], joined[:, 1]
-
-    def _read_all(self, windows: Sequence[Sequence[int]]) -> Iterator[npt.NDArray[np.float32]]:
+    def _read_all(self, windows: Sequence[Window]) -> Iterator[npt.NDArray[np.float32]]:
         """The model's outputs for the windows, in order, read several at once: one run
         spread over every core leaves them idle at each of its many small steps, while
         separate runs keep them busy. No more runs than cores go at once, across every call,
@@ -200,9 +186,10 @@ class _Runtime:
         finally:  # a caller that stops early (it failed) leaves the rest unread
             workers.shutdown(cancel_futures=True)
 
-    def _read(self, pieces: Sequence[int]) -> npt.NDArray[np.float32]:
+    def _read(self, pieces: Window) -> npt.NDArray[np.float32]:
         """The model's output for one window: a vector for [CLS], each piece and [SEP]."""
-        ids = np.array([[self._cls, *pieces, self._sep]], dtype=np.int64)
+        ids = np.empty((1, len(pieces) + 2), dtype=np.int64)
+        ids[0, 0], ids[0, 1:-1], ids[0, -1] = self._cls, pieces, self._sep
         feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
         if self._token_types:
             feed["token_type_ids"] = np.zeros_like(ids)
@@ -240,15 +227,6 @@ def span_windows(pieces: Indices) -> list[tuple[int, int]]:
         windows.extend((first, min(end, first + size)) for first in range(start, end, size))
         done = end
     return windows
-
-
-def _segments(text: str) -> Iterator[tuple[int, int]]:
-    start = 0
-    while start < len(text):
-        found = _SEGMENT_END.search(text, start + _SEGMENT_CHARS)
-        end = found.end() if found else len(text)
-        yield start, end
-        start = end
 
 
 def _unit_rows(rows: Vectors) -> Vectors:

@@ -6,7 +6,8 @@ Tokens are the bundled embedding model's own WordPiece tokens (its `tokenizer.js
 the `tokenizers` library), so a chunk's count is what the model will see. The whole text is
 tokenized once; the tokens' character offsets then place every cut, so a chunk is an exact
 slice of the text (its `start`/`end`) and chunking costs one tokenizer pass, however many
-windows there are.
+windows there are. A caller that has the text's pieces already (ingestion, which hands the
+same pieces on to the embedder) passes them in, and chunking costs no tokenizer pass at all.
 
 Cuts fall between words when they can, so that a chunk tokenized again alone gives the same
 tokens: the last tenth of each window is searched for a paragraph break, then a line break,
@@ -16,14 +17,10 @@ a single word longer than that tenth is cut inside, between two of its word piec
 
 from __future__ import annotations
 
-import functools
-import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 
-from tokenizers import Tokenizer
-
-from threadline.providers.embedders import minilm_files
+from threadline.providers.embedders import minilm_pieces
+from threadline.providers.embedders.minilm_pieces import Pieces, tokenizer
 
 MIN_MAX_TOKENS = 100
 MAX_MAX_TOKENS = 4096
@@ -31,11 +28,6 @@ DEFAULT_MAX_TOKENS = 800
 DEFAULT_OVERLAP_TOKENS = 400
 # The share of a window, at its end, searched for a better place to cut.
 _CUT_SEARCH_SHARE = 0.1
-# How much text the tokenizer is given at a time (see `_Tokens`).
-_SEGMENT_CHARS = 16 * 1024
-# Where a segment may end: characters the tokenizer splits words at and never removes (unlike
-# some of what `\s` matches, such as the control characters U+001C..U+001F).
-_SEGMENT_END = re.compile(r"[ \n]")
 
 
 @dataclass(frozen=True)
@@ -46,16 +38,6 @@ class Chunk:
     start: int
     end: int
     tokens: int
-
-
-@functools.cache
-def tokenizer() -> Tokenizer:
-    """The embedding model's tokenizer, loaded once. Its file may ask for truncation and
-    padding to the model's input size; counting needs every token and no padding."""
-    loaded = Tokenizer.from_file(str(minilm_files.tokenizer_path()))
-    loaded.no_truncation()
-    loaded.no_padding()
-    return loaded
 
 
 def count_tokens(text: str) -> int:
@@ -76,11 +58,16 @@ def chunk(
     text: str,
     max_tokens: int = DEFAULT_MAX_TOKENS,
     overlap_tokens: int = DEFAULT_OVERLAP_TOKENS,
+    *,
+    pieces: Pieces | None = None,
 ) -> list[Chunk]:
+    """`pieces`, when given, are `text`'s as `minilm_pieces.read` makes them."""
     validate(max_tokens, overlap_tokens)
+    if pieces is not None and pieces.length != len(text):
+        raise ValueError("the pieces given are not those of the text")
     if not text.strip():
         return []
-    tokens = _Tokens(text)
+    tokens = _Tokens(text, minilm_pieces.read(text) if pieces is None else pieces)
     count = len(tokens.offsets)
     chunks: list[Chunk] = []
     first = previous_last = 0
@@ -103,28 +90,13 @@ def chunk(
 
 
 class _Tokens:
-    """One tokenizer pass over the text: where each token is, and what each gap between two
-    tokens holds.
+    """The text's pieces as the chunker looks them up (one at a time, so in lists), and what
+    each gap between two pieces holds."""
 
-    The text is encoded in segments of about `_SEGMENT_CHARS`, each ending just after a space
-    or a line break, in one batch: one long input costs the tokenizer more per character than
-    several short ones, and it may spread a batch over several cores. No token spans a space
-    or a line break, so the segments' tokens are exactly the whole text's."""
-
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, pieces: Pieces) -> None:
         self.text = text
-        self.offsets: list[tuple[int, int]] = []
-        self.words: list[int | None] = []
-        bounds = list(_segment_bounds(text))
-        encodings = tokenizer().encode_batch(
-            [text[start:end] for start, end in bounds], add_special_tokens=False
-        )
-        words_before = 0
-        for (base, _), encoding in zip(bounds, encodings, strict=True):
-            self.offsets.extend([(start + base, end + base) for start, end in encoding.offsets])
-            ids = encoding.word_ids
-            self.words.extend([None if w is None else w + words_before for w in ids])
-            words_before += 1 + max((w for w in ids if w is not None), default=-1)
+        self.offsets = list(zip(pieces.starts.tolist(), pieces.ends.tolist(), strict=True))
+        self.words: list[int] = pieces.words.tolist()
 
     def word_start(self, index: int) -> bool:
         """Whether token `index` begins a word (is not a '##' continuation piece)."""
@@ -166,15 +138,6 @@ class _Tokens:
         while start > first + 1 and not self.word_start(start):
             start -= 1
         return start if self.word_start(start) else wanted
-
-
-def _segment_bounds(text: str) -> Iterator[tuple[int, int]]:
-    start = 0
-    while start < len(text):
-        found = _SEGMENT_END.search(text, start + _SEGMENT_CHARS)
-        end = found.end() if found else len(text)
-        yield start, end
-        start = end
 
 
 def _fit_retokenized(tokens: _Tokens, first: int, last: int, max_tokens: int) -> tuple[int, int]:
