@@ -35,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -178,8 +178,9 @@ class Launcher:
             args += [*_folders_above(root), "--ro-bind", root, root]
         args += _folders_above(KERNEL_PATH)
         args += ["--ro-bind", str(Path(__file__).with_name("kernel.py")), KERNEL_PATH]
-        if self.font_cache is not None and self.font_cache.folder is not None:
-            args += ["--ro-bind", self.font_cache.folder, FONT_CACHE_PATH]
+        fonts = self.font_cache.ready() if self.font_cache is not None else None
+        if fonts is not None:
+            args += ["--ro-bind", fonts, FONT_CACHE_PATH]
         args += ["--remount-ro", "/", "--chdir", "/mnt/data", "--clearenv"]
         for name, value in _ENVIRONMENT.items():
             args += ["--setenv", name, value]
@@ -203,16 +204,22 @@ _ENVIRONMENT = {
 
 class FontCache:
     """A folder holding matplotlib's font list, made once per process by importing it
-    outside any sandbox, in a thread of its own (it takes a second or so): sandboxes started
-    before it is ready go without (their first plot searches the fonts itself). Removed at
-    exit."""
+    outside any sandbox, in a thread of its own (it takes a second or so of CPU), begun
+    when the first sandbox starts, so that a service that never runs code never pays for it.
+    Sandboxes started before it is ready go without (their first plot searches the fonts
+    itself). Removed at exit."""
 
     def __init__(self, python: str = sys.executable) -> None:
         self.folder: str | None = None
         self._thread = threading.Thread(
             target=self._make, args=(python,), name="threadline-font-cache", daemon=True
         )
-        self._thread.start()
+
+    def ready(self) -> str | None:
+        """The folder once made (None until then); the first call begins making it."""
+        if self._thread.ident is None:
+            self._thread.start()
+        return self.folder
 
     def _make(self, python: str) -> None:
         folder = tempfile.mkdtemp(prefix="threadline-matplotlib-")
@@ -228,6 +235,7 @@ class FontCache:
             self.folder = folder
 
     def wait(self) -> None:
+        self.ready()
         self._thread.join()
 
 
@@ -431,9 +439,10 @@ def _inside_scratch(path: str) -> bool:
 
 
 async def probe(launcher: Launcher) -> str | None:
-    """Why sandboxes cannot start here, or None when one starts and runs code."""
+    """Why sandboxes cannot start here, or None when one starts and runs code (without the
+    font list, which only a sandbox that runs users' code needs)."""
     try:
-        sandbox = await Sandbox.start(launcher)
+        sandbox = await Sandbox.start(replace(launcher, font_cache=None))
     except (SandboxUnavailable, OSError) as failed:
         return str(failed)
     try:
