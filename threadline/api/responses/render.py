@@ -96,14 +96,8 @@ def items_page(page: Page[Message]) -> Obj:
 
 
 def items_list(messages: list[Message]) -> Obj:
-    data = [item(message) for message in messages]
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": False,
-    }
+    """Items just added, as one whole page."""
+    return items_page(Page(data=messages))
 
 
 def deleted(conversation_id: str) -> Obj:
