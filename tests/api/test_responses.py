@@ -51,6 +51,26 @@ def test_a_string_input_is_answered_and_instructions_are_the_system_message(
     assert client.responses.retrieve(response.id).output_text == "Hello there, friend."
 
 
+def test_who_the_user_is_and_the_cache_key_are_shown_back(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    scripted_model.script(model_name, Reply("Hi."))
+    response = client.responses.create(
+        model=model_name,
+        input="Hi.",
+        safety_identifier="user-1234",
+        prompt_cache_key="greetings",
+        user="legacy-user",
+    )
+    for shown in (response, client.responses.retrieve(response.id)):
+        assert shown.safety_identifier == "user-1234"
+        assert shown.prompt_cache_key == "greetings"
+        assert shown.user == "legacy-user"
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model=model_name, input="Hi.", safety_identifier="x" * 65)
+    assert sdk_error(caught.value, 400)["param"] == "safety_identifier"
+
+
 def test_system_and_developer_input_messages_join_the_instructions(
     client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
 ) -> None:

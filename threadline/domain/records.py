@@ -182,6 +182,9 @@ class ResponseFields(TypedDict):
     text: Obj
     input_message_ids: list[str]
     input_step_id: str | None
+    # Who the end user is, and the prompt-cache key, as the client gave them: shown back on
+    # the response (the hosted service uses them for abuse checks and cache routing).
+    identity: NotRequired[dict[str, str]]
 
 
 class MessageCreation(TypedDict):

@@ -76,6 +76,9 @@ class ResponseCreate(Closed):
     stream: bool | None = None
     include: list[str] | None = None
     truncation: Literal["auto", "disabled"] | None = None
+    user: Annotated[str, Field(max_length=256)] | None = None
+    safety_identifier: Annotated[str, Field(max_length=64)] | None = None
+    prompt_cache_key: Annotated[str, Field(max_length=256)] | None = None
 
 
 @dataclass
@@ -276,6 +279,15 @@ def _assistant(model: str) -> Assistant:
     }
 
 
+def _identity(request: ResponseCreate) -> dict[str, str]:
+    named = {
+        "user": request.user,
+        "safety_identifier": request.safety_identifier,
+        "prompt_cache_key": request.prompt_cache_key,
+    }
+    return {key: value for key, value in named.items() if value is not None}
+
+
 def _conversation_id(raw: str | dict[str, Any] | None) -> str | None:
     if raw is None or isinstance(raw, str):
         return raw
@@ -429,6 +441,7 @@ class ResponseService:
                 "text": request.text or {"format": {"type": "text"}},
                 "input_message_ids": [message["id"] for message in messages],
                 "input_step_id": step["id"] if step is not None else None,
+                "identity": _identity(request),
             }
             await self.runs.queue(tx, project, run, created_thread=created)
             if step is not None:

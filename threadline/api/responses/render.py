@@ -218,6 +218,7 @@ def response(run: Run, output: list[Obj] | None = None) -> Obj:
     incomplete = run["incomplete_details"]
     reason = incomplete["reason"] if incomplete else None
     conversation_id = fields["conversation"]
+    identity = fields.get("identity") or {}
     return {
         "id": run["id"],
         "object": "response",
@@ -248,7 +249,9 @@ def response(run: Run, output: list[Obj] | None = None) -> Obj:
         "top_p": run["top_p"],
         "truncation": "auto",
         "usage": _usage(run),
-        "user": None,
+        "user": identity.get("user"),
+        "safety_identifier": identity.get("safety_identifier"),
+        "prompt_cache_key": identity.get("prompt_cache_key"),
     }
 
 
