@@ -29,6 +29,7 @@ from threadline.service.messages import (
 )
 from threadline.service.requests import Closed, MessageCreate, ThreadCreate
 from threadline.service.threads import ThreadService, check_thread, insert_thread
+from threadline.service.unsupported import not_yet
 from threadline.store.base import Store
 
 # At most this many items are added in one request, as the hosted service allows.
@@ -48,12 +49,6 @@ class ConversationUpdate(Closed):
 
 class ItemsCreate(Closed):
     items: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_ITEMS_PER_REQUEST)
-
-
-def _not_yet(what: str, param: str) -> InvalidRequest:
-    return InvalidRequest(
-        f"{what} is not supported in conversations yet.", param=param, code="unsupported_value"
-    )
 
 
 def _text(part: dict[str, Any], param: str) -> str:
@@ -83,7 +78,7 @@ def _part(part: Any, param: str) -> dict[str, Any]:
             f"'{param}' needs an 'image_url' or a 'file_id'.", param=f"{param}.image_url"
         )
     if kind in ("input_file", "input_audio", "refusal"):
-        raise _not_yet(f"A content part of type '{kind}'", f"{param}.type")
+        raise not_yet(f"A content part of type '{kind}'", f"{param}.type", "conversations")
     raise InvalidRequest(
         f"Invalid '{param}.type': '{kind}' is not a content part type.", param=f"{param}.type"
     )
@@ -96,10 +91,10 @@ def message_of(item: Any, param: str) -> MessageCreate:
         raise InvalidRequest(f"Invalid '{param}': expected an object.", param=param)
     kind = item.get("type", "message")
     if kind != "message":
-        raise _not_yet(f"An item of type '{kind}'", f"{param}.type")
+        raise not_yet(f"An item of type '{kind}'", f"{param}.type", "conversations")
     role = item.get("role")
     if role in _NOT_YET_ROLES:
-        raise _not_yet(f"A message with the role '{role}'", f"{param}.role")
+        raise not_yet(f"A message with the role '{role}'", f"{param}.role", "conversations")
     if role not in _ROLES:
         raise InvalidRequest(
             f"Invalid '{param}.role': '{role}' is not one of user, assistant.",

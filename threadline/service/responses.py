@@ -50,6 +50,7 @@ from threadline.service.run_events import EventBatches, RunVanished
 from threadline.service.run_status import change_status
 from threadline.service.runs import RunService
 from threadline.service.threads import insert_thread
+from threadline.service.unsupported import not_yet, refuse_include
 from threadline.store.base import Store, StoreTx
 
 SURFACE = "responses"
@@ -106,12 +107,6 @@ class _Input:
     outputs: list[tuple[int, str, str]] = field(default_factory=list)
 
 
-def _not_yet(what: str, param: str) -> InvalidRequest:
-    return InvalidRequest(
-        f"{what} is not supported in responses yet.", param=param, code="unsupported_value"
-    )
-
-
 def _instruction_text(item: dict[str, Any], param: str) -> str:
     content = item.get("content")
     if isinstance(content, str):
@@ -144,7 +139,7 @@ def _function_output(item: dict[str, Any], param: str) -> tuple[str, str]:
     if not isinstance(call_id, str) or not call_id:
         raise InvalidRequest(f"Missing required parameter: '{param}.call_id'.", param=param)
     if not isinstance(output, str):
-        raise _not_yet(f"'{param}.output' other than a string", f"{param}.output")
+        raise not_yet(f"'{param}.output' other than a string", f"{param}.output", "responses")
     return call_id, output
 
 
@@ -164,7 +159,7 @@ def _read_input(raw: str | list[Any] | None) -> _Input:
             call_id, output = _function_output(item, param)
             read.outputs.append((index, call_id, output))
         elif kind != "message":
-            raise _not_yet(f"An input item of type '{kind}'", f"{param}.type")
+            raise not_yet(f"An input item of type '{kind}'", f"{param}.type", "responses")
         elif item.get("role") in _INSTRUCTION_ROLES:
             read.instructions.append(_instruction_text(item, param))
         else:
@@ -178,7 +173,7 @@ def _tool(raw: Any, param: str) -> dict[str, Any]:
         raise InvalidRequest(f"Invalid '{param}': expected an object.", param=param)
     kind = raw.get("type")
     if kind != "function":
-        raise _not_yet(f"The tool type '{kind}'", f"{param}.type")
+        raise not_yet(f"The tool type '{kind}'", f"{param}.type", "responses")
     unknown = set(raw) - _TOOL_KEYS
     if unknown:
         name = sorted(unknown)[0]
@@ -192,7 +187,7 @@ def _tool_choice(raw: str | dict[str, Any] | None) -> str | dict[str, Any] | Non
         return raw
     if raw.get("type") == "function" and set(raw) <= {"type", "name"}:
         return {"type": "function", "function": {"name": raw.get("name")}}
-    raise _not_yet(f"tool_choice of type '{raw.get('type')}'", "tool_choice")
+    raise not_yet(f"tool_choice of type '{raw.get('type')}'", "tool_choice", "responses")
 
 
 def _response_format(text: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -203,7 +198,7 @@ def _response_format(text: dict[str, Any] | None) -> dict[str, Any] | None:
         name = sorted(unknown)[0]
         raise InvalidRequest(f"Unknown parameter: 'text.{name}'.", param=f"text.{name}")
     if text.get("verbosity") is not None:
-        raise _not_yet("text.verbosity", "text.verbosity")
+        raise not_yet("text.verbosity", "text.verbosity", "responses")
     shape = text.get("format")
     if shape is None:
         return None
@@ -380,11 +375,10 @@ class ResponseService:
                 "A response in a conversation is stored with it: 'store' cannot be false.",
                 param="store",
             )
-        if request.include:
-            raise _not_yet(f"include value '{request.include[0]}'", "include")
+        refuse_include(request.include, "include")
         if request.truncation == "disabled":
             # The thread's oldest messages are left out of a prompt too long for the model.
-            raise _not_yet("truncation 'disabled'", "truncation")
+            raise not_yet("truncation 'disabled'", "truncation", "responses")
         given = _read_input(request.input)
         check_messages(given.messages, self.limits, "input")
         for index, _, output in given.outputs:

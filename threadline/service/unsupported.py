@@ -117,6 +117,22 @@ def check_message_files(request: MessageCreate, prefix: str = "") -> None:
                 raise refused
 
 
+def not_yet(what: str, param: str, where: str = "") -> InvalidRequest:
+    """The 400 for something a request asks that is not built yet (`where`: in which API,
+    for the message)."""
+    place = f" in {where}" if where else ""
+    return InvalidRequest(
+        f"{what} is not supported{place} yet.", param=param, code="unsupported_value"
+    )
+
+
+def refuse_include(include: list[str] | None, param: str = "include[]") -> None:
+    """The Responses API's `include`: parts of items this service does not keep yet, refused
+    rather than answered without them."""
+    if include:
+        raise not_yet(f"include value '{include[0]}'", param)
+
+
 def check_include(include: list[str] | None, param: str) -> list[str]:
     """`include[]`: each value one the wire format defines (the file_search results'
     content in run steps)."""

@@ -8,22 +8,11 @@ from starlette.responses import Response
 from threadline.api.deps import Services, json_response, page, project, services
 from threadline.api.json_body import StrictJsonRoute
 from threadline.api.responses import render
-from threadline.domain.errors import InvalidRequest
 from threadline.domain.records import PageRequest
 from threadline.service.conversations import ConversationCreate, ConversationUpdate, ItemsCreate
+from threadline.service.unsupported import refuse_include
 
 router = APIRouter(route_class=StrictJsonRoute)
-
-
-def _no_include(include: list[str] | None) -> None:
-    """`include[]` asks for parts of items this service does not keep yet: refused, never
-    answered without them."""
-    if include:
-        raise InvalidRequest(
-            f"include value '{include[0]}' is not supported yet.",
-            param="include[]",
-            code="unsupported_value",
-        )
 
 
 @router.post("/conversations")
@@ -70,7 +59,7 @@ async def create_items(
     svc: Services = Depends(services),
     proj: str = Depends(project),
 ) -> Response:
-    _no_include(include)
+    refuse_include(include)
     added = await svc.conversations.add_items(proj, conversation_id, body)
     return json_response(render.items_list(added))
 
@@ -83,7 +72,7 @@ async def list_items(
     svc: Services = Depends(services),
     proj: str = Depends(project),
 ) -> Response:
-    _no_include(include)
+    refuse_include(include)
     found = await svc.conversations.list_items(proj, conversation_id, pages)
     return json_response(render.items_page(found))
 
@@ -96,7 +85,7 @@ async def get_item(
     svc: Services = Depends(services),
     proj: str = Depends(project),
 ) -> Response:
-    _no_include(include)
+    refuse_include(include)
     found = await svc.conversations.get_item(proj, conversation_id, item_id)
     return json_response(render.item(found))
 

@@ -15,17 +15,9 @@ from threadline.api.responses.stream import response_events
 from threadline.domain.errors import InvalidRequest, NotFound
 from threadline.domain.records import PageRequest
 from threadline.service.responses import ResponseCreate
+from threadline.service.unsupported import refuse_include
 
 router = APIRouter(route_class=StrictJsonRoute)
-
-
-def _no_include(include: list[str] | None) -> None:
-    if include:
-        raise InvalidRequest(
-            f"include value '{include[0]}' is not supported yet.",
-            param="include[]",
-            code="unsupported_value",
-        )
 
 
 @router.post("/responses")
@@ -80,7 +72,7 @@ async def get_response(
     svc: Services = Depends(services),
     proj: str = Depends(project),
 ) -> Response:
-    _no_include(include)
+    refuse_include(include)
     if stream:
         raise InvalidRequest(
             "Streaming a stored response again is not supported yet.",
@@ -116,6 +108,6 @@ async def list_input_items(
     svc: Services = Depends(services),
     proj: str = Depends(project),
 ) -> Response:
-    _no_include(include)
+    refuse_include(include)
     found = await svc.responses.input_items(proj, response_id, pages)
     return json_response(render.items_page(found))
