@@ -214,3 +214,27 @@ def test_an_error_in_the_code_is_the_model_s_to_read(
     steps = client.beta.threads.runs.steps.list(thread_id=thread.id, run_id=run.id)
     [logs] = steps.data[-1].step_details.tool_calls[0].code_interpreter.outputs  # type: ignore[union-attr]
     assert "ZeroDivisionError" in logs.logs  # type: ignore[union-attr]
+
+
+def test_tool_choice_code_interpreter_makes_the_model_call_it(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    scripted_model.script(
+        model_name,
+        CallTools([ToolCall("code_interpreter", {"code": "6 * 7"})]),
+        Reply("42."),
+    )
+    assistant = _assistant(client, model_name)
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "6 times 7?"}])
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id,
+        assistant_id=assistant.id,
+        tool_choice={"type": "code_interpreter"},
+        poll_interval_ms=50,
+    )
+    assert run.status == "completed", run.last_error
+    first, second = scripted_model.requests(model_name)
+    assert first["tool_choice"] == {"type": "function", "function": {"name": "code_interpreter"}}
+    assert _tool_messages(second) == ["42"]
+    # Once the tool has answered, the model chooses freely.
+    assert second.get("tool_choice") in (None, "auto")

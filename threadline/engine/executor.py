@@ -41,6 +41,7 @@ from threadline.service.run_status import Event, change_status, emit
 from threadline.store.base import Store, StoreTx
 from threadline.store.blobs import BlobStore
 from threadline.tools.base import CallContext
+from threadline.tools.code_interpreter.tool import FUNCTION as CODE_INTERPRETER_FUNCTION
 from threadline.tools.code_interpreter.tool import (
     SANDBOX_LINK,
     file_paths,
@@ -674,14 +675,21 @@ def _open_round(steps: list[RunStep]) -> RunStep | None:
     return None
 
 
+_BUILTIN_FUNCTIONS = {
+    "file_search": FILE_SEARCH_FUNCTION,
+    "code_interpreter": CODE_INTERPRETER_FUNCTION,
+}
+
+
 def _chat_tool_choice(choice: str | Obj, tools: list[Obj]) -> Any:
     if not tools:
         return None
     if isinstance(choice, dict):
         if choice.get("type") == "function":
             return {"type": "function", "function": {"name": choice["name"]}}
-        if choice.get("type") == "file_search":
-            return {"type": "function", "function": {"name": FILE_SEARCH_FUNCTION}}
+        offered = _BUILTIN_FUNCTIONS.get(str(choice.get("type")))
+        if offered is not None:  # a built-in tool: the function it offers the model
+            return {"type": "function", "function": {"name": offered}}
         return "auto"
     return choice
 
