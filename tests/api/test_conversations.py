@@ -6,6 +6,7 @@ from __future__ import annotations
 import openai
 import pytest
 from support.errors import sdk_error
+from support.scripted_model import Reply, ScriptedModelServer
 
 
 def test_a_conversation_with_items_is_a_thread_with_messages(client: openai.OpenAI) -> None:
@@ -80,11 +81,9 @@ def test_metadata_update_item_delete_and_conversation_delete(client: openai.Open
 @pytest.mark.parametrize(
     ("item", "param", "code"),
     [
-        (
-            {"type": "function_call_output", "call_id": "c", "output": "x"},
-            "items[1].type",
-            "unsupported_value",
-        ),
+        ({"type": "reasoning", "summary": []}, "items[1].type", "unsupported_value"),
+        ({"type": "function_call_output", "call_id": "c"}, "items[1].output", None),
+        ({"type": "function_call", "call_id": "c", "arguments": "{}"}, "items[1].name", None),
         ({"role": "developer", "content": "Be brief."}, "items[1].role", "unsupported_value"),
         ({"role": "robot", "content": "x"}, "items[1].role", None),
         (
@@ -101,7 +100,9 @@ def test_metadata_update_item_delete_and_conversation_delete(client: openai.Open
         ({"role": "user", "content": "x", "colour": "red"}, "items[1].colour", None),
     ],
     ids=[
-        "function-call-output",
+        "reasoning",
+        "output-without-output",
+        "call-without-name",
         "developer",
         "unknown-role",
         "input-file",
@@ -127,6 +128,53 @@ def test_an_item_that_cannot_be_stored_is_refused_and_nothing_is_added(
     assert [i.content[0].text for i in items] == ["kept"]  # type: ignore[union-attr]
     with pytest.raises(openai.BadRequestError):
         client.conversations.create(items=[item])  # type: ignore[list-item]
+
+
+def test_function_calls_and_outputs_are_items_in_order_that_assistants_skip(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    """What the openai-agents session stores after a turn with a tool: the calls and their
+    outputs among the messages. A conversation lists them in order, the Assistants API reads
+    its messages alone, and the next response's prompt has them where they were said."""
+    conversation = client.conversations.create(
+        items=[
+            {"role": "user", "content": "Weather in Rome?"},
+            {"type": "function_call", "call_id": "call_1", "name": "weather", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "call_1", "output": "sunny"},
+            {"role": "assistant", "content": "Sunny in Rome."},
+        ]
+    )
+    listed = client.conversations.items.list(conversation.id, order="asc").data
+    assert [item.type for item in listed] == [
+        "message",
+        "function_call",
+        "function_call_output",
+        "message",
+    ]
+    call, output = listed[1], listed[2]
+    assert call.type == "function_call" and call.call_id == "call_1" and call.name == "weather"
+    assert output.type == "function_call_output" and output.output == "sunny"
+    assert client.conversations.items.retrieve(call.id, conversation_id=conversation.id) == call
+    messages = client.beta.threads.messages.list(conversation.id, order="asc").data
+    assert [m.role for m in messages] == ["user", "assistant"]
+    with pytest.raises(openai.NotFoundError):
+        client.beta.threads.messages.retrieve(call.id, thread_id=conversation.id)
+    with pytest.raises(openai.NotFoundError):
+        client.beta.threads.messages.delete(output.id, thread_id=conversation.id)
+
+    scripted_model.script(model_name, Reply("Still sunny."))
+    client.responses.create(model=model_name, conversation=conversation.id, input="And now?")
+    [request] = scripted_model.requests(model_name)
+    sent = request["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "tool", "assistant", "user"]
+    assert sent[1]["tool_calls"][0]["id"] == "call_1" and sent[2]["tool_call_id"] == "call_1"
+
+    client.conversations.items.delete(output.id, conversation_id=conversation.id)
+    scripted_model.script(model_name, Reply("Unsure."))
+    client.responses.create(model=model_name, conversation=conversation.id, input="Again?")
+    # A call whose output is gone is not sent: upstreams refuse a call left unanswered.
+    roles = [m["role"] for m in scripted_model.requests(model_name)[-1]["messages"]]
+    assert roles == ["user", "assistant", "user", "assistant", "user"]
 
 
 def test_a_missing_conversation_or_item_is_a_404(client: openai.OpenAI) -> None:

@@ -12,6 +12,9 @@ class IdKind(StrEnum):
     # A thread made through the Conversations API: the same record.
     CONVERSATION = "conv_"
     MESSAGE = "msg_"
+    # A thread's items that are not messages (Responses and Conversations).
+    FUNCTION_CALL = "fc_"
+    FUNCTION_OUTPUT = "fco_"
     RUN = "run_"
     # A run made through the Responses API: a response is a run.
     RESPONSE = "resp_"

@@ -121,6 +121,17 @@ class Message(TypedDict):
     incomplete_details: Obj | None
     completed_at: int | None
     incomplete_at: int | None
+    # An item of the thread that is not a message, as the Responses API gives it: a function
+    # call (`type`, `call_id`, `name`, `arguments`) or its output (`type`, `call_id`,
+    # `output`). It is kept in the thread's order among the messages, so that a later prompt
+    # reads it where it was said, and the Assistants API, which has no such items, skips it.
+    item: NotRequired[Obj]
+
+
+def item_kind(message: Message) -> str | None:
+    """None for a message; the item's type otherwise."""
+    item = message.get("item")
+    return str(item["type"]) if item else None
 
 
 class Run(TypedDict):

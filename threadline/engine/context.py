@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from threadline.domain.records import FileRecord, Message, Run, RunStep
+from threadline.domain.records import FileRecord, Message, Obj, Run, RunStep
 from threadline.engine.images import (
     ImageContent,
     PromptImages,
@@ -74,6 +74,8 @@ def _text_of(message: Message) -> str:
 def chat_message(message: Message) -> ChatMessage | None:
     """A message as the model gets it; None for one with image parts, whose content
     depends on the model and the files (`images.image_content`)."""
+    if "item" in message:
+        return _item_as_chat(message["item"])
     content = message["content"]
     if len(content) == 1 and content[0]["type"] == "text":
         # Nearly every message is one piece of text; the general way cost it four times as much.
@@ -81,6 +83,67 @@ def chat_message(message: Message) -> ChatMessage | None:
     if has_images(message):
         return None
     return {"role": message["role"], "content": _text_of(message)}
+
+
+def _item_as_chat(item: Obj) -> ChatMessage:
+    """A function call of the thread, or its output, as the chat format carries them (calls
+    made one after the other are joined into one assistant message by `_paired`)."""
+    if item["type"] == "function_call":
+        return {
+            "role": "assistant",
+            "content": "",  # not null: see `_steps_as_chat`
+            "tool_calls": [
+                {
+                    "id": item["call_id"],
+                    "type": "function",
+                    "function": {"name": item["name"], "arguments": item["arguments"]},
+                }
+            ],
+        }
+    return {"role": "tool", "tool_call_id": item["call_id"], "content": item["output"]}
+
+
+def _paired(window: list[ChatMessage]) -> list[ChatMessage]:
+    """The thread's function calls and outputs as upstreams accept them: calls made one after
+    the other in one assistant message, each output after its call's message, and no call
+    without an output or output without a call (the window may have cut a pair in two, and
+    a conversation's items may be given in any order)."""
+    joined: list[ChatMessage] = []
+    for chat in window:
+        previous = joined[-1] if joined else None
+        if (
+            "tool_calls" in chat
+            and previous is not None
+            and "tool_calls" in previous
+            and not previous["content"]
+        ):
+            previous["tool_calls"] = [*previous["tool_calls"], *chat["tool_calls"]]
+        else:
+            joined.append(dict(chat))
+    paired: list[ChatMessage] = []
+    at = 0
+    while at < len(joined):
+        chat = joined[at]
+        at += 1
+        if chat["role"] == "tool":
+            continue  # an output whose call is not just before it
+        if "tool_calls" not in chat:
+            paired.append(chat)
+            continue
+        outputs: list[ChatMessage] = []
+        while at < len(joined) and joined[at]["role"] == "tool":
+            outputs.append(joined[at])
+            at += 1
+        made = {c["id"] for c in chat["tool_calls"]}
+        answers: dict[str, ChatMessage] = {}
+        for output in outputs:
+            if output["tool_call_id"] in made:
+                answers.setdefault(output["tool_call_id"], output)
+        chat["tool_calls"] = [c for c in chat["tool_calls"] if c["id"] in answers]
+        if chat["tool_calls"]:
+            paired.append(chat)
+            paired.extend(answers[c["id"]] for c in chat["tool_calls"])
+    return paired
 
 
 def _steps_as_chat(steps: list[RunStep], run_messages: dict[str, Message]) -> list[ChatMessage]:
@@ -179,6 +242,7 @@ async def build_context(
     window: list[ChatMessage] = []
     before_seq: int | None = None
     full = False
+    items = False  # whether the window holds items other than messages
     images: PromptImages | None = None
     image_files = _ImageFiles(tx, run)
     while not full and (cap is None or len(window) < cap):
@@ -189,6 +253,7 @@ async def build_context(
             if message["run_id"] == run["id"]:
                 continue
             content: ImageContent | None = None
+            items = items or "item" in message
             chat = chat_message(message)
             if chat is None:
                 if images is None:
@@ -209,5 +274,7 @@ async def build_context(
         if len(batch) < want:
             break
     window.reverse()
+    if items:
+        window = _paired(window)
     fits = used <= budget and (bool(window) or bool(tail) or before_seq is None)
     return Context(head + window + tail, used, fits, images, truncated=full)

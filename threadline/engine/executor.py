@@ -36,6 +36,7 @@ from threadline.providers.base import (
     ProviderError,
     Usage,
 )
+from threadline.service.items import call_items
 from threadline.service.objects import run_step, text_part
 from threadline.service.run_status import Event, change_status, emit
 from threadline.store.base import Store, StoreTx
@@ -405,12 +406,16 @@ class RunExecutor:
     ) -> None:
         """A response does not wait for its client's function outputs: it ends `completed`
         with the calls as its last output, and the client answers them in a new response
-        (`previous_response_id`), whose run holds them with their outputs."""
+        (`previous_response_id` or the conversation). The calls join the thread as items, so
+        that the conversation shows them and the next prompt reads them before their
+        outputs."""
         closed = await tx.update_step(
             run["id"], step["id"], {"status": "completed", "completed_at": now()}
         )
         if closed is None:
             raise Superseded()
+        calls = cast(ToolCalls, step["step_details"])["tool_calls"]
+        await tx.insert_messages(run["thread_id"], call_items(run["thread_id"], run["id"], calls))
         usage = _usage_of(await tx.steps_of_run(run["id"]))
         ended = [*completed, ("thread.run.step.completed", closed)]
         if not await self._finish(tx, run, RunStatus.COMPLETED, usage, None, ended):

@@ -3,9 +3,9 @@ message items are the thread's messages, so an Assistants client and a Conversat
 read and write the same history. A conversation made here has a `conv_` id; a thread's id
 names the same record as a conversation, and a conversation's id as a thread.
 
-Items are messages for now. An item of another type (a function call and its output, a
-reasoning item, ...) and a message role a thread cannot hold (`system`, `developer`) are
-refused with a 400 that names them, never stored as something else.
+Items are messages, function calls and their outputs (`service/items.py`). An item of
+another type (a reasoning item, ...) and a message role a thread cannot hold (`system`,
+`developer`) are refused with a 400 that names them, never stored as something else.
 """
 
 from __future__ import annotations
@@ -19,16 +19,16 @@ from threadline.domain.ids import IdKind
 from threadline.domain.limits import DEFAULT_LIMITS, Limits, check_metadata
 from threadline.domain.records import Message, Metadata, Page, PageRequest, Thread
 from threadline.service.file_refs import attach_files, check_message_refs
+from threadline.service.items import ITEM_TYPES, GivenItems, read_item
 from threadline.service.messages import (
-    MessageService,
     append_messages,
     check_messages,
-    new_messages,
+    refuse_if_being_written,
     refuse_while_running,
     require_thread,
 )
 from threadline.service.requests import Closed, MessageCreate, ThreadCreate
-from threadline.service.threads import ThreadService, check_thread, insert_thread
+from threadline.service.threads import ThreadService, insert_thread
 from threadline.service.unsupported import not_yet
 from threadline.store.base import Store
 
@@ -122,8 +122,16 @@ def message_of(item: Any, param: str) -> MessageCreate:
         ) from invalid
 
 
-def messages_of(items: list[dict[str, Any]] | None, param: str = "items") -> list[MessageCreate]:
-    return [message_of(item, f"{param}[{index}]") for index, item in enumerate(items or [])]
+def items_of(items: list[Any] | None, limits: Limits, param: str = "items") -> GivenItems:
+    """Messages, function calls and their outputs, in order."""
+    given = GivenItems()
+    for index, item in enumerate(items or []):
+        where = f"{param}[{index}]"
+        if isinstance(item, dict) and item.get("type") in ITEM_TYPES:
+            given.entries.append(read_item(item, where, limits))
+        else:
+            given.entries.append(message_of(item, where))
+    return given
 
 
 class ConversationService:
@@ -131,13 +139,19 @@ class ConversationService:
         self.store = store
         self.limits = limits
         self.threads = ThreadService(store, limits)
-        self.messages = MessageService(store, limits)
 
     async def create(self, project: str, request: ConversationCreate) -> Thread:
-        thread = ThreadCreate(messages=messages_of(request.items), metadata=request.metadata)
-        check_thread(thread, self.limits)
+        given = items_of(request.items, self.limits)
+        check_messages(given.messages, self.limits, "items")
+        check_metadata(request.metadata)
         async with self.store.transaction() as tx:
-            return await insert_thread(tx, project, thread, kind=IdKind.CONVERSATION)
+            await check_message_refs(tx, project, given.messages, "items")
+            thread = await insert_thread(
+                tx, project, ThreadCreate(metadata=request.metadata), kind=IdKind.CONVERSATION
+            )
+            records = given.records(thread["id"])
+            await append_messages(tx, thread["id"], records, self.limits, param="items")
+            return await attach_files(tx, project, thread, given.messages)
 
     async def get(self, project: str, conversation_id: str) -> Thread:
         async with self.store.transaction(durable=False) as tx:
@@ -167,25 +181,25 @@ class ConversationService:
         self, project: str, conversation_id: str, request: ItemsCreate
     ) -> list[Message]:
         """The items, stored at once, in order; none if any is refused."""
-        requests = messages_of(request.items)
-        check_messages(requests, self.limits, "items")
+        given = items_of(request.items, self.limits)
+        check_messages(given.messages, self.limits, "items")
         async with self.store.transaction() as tx:
             thread = await tx.lock_thread(project, conversation_id)
             if thread is None:
                 raise NotFound("conversation", conversation_id)
             await refuse_while_running(tx, conversation_id)
-            await check_message_refs(tx, project, requests, "items")
-            messages = new_messages(conversation_id, requests)
-            await append_messages(tx, conversation_id, messages, self.limits, param="items")
-            await attach_files(tx, project, thread, requests)
-        return messages
+            await check_message_refs(tx, project, given.messages, "items")
+            records = given.records(conversation_id)
+            await append_messages(tx, conversation_id, records, self.limits, param="items")
+            await attach_files(tx, project, thread, given.messages)
+        return records
 
     async def list_items(
         self, project: str, conversation_id: str, page: PageRequest
     ) -> Page[Message]:
         async with self.store.transaction(durable=False) as tx:
             await self._require(tx, project, conversation_id)
-            return await tx.page_messages(conversation_id, page)
+            return await tx.page_messages(conversation_id, page, items=True)
 
     async def get_item(self, project: str, conversation_id: str, item_id: str) -> Message:
         async with self.store.transaction(durable=False) as tx:
@@ -197,8 +211,17 @@ class ConversationService:
 
     async def delete_item(self, project: str, conversation_id: str, item_id: str) -> Thread:
         """The conversation as it is once the item is gone (what the hosted service answers)."""
-        await self.messages.delete(project, conversation_id, item_id)
-        return await self.get(project, conversation_id)
+        async with self.store.transaction() as tx:
+            thread = await tx.lock_thread(project, conversation_id)
+            if thread is None:
+                raise NotFound("conversation", conversation_id)
+            item = await tx.get_message(conversation_id, item_id)
+            if item is None:
+                raise NotFound("item", item_id)
+            if "item" not in item:
+                await refuse_if_being_written(tx, conversation_id, item)
+            await tx.delete_message(conversation_id, item_id)
+        return thread
 
     async def _require(self, tx: Any, project: str, conversation_id: str) -> Thread:
         try:

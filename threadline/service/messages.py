@@ -75,6 +75,12 @@ async def append_messages(
     await tx.insert_messages(thread_id, messages)
 
 
+def _message_only(message: Message | None) -> Message | None:
+    """A message of the thread; None for its other items, which the Assistants API does not
+    show (a function call given through the Responses API, say)."""
+    return None if message is None or "item" in message else message
+
+
 class MessageService:
     def __init__(self, store: Store, limits: Limits = DEFAULT_LIMITS):
         self.store = store
@@ -94,7 +100,7 @@ class MessageService:
     async def get(self, project: str, thread_id: str, message_id: str) -> Message:
         async with self.store.transaction() as tx:
             await require_thread(tx, project, thread_id, lock=False)
-            message = await tx.get_message(thread_id, message_id)
+            message = _message_only(await tx.get_message(thread_id, message_id))
         if message is None:
             raise NotFound("message", message_id)
         return message
@@ -105,13 +111,12 @@ class MessageService:
         check_metadata(request.metadata)
         async with self.store.transaction() as tx:
             await require_thread(tx, project, thread_id, lock=False)
-            if "metadata" in request.model_fields_set:
+            found = _message_only(await tx.get_message(thread_id, message_id))
+            if found is not None and "metadata" in request.model_fields_set:
                 # The metadata alone: a run still writing this message writes its text only.
                 found = await tx.update_message(
                     thread_id, message_id, {"metadata": request.metadata or {}}
                 )
-            else:
-                found = await tx.get_message(thread_id, message_id)
         if found is None:
             raise NotFound("message", message_id)
         return found
@@ -120,10 +125,10 @@ class MessageService:
         async with self.store.transaction() as tx:
             # Locked: a run starting meanwhile could begin writing its message otherwise.
             await require_thread(tx, project, thread_id, lock=True)
-            message = await tx.get_message(thread_id, message_id)
+            message = _message_only(await tx.get_message(thread_id, message_id))
             if message is None:
                 raise NotFound("message", message_id)
-            await _refuse_if_being_written(tx, thread_id, message)
+            await refuse_if_being_written(tx, thread_id, message)
             await tx.delete_message(thread_id, message_id)
 
     async def list(
@@ -134,7 +139,7 @@ class MessageService:
             return await tx.page_messages(thread_id, page, run_id=run_id)
 
 
-async def _refuse_if_being_written(tx: StoreTx, thread_id: str, message: Message) -> None:
+async def refuse_if_being_written(tx: StoreTx, thread_id: str, message: Message) -> None:
     """A run's own message goes only once the run has ended: the worker writing it would
     find it gone, and the run would stall until its lease lapsed and the model was asked
     again."""

@@ -212,8 +212,12 @@ class StoreTx(FileStoreTx, Protocol):
     ) -> Message | None: ...
     async def delete_message(self, thread_id: str, message_id: str) -> bool: ...
     async def page_messages(
-        self, thread_id: str, page: PageRequest, run_id: str | None = None
-    ) -> Page[Message]: ...
+        self, thread_id: str, page: PageRequest, run_id: str | None = None, items: bool = False
+    ) -> Page[Message]:
+        """The thread's messages; with `items`, its other items too (function calls and
+        their outputs), in order among them."""
+        ...
+
     async def newest_messages(
         self, thread_id: str, limit: int, before_seq: int | None = None
     ) -> list[tuple[int, Message]]:

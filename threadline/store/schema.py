@@ -52,6 +52,9 @@ messages = sa.Table(
     sa.Column("id", sa.String(64), nullable=False, unique=True),
     sa.Column("thread_id", sa.String(64), nullable=False),
     sa.Column("run_id", sa.String(64), nullable=True),
+    # NULL for a message; the type of any other item of the thread (`function_call`, ...),
+    # which the Assistants API does not show.
+    sa.Column("kind", sa.String(32), nullable=True),
     sa.Column("body", Json, nullable=False),
     sa.Index("ix_messages_thread_seq", "thread_id", "seq"),
     sa.Index("ix_messages_run", "run_id"),

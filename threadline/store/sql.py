@@ -27,6 +27,7 @@ from threadline.domain.records import (
     RunEvent,
     RunStep,
     Thread,
+    item_kind,
 )
 from threadline.store.compiled import OneOf, Query, constants, param
 from threadline.store.drivers import Driver, DuplicateKey
@@ -213,8 +214,9 @@ _LEASE_OWNER = Query(sa.select(runs.c.lease_owner).where(runs.c.id == _ID).with_
 
 _ASSISTANT_PAGES = _Paging(assistants, "project")
 _THREAD_PAGES = _Paging(threads, "project")
-_MESSAGE_PAGES = _Paging(messages, "thread_id")
-_RUN_MESSAGE_PAGES = _Paging(messages, "thread_id", "run_id")
+_MESSAGE_PAGES = _Paging(messages, "thread_id", only=messages.c.kind.is_(None))
+_ITEM_PAGES = _Paging(messages, "thread_id")
+_RUN_MESSAGE_PAGES = _Paging(messages, "thread_id", "run_id", only=messages.c.kind.is_(None))
 _RUN_PAGES = _Paging(runs, "thread_id")
 _STEP_PAGES = _Paging(run_steps, "run_id")
 
@@ -310,7 +312,13 @@ class SqlTx(FileQueries):
         await self._insert_rows(
             messages,
             [
-                {"id": m["id"], "thread_id": thread_id, "run_id": m.get("run_id"), "body": m}
+                {
+                    "id": m["id"],
+                    "thread_id": thread_id,
+                    "run_id": m.get("run_id"),
+                    "kind": item_kind(m),
+                    "body": m,
+                }
                 for m in new_messages
             ],
         )
@@ -339,12 +347,11 @@ class SqlTx(FileQueries):
         return bool(deleted)
 
     async def page_messages(
-        self, thread_id: str, page: PageRequest, run_id: str | None = None
+        self, thread_id: str, page: PageRequest, run_id: str | None = None, items: bool = False
     ) -> Page[Message]:
         if run_id is None:
-            return cast(
-                "Page[Message]", await self._page(_MESSAGE_PAGES, page, thread_id=thread_id)
-            )
+            paging = _ITEM_PAGES if items else _MESSAGE_PAGES
+            return cast("Page[Message]", await self._page(paging, page, thread_id=thread_id))
         return cast(
             "Page[Message]",
             await self._page(_RUN_MESSAGE_PAGES, page, thread_id=thread_id, run_id=run_id),

@@ -95,10 +95,14 @@ class _Paging:
     """Keyset pagination on `seq` within a scope (a thread's messages, a run's steps, ...):
     exact cursors, one index range scan per page. A query per shape of request."""
 
-    def __init__(self, table: sa.Table, *scope: str):
+    def __init__(self, table: sa.Table, *scope: str, only: sa.ColumnElement[bool] | None = None):
+        """`only`: a condition every row of a page meets beside the scope (a thread's
+        messages without its other items, say)."""
         self.table = table
         self.scope = [table.c[name] == _p(f"p_{name}", table.c[name]) for name in scope]
         self.cursor = Query(sa.select(table.c.seq).where(*self.scope, table.c.id == _ID))
+        if only is not None:
+            self.scope.append(only)
         self._queries: dict[tuple[bool, bool, bool, bool], Query] = {}
 
     def query(self, after: bool, before: bool, ascending: bool, scan_ascending: bool) -> Query:

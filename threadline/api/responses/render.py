@@ -74,6 +74,8 @@ def _part(part: Mapping[str, Any], role: str) -> Obj:
 def item(message: Message) -> Obj:
     """A message of the thread as a conversation item; one still being written is
     `in_progress`, one cut short `incomplete`."""
+    if "item" in message:
+        return {"id": message["id"], **message["item"], "status": "completed"}
     status = message.get("status") or "completed"
     return {
         "type": "message",

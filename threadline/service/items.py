@@ -1,0 +1,121 @@
+"""A thread's items that are not messages: function calls and their outputs, as the Responses
+and Conversations APIs give and show them.
+
+They are kept in the thread, in order among its messages (`Message.item`), so that a
+conversation lists them where they were said and a later prompt reads them there; the
+Assistants API, which has no such items, skips them. A call the service's model made gets
+an item when its response ends with it; a call a client replays (the openai-agents Runner
+sends its whole history each turn) and every output a client gives are items of the request
+that gives them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from threadline.domain.clock import now
+from threadline.domain.errors import InvalidRequest
+from threadline.domain.ids import IdKind, new_id
+from threadline.domain.limits import Limits, check_string
+from threadline.domain.records import Message, Obj, ToolCall
+from threadline.service.objects import user_message
+from threadline.service.requests import MessageCreate
+
+ITEM_TYPES = ("function_call", "function_call_output")
+_FIELDS = {
+    "function_call": {"type", "call_id", "name", "arguments", "id", "status"},
+    "function_call_output": {"type", "call_id", "output", "id", "status"},
+}
+
+
+def read_item(raw: dict[str, Any], param: str, limits: Limits) -> Obj:
+    """A `function_call` or `function_call_output` item as given, checked; the `id` and
+    `status` a client may echo back from an earlier answer are not kept (the item gets an id
+    of its own in the thread it joins)."""
+    kind = raw["type"]
+    unknown = set(raw) - _FIELDS[kind]
+    if unknown:
+        name = sorted(unknown)[0]
+        raise InvalidRequest(f"Unknown parameter: '{param}.{name}'.", param=f"{param}.{name}")
+    required = ("call_id", "name", "arguments") if kind == "function_call" else ("call_id",)
+    for key in required:
+        value = raw.get(key)
+        if not isinstance(value, str) or (key != "arguments" and not value):
+            raise InvalidRequest(
+                f"Missing required parameter: '{param}.{key}'.", param=f"{param}.{key}"
+            )
+    if kind == "function_call":
+        check_string(raw["arguments"], limits.message_chars, f"{param}.arguments")
+        return {
+            "type": kind,
+            "call_id": raw["call_id"],
+            "name": raw["name"],
+            "arguments": raw["arguments"],
+        }
+    output = raw.get("output")
+    if not isinstance(output, str):
+        raise InvalidRequest(
+            f"Invalid '{param}.output': a string is expected.", param=f"{param}.output"
+        )
+    check_string(output, limits.message_chars, f"{param}.output")
+    return {"type": kind, "call_id": raw["call_id"], "output": output}
+
+
+def item_record(thread_id: str, item: Obj, run_id: str | None = None) -> Message:
+    """The thread's record of an item: a call is the assistant's, an output its client's."""
+    created = now()
+    is_call = item["type"] == "function_call"
+    return {
+        "id": new_id(IdKind.FUNCTION_CALL if is_call else IdKind.FUNCTION_OUTPUT),
+        "created_at": created,
+        "thread_id": thread_id,
+        "role": "assistant" if is_call else "user",
+        "content": [],
+        "assistant_id": None,
+        "run_id": run_id,
+        "attachments": [],
+        "metadata": {},
+        "status": "completed",
+        "incomplete_details": None,
+        "completed_at": created,
+        "incomplete_at": None,
+        "item": item,
+    }
+
+
+def call_items(thread_id: str, run_id: str, calls: list[ToolCall]) -> list[Message]:
+    """The function calls a response ended with, as items of its thread."""
+    return [
+        item_record(
+            thread_id,
+            {
+                "type": "function_call",
+                "call_id": call["id"],
+                "name": call["name"],
+                "arguments": call["arguments"],
+            },
+            run_id,
+        )
+        for call in calls
+        if call["type"] == "function"
+    ]
+
+
+@dataclass
+class GivenItems:
+    """Items a request adds, in order: messages (as a message request) and other items."""
+
+    entries: list[MessageCreate | Obj] = field(default_factory=list)
+
+    @property
+    def messages(self) -> list[MessageCreate]:
+        return [entry for entry in self.entries if isinstance(entry, MessageCreate)]
+
+    def records(self, thread_id: str) -> list[Message]:
+        return [
+            user_message(thread_id, entry)
+            if isinstance(entry, MessageCreate)
+            else item_record(thread_id, entry)
+            for entry in self.entries
+        ]
