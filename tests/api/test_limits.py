@@ -436,6 +436,29 @@ def test_tool_output_edge(
     assert done.status == "completed"
 
 
+def test_response_function_calls_given_back_edge(
+    small: ServerProcess, small_client: openai.OpenAI, model_name: str
+) -> None:
+    """The calls a client sends back join the prompt as its outputs do: the same limit on
+    their arguments."""
+
+    def given(arguments: str) -> list[Any]:
+        return [
+            {"role": "user", "content": "hi"},
+            {"type": "function_call", "call_id": "c1", "name": "f", "arguments": arguments},
+            {"type": "function_call_output", "call_id": "c1", "output": "x"},
+        ]
+
+    before = stored_rows(small.database_url)
+    with pytest.raises(openai.BadRequestError) as caught:
+        small_client.responses.create(model=model_name, input=given("a" * 101))
+    error = sdk_error(caught.value, 400)
+    assert (error["param"], error["code"]) == ("input[1].arguments", "string_above_max_length")
+    assert stored_rows(small.database_url) == before
+    done = small_client.responses.create(model=model_name, input=given("a" * 100))
+    assert done.status == "completed"
+
+
 # -- the thread's message limit on every path that adds messages -------------------------------
 
 

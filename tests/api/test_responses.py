@@ -258,6 +258,127 @@ def test_outputs_must_answer_the_calls_the_last_response_ended_with(
     assert ok.status == "completed"
 
 
+def _call(call_id: str, city: str) -> dict[str, Any]:
+    arguments = json.dumps({"city": city})
+    return {
+        "type": "function_call",
+        "call_id": call_id,
+        "name": "get_weather",
+        "arguments": arguments,
+    }
+
+
+def _output(call_id: str, output: str) -> dict[str, Any]:
+    return {"type": "function_call_output", "call_id": call_id, "output": output}
+
+
+def test_a_client_that_keeps_the_history_sends_the_calls_back(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    """No previous response: the calls come back as `function_call` items, calls made one
+    after the other one round, read by the model in order; they are input, not output."""
+    scripted_model.script(model_name, Reply("Sunny, then rain."))
+    response = client.responses.create(
+        model=model_name,
+        tools=[WEATHER],  # type: ignore[list-item]
+        input=[  # type: ignore[arg-type]
+            {"role": "user", "content": "Weather in Oslo, then in Bergen and Tromsø?"},
+            _call("call_1", "Oslo"),
+            _output("call_1", "sunny"),
+            {**_call("call_2", "Bergen"), "id": "fc_call_2", "status": "completed"},
+            _call("call_3", "Tromsø"),
+            _output("call_3", "snow"),
+            _output("call_2", "rain"),
+        ],
+    )
+    assert [item.type for item in response.output] == ["message"]
+    assert response.output_text == "Sunny, then rain."
+    [request] = scripted_model.requests(model_name)
+    rounds = [
+        [call["id"] for call in m["tool_calls"]] for m in request["messages"] if m.get("tool_calls")
+    ]
+    assert rounds == [["call_1"], ["call_2", "call_3"]]
+    told = [(m["tool_call_id"], m["content"]) for m in request["messages"] if m["role"] == "tool"]
+    assert told == [("call_1", "sunny"), ("call_2", "rain"), ("call_3", "snow")]
+    assert _chat(request)[0] == ("user", "Weather in Oslo, then in Bergen and Tromsø?")
+    # The answer can be continued: the calls it was given are not waiting for outputs.
+    then = client.responses.create(
+        model=model_name, input="Thanks.", previous_response_id=response.id
+    )
+    assert then.status == "completed"
+
+
+def test_a_history_with_messages_after_its_calls_is_read_in_order(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    """The openai-agents way of carrying a conversation by hand: the last result's items
+    (`to_input_list()`) and the next question. The input's items are its input items, and
+    the thread keeps them in order."""
+    scripted_model.script(model_name, Reply("Rain in Bergen."))
+    given: list[Any] = [
+        {"role": "user", "content": "Weather in Oslo?"},
+        _call("call_1", "Oslo"),
+        _output("call_1", "sunny"),
+        {"role": "assistant", "content": "Sunny in Oslo."},
+        {"role": "user", "content": "And Bergen?"},
+    ]
+    response = client.responses.create(model=model_name, input=given)
+    [request] = scripted_model.requests(model_name)
+    assert [m["role"] for m in request["messages"]] == [
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+        "user",
+    ]
+    items = client.responses.input_items.list(response.id, order="asc").data
+    assert [item.type for item in items] == [
+        "message",
+        "function_call",
+        "function_call_output",
+        "message",
+        "message",
+    ]
+    forgotten = client.responses.create(model=model_name, input=given, store=False)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(forgotten.id)
+
+
+@pytest.mark.parametrize(
+    ("given", "param"),
+    [
+        ([_output("call_1", "x"), _call("call_1", "A")], "input[1].call_id"),
+        ([_call("call_1", "A")], "input"),
+        ([_call("call_1", "A"), _call("call_1", "B"), _output("call_1", "x")], "input[2].call_id"),
+        ([{**_call("call_1", "A"), "name": ""}, _output("call_1", "x")], "input[1].name"),
+        ([{**_call("call_1", "A"), "extra": 1}, _output("call_1", "x")], "input[1].extra"),
+    ],
+    ids=[
+        "output-before-its-call",
+        "unanswered",
+        "call-twice",
+        "no-name",
+        "unknown-field",
+    ],
+)
+def test_calls_given_back_must_each_be_answered_after_them(
+    client: openai.OpenAI,
+    scripted_model: ScriptedModelServer,
+    model_name: str,
+    given: list[Any],
+    param: str,
+) -> None:
+    newest = _newest_thread(client)
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(
+            model=model_name,
+            input=[{"role": "user", "content": "Weather?"}, *given],
+        )
+    assert sdk_error(caught.value, 400)["param"] == param
+    assert scripted_model.requests(model_name) == []
+    assert _newest_thread(client) == newest
+
+
 def test_streaming_text_and_the_final_response(
     client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
 ) -> None:

@@ -11,6 +11,7 @@ that gives them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,12 +63,14 @@ def read_item(raw: dict[str, Any], param: str, limits: Limits) -> Obj:
     return {"type": kind, "call_id": raw["call_id"], "output": output}
 
 
-def item_record(thread_id: str, item: Obj, run_id: str | None = None) -> Message:
+def item_record(
+    thread_id: str, item: Obj, run_id: str | None = None, item_id: str | None = None
+) -> Message:
     """The thread's record of an item: a call is the assistant's, an output its client's."""
     created = now()
     is_call = item["type"] == "function_call"
     return {
-        "id": new_id(IdKind.FUNCTION_CALL if is_call else IdKind.FUNCTION_OUTPUT),
+        "id": item_id or new_id(IdKind.FUNCTION_CALL if is_call else IdKind.FUNCTION_OUTPUT),
         "created_at": created,
         "thread_id": thread_id,
         "role": "assistant" if is_call else "user",
@@ -84,6 +87,11 @@ def item_record(thread_id: str, item: Obj, run_id: str | None = None) -> Message
     }
 
 
+def call_item_id(call: Mapping[str, Any]) -> str:
+    """The item of a call the service's model made has the id its response shows it by."""
+    return f"fc_{call['id']}"
+
+
 def call_items(thread_id: str, run_id: str, calls: list[ToolCall]) -> list[Message]:
     """The function calls a response ended with, as items of its thread."""
     return [
@@ -96,6 +104,7 @@ def call_items(thread_id: str, run_id: str, calls: list[ToolCall]) -> list[Messa
                 "arguments": call["arguments"],
             },
             run_id,
+            call_item_id(call),
         )
         for call in calls
         if call["type"] == "function"

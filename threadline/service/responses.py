@@ -27,11 +27,12 @@ from pydantic import Field, ValidationError
 from threadline.domain.clock import now
 from threadline.domain.errors import Conflict, InvalidRequest, NotFound
 from threadline.domain.ids import IdKind
-from threadline.domain.limits import DEFAULT_LIMITS, Limits, check_string
+from threadline.domain.limits import DEFAULT_LIMITS, Limits
 from threadline.domain.records import (
     Assistant,
     Message,
     Metadata,
+    Obj,
     Page,
     PageRequest,
     ResponseFields,
@@ -43,8 +44,8 @@ from threadline.domain.records import (
 from threadline.domain.run_states import TERMINAL_STATUSES, RunStatus, cancel_target, is_active
 from threadline.service.conversations import message_of
 from threadline.service.file_refs import attach_files, check_message_refs
-from threadline.service.messages import append_messages, check_messages, new_messages
-from threadline.service.objects import run_step
+from threadline.service.items import ITEM_TYPES, GivenItems, call_item_id, read_item
+from threadline.service.messages import append_messages, check_messages
 from threadline.service.requests import (
     Closed,
     Integer,
@@ -132,13 +133,20 @@ class ResponseView:
 
 @dataclass
 class _Input:
-    """A request's `input`, sorted: messages for the thread, instructions for the run,
-    function call outputs (`(index, call_id, output)`) for the calls the last response
-    ended with."""
+    """A request's `input`, sorted: what joins the thread, in order (messages, and function
+    calls and outputs, with each one's index in `input`), and instructions for the run."""
 
-    messages: list[MessageCreate] = field(default_factory=list)
+    items: GivenItems = field(default_factory=GivenItems)
+    indexes: list[int] = field(default_factory=list)
     instructions: list[str] = field(default_factory=list)
-    outputs: list[tuple[int, str, str]] = field(default_factory=list)
+
+    @property
+    def messages(self) -> list[MessageCreate]:
+        return self.items.messages
+
+    def add(self, index: int, entry: MessageCreate | Obj) -> None:
+        self.items.entries.append(entry)
+        self.indexes.append(index)
 
 
 def _instruction_text(item: dict[str, Any], param: str) -> str:
@@ -164,41 +172,61 @@ def _instruction_text(item: dict[str, Any], param: str) -> str:
     )
 
 
-def _function_output(item: dict[str, Any], param: str) -> tuple[str, str]:
-    unknown = set(item) - {"type", "call_id", "output", "id", "status"}
-    if unknown:
-        name = sorted(unknown)[0]
-        raise InvalidRequest(f"Unknown parameter: '{param}.{name}'.", param=f"{param}.{name}")
-    call_id, output = item.get("call_id"), item.get("output")
-    if not isinstance(call_id, str) or not call_id:
-        raise InvalidRequest(f"Missing required parameter: '{param}.call_id'.", param=param)
-    if not isinstance(output, str):
-        raise not_yet(f"'{param}.output' other than a string", f"{param}.output", "responses")
-    return call_id, output
-
-
-def _read_input(raw: str | list[Any] | None) -> _Input:
+def _read_input(raw: str | list[Any] | None, limits: Limits) -> _Input:
     read = _Input()
     if raw is None:
         return read
     if isinstance(raw, str):
-        read.messages.append(MessageCreate(role="user", content=raw))
+        read.add(0, MessageCreate(role="user", content=raw))
         return read
     for index, item in enumerate(raw):
         param = f"input[{index}]"
         if not isinstance(item, dict):
             raise InvalidRequest(f"Invalid '{param}': expected an object.", param=param)
         kind = item.get("type", "message")
-        if kind == "function_call_output":
-            call_id, output = _function_output(item, param)
-            read.outputs.append((index, call_id, output))
+        if kind in ITEM_TYPES:
+            if kind == "function_call_output" and not isinstance(item.get("output"), str):
+                raise not_yet(f"'{param}.output' other than a string", f"{param}.output", SURFACE)
+            read.add(index, read_item(item, param, limits))
         elif kind != "message":
-            raise not_yet(f"An input item of type '{kind}'", f"{param}.type", "responses")
+            raise not_yet(f"An input item of type '{kind}'", f"{param}.type", SURFACE)
         elif item.get("role") in _INSTRUCTION_ROLES:
             read.instructions.append(_instruction_text(item, param))
         else:
-            read.messages.append(message_of(item, param))
+            read.add(index, message_of(item, param))
     return read
+
+
+def _check_calls(pending: list[ToolCall], given: _Input) -> None:
+    """Every output answers a call made before it (one the last response ended with, or one
+    given earlier in the input), once; and every such call is answered."""
+    made: dict[str, bool] = {call["id"]: False for call in pending}  # call id -> answered
+    for index, entry in zip(given.indexes, given.items.entries, strict=True):
+        if isinstance(entry, MessageCreate):
+            continue
+        param, call_id = f"input[{index}].call_id", entry["call_id"]
+        if entry["type"] == "function_call":
+            if call_id in made:
+                raise InvalidRequest(
+                    f"Function call '{call_id}' is given more than once.", param=param
+                )
+            made[call_id] = False
+            continue
+        if call_id not in made:
+            raise InvalidRequest(
+                f"No tool call found for function call output with call_id '{call_id}'.",
+                param=param,
+            )
+        if made[call_id]:
+            raise InvalidRequest(
+                f"Function call '{call_id}' was given more than one output.", param=param
+            )
+        made[call_id] = True
+    missing = [call_id for call_id, answered in made.items() if not answered]
+    if missing:
+        raise InvalidRequest(
+            f"No tool output found for function call '{missing[0]}'.", param="input"
+        )
 
 
 def _tool(raw: Any, param: str) -> dict[str, Any]:
@@ -344,39 +372,6 @@ def ended_with_calls(steps: list[RunStep], run: Run) -> list[ToolCall]:
     return [call for call in details["tool_calls"] if call["type"] == "function"]
 
 
-def _answered(pending: list[ToolCall], outputs: list[tuple[int, str, str]]) -> list[ToolCall]:
-    """The pending calls with their outputs; every output must answer one, and every call
-    be answered."""
-    by_id = {call["id"]: call for call in pending}
-    answered: dict[str, ToolCall] = {}
-    for index, call_id, output in outputs:
-        param = f"input[{index}]"
-        if call_id not in by_id:
-            raise InvalidRequest(
-                f"No tool call found for function call output with call_id '{call_id}'.",
-                param=f"{param}.call_id",
-            )
-        if call_id in answered:
-            raise InvalidRequest(
-                f"Function call '{call_id}' was given more than one output.",
-                param=f"{param}.call_id",
-            )
-        call = by_id[call_id]
-        answered[call_id] = {
-            "id": call_id,
-            "type": "function",
-            "name": call["name"],
-            "arguments": call["arguments"],
-            "output": output,
-        }
-    missing = [call_id for call_id in by_id if call_id not in answered]
-    if missing:
-        raise InvalidRequest(
-            f"No tool output found for function call '{missing[0]}'.", param="input"
-        )
-    return [answered[call["id"]] for call in pending]
-
-
 def _page(messages: list[Message], page: PageRequest) -> Page[Message]:
     """A response's input messages (a few) paged in memory, as the thread's messages are."""
     ordered = messages if page.order == "asc" else list(reversed(messages))
@@ -445,10 +440,8 @@ class ResponseService:
                 raise not_yet(f"reasoning.{name}", f"reasoning.{name}", "responses")
         if request.max_tool_calls is not None:
             raise not_yet("max_tool_calls", "max_tool_calls", "responses")
-        given = _read_input(request.input)
+        given = _read_input(request.input, self.limits)
         check_messages(given.messages, self.limits, "input")
-        for index, _, output in given.outputs:
-            check_string(output, self.limits.message_chars, f"input[{index}].output")
         run_request = _run_request(request)
         await self.runs.check_options(run_request)
         extra = "\n\n".join(given.instructions) or None
@@ -478,10 +471,10 @@ class ResponseService:
             pending = []
             if previous is not None:
                 pending = ended_with_calls(await tx.steps_of_run(previous["id"]), previous)
-            calls = _answered(pending, given.outputs)
+            _check_calls(pending, given)
             await check_message_refs(tx, project, given.messages, "input")
-            messages = new_messages(thread["id"], given.messages)
-            await append_messages(tx, thread["id"], messages, self.limits, param="input")
+            records = given.items.records(thread["id"])
+            await append_messages(tx, thread["id"], records, self.limits, param="input")
             await attach_files(tx, project, thread, given.messages)
             run = self.runs.new_run(
                 project,
@@ -491,7 +484,6 @@ class ResponseService:
                 extra,
                 kind=IdKind.RESPONSE,
             )
-            step = run_step(run, {"type": "tool_calls", "tool_calls": calls}) if calls else None
             run["surface"] = SURFACE
             run["response"] = {
                 "previous_response_id": request.previous_response_id,
@@ -499,17 +491,14 @@ class ResponseService:
                 "store": request.store is not False,
                 "background": bool(request.background),
                 "text": request.text or {"format": {"type": "text"}},
-                "input_message_ids": [message["id"] for message in messages],
-                "input_step_id": step["id"] if step is not None else None,
+                "input_message_ids": [record["id"] for record in records],
+                "input_step_id": None,
                 "identity": _identity(request),
                 "truncation": request.truncation or "auto",
             }
             await self.runs.queue(tx, project, run, created_thread=created)
-            if step is not None:
-                step["status"], step["completed_at"] = "completed", now()
-                await tx.insert_step(step)
             if counter is not None:
-                raise InputTokens(await counter.count(tx, run, [step] if step else []))
+                raise InputTokens(await counter.count(tx, run, []))
         return run
 
     async def count_input_tokens(self, project: str, request: InputTokensCount) -> int:
@@ -636,8 +625,11 @@ class ResponseService:
         if fields["conversation"] is None:
             doomed = list(fields["input_message_ids"])
             for step in await tx.steps_of_run(run["id"]):
-                if step["step_details"]["type"] == "message_creation":
-                    doomed.append(step["step_details"]["message_id"])
+                details = step["step_details"]
+                if details["type"] == "message_creation":
+                    doomed.append(details["message_id"])
+                elif details["type"] == "tool_calls":  # the calls it ended with, as items
+                    doomed.extend(call_item_id(call) for call in details["tool_calls"])
             for message_id in doomed:
                 await tx.delete_message(run["thread_id"], message_id)
         await tx.delete_run(run["id"])

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from threadline.domain.records import Message, Obj, Page, Run, Thread
+from threadline.service.items import call_item_id
 from threadline.service.responses import ResponseView
 
 
@@ -126,7 +127,7 @@ _INCOMPLETE_REASONS = {"max_completion_tokens": "max_output_tokens"}
 def function_call(call: Mapping[str, Any], status: str = "completed") -> Obj:
     return {
         "type": "function_call",
-        "id": f"fc_{call['id']}",
+        "id": call_item_id(call),
         "call_id": call["id"],
         "name": call["name"],
         "arguments": call["arguments"],
