@@ -185,6 +185,10 @@ class ResponseFields(TypedDict):
     # Who the end user is, and the prompt-cache key, as the client gave them: shown back on
     # the response (the hosted service uses them for abuse checks and cache routing).
     identity: NotRequired[dict[str, str]]
+    # The request's tools as it gave them (shown back; the run holds them as it runs them),
+    # and what its output items show besides their own fields (`include`).
+    tools: NotRequired[list[Obj]]
+    include: NotRequired[list[str]]
 
 
 class MessageCreation(TypedDict):

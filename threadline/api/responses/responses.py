@@ -15,7 +15,7 @@ from threadline.api.responses.stream import response_events
 from threadline.domain.errors import InvalidRequest, NotFound
 from threadline.domain.records import PageRequest
 from threadline.service.responses import ResponseCreate
-from threadline.service.unsupported import refuse_include
+from threadline.service.unsupported import RESPONSE_INCLUDES, refuse_include
 
 router = APIRouter(route_class=StrictJsonRoute)
 
@@ -72,7 +72,7 @@ async def get_response(
     svc: Services = Depends(services),
     proj: str = Depends(project),
 ) -> Response:
-    refuse_include(include)
+    shown = refuse_include(include, allowed=RESPONSE_INCLUDES)
     if stream:
         raise InvalidRequest(
             "Streaming a stored response again is not supported yet.",
@@ -81,7 +81,8 @@ async def get_response(
         )
     view = await svc.responses.get(proj, response_id)
     return json_response(
-        render.response_of(view), headers={"openai-poll-after-ms": str(svc.poll_after_ms)}
+        render.response_of(view, shown),
+        headers={"openai-poll-after-ms": str(svc.poll_after_ms)},
     )
 
 
