@@ -456,8 +456,8 @@ def test_mcp_streams_its_list_and_its_call(
         assert [kind for kind in kinds if kind in expected] == expected
     call = next(item for item in final.output if item.type == "mcp_call")
     assert call.output == "HEY"
-    done = [e.item for e in events if e.type == "response.output_item.done"]
-    assert done == final.output
+    done = [e.item.to_dict() for e in events if e.type == "response.output_item.done"]
+    assert done == [_unparsed(item.to_dict()) for item in final.output]
 
 
 def test_an_approval_request_and_its_call_stream(
