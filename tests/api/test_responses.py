@@ -673,7 +673,7 @@ def _gone(client: openai.OpenAI, response_id: str) -> bool:
         ),
         ({"conversation": "CONV", "store": False}, 400, "store", None),
         ({"text": {"format": {"type": "yaml"}}}, 400, "text.format.type", None),
-        ({"tool_choice": {"type": "file_search"}}, 400, "tool_choice", "unsupported_value"),
+        ({"tool_choice": {"type": "web_search_preview"}}, 400, "tool_choice", "unsupported_value"),
         ({"temperature": 3}, 400, "temperature", None),
         ({"reasoning": {"summary": "auto"}}, 400, "reasoning.summary", "unsupported_value"),
         ({"reasoning": {"effort": "extreme"}}, 400, "reasoning.effort", None),

@@ -136,7 +136,7 @@ def test_an_error_result_is_a_failed_outcome_the_model_reads(server: McpServer) 
     outcome = call(tool, "fail", {})
     assert outcome.failed
     assert "the tool failed on purpose" in outcome.output
-    assert outcome.details == {"server_label": "test"}
+    assert outcome.details == {"server_label": "test", "tool_error": True}
     # Arguments the server's schema refuses: its error result, too.
     wrong = call(tool, "add", {"a": "many"})
     assert wrong.failed and "add" in wrong.output

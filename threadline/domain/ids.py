@@ -21,6 +21,8 @@ class IdKind(StrEnum):
     STEP = "step_"
     TOOL_CALL = "call_"
     ACTIVITY = "act_"
+    # A response's request for its client's approval of an MCP call.
+    APPROVAL_REQUEST = "mcpr_"
     FILE = "file-"
     VECTOR_STORE = "vs_"
     FILE_BATCH = "vsfb_"

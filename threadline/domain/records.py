@@ -199,6 +199,10 @@ class ResponseFields(TypedDict):
     # "disabled": a prompt that would leave out any of the conversation fails the response
     # instead of dropping its oldest messages ("auto").
     truncation: NotRequired[Literal["auto", "disabled"]]
+    # The request's tools as it gave them (shown back; the run holds them as it runs them),
+    # and what its output items show besides their own fields (`include`).
+    tools: NotRequired[list[Obj]]
+    include: NotRequired[list[str]]
 
 
 class MessageCreation(TypedDict):

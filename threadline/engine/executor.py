@@ -22,6 +22,7 @@ from typing import Any, cast
 
 from threadline.domain import limits
 from threadline.domain.clock import now
+from threadline.domain.ids import IdKind, new_id
 from threadline.domain.records import Metadata, Obj, Run, RunStep, ToolCall, ToolCalls
 from threadline.domain.records import Usage as UsageRecord
 from threadline.domain.run_states import RunStatus
@@ -421,6 +422,35 @@ class RunExecutor:
         if not await self._finish(tx, run, RunStatus.COMPLETED, usage, None, ended):
             raise Superseded()
 
+    async def _end_response_for_approval(
+        self, run: Run, step: RunStep, to_approve: list[ToolCall]
+    ) -> None:
+        """A response does not wait for approvals either: it ends `completed`, each call
+        that needs one marked with the id of its approval request, and the next response
+        approves or refuses them (`mcp_approval_response`), and makes the approved calls."""
+        waiting = {call["id"] for call in to_approve}
+        calls = [
+            cast(ToolCall, {**call, "approval_request_id": new_id(IdKind.APPROVAL_REQUEST)})
+            if call["id"] in waiting
+            else call
+            for call in cast(ToolCalls, step["step_details"])["tool_calls"]
+        ]
+        details: ToolCalls = {"type": "tool_calls", "tool_calls": calls}
+        async with self.store.transaction(durable=False) as tx:
+            if not await tx.holds_lease(run["id"], self.owner):
+                raise Superseded()
+            closed = await tx.update_step(
+                run["id"],
+                step["id"],
+                {"step_details": details, "status": "completed", "completed_at": now()},
+            )
+            if closed is None:
+                raise Superseded()
+            usage = _usage_of(await tx.steps_of_run(run["id"]))
+            ended = [("thread.run.step.completed", closed)]
+            if not await self._finish(tx, run, RunStatus.COMPLETED, usage, None, ended):
+                raise Superseded()
+
     async def _finish_round(self, run: Run, step: RunStep, scope: RunScope) -> bool:
         """Run the round's service-side calls, then close the round: True when the model
         is called again with their outcomes; False when the run now waits for its client:
@@ -429,6 +459,9 @@ class RunExecutor:
         toolset = scope.toolset
         calls = cast(ToolCalls, step["step_details"])["tool_calls"]
         to_approve = [call for call in calls if toolset.needs_approval(call)]
+        if to_approve and run.get("surface") == "responses":
+            await self._end_response_for_approval(run, step, to_approve)
+            return False
         if to_approve:
             await self._wait_for_client(run, [_pending(call) for call in to_approve])
             return False
@@ -691,6 +724,8 @@ def _chat_tool_choice(choice: str | Obj, tools: list[Obj]) -> Any:
         return None
     if isinstance(choice, dict):
         if choice.get("type") == "function":
+            return {"type": "function", "function": {"name": choice["name"]}}
+        if choice.get("type") == "mcp":  # a Responses choice of one tool of an MCP server
             return {"type": "function", "function": {"name": choice["name"]}}
         offered = _BUILTIN_FUNCTIONS.get(str(choice.get("type")))
         if offered is not None:  # a built-in tool: the function it offers the model

@@ -105,6 +105,8 @@ class ToolRound:
             nonlocal left, closing
             async with recorded:  # one writer of the step at a time, each with all so far
                 learned: Obj = {**outcome.details, "output": self._cut(outcome.output)}
+                if outcome.failed:  # shown where a format says so (a Responses `mcp_call`)
+                    learned["failed"] = True
                 calls[index] = cast(ToolCall, {**calls[index], **learned})
                 left -= 1
                 if close_step and left == 0:

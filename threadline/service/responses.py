@@ -12,6 +12,11 @@ an Assistants run does); the next response answers them with `function_call_outp
 which go into its run as a finished round of tool calls, so that the model reads the calls
 and their outputs as the run's own work.
 
+Built-in tools (file_search, code_interpreter, mcp; `response_tools.py`) run in the run as
+they do for an assistant. An MCP call that needs approval ends the response too, with an
+approval request; the next response's `mcp_approval_response` items decide it, and the calls
+they decide are that response's first round, made before its model is called.
+
 Continuing from a response that is not its thread's latest (a branch) is refused for now:
 the thread holds one line of history.
 """
@@ -19,13 +24,15 @@ the thread holds one line of history.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol, cast
 
 from pydantic import Field, ValidationError
 
 from threadline.domain.clock import now
 from threadline.domain.errors import Conflict, InvalidRequest, NotFound
+from threadline.domain.expiry import is_expired
 from threadline.domain.ids import IdKind
 from threadline.domain.limits import DEFAULT_LIMITS, Limits
 from threadline.domain.records import (
@@ -46,6 +53,7 @@ from threadline.service.conversations import message_of
 from threadline.service.file_refs import attach_files, check_message_refs
 from threadline.service.items import ITEM_TYPES, GivenItems, call_item_id, read_item
 from threadline.service.messages import append_messages, check_messages
+from threadline.service.objects import run_step
 from threadline.service.requests import (
     Closed,
     Integer,
@@ -54,16 +62,18 @@ from threadline.service.requests import (
     RunCreate,
     ThreadCreate,
 )
+from threadline.service.response_tools import ResponseTools, read_tool_choice, read_tools
 from threadline.service.run_events import EventBatches, RunVanished
-from threadline.service.run_status import change_status
+from threadline.service.run_status import change_status, emit
 from threadline.service.runs import RunService
 from threadline.service.threads import insert_thread
-from threadline.service.unsupported import not_yet, refuse_include
+from threadline.service.unsupported import RESPONSE_INCLUDES, not_yet, refuse_include
 from threadline.store.base import Store, StoreTx
 
 SURFACE = "responses"
 _INSTRUCTION_ROLES = ("system", "developer")
-_TOOL_KEYS = {"type", "name", "description", "parameters", "strict"}
+# The tags of the run request's tools, which the Responses request does not write.
+_TOOL_TAGS = ("function", "file_search", "code_interpreter", "mcp")
 
 
 class Reasoning(Closed):
@@ -134,11 +144,14 @@ class ResponseView:
 @dataclass
 class _Input:
     """A request's `input`, sorted: what joins the thread, in order (messages, and function
-    calls and outputs, with each one's index in `input`), and instructions for the run."""
+    calls and outputs, with each one's index in `input`), instructions for the run, and
+    decisions on the last response's MCP approval requests (`(index, request id, approve)`)."""
 
     items: GivenItems = field(default_factory=GivenItems)
     indexes: list[int] = field(default_factory=list)
     instructions: list[str] = field(default_factory=list)
+
+    approvals: list[tuple[int, str, bool]] = field(default_factory=list)
 
     @property
     def messages(self) -> list[MessageCreate]:
@@ -172,6 +185,24 @@ def _instruction_text(item: dict[str, Any], param: str) -> str:
     )
 
 
+def _approval(item: dict[str, Any], param: str) -> tuple[str, bool]:
+    unknown = set(item) - {"type", "approval_request_id", "approve", "id", "reason"}
+    if unknown:
+        name = sorted(unknown)[0]
+        raise InvalidRequest(f"Unknown parameter: '{param}.{name}'.", param=f"{param}.{name}")
+    request_id, approve = item.get("approval_request_id"), item.get("approve")
+    if not isinstance(request_id, str) or not request_id:
+        where = f"{param}.approval_request_id"
+        raise InvalidRequest(f"Missing required parameter: '{where}'.", param=where)
+    if not isinstance(approve, bool):
+        where = f"{param}.approve"
+        raise InvalidRequest(f"Missing required parameter: '{where}'.", param=where)
+    if item.get("reason") is not None:
+        # The model is told a refused call was not made, in words of the service's own.
+        raise not_yet(f"'{param}.reason'", f"{param}.reason", "responses")
+    return request_id, approve
+
+
 def _read_input(raw: str | list[Any] | None, limits: Limits) -> _Input:
     read = _Input()
     if raw is None:
@@ -188,6 +219,9 @@ def _read_input(raw: str | list[Any] | None, limits: Limits) -> _Input:
             if kind == "function_call_output" and not isinstance(item.get("output"), str):
                 raise not_yet(f"'{param}.output' other than a string", f"{param}.output", SURFACE)
             read.add(index, read_item(item, param, limits))
+        elif kind == "mcp_approval_response":
+            request_id, approve = _approval(item, param)
+            read.approvals.append((index, request_id, approve))
         elif kind != "message":
             raise not_yet(f"An input item of type '{kind}'", f"{param}.type", SURFACE)
         elif item.get("role") in _INSTRUCTION_ROLES:
@@ -229,29 +263,6 @@ def _check_calls(pending: list[ToolCall], given: _Input) -> None:
         )
 
 
-def _tool(raw: Any, param: str) -> dict[str, Any]:
-    """A Responses function tool (flat) as a run's request takes it (nested)."""
-    if not isinstance(raw, dict):
-        raise InvalidRequest(f"Invalid '{param}': expected an object.", param=param)
-    kind = raw.get("type")
-    if kind != "function":
-        raise not_yet(f"The tool type '{kind}'", f"{param}.type", "responses")
-    unknown = set(raw) - _TOOL_KEYS
-    if unknown:
-        name = sorted(unknown)[0]
-        raise InvalidRequest(f"Unknown parameter: '{param}.{name}'.", param=f"{param}.{name}")
-    function = {k: v for k, v in raw.items() if k != "type" and v is not None}
-    return {"type": "function", "function": function}
-
-
-def _tool_choice(raw: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
-    if raw is None or isinstance(raw, str):
-        return raw
-    if raw.get("type") == "function" and set(raw) <= {"type", "name"}:
-        return {"type": "function", "function": {"name": raw.get("name")}}
-    raise not_yet(f"tool_choice of type '{raw.get('type')}'", "tool_choice", "responses")
-
-
 def _response_format(text: dict[str, Any] | None) -> dict[str, Any] | None:
     if not text:
         return None
@@ -281,7 +292,13 @@ def _response_format(text: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def _param_of(error: Any) -> str:
     """A run request's field as the Responses request names it."""
-    parts = [str(part) for part in error["loc"] if part != "function"]
+    parts = [str(part) for part in error["loc"]]
+    if parts[:1] == ["tools"] and len(parts) > 2 and parts[2] in _TOOL_TAGS:
+        # `tools[0]` (tagged by its type) holds a function's or a search's options nested.
+        nested = parts[2] in ("function", "file_search")
+        parts = [*parts[:2], *parts[4 if nested else 3 :]]
+    else:
+        parts = [part for part in parts if part != "function"]
     if parts and parts[0] == "max_completion_tokens":
         parts[0] = "max_output_tokens"
     if parts and parts[0] == "response_format":
@@ -292,7 +309,8 @@ def _param_of(error: Any) -> str:
     return path
 
 
-def _run_request(request: ResponseCreate) -> RunCreate:
+def _run_request(request: ResponseCreate, tools: ResponseTools) -> RunCreate:
+    choice, _ = read_tool_choice(request.tool_choice, tools)
     body: dict[str, Any] = {
         "assistant_id": "",
         "model": request.model,
@@ -302,11 +320,13 @@ def _run_request(request: ResponseCreate) -> RunCreate:
         "top_p": request.top_p,
         "max_completion_tokens": request.max_output_tokens,
         "response_format": _response_format(request.text),
-        "tool_choice": _tool_choice(request.tool_choice),
+        "tool_choice": choice,
         "reasoning_effort": request.reasoning.effort if request.reasoning else None,
     }
     if request.tools is not None:
-        body["tools"] = [_tool(tool, f"tools[{i}]") for i, tool in enumerate(request.tools)]
+        body["tools"] = tools.run_tools
+    if tools.request_resources():
+        body["tool_resources"] = tools.request_resources()
     if request.parallel_tool_calls is not None:
         body["parallel_tool_calls"] = request.parallel_tool_calls
     try:
@@ -372,6 +392,92 @@ def ended_with_calls(steps: list[RunStep], run: Run) -> list[ToolCall]:
     return [call for call in details["tool_calls"] if call["type"] == "function"]
 
 
+def awaits_approval(call: Mapping[str, Any]) -> bool:
+    """An MCP call a response ended with, for its client to approve or refuse in the next
+    (`mcp_approval_request`): marked with its request's id, not decided, not made."""
+    return "approval_request_id" in call and "approved" not in call and call.get("output") is None
+
+
+def approval_requests(steps: list[RunStep], run: Run) -> list[ToolCall]:
+    """The MCP calls a completed response ended with, waiting for approval."""
+    if run["status"] != RunStatus.COMPLETED.value or not steps:
+        return []
+    details = steps[-1]["step_details"]
+    if details["type"] != "tool_calls":
+        return []
+    return [call for call in details["tool_calls"] if awaits_approval(call)]
+
+
+def _decided(
+    asked: list[ToolCall], approvals: list[tuple[int, str, bool]], tools: ResponseTools
+) -> list[ToolCall]:
+    """The calls the input's approval responses decide, each marked approved or refused:
+    every response must answer a request the last response made, once, and the server it
+    names must be among this request's tools (the approved call is made with it). A request
+    left unanswered is dropped, as the hosted service does."""
+    by_id = {str(dict(call)["approval_request_id"]): call for call in asked}
+    decided: dict[str, ToolCall] = {}
+    for index, request_id, approve in approvals:
+        param = f"input[{index}].approval_request_id"
+        call = by_id.get(request_id)
+        if call is None:
+            raise InvalidRequest(
+                f"No pending MCP approval request found with id '{request_id}'.", param=param
+            )
+        if request_id in decided:
+            raise InvalidRequest(
+                f"MCP approval request '{request_id}' was answered more than once.",
+                param=param,
+            )
+        label = str(dict(call).get("server_label", ""))
+        if label not in tools.server_labels():
+            raise InvalidRequest(
+                f"MCP approval request '{request_id}' is for the server '{label}': give its mcp"
+                " tool in 'tools' to make the call.",
+                param="tools",
+            )
+        record: Obj = {
+            "id": call["id"],
+            "type": "mcp",
+            "name": call["name"],
+            "arguments": call["arguments"],
+            "server_label": label,
+            "approval_request_id": request_id,
+            "approved": approve,
+            "output": None,
+        }
+        decided[request_id] = cast(ToolCall, record)
+    return list(decided.values())
+
+
+async def _check_tool_refs(tx: StoreTx, project: str, tools: ResponseTools) -> None:
+    """The stores a file_search tool searches and the files a container is given: each of
+    the project (and a store not expired), or a 400 naming it, as a run's resources are."""
+    if tools.stores:
+        ids = [ref.store_id for ref in tools.stores]
+        found = {store["id"]: store for store in await tx.get_vector_stores(project, ids)}
+        for ref in tools.stores:
+            store = found.get(ref.store_id)
+            if store is None:
+                raise InvalidRequest(
+                    f"No vector store found with id '{ref.store_id}'.", param=ref.param
+                )
+            if is_expired(store):
+                raise InvalidRequest(
+                    f"Vector store '{ref.store_id}' has expired.",
+                    param=ref.param,
+                    code="vector_store_expired",
+                )
+    if tools.files:
+        ids = [ref.file_id for ref in tools.files]
+        known = {file["id"] for file in await tx.get_files(project, ids)}
+        for file_ref in tools.files:
+            if file_ref.file_id not in known:
+                raise InvalidRequest(
+                    f"No file found with id '{file_ref.file_id}'.", param=file_ref.param
+                )
+
+
 def _page(messages: list[Message], page: PageRequest) -> Page[Message]:
     """A response's input messages (a few) paged in memory, as the thread's messages are."""
     ordered = messages if page.order == "asc" else list(reversed(messages))
@@ -433,7 +539,7 @@ class ResponseService:
                 "A response in a conversation is stored with it: 'store' cannot be false.",
                 param="store",
             )
-        refuse_include(request.include, "include")
+        include = refuse_include(request.include, "include", RESPONSE_INCLUDES)
         reasoning = request.reasoning or Reasoning()
         for name in ("summary", "generate_summary"):
             if getattr(reasoning, name) is not None:
@@ -442,7 +548,9 @@ class ResponseService:
             raise not_yet("max_tool_calls", "max_tool_calls", "responses")
         given = _read_input(request.input, self.limits)
         check_messages(given.messages, self.limits, "input")
-        run_request = _run_request(request)
+        tools = read_tools(request.tools)
+        _, mcp_choice = read_tool_choice(request.tool_choice, tools)
+        run_request = _run_request(request, tools)
         await self.runs.check_options(run_request)
         extra = "\n\n".join(given.instructions) or None
         async with self.store.transaction() as tx:
@@ -468,10 +576,15 @@ class ResponseService:
                     )
             else:
                 thread = created = await insert_thread(tx, project, ThreadCreate())
-            pending = []
+            pending: list[ToolCall] = []
+            asked: list[ToolCall] = []
             if previous is not None:
-                pending = ended_with_calls(await tx.steps_of_run(previous["id"]), previous)
+                previous_steps = await tx.steps_of_run(previous["id"])
+                pending = ended_with_calls(previous_steps, previous)
+                asked = approval_requests(previous_steps, previous)
             _check_calls(pending, given)
+            decided = _decided(asked, given.approvals, tools)
+            await _check_tool_refs(tx, project, tools)
             await check_message_refs(tx, project, given.messages, "input")
             records = given.items.records(thread["id"])
             await append_messages(tx, thread["id"], records, self.limits, param="input")
@@ -484,6 +597,15 @@ class ResponseService:
                 extra,
                 kind=IdKind.RESPONSE,
             )
+            if request.tools is not None:
+                run["tools"] = tools.run_records(run["tools"])
+            if mcp_choice is not None:
+                run["tool_choice"] = mcp_choice
+            if "file_search" in tools.resources:
+                run["tool_resources"] = {
+                    **run["tool_resources"],
+                    "file_search": tools.resources["file_search"],
+                }
             run["surface"] = SURFACE
             run["response"] = {
                 "previous_response_id": request.previous_response_id,
@@ -495,8 +617,16 @@ class ResponseService:
                 "input_step_id": None,
                 "identity": _identity(request),
                 "truncation": request.truncation or "auto",
+                "tools": tools.shown,
+                "include": include,
             }
             await self.runs.queue(tx, project, run, created_thread=created)
+            if decided:
+                # The decided calls are this response's first round, made before the model
+                # is called (the executor takes up a round left open).
+                round_ = run_step(run, {"type": "tool_calls", "tool_calls": decided})
+                await tx.insert_step(round_)
+                await emit(tx, run, ("thread.run.step.created", round_))
             if counter is not None:
                 raise InputTokens(await counter.count(tx, run, []))
         return run

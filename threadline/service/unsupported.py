@@ -126,11 +126,20 @@ def not_yet(what: str, param: str, where: str = "") -> InvalidRequest:
     )
 
 
-def refuse_include(include: list[str] | None, param: str = "include[]") -> None:
-    """The Responses API's `include`: parts of items this service does not keep yet, refused
-    rather than answered without them."""
-    if include:
-        raise not_yet(f"include value '{include[0]}'", param)
+# The Responses API's `include` values this service answers: what a file_search call found
+# and what a code_interpreter call's code gave (`api/responses/render.py`).
+RESPONSE_INCLUDES = ("file_search_call.results", "code_interpreter_call.outputs")
+
+
+def refuse_include(
+    include: list[str] | None, param: str = "include[]", allowed: Sequence[str] = ()
+) -> list[str]:
+    """The Responses API's `include`: the values in `allowed`, once each; any other (parts of
+    items this service does not keep yet) refused rather than answered without them."""
+    for value in include or []:
+        if value not in allowed:
+            raise not_yet(f"include value '{value}'", param)
+    return list(dict.fromkeys(include or []))
 
 
 def check_include(include: list[str] | None, param: str) -> list[str]:

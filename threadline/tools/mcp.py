@@ -74,6 +74,9 @@ class McpTool:
         self._limits = limits or McpLimits()
         self.server_label = str(definition.get("server_label") or "")
         self.server_url = str(definition.get("server_url") or "")
+        # What the server is for, told to the model with each of its tools (a Responses
+        # tool's `server_description`).
+        self.server_description = definition.get("server_description")
         allowed = definition.get("allowed_tools")
         # Absent or empty: every tool the server has (the SDK leaves an empty list out).
         self._allowed = (
@@ -112,12 +115,18 @@ class McpTool:
         return [
             Offer(
                 name=tool.name,
-                description=tool.description,
+                description=self._described(tool.description),
                 parameters=_parameters(tool),
                 labels={"server_label": self.server_label},
             )
             for tool in self._loaded().values()
         ]
+
+    def _described(self, description: str | None) -> str | None:
+        if not self.server_description:
+            return description
+        server = f"(A tool of the MCP server '{self.server_label}': {self.server_description})"
+        return f"{description}\n{server}" if description else server
 
     def listed_tools(self) -> dict[str, Obj]:
         """The tools offered, as a step's `mcp_list_tools` activity shows them:
@@ -168,9 +177,10 @@ class McpTool:
 
         result = await _session(self.server_url, headers, self._limits, call_tool)
         output = _cut(_text(result), self._limits.max_output_chars)
-        return Outcome(
-            output=output, details={"server_label": self.server_label}, failed=result.is_error
-        )
+        details: Obj = {"server_label": self.server_label}
+        if result.is_error:  # the tool ran and answered with an error (not a failed call)
+            details["tool_error"] = True
+        return Outcome(output=output, details=details, failed=result.is_error)
 
     def _loaded(self) -> dict[str, mcp_types.Tool]:
         if self._tools is None:

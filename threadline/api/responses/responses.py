@@ -15,7 +15,7 @@ from threadline.api.responses.stream import response_events
 from threadline.domain.errors import InvalidRequest, NotFound
 from threadline.domain.records import PageRequest
 from threadline.service.responses import InputTokensCount, ResponseCreate
-from threadline.service.unsupported import refuse_include
+from threadline.service.unsupported import RESPONSE_INCLUDES, refuse_include
 
 router = APIRouter(route_class=StrictJsonRoute)
 
@@ -82,10 +82,17 @@ async def get_response(
     """With `stream=true`, the response's events from the start, or after `starting_after`:
     a stored response's are replayed and a live one's followed until it ends, from whichever
     API process, as they are read from the run's event log."""
-    refuse_include(include)
+    shown = refuse_include(include, allowed=RESPONSE_INCLUDES)
     if starting_after is not None and not stream:
         raise InvalidRequest(
             "'starting_after' resumes a stream: it needs 'stream=true'.", param="starting_after"
+        )
+    if stream and shown:
+        raise InvalidRequest(
+            "A stream shows what the response's own request included: 'include[]' is for "
+            "retrieving it whole.",
+            param="include[]",
+            code="unsupported_value",
         )
     view = await svc.responses.get(proj, response_id)
     if stream:
@@ -94,7 +101,8 @@ async def get_response(
             response_events(svc.responses.follow(response_id), svc.responses.view_of, after)
         )
     return json_response(
-        render.response_of(view), headers={"openai-poll-after-ms": str(svc.poll_after_ms)}
+        render.response_of(view, shown),
+        headers={"openai-poll-after-ms": str(svc.poll_after_ms)},
     )
 
 

@@ -32,13 +32,23 @@ _ENDINGS = {
 ReadView = Callable[[str], Awaitable[ResponseView | None]]
 
 
+# The built-in tools' calls, whose items stream events of their own kind.
+_BUILTIN = ("file_search", "code_interpreter", "mcp")
+
+
 class _Mapper:
     def __init__(self) -> None:
         self.sequence = 0
         self.indexes: dict[str, int] = {}  # output item (message or call id) -> index
         # A call's pieces name it by the step's id and the call's place in the step.
         self.calls: dict[tuple[str, int], str] = {}
+        # A built-in tool's call as its pieces (or its step, made with it) told it so far.
+        self.built: dict[tuple[str, int], Obj] = {}
+        # Calls whose items are done (their outcome streamed) and activities shown.
+        self.done: set[str] = set()
         self.started = False
+        self.include: list[str] = []
+        self.container_id = ""
 
     def _event(self, kind: str, **fields: Any) -> Obj:
         event = {"type": kind, "sequence_number": self.sequence, **fields}
@@ -55,6 +65,8 @@ class _Mapper:
     def map(self, event: RunEvent) -> list[Obj]:
         name, data = event.event, event.data
         if name == "thread.run.created":
+            self.include = list(data.get("response", {}).get("include") or [])
+            self.container_id = data["thread_id"]
             return [self._event("response.created", response=render.response(data))]
         if name == "thread.run.in_progress" and not self.started:
             self.started = True
@@ -65,10 +77,17 @@ class _Mapper:
             return self._text_delta(data)
         if name in ("thread.message.completed", "thread.message.incomplete"):
             return self._message_done(data)
+        if name == "thread.run.step.created":
+            self._learn_step(data)
+            return []
         if name == "thread.run.step.delta":
             return self._call_pieces(data)
-        if name == "thread.run.step.completed" and data["step_details"]["type"] == "tool_calls":
-            return self._calls_done(data["step_details"]["tool_calls"])
+        if name == "thread.run.step.completed":
+            kind = data["step_details"]["type"]
+            if kind == "tool_calls":
+                return self._calls_done(data["step_details"]["tool_calls"])
+            if kind == "activities":
+                return self._activities(data["step_details"]["activities"])
         return []
 
     def _message_added(self, message: Message) -> list[Obj]:
@@ -135,6 +154,9 @@ class _Mapper:
     def _call_pieces(self, delta: Obj) -> list[Obj]:
         events: list[Obj] = []
         for piece in delta["tool_calls"]:
+            if piece.get("type") in _BUILTIN:
+                events += self._builtin_piece(delta["id"], piece)
+                continue
             if piece.get("type") != "function":
                 continue
             place = (delta["id"], piece["index"])
@@ -165,6 +187,8 @@ class _Mapper:
     def _calls_done(self, calls: list[Obj]) -> list[Obj]:
         events: list[Obj] = []
         for call in calls:
+            if call["type"] in _BUILTIN and call["id"] not in self.done:
+                events += self._builtin_done(call)
             if call["type"] != "function":
                 continue
             index, new = self._index(call["id"])
@@ -184,6 +208,128 @@ class _Mapper:
                 )
             )
             events.append(self._event("response.output_item.done", output_index=index, item=item))
+        return events
+
+    # -- the built-in tools' calls ----------------------------------------------------------
+
+    def _learn_step(self, step: Obj) -> None:
+        """A step made with its calls (an MCP call its client decided): what its outcome's
+        piece does not repeat."""
+        details = step["step_details"]
+        if details["type"] != "tool_calls":
+            return
+        for index, call in enumerate(details["tool_calls"]):
+            if call["type"] in _BUILTIN:
+                self.built[(step["id"], index)] = dict(call)
+
+    def _item(self, call: Obj) -> Obj | None:
+        return render.call_item(call, "in_progress", self.container_id, self.include)
+
+    def _builtin_piece(self, step_id: str, piece: Obj) -> list[Obj]:
+        """A piece of a built-in call: its first announces a file search's or code's item
+        (an MCP call's waits for its outcome: it may be an approval request instead); its
+        code streams; its outcome ends it."""
+        place = (step_id, piece["index"])
+        call = self.built.get(place)
+        events: list[Obj] = []
+        if call is None:
+            if "id" not in piece:
+                return []
+            call = self.built[place] = {
+                "id": piece["id"],
+                "type": piece["type"],
+                "name": "",
+                "arguments": "",
+            }
+            if piece["type"] != "mcp":
+                events += self._builtin_added(call)
+        for key in ("name", "arguments", "input"):
+            if piece.get(key):
+                call[key] = call.get(key, "") + piece[key]
+        if piece["type"] == "code_interpreter" and piece.get("input"):
+            item = self._item(call)
+            assert item is not None
+            events.append(
+                self._event(
+                    "response.code_interpreter_call_code.delta",
+                    item_id=item["id"],
+                    output_index=self.indexes[call["id"]],
+                    delta=piece["input"],
+                )
+            )
+        if piece.get("output") is not None:
+            outcome = {k: v for k, v in piece.items() if k not in ("index", "id")}
+            call.update(outcome)
+            events += self._builtin_done(call)
+        return events
+
+    def _builtin_added(self, call: Obj) -> list[Obj]:
+        """The call's item announced, in progress, with the event that says so."""
+        start = {k: v for k, v in call.items() if k not in ("output", "failed", "tool_error")}
+        item = self._item(start)
+        if item is None:
+            return []
+        index, new = self._index(call["id"])
+        if not new:
+            return []
+        events = [self._event("response.output_item.added", output_index=index, item=item)]
+        progress = f"response.{item['type']}.in_progress"
+        events.append(self._event(progress, item_id=item["id"], output_index=index))
+        return events
+
+    def _builtin_done(self, call: Obj) -> list[Obj]:
+        """The call's item ended: the events of its kind, then the item as stored."""
+        item = self._item(call)
+        self.done.add(call["id"])
+        if item is None:  # a call its client refused: not made, not shown
+            return []
+        if item["type"] == "mcp_approval_request":
+            index, _ = self._index(call["id"])
+            return [
+                self._event("response.output_item.added", output_index=index, item=item),
+                self._event("response.output_item.done", output_index=index, item=item),
+            ]
+        events = self._builtin_added(call)
+        index = self.indexes[call["id"]]
+        at = {"item_id": item["id"], "output_index": index}
+        kind = item["type"]
+        if kind == "file_search_call":
+            events.append(self._event("response.file_search_call.searching", **at))
+            events.append(self._event("response.file_search_call.completed", **at))
+        elif kind == "code_interpreter_call":
+            code = item["code"] or ""
+            events.append(self._event("response.code_interpreter_call_code.done", code=code, **at))
+            events.append(self._event("response.code_interpreter_call.interpreting", **at))
+            events.append(self._event("response.code_interpreter_call.completed", **at))
+        elif kind == "mcp_call":
+            arguments = item["arguments"]
+            events.append(self._event("response.mcp_call_arguments.delta", delta=arguments, **at))
+            events.append(
+                self._event("response.mcp_call_arguments.done", arguments=arguments, **at)
+            )
+            ended = "failed" if item["status"] == "failed" else "completed"
+            events.append(self._event(f"response.mcp_call.{ended}", **at))
+        events.append(self._event("response.output_item.done", output_index=index, item=item))
+        return events
+
+    def _activities(self, activities: list[Obj]) -> list[Obj]:
+        """An MCP server's tools, listed when the run began."""
+        events: list[Obj] = []
+        for activity in activities:
+            if activity.get("type") != "mcp_list_tools" or activity["id"] in self.done:
+                continue
+            self.done.add(activity["id"])
+            index, _ = self._index(activity["id"])
+            item = render.mcp_list_tools(activity)
+            at = {"item_id": item["id"], "output_index": index}
+            events += [
+                self._event(
+                    "response.output_item.added", output_index=index, item={**item, "tools": []}
+                ),
+                self._event("response.mcp_list_tools.in_progress", **at),
+                self._event("response.mcp_list_tools.completed", **at),
+                self._event("response.output_item.done", output_index=index, item=item),
+            ]
         return events
 
     def ending(self, name: str, run: Run, view: ResponseView | None) -> Obj:

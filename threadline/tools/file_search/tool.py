@@ -77,6 +77,8 @@ class FileSearchTool:
             "ranker": ranking.get("ranker") or DEFAULT_RANKER,
             "score_threshold": float(ranking.get("score_threshold") or 0.0),
         }
+        # Which files may be searched, by their attributes (a Responses tool's `filters`).
+        self.filters: dict[str, Any] | None = options.get("filters")
         self.run_stores = _store_ids(resources)
         self.store = store
         self.searcher = searcher
@@ -136,6 +138,7 @@ class FileSearchTool:
                 queries=queries,
                 max_results=self.max_results,
                 score_threshold=self.ranking_options["score_threshold"],
+                filters=self.filters,
             ),
         )
         number = await self._number(context)
