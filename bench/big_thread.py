@@ -26,8 +26,7 @@ from bench.common import (
 from bench.harness import Bench
 from threadline.domain.records import Run
 from threadline.engine.context import BATCH as CONTEXT_BATCH
-from threadline.engine.context import build_context
-from threadline.engine.executor import DEFAULT_COMPLETION_RESERVE
+from threadline.engine.context import DEFAULT_COMPLETION_RESERVE, build_context
 from threadline.providers.base import ModelProvider
 from threadline.service.objects import user_message
 from threadline.service.requests import MessageCreate, ThreadCreate

@@ -55,6 +55,13 @@ def routed(
 def _models_file(alpha: ScriptedModelServer, beta: ScriptedModelServer) -> str:
     return f"""
 [[models]]
+name = "narrow-*"
+provider = "openai"
+base_url = "{alpha.base_url}"
+api_key_env = "THREADLINE_TEST_ALPHA_KEY"
+context_window = 1200
+
+[[models]]
 name = "alpha-*"
 provider = "openai"
 base_url = "{alpha.base_url}"
@@ -205,3 +212,42 @@ def test_a_model_nobody_serves_is_refused_with_nothing_stored(routed: Routed) ->
     assert client.beta.assistants.retrieve(served.id).model == "beta"
     assert client.beta.assistants.retrieve(served.id).name is None
     assert stored_rows(routed.server.database_url) == rows
+
+
+def test_a_response_that_would_not_fit_is_cut_or_refused_as_its_truncation_says(
+    routed: Routed,
+) -> None:
+    """On a model with a small window, `truncation: "auto"` leaves out the conversation's
+    oldest items, `"disabled"` fails the response instead; counting its input tokens says how
+    much of it is sent, or refuses as the response would."""
+    client = openai_client(routed.server)
+    model = ScriptedModelServer.unique_name("narrow")
+    routed.alpha.script(model, Reply("short", usage=False))
+    long_items = [
+        {"role": "user", "content": f"item {n}: " + "lorem ipsum dolor " * 60} for n in range(6)
+    ]
+    conversation = client.conversations.create(items=long_items)  # type: ignore[arg-type]
+    counted = client.responses.input_tokens.count(
+        model=model, conversation=conversation.id, input="Last?"
+    )
+    cut = client.responses.create(model=model, conversation=conversation.id, input="Last?")
+    assert cut.status == "completed" and cut.truncation == "auto"
+    [sent] = routed.alpha.requests(model)
+    texts = [m["content"] for m in sent["messages"]]
+    assert texts[-1] == "Last?" and "item 0" not in " ".join(texts)
+    assert 0 < len(texts) - 1 < len(long_items)
+    # The count is the prompt the run built (the scripted model counts nothing itself).
+    assert cut.usage is not None and counted.input_tokens == cut.usage.input_tokens
+
+    failed = client.responses.create(
+        model=model, conversation=conversation.id, input="Again?", truncation="disabled"
+    )
+    assert failed.status == "failed" and failed.truncation == "disabled"
+    assert failed.error is not None and failed.error.code == "invalid_prompt"
+    assert "truncation is disabled" in failed.error.message
+    assert len(routed.alpha.requests(model)) == 1  # the model was not called again
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.input_tokens.count(
+            model=model, conversation=conversation.id, input="x", truncation="disabled"
+        )
+    assert sdk_error(caught.value, 400)["code"] == "context_length_exceeded"

@@ -356,6 +356,125 @@ def test_cancel_a_background_response(
     sdk_error(caught.value, 400)
 
 
+def test_a_background_stream_resumed_from_the_middle(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    """The client leaves a live background stream after the first words; a new request
+    picks it up after the last event it saw, follows it to the end, and nothing is missed
+    or sent twice."""
+    hold = threading.Event()
+    scripted_model.script(model_name, Reply("one two three four", chunks=4, hold=hold))
+    try:
+        first = client.responses.create(
+            model=model_name, input="Count.", background=True, stream=True
+        )
+        seen = []
+        for event in first:
+            seen.append(event)
+            if event.type == "response.output_text.delta":
+                break
+        first.close()
+        response_id = seen[0].response.id  # type: ignore[union-attr]
+        assert seen[0].type == "response.created" and seen[0].response.background  # type: ignore[union-attr]
+        resumed = client.responses.retrieve(
+            response_id, stream=True, starting_after=seen[-1].sequence_number
+        )
+        hold.set()
+        rest = list(resumed)
+    finally:
+        hold.set()
+    events = seen + rest
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
+    assert "".join(deltas) == "one two three four"
+    assert events[-1].type == "response.completed"
+    assert events[-1].response.output_text == "one two three four"  # type: ignore[union-attr]
+
+
+def test_a_stored_stream_replayed_whole_or_after_any_event(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    scripted_model.script(model_name, Reply("Replay me later", chunks=3))
+    original = [
+        event.to_dict()
+        for event in client.responses.create(model=model_name, input="Say it.", stream=True)
+    ]
+    response_id = original[0]["response"]["id"]
+    replayed = [e.to_dict() for e in client.responses.retrieve(response_id, stream=True)]
+    assert replayed == original
+    middle = original[len(original) // 2]["sequence_number"]
+    after = client.responses.retrieve(response_id, stream=True, starting_after=middle)
+    assert [e.to_dict() for e in after] == replayed[middle + 1 :]
+    with client.responses.stream(response_id=response_id) as again:
+        assert again.get_final_response().output_text == "Replay me later"
+    # Past the end: an empty stream that ends, not one that waits.
+    end = original[-1]["sequence_number"]
+    assert list(client.responses.retrieve(response_id, stream=True, starting_after=end)) == []
+    beyond = client.responses.retrieve(response_id, stream=True, starting_after=end + 50)
+    assert list(beyond) == []
+
+
+def test_resuming_needs_a_stream_and_a_response_that_is_kept(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    response = client.responses.create(model=model_name, input="Hi.")
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.retrieve(response.id, starting_after=2)
+    assert sdk_error(caught.value, 400)["param"] == "starting_after"
+    forgotten = client.responses.create(model=model_name, input="Hi.", store=False)
+    with pytest.raises(openai.NotFoundError):
+        list(client.responses.retrieve(forgotten.id, stream=True, starting_after=0))
+    with pytest.raises(openai.NotFoundError):
+        list(client.responses.retrieve("resp_unknown", stream=True))
+
+
+def test_reasoning_effort_goes_to_the_model_and_is_shown_back(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    scripted_model.script(model_name, Reply("Thought hard."))
+    response = client.responses.create(
+        model=model_name, input="Think.", reasoning={"effort": "high"}
+    )
+    assert response.reasoning is not None and response.reasoning.effort == "high"
+    [request] = scripted_model.requests(model_name)
+    assert request["reasoning_effort"] == "high"
+    plain = client.responses.create(model=model_name, input="Don't.")
+    assert plain.reasoning is None
+    assert "reasoning_effort" not in scripted_model.requests(model_name)[-1]
+
+
+def test_input_tokens_are_counted_and_nothing_is_kept(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    short = client.responses.input_tokens.count(model=model_name, input="Hi.")
+    assert short.object == "response.input_tokens" and short.input_tokens > 0
+    longer = client.responses.input_tokens.count(
+        model=model_name, input="Hi. " * 50, instructions="Be brief."
+    )
+    assert longer.input_tokens > short.input_tokens
+    newest = _newest_thread(client)
+    conversation = client.conversations.create(items=[{"role": "user", "content": "kept"}])
+    in_conversation = client.responses.input_tokens.count(
+        model=model_name, input="Hi.", conversation=conversation.id
+    )
+    assert in_conversation.input_tokens > short.input_tokens
+    items = client.conversations.items.list(conversation.id).data
+    assert [i.content[0].text for i in items] == ["kept"]  # type: ignore[union-attr,index]
+    first = client.responses.create(model=model_name, input="One.")
+    continued = client.responses.input_tokens.count(previous_response_id=first.id, input="Two.")
+    assert continued.input_tokens > short.input_tokens  # the model is the previous one's
+    assert _newest_thread(client) != newest  # the conversation and `first` made threads
+    latest = _newest_thread(client)
+    client.responses.input_tokens.count(model=model_name, input="No thread of its own.")
+    assert _newest_thread(client) == latest
+    assert len(scripted_model.requests(model_name)) == 1  # only `first` called the model
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.input_tokens.count(input="Which model?")
+    assert sdk_error(caught.value, 400)["param"] == "model"
+    with pytest.raises(openai.NotFoundError):
+        client.responses.input_tokens.count(model=model_name, conversation="conv_missing")
+
+
 def test_delete_and_input_items(
     client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
 ) -> None:
@@ -435,8 +554,10 @@ def _gone(client: openai.OpenAI, response_id: str) -> bool:
         ({"text": {"format": {"type": "yaml"}}}, 400, "text.format.type", None),
         ({"tool_choice": {"type": "file_search"}}, 400, "tool_choice", "unsupported_value"),
         ({"temperature": 3}, 400, "temperature", None),
-        ({"truncation": "disabled"}, 400, "truncation", "unsupported_value"),
-        ({"reasoning": {"effort": "low"}}, 400, "reasoning", None),
+        ({"reasoning": {"summary": "auto"}}, 400, "reasoning.summary", "unsupported_value"),
+        ({"reasoning": {"effort": "extreme"}}, 400, "reasoning.effort", None),
+        ({"max_tool_calls": 2}, 400, "max_tool_calls", "unsupported_value"),
+        ({"frobnicate": True}, 400, "frobnicate", None),
     ],
     ids=[
         "tool-type",
@@ -448,7 +569,9 @@ def _gone(client: openai.OpenAI, response_id: str) -> bool:
         "text-format",
         "tool-choice",
         "temperature",
-        "truncation-disabled",
+        "reasoning-summary",
+        "reasoning-effort",
+        "max-tool-calls",
         "unknown-field",
     ],
 )

@@ -25,6 +25,7 @@ from threadline.api.request_id import RequestIds
 from threadline.api.responses import conversations, responses
 from threadline.api.text_guard import TextGuard
 from threadline.config import Settings
+from threadline.engine.input_tokens import PromptCounter
 from threadline.engine.reembed import stale_stores
 from threadline.engine.tools import connections_of
 from threadline.engine.worker import Worker
@@ -57,11 +58,11 @@ def create_app(settings: Settings, *, with_worker: bool = True) -> FastAPI:
     blobs = blob_store_for(settings)
     # One copy of each store's vectors in the process, for its searches and its runs'.
     searcher = Searcher(store, embedder_for(settings))
-    worker = (
-        Worker(store, build_provider(settings, routes), settings, blobs, searcher)
-        if with_worker
-        else None
-    )
+    provider = build_provider(settings, routes) if with_worker else None
+    worker = Worker(store, provider, settings, blobs, searcher) if provider is not None else None
+    # Counting a prompt needs the model's tokenizer: the worker's model client, or, in a
+    # process without one, a client of its own made on first use.
+    counter = PromptCounter(lambda: provider or build_provider(settings, routes))
     ring = (
         KeyRing(store, settings.api_keys, refresh_seconds=settings.key_refresh_seconds)
         if settings.auth
@@ -103,7 +104,7 @@ def create_app(settings: Settings, *, with_worker: bool = True) -> FastAPI:
         files=FileService(store, blobs, settings.max_file_bytes),
         vector_stores=VectorStoreService(store, searcher),
         conversations=ConversationService(store, limits),
-        responses=ResponseService(store, run_service, limits),
+        responses=ResponseService(store, run_service, limits, counter),
         poll_after_ms=settings.poll_after_ms,
         models=models,
     )

@@ -185,6 +185,9 @@ class ResponseFields(TypedDict):
     # Who the end user is, and the prompt-cache key, as the client gave them: shown back on
     # the response (the hosted service uses them for abuse checks and cache routing).
     identity: NotRequired[dict[str, str]]
+    # "disabled": a prompt that would leave out any of the conversation fails the response
+    # instead of dropping its oldest messages ("auto").
+    truncation: NotRequired[Literal["auto", "disabled"]]
 
 
 class MessageCreation(TypedDict):

@@ -22,7 +22,7 @@ from threadline.engine.images import (
     image_file_ids,
     image_tokens,
 )
-from threadline.providers.base import ModelProvider
+from threadline.providers.base import ModelProvider, Usage
 from threadline.store.base import StoreTx
 
 ChatMessage = dict[str, Any]
@@ -31,6 +31,7 @@ ChatMessage = dict[str, Any]
 # took 30 % more instructions than 64 on a big thread).
 BATCH = 64
 PER_MESSAGE_OVERHEAD = 4
+DEFAULT_COMPLETION_RESERVE = 1024
 
 
 @dataclass
@@ -42,6 +43,8 @@ class Context:
     prompt_tokens: int
     fits: bool
     images: PromptImages | None = None
+    # Some of the thread's older messages did not fit the budget and were left out.
+    truncated: bool = False
 
 
 @dataclass
@@ -121,6 +124,20 @@ def _steps_as_chat(steps: list[RunStep], run_messages: dict[str, Message]) -> li
     return chat
 
 
+def budgets(provider: ModelProvider, run: Run, used: Usage) -> tuple[int, int | None]:
+    """Tokens the prompt may take, and the completion cap to send the model, once the run has
+    used `used`."""
+    window = provider.context_window(run["model"])
+    max_tokens: int | None = None
+    if run["max_completion_tokens"]:
+        max_tokens = run["max_completion_tokens"] - used.completion_tokens
+    reserve = max_tokens or min(DEFAULT_COMPLETION_RESERVE, window // 4)
+    budget = window - reserve
+    if run["max_prompt_tokens"]:
+        budget = min(budget, run["max_prompt_tokens"] - used.prompt_tokens)
+    return budget, max_tokens
+
+
 def _tokens(provider: ModelProvider, model: str, message: ChatMessage) -> int:
     content = message.get("content")
     if isinstance(content, str) and "tool_calls" not in message:
@@ -193,4 +210,4 @@ async def build_context(
             break
     window.reverse()
     fits = used <= budget and (bool(window) or bool(tail) or before_seq is None)
-    return Context(head + window + tail, used, fits, images)
+    return Context(head + window + tail, used, fits, images, truncated=full)

@@ -25,7 +25,7 @@ from threadline.domain.clock import now
 from threadline.domain.records import Metadata, Obj, Run, RunStep, ToolCall, ToolCalls
 from threadline.domain.records import Usage as UsageRecord
 from threadline.domain.run_states import RunStatus
-from threadline.engine.context import build_context
+from threadline.engine.context import Context, budgets, build_context
 from threadline.engine.recorder import TurnRecorder, Withdrawn
 from threadline.engine.superseded import Superseded
 from threadline.engine.tool_round import Closing, ToolRound, ToolRounds
@@ -54,7 +54,6 @@ from threadline.tools.toolset import ToolKinds, Toolset
 
 log = logging.getLogger(__name__)
 
-DEFAULT_COMPLETION_RESERVE = 1024
 # Farther than any chain of connected agents may reach (`tools/connected_agent.py`).
 MAX_CHAIN = 64
 # The `last_error.message` of a run that failed on a fault of the service's own; what went
@@ -75,6 +74,18 @@ class RunScope:
     context: CallContext | None = None
     turns: int = 0
     closing: Closing | None = None
+
+
+def _refuse_truncation(run: Run, context: Context, budget: int) -> None:
+    """A response made with `truncation: "disabled"` fails rather than leave out part of its
+    conversation."""
+    response = run.get("response")
+    if response and response.get("truncation") == "disabled" and context.truncated:
+        raise RunRefused(
+            "invalid_prompt",
+            f"The input exceeds the {budget} tokens the prompt may use, and truncation is "
+            "disabled: shorten the input or set truncation to 'auto'.",
+        )
 
 
 class RunRefused(Exception):
@@ -205,8 +216,9 @@ class RunExecutor:
                     await self._require_room(tx, run)
                     limit_hit = self._limit_reached(run, used)
                 if open_round is None and limit_hit is None:
-                    budget, max_tokens = self._budgets(run, used)
+                    budget, max_tokens = budgets(self.provider, run, used)
                     context = await build_context(tx, self.provider, run, steps, budget)
+                    _refuse_truncation(run, context, budget)
                     if not context.fits:
                         limit_hit = "max_prompt_tokens"
             scope.closing = None
@@ -277,18 +289,6 @@ class RunExecutor:
         if run["max_prompt_tokens"] and used.prompt_tokens >= run["max_prompt_tokens"]:
             return "max_prompt_tokens"
         return None
-
-    def _budgets(self, run: Run, used: Usage) -> tuple[int, int | None]:
-        """Tokens the prompt may take, and the completion cap to send the model."""
-        window = self.provider.context_window(run["model"])
-        max_tokens: int | None = None
-        if run["max_completion_tokens"]:
-            max_tokens = run["max_completion_tokens"] - used.completion_tokens
-        reserve = max_tokens or min(DEFAULT_COMPLETION_RESERVE, window // 4)
-        budget = window - reserve
-        if run["max_prompt_tokens"]:
-            budget = min(budget, run["max_prompt_tokens"] - used.prompt_tokens)
-        return budget, max_tokens
 
     async def _call_model(
         self,

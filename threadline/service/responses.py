@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import Field, ValidationError
 
@@ -45,7 +45,14 @@ from threadline.service.conversations import message_of
 from threadline.service.file_refs import attach_files, check_message_refs
 from threadline.service.messages import append_messages, check_messages, new_messages
 from threadline.service.objects import run_step
-from threadline.service.requests import Closed, Integer, MessageCreate, RunCreate, ThreadCreate
+from threadline.service.requests import (
+    Closed,
+    Integer,
+    MessageCreate,
+    ReasoningEffort,
+    RunCreate,
+    ThreadCreate,
+)
 from threadline.service.run_events import EventBatches, RunVanished
 from threadline.service.run_status import change_status
 from threadline.service.runs import RunService
@@ -56,6 +63,15 @@ from threadline.store.base import Store, StoreTx
 SURFACE = "responses"
 _INSTRUCTION_ROLES = ("system", "developer")
 _TOOL_KEYS = {"type", "name", "description", "parameters", "strict"}
+
+
+class Reasoning(Closed):
+    """How hard a reasoning model thinks: `effort` goes to the upstream as a run's
+    `reasoning_effort` does; the summaries of its reasoning are not asked for yet."""
+
+    effort: ReasoningEffort | None = None
+    summary: Literal["auto", "concise", "detailed"] | None = None
+    generate_summary: Literal["auto", "concise", "detailed"] | None = None
 
 
 class ResponseCreate(Closed):
@@ -77,9 +93,27 @@ class ResponseCreate(Closed):
     stream: bool | None = None
     include: list[str] | None = None
     truncation: Literal["auto", "disabled"] | None = None
+    reasoning: Reasoning | None = None
+    max_tool_calls: Annotated[Integer, Field(ge=1)] | None = None
     user: Annotated[str, Field(max_length=256)] | None = None
     safety_identifier: Annotated[str, Field(max_length=64)] | None = None
     prompt_cache_key: Annotated[str, Field(max_length=256)] | None = None
+
+
+class InputTokensCount(Closed):
+    """`POST /responses/input_tokens`: what a response request says of its prompt."""
+
+    model: Annotated[str, Field(min_length=1)] | None = None
+    input: str | list[Any] | None = None
+    instructions: str | None = None
+    tools: list[Any] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    text: dict[str, Any] | None = None
+    conversation: str | dict[str, Any] | None = None
+    previous_response_id: str | None = None
+    reasoning: Reasoning | None = None
+    truncation: Literal["auto", "disabled"] | None = None
 
 
 @dataclass
@@ -241,6 +275,7 @@ def _run_request(request: ResponseCreate) -> RunCreate:
         "max_completion_tokens": request.max_output_tokens,
         "response_format": _response_format(request.text),
         "tool_choice": _tool_choice(request.tool_choice),
+        "reasoning_effort": request.reasoning.effort if request.reasoning else None,
     }
     if request.tools is not None:
         body["tools"] = [_tool(tool, f"tools[{i}]") for i, tool in enumerate(request.tools)]
@@ -355,15 +390,43 @@ def _page(messages: list[Message], page: PageRequest) -> Page[Message]:
     return Page(window[: page.limit], has_more=len(window) > page.limit)
 
 
+class PromptCounting(Protocol):
+    """Builds and counts a run's first prompt (`engine/input_tokens.py`)."""
+
+    async def prepare(self, model: str) -> None: ...
+
+    async def count(self, tx: StoreTx, run: Run, steps: list[RunStep]) -> int: ...
+
+
+class InputTokens(Exception):
+    """Carries a count out of the transaction it was made in, which it rolls back."""
+
+    def __init__(self, tokens: int):
+        super().__init__(tokens)
+        self.tokens = tokens
+
+
 class ResponseService:
-    def __init__(self, store: Store, runs: RunService, limits: Limits = DEFAULT_LIMITS):
+    def __init__(
+        self,
+        store: Store,
+        runs: RunService,
+        limits: Limits = DEFAULT_LIMITS,
+        counter: PromptCounting | None = None,
+    ):
         self.store = store
         self.runs = runs
         self.limits = limits
+        self.counter = counter
         # Deletions of responses not to be kept, waiting for them to settle.
         self._forgetting: set[asyncio.Task[None]] = set()
 
-    async def create(self, project: str, request: ResponseCreate) -> Run:
+    async def create(
+        self, project: str, request: ResponseCreate, counter: PromptCounting | None = None
+    ) -> Run:
+        """The response, queued. With `counter`, nothing is kept: what create would write is
+        written, the prompt its run would send is counted, and all is rolled back
+        (`InputTokens`)."""
         conversation_id = _conversation_id(request.conversation)
         if conversation_id is not None and request.previous_response_id is not None:
             raise InvalidRequest(
@@ -376,9 +439,12 @@ class ResponseService:
                 param="store",
             )
         refuse_include(request.include, "include")
-        if request.truncation == "disabled":
-            # The thread's oldest messages are left out of a prompt too long for the model.
-            raise not_yet("truncation 'disabled'", "truncation", "responses")
+        reasoning = request.reasoning or Reasoning()
+        for name in ("summary", "generate_summary"):
+            if getattr(reasoning, name) is not None:
+                raise not_yet(f"reasoning.{name}", f"reasoning.{name}", "responses")
+        if request.max_tool_calls is not None:
+            raise not_yet("max_tool_calls", "max_tool_calls", "responses")
         given = _read_input(request.input)
         check_messages(given.messages, self.limits, "input")
         for index, _, output in given.outputs:
@@ -436,12 +502,35 @@ class ResponseService:
                 "input_message_ids": [message["id"] for message in messages],
                 "input_step_id": step["id"] if step is not None else None,
                 "identity": _identity(request),
+                "truncation": request.truncation or "auto",
             }
             await self.runs.queue(tx, project, run, created_thread=created)
             if step is not None:
                 step["status"], step["completed_at"] = "completed", now()
                 await tx.insert_step(step)
+            if counter is not None:
+                raise InputTokens(await counter.count(tx, run, [step] if step else []))
         return run
+
+    async def count_input_tokens(self, project: str, request: InputTokensCount) -> int:
+        """The tokens of the prompt the response would send the model first, counted as its
+        run would count them (the window of the conversation that fits included)."""
+        model = request.model
+        if model is None and request.previous_response_id is not None:
+            async with self.store.transaction(durable=False) as tx:
+                model = (await self._require(tx, project, request.previous_response_id))["model"]
+        if model is None:
+            raise InvalidRequest("Missing required parameter: 'model'.", param="model")
+        if self.counter is None:
+            raise not_yet("Counting input tokens", "model", "responses")
+        await self.counter.prepare(model)
+        fields = request.model_dump(exclude_unset=True)
+        fields["model"] = model
+        try:
+            await self.create(project, ResponseCreate.model_validate(fields), self.counter)
+        except InputTokens as counted:
+            return counted.tokens
+        raise AssertionError("create returns only by raising InputTokens when counting")
 
     async def _latest_run(self, tx: StoreTx, thread_id: str) -> Run | None:
         latest = await tx.page_runs(thread_id, PageRequest(limit=1, order="desc"))

@@ -239,7 +239,11 @@ def response(run: Run, output: list[Obj] | None = None) -> Obj:
         "output": output or [],
         "parallel_tool_calls": run["parallel_tool_calls"],
         "previous_response_id": fields["previous_response_id"],
-        "reasoning": None,
+        "reasoning": (
+            {"effort": run["reasoning_effort"], "summary": None}
+            if run["reasoning_effort"]
+            else None
+        ),
         "service_tier": "default",
         "store": fields["store"],
         "temperature": run["temperature"],
@@ -247,7 +251,7 @@ def response(run: Run, output: list[Obj] | None = None) -> Obj:
         "tool_choice": run["tool_choice"],
         "tools": [_tool(tool) for tool in run["tools"] if tool["type"] == "function"],
         "top_p": run["top_p"],
-        "truncation": "auto",
+        "truncation": fields.get("truncation", "auto"),
         "usage": _usage(run),
         "user": identity.get("user"),
         "safety_identifier": identity.get("safety_identifier"),

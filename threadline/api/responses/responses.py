@@ -14,7 +14,7 @@ from threadline.api.responses import render
 from threadline.api.responses.stream import response_events
 from threadline.domain.errors import InvalidRequest, NotFound
 from threadline.domain.records import PageRequest
-from threadline.service.responses import ResponseCreate
+from threadline.service.responses import InputTokensCount, ResponseCreate
 from threadline.service.unsupported import refuse_include
 
 router = APIRouter(route_class=StrictJsonRoute)
@@ -24,20 +24,10 @@ router = APIRouter(route_class=StrictJsonRoute)
 async def create_response(
     body: ResponseCreate, svc: Services = Depends(services), proj: str = Depends(project)
 ) -> Response:
-    if body.stream and body.background:
-        raise InvalidRequest(
-            "A background response is not streamed yet: create it, then retrieve it.",
-            param="stream",
-            code="unsupported_value",
-        )
     run = await svc.responses.create(proj, body)
     keep = run["response"]["store"]
     if body.stream:
-        return StreamingResponse(
-            _stream(svc, proj, run["id"], keep),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+        return _event_stream(_stream(svc, proj, run["id"], keep))
     if body.background:
         return json_response(render.response(run))
     await svc.responses.settled(run["id"])
@@ -47,6 +37,14 @@ async def create_response(
     if not keep:
         await svc.responses.forget(proj, run["id"])
     return json_response(render.response_of(view))
+
+
+def _event_stream(chunks: AsyncIterator[bytes]) -> StreamingResponse:
+    return StreamingResponse(
+        chunks,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 async def _stream(svc: Services, proj: str, run_id: str, keep: bool) -> AsyncIterator[bytes]:
@@ -64,22 +62,37 @@ async def _stream(svc: Services, proj: str, run_id: str, keep: bool) -> AsyncIte
             svc.responses.forget_later(proj, run_id)
 
 
+@router.post("/responses/input_tokens")
+async def count_input_tokens(
+    body: InputTokensCount, svc: Services = Depends(services), proj: str = Depends(project)
+) -> Response:
+    tokens = await svc.responses.count_input_tokens(proj, body)
+    return json_response({"object": "response.input_tokens", "input_tokens": tokens})
+
+
 @router.get("/responses/{response_id}")
 async def get_response(
     response_id: str,
     include: list[str] | None = Query(None, alias="include[]"),
     stream: bool | None = Query(None),
+    starting_after: int | None = Query(None, ge=0),
     svc: Services = Depends(services),
     proj: str = Depends(project),
 ) -> Response:
+    """With `stream=true`, the response's events from the start, or after `starting_after`:
+    a stored response's are replayed and a live one's followed until it ends, from whichever
+    API process, as they are read from the run's event log."""
     refuse_include(include)
-    if stream:
+    if starting_after is not None and not stream:
         raise InvalidRequest(
-            "Streaming a stored response again is not supported yet.",
-            param="stream",
-            code="unsupported_value",
+            "'starting_after' resumes a stream: it needs 'stream=true'.", param="starting_after"
         )
     view = await svc.responses.get(proj, response_id)
+    if stream:
+        after = -1 if starting_after is None else starting_after
+        return _event_stream(
+            response_events(svc.responses.follow(response_id), svc.responses.view_of, after)
+        )
     return json_response(
         render.response_of(view), headers={"openai-poll-after-ms": str(svc.poll_after_ms)}
     )

@@ -195,8 +195,14 @@ def _frame(event: Obj) -> bytes:
     return f"event: {event['type']}\ndata: {event_data(event)}\n\n".encode()
 
 
-async def response_events(batches: EventBatches, read: ReadView) -> AsyncIterator[bytes]:
-    """The stream's bytes, one write per batch of the run's events."""
+async def response_events(
+    batches: EventBatches, read: ReadView, starting_after: int = -1
+) -> AsyncIterator[bytes]:
+    """The stream's bytes, one write per batch of the run's events.
+
+    `starting_after`: a resumed stream's last event seen. The run's log is mapped again from
+    its start, so every event keeps its number and each item its index, and only the events
+    after that one are sent."""
     mapper = _Mapper()
     try:
         async for batch in batches:
@@ -210,6 +216,7 @@ async def response_events(batches: EventBatches, read: ReadView) -> AsyncIterato
                     out.append(mapper.ending(event.event, event.data, view))
                 else:
                     out.extend(mapper.map(event))
+            out = [event for event in out if event["sequence_number"] > starting_after]
             if out:
                 yield b"".join(_frame(event) for event in out)
     except RunVanished as gone:
