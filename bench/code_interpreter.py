@@ -30,6 +30,7 @@ from bench.common import (
     Figure,
     Section,
     ThreadlineServer,
+    arrival,
     at_most,
     expect,
     http_client,
@@ -39,7 +40,7 @@ from bench.common import (
 )
 from bench.harness import Bench
 from bench.model_server import ModelRecord, tools_model
-from bench.overhead import arrival, streamed_run
+from bench.overhead import streamed_run
 from threadline.config import Settings
 from threadline.tools.code_interpreter.availability import launcher_of
 from threadline.tools.code_interpreter.sandbox import Launcher, Sandbox

@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -74,6 +74,8 @@ class Size:
     code_cold_starts: int
     code_call_pairs: int
     code_threads_at_once: int
+    resume_chunks: int
+    resume_reads: int
 
 
 SIZES = {
@@ -109,6 +111,8 @@ SIZES = {
         code_cold_starts=3,
         code_call_pairs=5,
         code_threads_at_once=4,
+        resume_chunks=50,
+        resume_reads=5,
     ),
     "full": Size(
         name="full",
@@ -142,6 +146,8 @@ SIZES = {
         code_cold_starts=30,
         code_call_pairs=100,
         code_threads_at_once=20,
+        resume_chunks=400,
+        resume_reads=100,
     ),
 }
 
@@ -511,15 +517,57 @@ async def turn(client: httpx.AsyncClient, assistant_id: str, text: str = "hi") -
         await client.post(f"/v1/threads/{thread_id}/runs", json={"assistant_id": assistant_id}),
         "create run",
     )
+    await _polled_reply(client, thread_id, run)
+    return time.perf_counter() - started
+
+
+async def thread_and_run_turn(
+    client: httpx.AsyncClient, assistant_id: str, text: str = "hi"
+) -> float:
+    """A turn in one create request, as the SDKs' `create_and_run_poll` makes it: a thread
+    with its message and a run on it (`POST /v1/threads/runs`), polled to completion, then
+    the reply read; returns its wall time (s)."""
+    started = time.perf_counter()
+    body = {
+        "assistant_id": assistant_id,
+        "thread": {"messages": [{"role": "user", "content": text}]},
+    }
+    run = expect(await client.post("/v1/threads/runs", json=body), "create thread and run")
+    await _polled_reply(client, run["thread_id"], run)
+    return time.perf_counter() - started
+
+
+async def _polled_reply(client: httpx.AsyncClient, thread_id: str, run: dict[str, Any]) -> None:
+    """Poll the run to completion and read its reply, the thread's newest message."""
     await poll_run(client, thread_id, run)
     reply = expect(
         await client.get(f"/v1/threads/{thread_id}/messages", params={"limit": 1}), "read reply"
     )
-    elapsed = time.perf_counter() - started
     newest = reply["data"][0]
     if newest["role"] != "assistant" or not newest["content"]:
         raise RuntimeError(f"no reply in thread {thread_id}: {newest}")
-    return elapsed
+
+
+async def streamed_post(
+    client: httpx.AsyncClient, path: str, body: Mapping[str, object]
+) -> tuple[float, list[SseEvent]]:
+    """POST `body` with `stream: true` and read the stream to its end; when the request was
+    sent, and the events."""
+    started = time.perf_counter()
+    async with client.stream("POST", path, json={**body, "stream": True}) as response:
+        if response.status_code != 200:
+            await response.aread()
+            raise RuntimeError(f"POST {path}: HTTP {response.status_code} {response.text[:300]}")
+        events = await read_sse(response)
+    return started, events
+
+
+def arrival(events: list[SseEvent], name: str) -> float:
+    """When the first event called `name` arrived; raises if none did."""
+    for event in events:
+        if event.event == name:
+            return event.received
+    raise RuntimeError(f"no {name} event in {[e.event for e in events]}")
 
 
 async def streamed_turn(client: httpx.AsyncClient, assistant_id: str, text: str = "hi") -> float:
@@ -530,12 +578,8 @@ async def streamed_turn(client: httpx.AsyncClient, assistant_id: str, text: str 
     thread_id = thread["id"]
     message = {"role": "user", "content": text}
     expect(await client.post(f"/v1/threads/{thread_id}/messages", json=message), "add message")
-    body = {"assistant_id": assistant_id, "stream": True}
-    async with client.stream("POST", f"/v1/threads/{thread_id}/runs", json=body) as response:
-        if response.status_code != 200:
-            await response.aread()
-            raise RuntimeError(f"create run: HTTP {response.status_code} {response.text[:300]}")
-        events = await read_sse(response)
+    body = {"assistant_id": assistant_id}
+    _, events = await streamed_post(client, f"/v1/threads/{thread_id}/runs", body)
     if "thread.run.completed" not in [event.event for event in events]:
         raise RuntimeError(f"run did not complete: {[event.event for event in events][-3:]}")
     reply = expect(

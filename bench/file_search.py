@@ -45,6 +45,7 @@ from bench.common import (
     Section,
     SseEvent,
     ThreadlineServer,
+    arrival,
     at_least,
     at_most,
     expect,
@@ -55,7 +56,7 @@ from bench.common import (
 )
 from bench.harness import Bench
 from bench.model_server import ModelRecord, tool_answers_read, tools_model
-from bench.overhead import arrival, streamed_run
+from bench.overhead import streamed_run
 from bench.retrieval_corpus import DOCUMENTS, KINDS, QUESTIONS, Document, Question
 from bench.tool_rounds import Pair
 from threadline.domain.ids import IdKind, new_id

@@ -19,9 +19,12 @@ import json
 import resource
 import sqlite3
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
 
 from bench.common import (
     Figure,
@@ -71,24 +74,36 @@ def _own_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _request(assistant: str) -> bytes:
-    return _encoded(
-        {"assistant_id": assistant, "thread": {"messages": [{"role": "user", "content": "go"}]}}
-    )
-
-
 def _floor_request(model: str) -> bytes:
-    return _encoded({"model": model, "content": "go"})
+    return encoded({"model": model, "content": "go"})
 
 
-def _encoded(fields: dict[str, object]) -> bytes:
+def encoded(fields: dict[str, object], path: str = "/v1/threads/runs") -> bytes:
+    """A POST of `fields` as JSON to `path`, as the burst writes it on each connection."""
     body = json.dumps(fields).encode()
     head = (
-        "POST /v1/threads/runs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
         "Connection: close\r\n\r\n"
     )
     return head.encode() + body
+
+
+# What a burst sends: made on the fresh server it is sent to, once that server is warmed up
+# for it, from the name of the slow model; the one request every connection writes.
+Prepare = Callable[[Bench, httpx.AsyncClient, str], Awaitable[bytes]]
+
+
+async def _runs_request(bench: Bench, client: httpx.AsyncClient, slow: str) -> bytes:
+    """`POST /v1/threads/runs`, a new thread with one message, on an assistant of the slow
+    model; the server warmed up with turns on the instant model."""
+    warm = await create_assistant(client, f"instant-{time.time_ns()}")
+    for _ in range(bench.size.warmup):
+        await turn(client, warm)
+    assistant = await create_assistant(client, slow)
+    return encoded(
+        {"assistant_id": assistant, "thread": {"messages": [{"role": "user", "content": "go"}]}}
+    )
 
 
 @dataclass
@@ -163,10 +178,28 @@ async def _timed(
     return Burst(started, accepted, done, latencies, _own_cpu_seconds() - cpu)
 
 
-async def _one_configuration(
-    bench: Bench, concurrency: int | None, section: Section, burst_name: str = ""
-) -> tuple[float, float, float, float]:
-    """(complete after, accepted after, peak RSS MB, idle RSS MB) for one worker setting."""
+@dataclass(frozen=True)
+class Reading:
+    """One burst on a fresh server: when every POST was answered and when all it started
+    completed (seconds after the first POST), the server's peak RSS and its idle RSS (MB)."""
+
+    done: float
+    accepted: float
+    peak: float
+    idle: float
+
+
+async def on_fresh_server(
+    bench: Bench,
+    concurrency: int | None,
+    section: Section,
+    prepare: Prepare,
+    noun: str,
+    burst_name: str = "",
+) -> Reading:
+    """One burst of `prepare`'s request on a server started for it with this worker
+    concurrency (None: the default); what happened meanwhile goes into the section's notes.
+    `noun`: what each request starts (`run`), for the notes."""
     size = bench.size
     count, delay = size.many_runs, size.many_runs_model_seconds
     slow = f"slow-{time.time_ns()}"
@@ -177,15 +210,12 @@ async def _one_configuration(
         f"sqlite:///{path}", bench.workdir, model_url=bench.model.base_url, env=env
     ) as server:
         async with http_client(server.url) as client:
-            warm = await create_assistant(client, f"instant-{time.time_ns()}")
-            for _ in range(size.warmup):
-                await turn(client, warm)
-            assistant = await create_assistant(client, slow)
+            request = await prepare(bench, client, slow)
         idle = server.rss_mb() or 0.0
         server_cpu, model_cpu = server.cpu_seconds(), bench.model.cpu_seconds()
         loop_cpu = server.main_thread_cpu_seconds()
         limit = 60.0 + 3 * count * delay / (concurrency or 256)
-        burst = await _burst(server, path, _request(assistant), count, limit)
+        burst = await _burst(server, path, request, count, limit)
         peak = server.peak_rss_mb() or 0.0
         calls = sorted(record.arrived - burst.started for record in bench.model.records(slow))
         server_cpu = server.cpu_seconds() - server_cpu
@@ -196,12 +226,13 @@ async def _one_configuration(
         f"{burst_name}Worker concurrency {setting}: all {count:,} POSTs answered after"
         f" {burst.accepted:.2f} s (POST p95 {ms(p95(burst.latencies)):.0f} ms); the model calls"
         f" reached the model server from {calls[0]:.2f} s (p50 {p50(calls):.2f} s, last"
-        f" {calls[-1]:.2f} s); all runs completed after {burst.done:.2f} s; CPU used meanwhile:"
-        f" server {server_cpu:.1f} s ({ms(server_cpu / count):.1f} ms per run; its event-loop"
-        f" thread alone {loop_cpu:.1f} s), scripted model server {model_cpu:.1f} s, the burst's"
-        f" client {burst.client_cpu:.1f} s (all on the same 2 cores)."
+        f" {calls[-1]:.2f} s); all {noun}s completed after {burst.done:.2f} s; CPU used"
+        f" meanwhile: server {server_cpu:.1f} s ({ms(server_cpu / count):.1f} ms per {noun};"
+        f" its event-loop thread alone {loop_cpu:.1f} s),"
+        f" scripted model server {model_cpu:.1f} s, the burst's client {burst.client_cpu:.1f} s"
+        " (all on the same 2 cores)."
     )
-    return burst.done, burst.accepted, peak, idle
+    return Reading(burst.done, burst.accepted, peak, idle)
 
 
 async def _floor(bench: Bench, section: Section, burst_name: str) -> float:
@@ -226,16 +257,16 @@ async def _floor(bench: Bench, section: Section, burst_name: str) -> float:
     return burst.done
 
 
-async def measure(bench: Bench) -> Section:
+def burst_method(bench: Bench, sent: str) -> list[str]:
+    """How `measure_bursts` measures, for a section's method; `sent` says what each POST is."""
     size = bench.size
     count, delay = size.many_runs, size.many_runs_model_seconds
-    section = Section("many_runs", "5. Many runs in flight")
-    section.method = [
-        f"{count:,} `POST /v1/threads/runs` (each a new thread with one message) sent at once on"
-        f" {count:,} connections (a bare HTTP/1.1 client: one pre-encoded request per"
-        " connection, all connections open before the clock starts, then every request written"
-        " in one go) to one `threadline serve` process (SQLite, embedded worker);"
-        f" the model (scripted, `Reply(delay={delay:g})`) takes {delay:g} s per run.",
+    return [
+        f"{count:,} {sent} sent at once on {count:,} connections (a bare HTTP/1.1 client: one"
+        " pre-encoded request per connection, all connections open before the clock starts,"
+        " then every request written in one go) to one `threadline serve` process (SQLite,"
+        f" embedded worker); the model (scripted, `Reply(delay={delay:g})`) takes {delay:g} s"
+        " per run.",
         "Time until all complete: from writing the first POST until the last run's `completed`"
         f" status is committed (watched in the database every {ms(WATCH_EVERY):.0f} ms).",
         "Peak RSS: VmHWM of the server process from `/proc/<pid>/status`, read after the burst"
@@ -243,58 +274,91 @@ async def measure(bench: Bench) -> Section:
         f"With THREADLINE_WORKER_CONCURRENCY={count} (one process may then carry every run at"
         f" once): {size.many_runs_bursts} bursts, each on a server started fresh and each followed"
         " by the floor's; the times are the medians (the floor's too), the peak RSS the highest"
-        " (beside that server's idle RSS). Then once with the default worker concurrency of 256.",
+        " (beside that server's idle RSS).",
         "Floor: the same burst, watched the same way, against the bare ASGI app"
         " (`bench/floor_app.py`) on the same uvicorn settings, which per run does one durable"
         " insert before answering (a commit and a sync of its own) and then the streamed model"
         " call and one update (committed, not synced): what any service must do for a run.",
     ]
-    label = f"{count:,} runs of {delay:g} s: all complete after"
-    readings: list[tuple[float, float, float, float]] = []
+
+
+@dataclass(frozen=True)
+class Bursts:
+    """What `measure_bursts` found: the time figure, and the floor's time (s) it stands
+    beside, and the time's target (s)."""
+
+    figure: Figure
+    floor: float
+    target: float
+
+
+async def measure_bursts(bench: Bench, section: Section, prepare: Prepare, noun: str) -> Bursts:
+    """The bursts of `burst_method`, each followed by the floor's, and their two figures (the
+    time until all complete, the peak RSS), added to the section. `noun`: what each request
+    starts (`run`)."""
+    size = bench.size
+    count, delay = size.many_runs, size.many_runs_model_seconds
+    readings: list[Reading] = []
     floors: list[float] = []
     for attempt in range(1, size.many_runs_bursts + 1):
         name = f"Burst {attempt} of {size.many_runs_bursts}. "
-        readings.append(await _one_configuration(bench, count, section, name))
+        readings.append(await on_fresh_server(bench, count, section, prepare, noun, name))
         floors.append(await _floor(bench, section, name))
-    done, floor = p50([reading[0] for reading in readings]), p50(floors)
-    _, _, peak, idle = max(readings, key=lambda reading: reading[2])
+    done, floor = p50([reading.done for reading in readings]), p50(floors)
+    highest = max(readings, key=lambda reading: reading.peak)
     bursts = f"median of {len(readings)} bursts" if len(readings) > 1 else "one burst"
-    seconds_target = SECONDS_TARGET * delay / 2.0
-    burst = section.add(
+    target = SECONDS_TARGET * delay / 2.0
+    figure = section.add(
         Figure(
-            label + f" (worker concurrency {count}), {bursts}",
+            f"{count:,} {noun}s of {delay:g} s: all complete after (worker concurrency {count}),"
+            f" {bursts}",
             done,
             "s",
             floor=f"{floor:.2f} s (the bare app; the model's own time: {delay:g} s)",
-            target=f"≤ {seconds_target:g} s",
-            ok=at_most(done, seconds_target),
+            target=f"≤ {target:g} s",
+            ok=at_most(done, target),
             digits=2,
         )
     )
     section.add(
         Figure(
-            f"Peak RSS of the server, {count:,} runs in flight",
-            peak,
+            f"Peak RSS of the server, {count:,} {noun}s in flight",
+            highest.peak,
             "MB",
-            floor=f"{idle:.0f} MB (idle, before)",
+            floor=f"{highest.idle:.0f} MB (idle, before)",
             target=f"≤ {RSS_TARGET_MB:.0f} MB",
-            ok=at_most(peak, RSS_TARGET_MB),
+            ok=at_most(highest.peak, RSS_TARGET_MB),
             digits=0,
         )
     )
+    return Bursts(figure, floor, target)
+
+
+async def measure(bench: Bench) -> Section:
+    size = bench.size
+    count, delay = size.many_runs, size.many_runs_model_seconds
+    section = Section("many_runs", "5. Many runs in flight")
+    section.method = burst_method(
+        bench, "`POST /v1/threads/runs` (each a new thread with one message)"
+    )
+    section.method.append(
+        "Then one burst more, on a server with the default worker concurrency of 256."
+    )
+    bursts = await measure_bursts(bench, section, _runs_request, "run")
     if count > 256:
-        done_default, _, peak_default, _ = await _one_configuration(bench, None, section)
+        default = await on_fresh_server(bench, None, section, _runs_request, "run")
         section.add(
             Figure(
-                label + " (default worker concurrency 256)",
-                done_default,
+                f"{count:,} runs of {delay:g} s: all complete after (default worker concurrency"
+                " 256)",
+                default.done,
                 "s",
                 floor=f"{delay * -(-count // 256):g} s ({-(-count // 256)} waves of 256)",
                 digits=2,
             )
         )
-        section.add(Figure("Peak RSS, default worker concurrency", peak_default, "MB", digits=0))
-    if burst.ok is False:
+        section.add(Figure("Peak RSS, default worker concurrency", default.peak, "MB", digits=0))
+    if bursts.figure.ok is False:
         section.notes.append(
             "Target missed. Everything runs on the server's one event loop: the last model call"
             " can start only once every run has been created, claimed and had its context read,"
@@ -302,8 +366,8 @@ async def measure(bench: Bench) -> Section:
             " another (see when the calls reached the model server above)."
             + (
                 f" The floor misses it too on this machine at this pace: the bare app, doing the"
-                f" least any service must for a run, took {floor:.2f} s."
-                if floor > seconds_target
+                f" least any service must for a run, took {bursts.floor:.2f} s."
+                if bursts.floor > bursts.target
                 else ""
             )
             + " The profile is in the issue note."

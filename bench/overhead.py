@@ -9,6 +9,7 @@ are `perf_counter()` (CLOCK_MONOTONIC), so they subtract across processes.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping
 
 import httpx
 
@@ -17,6 +18,7 @@ from bench.common import (
     Section,
     SseEvent,
     ThreadlineServer,
+    arrival,
     at_most,
     create_assistant,
     expect,
@@ -24,34 +26,31 @@ from bench.common import (
     ms,
     p50,
     p95,
-    read_sse,
+    streamed_post,
 )
 from bench.floor_app import FloorServer
 from bench.harness import Bench
+from bench.model_server import ModelRecord
 
 TARGET_MS = 5.0
 
 
 async def streamed_run(
-    client: httpx.AsyncClient, thread_id: str, body: dict[str, object]
+    client: httpx.AsyncClient, thread_id: str, body: Mapping[str, object]
 ) -> tuple[float, list[SseEvent]]:
     """Start a run with `stream: true`; when the request was sent, and the events."""
-    started = time.perf_counter()
-    async with client.stream(
-        "POST", f"/v1/threads/{thread_id}/runs", json={**body, "stream": True}
-    ) as response:
-        if response.status_code != 200:
-            await response.aread()
-            raise RuntimeError(f"create run: HTTP {response.status_code} {response.text[:300]}")
-        events = await read_sse(response)
-    return started, events
+    return await streamed_post(client, f"/v1/threads/{thread_id}/runs", body)
 
 
-def arrival(events: list[SseEvent], name: str) -> float:
-    for event in events:
-        if event.event == name:
-            return event.received
-    raise RuntimeError(f"no {name} event in {[e.event for e in events]}")
+def model_records(bench: Bench, prefix: str, models: Iterable[str]) -> dict[str, ModelRecord]:
+    """The model server's records of `models` (all named with `prefix`), which it then
+    forgets; raises if any of them never reached it."""
+    wanted = set(models)
+    records = {r.model: r for r in bench.model.records(prefix) if r.model in wanted}
+    missing = wanted - set(records)
+    if missing:
+        raise RuntimeError(f"the model server saw no request for {len(missing)} runs")
+    return records
 
 
 async def measure(bench: Bench) -> Section:
@@ -108,10 +107,7 @@ async def measure(bench: Bench) -> Section:
                 expect(await bare.post("/v1/noop", json={}), "floor")
                 round_trips.append(time.perf_counter() - started)
             round_trips = round_trips[size.warmup :]
-    records = {r.model: r for r in bench.model.records(prefix) if r.model in walls}
-    missing = set(walls) - set(records)
-    if missing:
-        raise RuntimeError(f"the model server saw no request for {len(missing)} runs")
+    records = model_records(bench, prefix, walls)
     overheads = [walls[m] - records[m].seconds for m in walls]
     before = [records[m].arrived - starts[m] for m in walls]
     after = [completed[m] - records[m].ended for m in walls]

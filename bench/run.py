@@ -31,6 +31,7 @@ from bench import (
     long_reply,
     many_runs,
     overhead,
+    responses,
     streaming,
     tool_rounds,
     turns,
@@ -57,6 +58,7 @@ MEASUREMENTS: dict[str, Measurement] = {
     "tool_rounds": tool_rounds.measure,
     "file_search": file_search.measure,
     "code_interpreter": code_interpreter.measure,
+    "responses": responses.measure,
 }
 
 

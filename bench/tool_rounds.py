@@ -43,6 +43,7 @@ from bench.common import (
     Section,
     SseEvent,
     ThreadlineServer,
+    arrival,
     at_least,
     at_most,
     clean_environment,
@@ -57,7 +58,7 @@ from bench.common import (
 )
 from bench.harness import Bench
 from bench.model_server import ModelRecord, tool_answers_read, tools_model
-from bench.overhead import arrival, streamed_run
+from bench.overhead import streamed_run
 
 TARGET_MS = 3.0
 OPERATION = "api_ping"  # the function the model is offered: `{tool name}_{operationId}`

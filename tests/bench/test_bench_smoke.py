@@ -31,6 +31,7 @@ MEASUREMENTS = [
     "tool_rounds",
     "file_search",
     "code_interpreter",
+    "responses",
 ]
 
 
