@@ -6,11 +6,13 @@ assistant's would (`RunService.new_run`, from an assistant record of the request
 the same queue, workers and executor carry it. It runs on a thread: the `conversation` it is
 given, the thread of the response it continues (`previous_response_id`), or one of its own.
 
-Its input's messages are the thread's new messages; its system and developer messages are
-added to its instructions. Function calls end a response (it does not wait for outputs, as
-an Assistants run does); the next response answers them with `function_call_output` items,
-which go into its run as a finished round of tool calls, so that the model reads the calls
-and their outputs as the run's own work.
+Its input's messages, function calls and function call outputs join the thread in order
+(`service/items.py`); its system and developer messages are added to its instructions.
+Function calls end a response (it does not wait for outputs, as an Assistants run does) and
+stay in its thread as items; the next response answers them with `function_call_output`
+items, and its model reads each call before its output, where they were said. A client that
+keeps the history itself (the openai-agents Runner) sends earlier calls back with their
+outputs: they are items of its input like its messages.
 
 Built-in tools (file_search, code_interpreter, mcp; `response_tools.py`) run in the run as
 they do for an assistant. An MCP call that needs approval ends the response too, with an
