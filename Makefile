@@ -65,8 +65,9 @@ postgres:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -1) main start
 	@pg_isready -q -h 127.0.0.1 -p 5432 -t 30
 
+# Two processes, a module's tests in one (they share the servers the module starts).
 test: lint postgres
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadscope
 
 bench: setup
 	$(BIN)/python -m bench.run
