@@ -172,10 +172,91 @@ def test_previous_response_id_chains_the_context(
         ("assistant", "Nice to meet you, Ada."),
         ("user", "Who am I?"),
     ]
-    # A branch from the first (already continued) is refused, and changes nothing.
+
+
+def test_a_branch_from_an_earlier_response_reads_the_history_up_to_it(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    """Continuing from a response that was continued already: the branch reads what led to
+    that response and its answer, not what was said after it; both lines go on."""
+    scripted_model.script(
+        model_name,
+        Reply("Nice to meet you, Ada."),
+        Reply("You are Ada."),
+        Reply("Ada, as you said."),
+        Reply("Still Ada."),
+        Reply("Yes, Ada."),
+    )
+    first = client.responses.create(model=model_name, input="I am Ada.")
+    second = client.responses.create(
+        model=model_name, input="Who am I?", previous_response_id=first.id
+    )
+    branch = client.responses.create(
+        model=model_name, input="What was my name?", previous_response_id=first.id
+    )
+    assert branch.previous_response_id == first.id
+    assert branch.output_text == "Ada, as you said."
+    assert _chat(scripted_model.requests(model_name)[2]) == [
+        ("user", "I am Ada."),
+        ("assistant", "Nice to meet you, Ada."),
+        ("user", "What was my name?"),
+    ]
+    items = client.responses.input_items.list(branch.id).data
+    assert [i.content[0].text for i in items] == ["What was my name?"]  # type: ignore[union-attr,index]
+    client.responses.create(model=model_name, input="And now?", previous_response_id=branch.id)
+    client.responses.create(model=model_name, input="Sure?", previous_response_id=second.id)
+    on_branch, on_second = scripted_model.requests(model_name)[3:]
+    assert ("user", "Who am I?") not in _chat(on_branch)
+    assert ("user", "What was my name?") not in _chat(on_second)
+    assert _chat(on_second)[:4] == [
+        ("user", "I am Ada."),
+        ("assistant", "Nice to meet you, Ada."),
+        ("user", "Who am I?"),
+        ("assistant", "You are Ada."),
+    ]
+
+
+def test_a_branch_answers_the_calls_the_earlier_response_ended_with_again(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    scripted_model.script(
+        model_name,
+        CallTools([ToolCall("get_weather", {"city": "Oslo"})]),
+        Reply("Sunny."),
+        Reply("Rainy."),
+    )
+    first = client.responses.create(
+        model=model_name,
+        input="Weather?",
+        tools=[WEATHER],  # type: ignore[list-item]
+    )
+    [call] = first.output
+    assert call.type == "function_call"
+    for output in ("sun", "rain"):
+        client.responses.create(
+            model=model_name,
+            previous_response_id=first.id,
+            input=[{"type": "function_call_output", "call_id": call.call_id, "output": output}],
+        )
+    told = [
+        [m["content"] for m in request["messages"] if m["role"] == "tool"]
+        for request in scripted_model.requests(model_name)[1:]
+    ]
+    assert told == [["sun"], ["rain"]]
+
+
+def test_a_conversation_s_earlier_response_is_not_branched(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    conversation = client.conversations.create()
+    first = client.responses.create(model=model_name, input="One.", conversation=conversation.id)
+    client.responses.create(model=model_name, input="Two.", conversation=conversation.id)
+    newest = _newest_thread(client)
     with pytest.raises(openai.BadRequestError) as caught:
-        client.responses.create(model=model_name, input="Again", previous_response_id=first.id)
+        client.responses.create(model=model_name, input="x", previous_response_id=first.id)
     assert sdk_error(caught.value, 400)["param"] == "previous_response_id"
+    assert _newest_thread(client) == newest
+    assert len(client.conversations.items.list(conversation.id).data) == 4
 
 
 def test_a_function_call_round_trip(

@@ -19,8 +19,8 @@ they do for an assistant. An MCP call that needs approval ends the response too,
 approval request; the next response's `mcp_approval_response` items decide it, and the calls
 they decide are that response's first round, made before its model is called.
 
-Continuing from a response that is not its thread's latest (a branch) is refused for now:
-the thread holds one line of history.
+Continuing from a response that is not its thread's latest (a branch) runs on a new thread
+made from the history up to that response (`branches.py`): a thread holds one line.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ from threadline.domain.records import (
     ToolCall,
 )
 from threadline.domain.run_states import TERMINAL_STATUSES, RunStatus, cancel_target, is_active
+from threadline.service.branches import branch_thread
 from threadline.service.conversations import message_of
 from threadline.service.file_refs import attach_files, check_message_refs
 from threadline.service.items import ITEM_TYPES, GivenItems, call_item_id, read_item
@@ -567,7 +568,9 @@ class ResponseService:
                     previous = None
             elif request.previous_response_id is not None:
                 previous = await self._require(tx, project, request.previous_response_id)
-                thread = await self._continued_thread(tx, project, previous)
+                thread, branched = await self._continued_thread(tx, project, previous)
+                if branched:
+                    created = thread
                 # Continuing a response of a conversation writes to that conversation.
                 conversation_id = previous["response"]["conversation"]
                 if conversation_id is not None and request.store is False:
@@ -657,19 +660,18 @@ class ResponseService:
         latest = await tx.page_runs(thread_id, PageRequest(limit=1, order="desc"))
         return latest.data[0] if latest.data else None
 
-    async def _continued_thread(self, tx: StoreTx, project: str, previous: Run) -> Thread:
+    async def _continued_thread(
+        self, tx: StoreTx, project: str, previous: Run
+    ) -> tuple[Thread, bool]:
+        """The thread a response continuing `previous` runs on: `previous`'s, or, when that
+        has gone on since (a branch), a new one made from it; and whether it is new."""
         thread = await tx.lock_thread(project, previous["thread_id"])
         latest = await self._latest_run(tx, previous["thread_id"])
         if thread is None or latest is None:
             raise NotFound("response", previous["id"])
-        if latest["id"] != previous["id"]:
-            raise InvalidRequest(
-                f"Response {previous['id']} has been continued already; continuing from an "
-                "earlier response (a branch) is not supported yet.",
-                param="previous_response_id",
-                code="unsupported_value",
-            )
-        return thread
+        if latest["id"] == previous["id"]:
+            return thread, False
+        return await branch_thread(tx, project, thread, previous, self.limits), True
 
     async def _require(self, tx: StoreTx, project: str, response_id: str) -> Run:
         run = await tx.get_run_by_id(response_id)
