@@ -24,11 +24,19 @@ from agents import (
     function_tool,
     set_tracing_disabled,
 )
+from pydantic import BaseModel
 from support.live import openai_client
 from support.scripted_model import CallTools, Reply, ScriptedModelServer, ToolCall
 from support.server import ServerProcess
 
 T = TypeVar("T")
+
+
+class Forecast(BaseModel):
+    city: str
+    sky: str
+
+
 ANSWER = "It is sunny in Oslo."
 
 
@@ -316,3 +324,33 @@ def test_the_runner_chains_responses_by_previous_response_id(
     [asked_tool, answered] = [sync.responses.retrieve(r.response_id) for r in first.raw_responses]
     assert answered.previous_response_id == asked_tool.id
     assert sync.responses.retrieve(second.last_response_id).previous_response_id == answered.id
+
+
+def test_a_handoff_to_an_agent_with_a_structured_answer(
+    server: ServerProcess, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    """A handoff is a function call the SDK answers itself; the agent it hands off to asks
+    for its answer in a JSON schema (`text.format`), which reaches the model."""
+    scripted_model.script(
+        model_name,
+        CallTools([ToolCall("transfer_to_forecaster", {})]),
+        Reply(json.dumps({"city": "Oslo", "sky": "sunny"})),
+    )
+
+    async def use(client: openai.AsyncOpenAI) -> Any:
+        model = OpenAIResponsesModel(model=model_name, openai_client=client)
+        forecaster = Agent(
+            name="forecaster", instructions="Forecast.", output_type=Forecast, model=model
+        )
+        triage = Agent(name="triage", handoffs=[forecaster], model=model)
+        return await Runner.run(triage, "Weather in Oslo?")
+
+    result = _run(server, use)
+    assert result.final_output == Forecast(city="Oslo", sky="sunny")
+    assert result.last_agent.name == "forecaster"
+    handing, answering = scripted_model.requests(model_name)
+    assert [t["function"]["name"] for t in handing["tools"]] == ["transfer_to_forecaster"]
+    assert _chat(answering)[:2] == [("system", "Forecast."), ("user", "Weather in Oslo?")]
+    schema = answering["response_format"]
+    assert schema["type"] == "json_schema" and schema["json_schema"]["strict"] is True
+    assert schema["json_schema"]["schema"]["required"] == ["city", "sky"]
