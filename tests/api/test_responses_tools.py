@@ -338,6 +338,33 @@ def test_an_mcp_server_s_tools_are_listed_and_called(
     assert response.tools[0].type == "mcp" and response.tools[0].server_label == "calc"
 
 
+def test_max_tool_calls_caps_the_calls_of_the_service_s_tools(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str, mcp: McpServer
+) -> None:
+    """With `max_tool_calls: 1`, of two calls made at once the first is made and the second
+    answered as not made; then the model is offered none of the service's tools."""
+    scripted_model.script(
+        model_name,
+        CallTools([ToolCall("add", {"a": 2, "b": 3}), ToolCall("add", {"a": 4, "b": 5})]),
+        Reply("Only 5."),
+    )
+    response = client.responses.create(
+        model=model_name,
+        input="2 + 3, 4 + 5?",
+        tools=[_mcp(mcp, allowed_tools=["add"], require_approval="never")],  # type: ignore[list-item]
+        max_tool_calls=1,
+    )
+    assert response.max_tool_calls == 1 and response.output_text == "Only 5."
+    made, capped = [item for item in response.output if item.type == "mcp_call"]
+    assert made.output == "5" and made.error is None
+    assert capped.output is None and capped.error is not None
+    assert "max_tool_calls" in str(capped.error)
+    first, second = scripted_model.requests(model_name)
+    assert [t["function"]["name"] for t in first["tools"]] == ["add"]
+    assert not second.get("tools")
+    assert "max_tool_calls" in _tool_messages(second)[1]
+
+
 def test_a_failing_mcp_tool_is_an_error_the_model_reads(
     client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str, mcp: McpServer
 ) -> None:

@@ -199,6 +199,8 @@ class ResponseFields(TypedDict):
     # "disabled": a prompt that would leave out any of the conversation fails the response
     # instead of dropping its oldest messages ("auto").
     truncation: NotRequired[Literal["auto", "disabled"]]
+    # How many calls of the service's own tools the response may make in all; None: no cap.
+    max_tool_calls: NotRequired[int | None]
     # The request's tools as it gave them (shown back; the run holds them as it runs them),
     # and what its output items show besides their own fields (`include`).
     tools: NotRequired[list[Obj]]

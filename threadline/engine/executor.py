@@ -78,6 +78,28 @@ class RunScope:
     closing: Closing | None = None
 
 
+def _max_tool_calls(run: Run) -> int | None:
+    response = run.get("response")
+    return response.get("max_tool_calls") if response else None
+
+
+def _service_calls_left(run: Run, steps: list[RunStep], toolset: Toolset) -> int | None:
+    """How many more calls of the service's own tools a response may make
+    (`max_tool_calls`, counting those made so far); None when it has no cap."""
+    cap = _max_tool_calls(run)
+    if cap is None:
+        return None
+    made = 0
+    for step in steps:
+        details = step["step_details"]
+        if details["type"] == "tool_calls":
+            made += sum(
+                call.get("output") is not None and not toolset.is_client_side(call)
+                for call in details["tool_calls"]
+            )
+    return max(cap - made, 0)
+
+
 def _refuse_truncation(run: Run, context: Context, budget: int) -> None:
     """A response made with `truncation: "disabled"` fails rather than leave out part of its
     conversation."""
@@ -240,7 +262,13 @@ class RunExecutor:
         if context.images is not None:  # read now that the transaction has ended
             await context.images.fill(self.blobs)
         result = await self._call_model(
-            run, context.messages, max_tokens, withdrawn, toolset, free_choice=tools_answered
+            run,
+            context.messages,
+            max_tokens,
+            withdrawn,
+            toolset,
+            free_choice=tools_answered,
+            service_tools=_service_calls_left(run, steps, toolset) != 0,
         )
         if context.images is not None:
             result.step_metadata = context.images.step_metadata()
@@ -301,8 +329,13 @@ class RunExecutor:
         toolset: Toolset,
         *,
         free_choice: bool = False,
+        service_tools: bool = True,
     ) -> TurnResult:
+        """`service_tools`: whether the service's own tools are offered (not once a
+        response's `max_tool_calls` have been made)."""
         tools = toolset.chat_tools()
+        if not service_tools:
+            tools = [tool for tool in tools if tool["function"]["name"] in toolset.functions]
         choice = _chat_tool_choice(run["tool_choice"], tools)
         if free_choice and choice not in (None, "none"):
             choice = "auto"
@@ -468,8 +501,12 @@ class RunExecutor:
         if scope.context is None:
             scope.context = await self._call_context(run)
         for_client = [call for call in calls if toolset.is_client_side(call)]
+        allowed = None
+        if _max_tool_calls(run) is not None:
+            async with self.store.transaction(durable=False) as tx:
+                allowed = _service_calls_left(run, await tx.steps_of_run(run["id"]), toolset)
         _, scope.closing = await self.tool_round.run(
-            run, step, toolset, scope.context, close_step=not for_client
+            run, step, toolset, scope.context, close_step=not for_client, allowed=allowed
         )
         if for_client:
             await self._wait_for_client(run, [_pending(call) for call in for_client])

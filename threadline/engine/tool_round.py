@@ -64,6 +64,9 @@ def waiting_calls(step: RunStep, toolset: Toolset) -> list[int]:
     ]
 
 
+CAPPED = "Not made: the response's max_tool_calls have all been made."
+
+
 class ToolRound:
     def __init__(self, store: Store, owner: str, time_limit: float, max_output_chars: int) -> None:
         self.store = store
@@ -79,15 +82,18 @@ class ToolRound:
         context: CallContext,
         *,
         close_step: bool = False,
+        allowed: int | None = None,
     ) -> tuple[RunStep, Closing | None]:
         """Carry out the step's waiting service-side calls; the step as it then is. With
         `close_step`, the last outcome is not written here: the write of it, which also
         completes the step, is returned for the caller to make in its next transaction (one
-        transaction fewer a round)."""
+        transaction fewer a round). `allowed`: how many of the waiting calls may be made (a
+        response's `max_tool_calls`); the rest are answered as not made."""
         details = cast(ToolCalls, step["step_details"])
         calls: list[ToolCall] = [dict(call) for call in details["tool_calls"]]  # type: ignore[misc]
         recorded = asyncio.Lock()
         waiting = waiting_calls(step, toolset)
+        capped = set(waiting[allowed:]) if allowed is not None else set()
         left = len(waiting)
         closing: Closing | None = None
         if close_step and not waiting:  # every outcome in already: the step is only closed
@@ -101,7 +107,11 @@ class ToolRound:
 
             call = calls[index]
             own = replace(context, recorded=dict(call), record=record)
-            outcome = await self._outcome(toolset, call, own)
+            outcome = (
+                Outcome(CAPPED, failed=True)
+                if index in capped
+                else await self._outcome(toolset, call, own)
+            )
             nonlocal left, closing
             async with recorded:  # one writer of the step at a time, each with all so far
                 learned: Obj = {**outcome.details, "output": self._cut(outcome.output)}

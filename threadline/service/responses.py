@@ -547,8 +547,6 @@ class ResponseService:
         for name in ("summary", "generate_summary"):
             if getattr(reasoning, name) is not None:
                 raise not_yet(f"reasoning.{name}", f"reasoning.{name}", "responses")
-        if request.max_tool_calls is not None:
-            raise not_yet("max_tool_calls", "max_tool_calls", "responses")
         given = _read_input(request.input, self.limits)
         check_messages(given.messages, self.limits, "input")
         tools = read_tools(request.tools)
@@ -622,6 +620,7 @@ class ResponseService:
                 "input_step_id": None,
                 "identity": _identity(request),
                 "truncation": request.truncation or "auto",
+                "max_tool_calls": request.max_tool_calls,
                 "tools": tools.shown,
                 "include": include,
             }

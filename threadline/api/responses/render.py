@@ -430,7 +430,7 @@ def response(run: Run, output: list[Obj] | None = None) -> Obj:
         ),
         "instructions": run["instructions"] or None,
         "max_output_tokens": run["max_completion_tokens"],
-        "max_tool_calls": None,
+        "max_tool_calls": fields.get("max_tool_calls"),
         "metadata": run["metadata"],
         "model": run["model"],
         "output": output or [],
