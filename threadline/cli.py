@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import os
 from collections.abc import Coroutine
 from dataclasses import replace
@@ -157,9 +158,10 @@ def main(argv: list[str] | None = None) -> None:
         timeout_keep_alive=75,
         ssl_certfile=args.ssl_certfile,
         ssl_keyfile=args.ssl_keyfile,
-        # In-flight requests get this long to finish on SIGTERM; idle keep-alive
-        # connections of clients that never close do not hold a shutdown longer.
-        timeout_graceful_shutdown=5,
+        # In-flight requests get as long to finish on SIGTERM as runs do; idle keep-alive
+        # connections of clients that never close do not hold a shutdown longer (over TLS,
+        # closing one waits for the client's reply, which an idle client never sends).
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
     )
 
 
