@@ -42,13 +42,13 @@ from threadline.store.schema import (
     threads,
 )
 from threadline.store.signal import RUN_QUEUED
+from threadline.store.sql_agents import AgentQueries
 from threadline.store.sql_common import (
     _ID,
     _LIMIT,
     _p,
     _Paging,
 )
-from threadline.store.sql_agents import AgentQueries
 from threadline.store.sql_files import FileQueries
 
 _RUN_ID = _p("p_run_id", runs.c.id)
