@@ -5,6 +5,9 @@ client the project client hands out."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +18,7 @@ from azure.ai.projects import AIProjectClient
 from azure.ai.projects.models import FunctionTool, PromptAgentDefinition
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from support.azure_agents import API_KEY, StaticCredential, agents_client
+from support.pet_api import pet_spec
 from support.scripted_model import CallTools, Reply, ScriptedModelServer, ToolCall
 from support.server import ServerProcess
 
@@ -365,3 +369,79 @@ def test_a_request_may_not_set_what_the_agent_sets(
         )
     assert caught.value.body["param"] == next(iter(given))  # type: ignore[index]
     assert oai.conversations.items.list(conversation.id).data == []
+
+
+def _migrate(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "THREADLINE_DATABASE_URL": server.database_url}
+    return subprocess.run(
+        [sys.executable, "-m", "threadline.cli", "agents", "migrate", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_classic_agent_migrates_to_a_version_of_a_new_one(
+    project: AIProjectClient,
+    oai: openai.OpenAI,
+    tls_server: ServerProcess,
+    scripted_model: ScriptedModelServer,
+    model_name: str,
+) -> None:
+    name = _agent_name(model_name)
+    weather = WEATHER.as_dict()
+    with agents_client(tls_server, "alpha") as classic:
+        assistant = classic.create_agent(
+            model=model_name,
+            name="classic",
+            instructions="Be classic.",
+            temperature=0.25,
+            tools=[
+                {"type": "function", "function": {k: v for k, v in weather.items() if k != "type"}}
+            ],
+        )
+        migrated = _migrate(tls_server, assistant.id, "--project", "alpha", "--name", name)
+        assert migrated.returncode == 0, migrated.stderr
+        assert classic.get_agent(assistant.id).instructions == "Be classic."  # it stays
+
+    version = project.agents.get_version(agent_name=name, agent_version="1")
+    assert version.definition["model"] == model_name
+    assert version.definition["instructions"] == "Be classic."
+    assert version.definition["temperature"] == 0.25
+    assert version.definition["tools"][0]["name"] == "get_weather"
+    scripted_model.script(model_name, Reply("Migrated."))
+    answer = oai.responses.create(input="Hi.", extra_body=_reference(name))
+    assert answer.output_text == "Migrated." and answer.instructions == "Be classic."
+    # Once more: the next version; and an unknown assistant or another project's is refused.
+    assert _migrate(tls_server, assistant.id, "--project", "alpha", "--name", name).returncode == 0
+    assert project.agents.get(name).versions.latest.version == "2"
+    for args in ((assistant.id, "--name", name), ("asst_nope", "--project", "alpha")):
+        refused = _migrate(tls_server, *args)
+        assert refused.returncode != 0 and "No assistant found" in refused.stderr
+
+
+def test_a_classic_agent_with_a_tool_versions_do_not_run_is_not_migrated(
+    project: AIProjectClient, tls_server: ServerProcess, model_name: str
+) -> None:
+    name = _agent_name(model_name)
+    with agents_client(tls_server, "alpha") as classic:
+        assistant = classic.create_agent(
+            model=model_name,
+            name=name,
+            tools=[
+                {
+                    "type": "openapi",
+                    "openapi": {
+                        "name": "pets",
+                        "spec": pet_spec("http://127.0.0.1:9"),
+                        "auth": {"type": "anonymous"},
+                    },
+                }
+            ],
+        )
+    refused = _migrate(tls_server, assistant.id, "--project", "alpha")
+    assert refused.returncode != 0 and "'openapi' tool" in refused.stderr
+    with pytest.raises(ResourceNotFoundError):
+        project.agents.get(name)

@@ -30,7 +30,7 @@ from threadline.domain.agent_versions import (
 from threadline.domain.clock import now
 from threadline.domain.errors import InvalidRequest, NotFound
 from threadline.domain.limits import check_metadata
-from threadline.domain.records import Metadata, Obj, Page, PageRequest
+from threadline.domain.records import Assistant, Metadata, Obj, Page, PageRequest
 from threadline.service.requests import Closed
 from threadline.service.responses import Reasoning, ResponseCreate, ResponseService
 from threadline.service.unsupported import not_yet
@@ -255,3 +255,67 @@ class AgentVersionService:
         settings = {k: v for k, v in version["definition"].items() if k != "kind"}
         given_fields = request.model_dump(exclude_unset=True)
         return ResponseCreate.model_validate({**given_fields, **settings}), _reference(version)
+
+
+def definition_of_assistant(assistant: Assistant) -> dict[str, Any]:
+    """A classic agent's settings as a prompt definition: its model, instructions, sampling
+    and format, and its tools in the Responses shapes, each with what it reaches (the stores
+    it searches, the files its code reads) from the assistant's `tool_resources`. A tool the
+    Responses side does not run is refused, naming it, rather than left out."""
+    resources = assistant["tool_resources"] or {}
+    tools: list[Obj] = []
+    for index, tool in enumerate(assistant["tools"]):
+        kind = tool.get("type")
+        if kind == "function":
+            tools.append(dict(tool))
+        elif kind == "file_search":
+            stores = (resources.get("file_search") or {}).get("vector_store_ids") or []
+            options = tool.get("file_search") or {}
+            tools.append({"type": "file_search", "vector_store_ids": stores, **options})
+        elif kind == "code_interpreter":
+            files = (resources.get("code_interpreter") or {}).get("file_ids") or []
+            tools.append(
+                {"type": "code_interpreter", "container": {"type": "auto", "file_ids": files}}
+            )
+        else:
+            raise InvalidRequest(
+                f"Assistant {assistant['id']} has a '{kind}' tool, which agent versions do not"
+                " run yet: it cannot be migrated.",
+                param=f"tools[{index}]",
+                code="unsupported_value",
+            )
+    definition: dict[str, Any] = {"kind": "prompt", "model": assistant["model"]}
+    named = {
+        "instructions": assistant["instructions"],
+        "temperature": assistant["temperature"],
+        "top_p": assistant["top_p"],
+        "tools": tools or None,
+    }
+    definition.update({key: value for key, value in named.items() if value is not None})
+    if isinstance(assistant["response_format"], dict):
+        definition["text"] = {"format": assistant["response_format"]}
+    if assistant["reasoning_effort"] is not None:
+        definition["reasoning"] = {"effort": assistant["reasoning_effort"]}
+    return definition
+
+
+async def migrate_assistant(
+    service: AgentVersionService, project: str, assistant_id: str, name: str | None
+) -> AgentVersion:
+    """A new version of agent `name` (the assistant's own name by default) made from a
+    classic agent's settings; the assistant stays, and both run on the project's threads."""
+    async with service.store.transaction(durable=False) as tx:
+        assistant = await tx.get_assistant(project, assistant_id)
+    if assistant is None:
+        raise NotFound("assistant", assistant_id)
+    chosen = name or assistant["name"]
+    if not chosen:
+        raise InvalidRequest(
+            f"Assistant {assistant_id} has no name: give the agent one (--name).", param="name"
+        )
+    request = AgentVersionCreate(
+        definition=definition_of_assistant(assistant),
+        description=assistant["description"],
+        metadata=assistant["metadata"] or None,
+    )
+    return await service.create_version(project, chosen, request)
