@@ -1,6 +1,7 @@
 """The `threadline` command: `serve` runs the API with its embedded worker, `worker` carries
-runs in a process of its own, `keys` manages API keys, `reembed` brings file_search's vectors
-to the configured embedding model."""
+runs in a process of its own, `keys` manages API keys, `agents migrate` makes a classic agent
+a Foundry agent's version, `reembed` brings file_search's vectors to the configured embedding
+model."""
 
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     reembed.add_argument("--database-url", default=None, help="overrides THREADLINE_DATABASE_URL")
     _key_commands(commands)
+    _agent_commands(commands)
     return parser
 
 
@@ -72,6 +74,18 @@ def _key_commands(commands: Any) -> None:
         action.add_argument(
             "--database-url", default=None, help="overrides THREADLINE_DATABASE_URL"
         )
+
+
+def _agent_commands(commands: Any) -> None:
+    agents = commands.add_parser("agents", help="Foundry agents: migrate a classic agent")
+    actions = agents.add_subparsers(dest="action", required=True)
+    migrate = actions.add_parser(
+        "migrate", help="make an assistant the next version of a Foundry agent"
+    )
+    migrate.add_argument("assistant_id")
+    migrate.add_argument("--project", default="default", help="the assistant's project")
+    migrate.add_argument("--name", default=None, help="the agent's name (the assistant's own)")
+    migrate.add_argument("--database-url", default=None, help="overrides THREADLINE_DATABASE_URL")
 
 
 def _run(main: Coroutine[Any, Any, None]) -> None:
@@ -119,6 +133,11 @@ def main(argv: list[str] | None = None) -> None:
         from threadline.key_commands import run_key_command
 
         _run(run_key_command(settings, args))
+        return
+    if args.command == "agents":
+        from threadline.agent_commands import run_agent_command
+
+        _run(run_agent_command(settings, args))
         return
     if args.command == "reembed":
         _run(_reembed(settings))

@@ -18,6 +18,7 @@ from threadline.api.body_limit import (
 )
 from threadline.api.deps import Services
 from threadline.api.errors import install_error_handlers
+from threadline.api.foundry import agents
 from threadline.api.models import model_catalog
 from threadline.api.models import router as models_router
 from threadline.api.projects import ProjectPaths
@@ -32,6 +33,7 @@ from threadline.engine.worker import Worker
 from threadline.heap import startup_heap_frozen
 from threadline.providers.embedders.select import embedder_for
 from threadline.providers.registry import build_provider, model_routes
+from threadline.service.agent_versions import AgentVersionService
 from threadline.service.assistants import AssistantService
 from threadline.service.conversations import ConversationService
 from threadline.service.files import FileService
@@ -96,6 +98,10 @@ def create_app(settings: Settings, *, with_worker: bool = True) -> FastAPI:
         tool_checks,
         models,
     )
+    response_service = ResponseService(store, run_service, limits, counter)
+    agent_versions = AgentVersionService(store, response_service)
+    # A response naming a Foundry agent runs that agent's version.
+    response_service.agents = agent_versions
     app.state.services = Services(
         assistants=AssistantService(store, limits, tool_checks, models),
         threads=ThreadService(store, limits),
@@ -104,7 +110,8 @@ def create_app(settings: Settings, *, with_worker: bool = True) -> FastAPI:
         files=FileService(store, blobs, settings.max_file_bytes),
         vector_stores=VectorStoreService(store, searcher),
         conversations=ConversationService(store, limits),
-        responses=ResponseService(store, run_service, limits, counter),
+        responses=response_service,
+        agent_versions=agent_versions,
         poll_after_ms=settings.poll_after_ms,
         models=models,
     )
@@ -117,6 +124,7 @@ def create_app(settings: Settings, *, with_worker: bool = True) -> FastAPI:
         vector_stores.router,
         conversations.router,
         responses.router,
+        agents.router,
         models_router,
     ):
         app.include_router(router, prefix="/v1")

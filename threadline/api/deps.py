@@ -11,6 +11,7 @@ from starlette.responses import Response
 from threadline import json_codec
 from threadline.domain.projects import DEFAULT_PROJECT
 from threadline.domain.records import PageRequest
+from threadline.service.agent_versions import AgentVersionService
 from threadline.service.assistants import AssistantService
 from threadline.service.conversations import ConversationService
 from threadline.service.files import FileService
@@ -33,6 +34,7 @@ class Services:
     vector_stores: VectorStoreService
     conversations: ConversationService
     responses: ResponseService
+    agent_versions: AgentVersionService
     poll_after_ms: int
     models: ModelCatalog = EVERY_NAME
 

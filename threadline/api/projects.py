@@ -4,6 +4,10 @@ A project is a namespace: what is created under one is invisible under another. 
 the project `default`. Project paths are served by the `/v1` routes themselves: this
 middleware checks the api-version and the project name, notes the project in the request
 state and rewrites the path, so every route exists once.
+
+`/api/projects/{project}/openai/v1/...` is the base URL of the OpenAI client that
+`azure-ai-projects` 2.x hands out (`get_openai_client()`): the OpenAI paths of the project,
+which that client calls with no api-version (one given is checked as elsewhere).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from threadline.domain.projects import DEFAULT_PROJECT, is_project_name
 # `azure-ai-agents` 1.1 sends "v1"; 1.2 sends its preview version.
 SUPPORTED_API_VERSIONS = ("v1", "2025-05-15-preview")
 PREFIX = "/api/projects/"
+OPENAI_PREFIX = "openai/v1/"
 
 
 class ProjectPaths:
@@ -29,7 +34,10 @@ class ProjectPaths:
             await self.app(scope, receive, send)
             return
         project, _, rest = scope["path"][len(PREFIX) :].partition("/")
-        problem = _problem(project, scope["query_string"])
+        openai_path = rest.startswith(OPENAI_PREFIX)
+        if openai_path:
+            rest = rest[len(OPENAI_PREFIX) :]
+        problem = _problem(project, scope["query_string"], versionless=openai_path)
         if problem is not None:
             message, param, code = problem
             await error_response(400, message, "invalid_request_error", param, code)(
@@ -42,10 +50,12 @@ class ProjectPaths:
         await self.app(scope, receive, send)
 
 
-def _problem(project: str, query_string: bytes) -> tuple[str, str, str | None] | None:
+def _problem(
+    project: str, query_string: bytes, versionless: bool = False
+) -> tuple[str, str, str | None] | None:
     versions = parse_qs(query_string.decode("latin-1")).get("api-version", [])
     version = versions[0] if versions else None
-    if version not in SUPPORTED_API_VERSIONS:
+    if version not in SUPPORTED_API_VERSIONS and not (versionless and version is None):
         given = "no api-version" if version is None else f"api-version '{version}'"
         supported = ", ".join(SUPPORTED_API_VERSIONS)
         return (

@@ -205,6 +205,9 @@ class ResponseFields(TypedDict):
     # and what its output items show besides their own fields (`include`).
     tools: NotRequired[list[Obj]]
     include: NotRequired[list[str]]
+    # The Foundry agent version that answered (`{"type": "agent_reference", "name",
+    # "version"}`), when the request named one.
+    agent: NotRequired[Obj]
 
 
 class MessageCreation(TypedDict):

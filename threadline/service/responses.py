@@ -88,8 +88,18 @@ class Reasoning(Closed):
     generate_summary: Literal["auto", "concise", "detailed"] | None = None
 
 
+class AgentReference(Closed):
+    """A Foundry agent (`agent_versions.py`) whose version the response runs: the one named,
+    or the agent's latest."""
+
+    type: Literal["agent_reference"]
+    name: Annotated[str, Field(min_length=1)]
+    version: Annotated[str, Field(min_length=1)] | None = None
+
+
 class ResponseCreate(Closed):
-    model: Annotated[str, Field(min_length=1)]
+    # Required unless `agent_reference` names an agent, whose version gives it.
+    model: Annotated[str, Field(min_length=1)] | None = None
     input: str | list[Any] | None = None
     instructions: str | None = None
     tools: list[Any] | None = None
@@ -112,6 +122,15 @@ class ResponseCreate(Closed):
     user: Annotated[str, Field(max_length=256)] | None = None
     safety_identifier: Annotated[str, Field(max_length=64)] | None = None
     prompt_cache_key: Annotated[str, Field(max_length=256)] | None = None
+    agent_reference: AgentReference | None = None
+
+
+class AgentVersions(Protocol):
+    """Fills a request that names an agent with its version's settings
+    (`service/agent_versions.py`), and says which version that was, as the response shows
+    it (`{"type": "agent_reference", "name", "version"}`)."""
+
+    async def apply(self, project: str, request: ResponseCreate) -> tuple[ResponseCreate, Obj]: ...
 
 
 class InputTokensCount(Closed):
@@ -517,11 +536,13 @@ class ResponseService:
         runs: RunService,
         limits: Limits = DEFAULT_LIMITS,
         counter: PromptCounting | None = None,
+        agents: AgentVersions | None = None,
     ):
         self.store = store
         self.runs = runs
         self.limits = limits
         self.counter = counter
+        self.agents = agents
         # Deletions of responses not to be kept, waiting for them to settle.
         self._forgetting: set[asyncio.Task[None]] = set()
 
@@ -531,6 +552,14 @@ class ResponseService:
         """The response, queued. With `counter`, nothing is kept: what create would write is
         written, the prompt its run would send is counted, and all is rolled back
         (`InputTokens`)."""
+        agent: Obj | None = None
+        if request.agent_reference is not None:
+            if self.agents is None:
+                raise not_yet("agent_reference", "agent_reference", SURFACE)
+            request, agent = await self.agents.apply(project, request)
+        if request.model is None:
+            raise InvalidRequest("Missing required parameter: 'model'.", param="model")
+        model = request.model
         conversation_id = _conversation_id(request.conversation)
         if conversation_id is not None and request.previous_response_id is not None:
             raise InvalidRequest(
@@ -595,7 +624,7 @@ class ResponseService:
             run = self.runs.new_run(
                 project,
                 thread["id"],
-                _assistant(request.model),
+                _assistant(model),
                 run_request,
                 extra,
                 kind=IdKind.RESPONSE,
@@ -624,6 +653,8 @@ class ResponseService:
                 "tools": tools.shown,
                 "include": include,
             }
+            if agent is not None:
+                run["response"]["agent"] = agent
             await self.runs.queue(tx, project, run, created_thread=created)
             if decided:
                 # The decided calls are this response's first round, made before the model
@@ -634,6 +665,13 @@ class ResponseService:
             if counter is not None:
                 raise InputTokens(await counter.count(tx, run, []))
         return run
+
+    async def check_settings(self, request: ResponseCreate) -> None:
+        """What `create` checks of a request's model settings and tools before it touches
+        the store, for settings kept to be run later (an agent version's definition)."""
+        tools = read_tools(request.tools)
+        read_tool_choice(request.tool_choice, tools)
+        await self.runs.check_options(_run_request(request, tools))
 
     async def count_input_tokens(self, project: str, request: InputTokensCount) -> int:
         """The tokens of the prompt the response would send the model first, counted as its

@@ -17,6 +17,7 @@ from collections.abc import Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
+from threadline.domain.agent_versions import Agent, AgentVersion
 from threadline.domain.keys import ApiKey
 from threadline.domain.records import (
     Assistant,
@@ -172,7 +173,39 @@ class FileStoreTx(Protocol):
         ...
 
 
-class StoreTx(FileStoreTx, Protocol):
+class AgentStoreTx(Protocol):
+    """Foundry's new agents and their versions (`sql_agents.py`), by agent name within a
+    project and version number within an agent."""
+
+    async def get_agent(self, project: str, name: str) -> Agent | None: ...
+    async def lock_agent(self, project: str, name: str) -> Agent | None:
+        """Read an agent and hold it until commit: its versions change under this lock."""
+        ...
+
+    async def page_agents(self, project: str, page: PageRequest) -> Page[Agent]: ...
+    async def insert_agent_version(
+        self, project: str, version: AgentVersion, agent: Agent | None = None
+    ) -> None:
+        """The version, and `agent` with it when it is the agent's first. Raises `Conflict`
+        when its number is taken (another request's version of the same agent, at once)."""
+        ...
+
+    async def update_agent(self, project: str, name: str, changes: Obj) -> None: ...
+    async def delete_agent(self, project: str, name: str) -> None:
+        """The agent and every version of it."""
+        ...
+
+    async def get_agent_version(
+        self, project: str, name: str, number: int
+    ) -> AgentVersion | None: ...
+    async def delete_agent_version(self, project: str, name: str, number: int) -> bool: ...
+    async def newest_agent_version(self, project: str, name: str) -> AgentVersion | None: ...
+    async def page_agent_versions(
+        self, project: str, name: str, page: PageRequest
+    ) -> Page[AgentVersion]: ...
+
+
+class StoreTx(FileStoreTx, AgentStoreTx, Protocol):
     """One transaction. Nothing is visible to others until the context manager exits."""
 
     # assistants

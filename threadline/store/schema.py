@@ -214,6 +214,33 @@ jobs = sa.Table(
     sa.Index("ix_jobs_lease_seq", "lease_owner", "seq"),
 )
 
+# Foundry's new agents (`domain/agent_versions.py`): an agent by its name within its project,
+# with the highest version number it gave and its latest version in its body.
+agents = sa.Table(
+    "agents",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(64), nullable=False),
+    sa.Column("project", sa.String(128), nullable=False),
+    sa.Column("body", Json, nullable=False),
+    sa.UniqueConstraint("project", "id", name="ux_agents_project_id"),
+    sa.Index("ix_agents_project_seq", "project", "seq"),
+)
+
+# An agent's versions; the unique key is what keeps two versions from taking one number.
+agent_versions = sa.Table(
+    "agent_versions",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(80), nullable=False),
+    sa.Column("project", sa.String(128), nullable=False),
+    sa.Column("agent", sa.String(64), nullable=False),
+    sa.Column("version", sa.BigInteger(), nullable=False),
+    sa.Column("body", Json, nullable=False),
+    sa.UniqueConstraint("project", "agent", "version", name="ux_agent_versions_number"),
+    sa.Index("ix_agent_versions_agent_seq", "project", "agent", "seq"),
+)
+
 # Made by migration 0006 in each dialect's own terms, outside what this file describes: the
 # FTS5 table over `chunks` (with the shadow tables SQLite keeps for it) and PostgreSQL's
 # generated `tsvector` column with its GIN index.

@@ -42,6 +42,7 @@ from threadline.store.schema import (
     threads,
 )
 from threadline.store.signal import RUN_QUEUED
+from threadline.store.sql_agents import AgentQueries
 from threadline.store.sql_common import (
     _ID,
     _LIMIT,
@@ -221,7 +222,7 @@ _RUN_PAGES = _Paging(runs, "thread_id")
 _STEP_PAGES = _Paging(run_steps, "run_id")
 
 
-class SqlTx(FileQueries):
+class SqlTx(FileQueries, AgentQueries):
     def __init__(self, db: Driver, wakes: set[str] | None = None):
         super().__init__(db, wakes)
         # Threads this transaction created: no other can see them yet, so none has a run.

@@ -416,7 +416,9 @@ def response(run: Run, output: list[Obj] | None = None) -> Obj:
     reason = incomplete["reason"] if incomplete else None
     conversation_id = fields["conversation"]
     identity = fields.get("identity") or {}
+    agent = {"agent_reference": fields["agent"]} if "agent" in fields else {}
     return {
+        **agent,
         "id": run["id"],
         "object": "response",
         "created_at": run["created_at"],

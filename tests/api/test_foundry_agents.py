@@ -1,0 +1,447 @@
+"""Foundry's new agents with the `azure-ai-projects` 2.x client, unchanged, over TLS with an
+API key as its credential: agent versions, and responses that run them through the OpenAI
+client the project client hands out."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from azure.ai.projects import AIProjectClient
+from azure.ai.projects.models import FunctionTool, PromptAgentDefinition
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from support.azure_agents import API_KEY, StaticCredential, agents_client
+from support.pet_api import pet_spec
+from support.scripted_model import CallTools, Reply, ScriptedModelServer, ToolCall
+from support.server import ServerProcess
+
+WEATHER = FunctionTool(
+    name="get_weather",
+    description="The weather in a city.",
+    parameters={
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+        "additionalProperties": False,
+    },
+    strict=True,
+)
+
+
+def projects_client(server: ServerProcess, project: str) -> AIProjectClient:
+    return AIProjectClient(
+        endpoint=f"{server.url}/api/projects/{project}",
+        credential=StaticCredential(API_KEY),  # type: ignore[arg-type]
+        connection_verify=server.verify,
+    )
+
+
+def openai_of(project: AIProjectClient, server: ServerProcess) -> openai.OpenAI:
+    """As users get it; the test authority's certificate is the one thing added."""
+    return project.get_openai_client(http_client=openai.DefaultHttpxClient(verify=server.verify))
+
+
+@pytest.fixture
+def project(tls_server: ServerProcess) -> Iterator[AIProjectClient]:
+    with projects_client(tls_server, "alpha") as client:
+        yield client
+
+
+@pytest.fixture
+def oai(project: AIProjectClient, tls_server: ServerProcess) -> openai.OpenAI:
+    return openai_of(project, tls_server)
+
+
+def _agent_name(model_name: str) -> str:
+    return f"helper-{model_name[-12:]}"
+
+
+def _reference(name: str, version: str | None = None) -> dict[str, Any]:
+    reference = {"type": "agent_reference", "name": name}
+    if version is not None:
+        reference["version"] = version
+    return {"agent_reference": reference}
+
+
+def _raw(server: ServerProcess, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    return httpx.request(
+        method,
+        f"{server.url}/api/projects/alpha/{path}",
+        params={"api-version": "v1"},
+        headers={"Authorization": f"Bearer {API_KEY}"},
+        verify=server.verify,
+        **kwargs,
+    )
+
+
+def test_versions_are_made_listed_read_and_deleted(
+    project: AIProjectClient, model_name: str
+) -> None:
+    name = _agent_name(model_name)
+    first = project.agents.create_version(
+        agent_name=name,
+        definition=PromptAgentDefinition(model=model_name, instructions="Be kind."),
+        metadata={"team": "x"},
+        description="the first",
+    )
+    second = project.agents.create_version(
+        agent_name=name,
+        definition=PromptAgentDefinition(
+            model=model_name, instructions="Be brief.", tools=[WEATHER], temperature=0.5
+        ),
+    )
+
+    assert (first.name, first.version, second.version) == (name, "1", "2")
+    assert first.metadata == {"team": "x"} and first.description == "the first"
+    assert first.definition.kind == "prompt" and first.definition["model"] == model_name
+    got = project.agents.get(name)
+    assert got.name == name and got.versions.latest.version == "2"
+    assert got.versions.latest.definition["tools"][0]["name"] == "get_weather"
+    assert got.versions.latest.definition["temperature"] == 0.5
+    assert name in [agent.name for agent in project.agents.list()]
+    listed = [v.version for v in project.agents.list_versions(agent_name=name, order="asc")]
+    assert listed == ["1", "2"]
+    assert project.agents.get_version(agent_name=name, agent_version="1").definition[
+        "instructions"
+    ] == ("Be kind.")
+
+    deleted = project.agents.delete_version(agent_name=name, agent_version="2")
+    assert deleted.deleted and deleted.version == "2"
+    assert project.agents.get(name).versions.latest.version == "1"
+    third = project.agents.create_version(
+        agent_name=name, definition=PromptAgentDefinition(model=model_name)
+    )
+    assert third.version == "3"  # a number is never given twice
+    assert project.agents.delete(name).deleted
+    with pytest.raises(ResourceNotFoundError):
+        project.agents.get(name)
+    with pytest.raises(ResourceNotFoundError):
+        project.agents.get_version(agent_name=name, agent_version="1")
+
+
+def test_the_list_of_agents_is_paged_as_the_client_pages(
+    project: AIProjectClient, model_name: str
+) -> None:
+    names = [f"p{index}-{model_name[-12:]}" for index in range(3)]
+    for name in names:
+        project.agents.create_version(
+            agent_name=name, definition=PromptAgentDefinition(model=model_name)
+        )
+    listed = [agent.name for agent in project.agents.list(limit=1, order="asc")]
+    assert [name for name in listed if name in names] == names
+
+
+def test_a_response_runs_the_latest_or_the_named_version(
+    project: AIProjectClient,
+    oai: openai.OpenAI,
+    scripted_model: ScriptedModelServer,
+    model_name: str,
+) -> None:
+    name = _agent_name(model_name)
+    for instructions in ("You are one.", "You are two."):
+        project.agents.create_version(
+            agent_name=name,
+            definition=PromptAgentDefinition(model=model_name, instructions=instructions),
+        )
+    scripted_model.script(model_name, Reply("Hi from two."), Reply("Hi from one."))
+    conversation = oai.conversations.create(
+        items=[{"type": "message", "role": "user", "content": "Hello."}]
+    )
+
+    latest = oai.responses.create(
+        conversation=conversation.id, input="Who are you?", extra_body=_reference(name)
+    )
+    pinned = oai.responses.create(
+        conversation=conversation.id, input="And now?", extra_body=_reference(name, "1")
+    )
+
+    assert latest.output_text == "Hi from two." and pinned.output_text == "Hi from one."
+    assert latest.model == model_name and latest.instructions == "You are two."
+    assert (latest.model_extra or {})["agent_reference"] == {
+        "type": "agent_reference",
+        "name": name,
+        "version": "2",
+    }
+    assert (pinned.model_extra or {})["agent_reference"]["version"] == "1"
+    systems = [
+        [m["content"] for m in request["messages"] if m["role"] == "system"]
+        for request in scripted_model.requests(model_name)
+    ]
+    assert systems == [["You are two."], ["You are one."]]
+    said = [m["content"] for m in scripted_model.requests(model_name)[1]["messages"]]
+    assert said[1:] == ["Hello.", "Who are you?", "Hi from two.", "And now?"]
+    items = oai.conversations.items.list(conversation.id, order="asc").data
+    assert len(items) == 5
+
+
+def test_a_streamed_response_of_an_agent(
+    project: AIProjectClient,
+    oai: openai.OpenAI,
+    scripted_model: ScriptedModelServer,
+    model_name: str,
+) -> None:
+    name = _agent_name(model_name)
+    project.agents.create_version(
+        agent_name=name, definition=PromptAgentDefinition(model=model_name)
+    )
+    scripted_model.script(model_name, Reply("one two three"))
+    # `responses.stream()` wants a model client-side; `create(stream=True)` is what the
+    # agent samples use.
+    events = list(oai.responses.create(input="Count.", stream=True, extra_body=_reference(name)))
+    deltas = [event.delta for event in events if event.type == "response.output_text.delta"]
+    [done] = [event for event in events if event.type == "response.completed"]
+    assert "".join(deltas) == "one two three" == done.response.output_text
+    assert (done.response.model_extra or {})["agent_reference"]["version"] == "1"
+
+
+def test_a_function_tool_round_trip_with_an_agent(
+    project: AIProjectClient,
+    oai: openai.OpenAI,
+    scripted_model: ScriptedModelServer,
+    model_name: str,
+) -> None:
+    name = _agent_name(model_name)
+    project.agents.create_version(
+        agent_name=name, definition=PromptAgentDefinition(model=model_name, tools=[WEATHER])
+    )
+    scripted_model.script(
+        model_name, CallTools([ToolCall("get_weather", {"city": "Oslo"})]), Reply("Sunny.")
+    )
+    conversation = oai.conversations.create()
+    first = oai.responses.create(
+        conversation=conversation.id, input="Weather in Oslo?", extra_body=_reference(name)
+    )
+    [call] = first.output
+    assert call.type == "function_call" and json.loads(call.arguments) == {"city": "Oslo"}
+    second = oai.responses.create(
+        conversation=conversation.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}],
+        extra_body=_reference(name),
+    )
+    assert second.output_text == "Sunny."
+    [tool] = scripted_model.requests(model_name)[1]["tools"]
+    assert tool["function"]["name"] == "get_weather"
+
+
+def test_a_conversation_of_an_agent_is_a_thread_of_the_classic_api(
+    project: AIProjectClient,
+    oai: openai.OpenAI,
+    tls_server: ServerProcess,
+    scripted_model: ScriptedModelServer,
+    model_name: str,
+) -> None:
+    name = _agent_name(model_name)
+    project.agents.create_version(
+        agent_name=name, definition=PromptAgentDefinition(model=model_name)
+    )
+    scripted_model.script(model_name, Reply("Hello, classic."))
+    conversation = oai.conversations.create()
+    oai.responses.create(conversation=conversation.id, input="Hi.", extra_body=_reference(name))
+
+    with agents_client(tls_server, "alpha") as classic:
+        thread = classic.threads.get(conversation.id)
+        said = [
+            (m.role, m.content[0].text.value)  # type: ignore[union-attr]
+            for m in classic.messages.list(thread_id=thread.id, order="asc")
+        ]
+    assert said == [("user", "Hi."), ("assistant", "Hello, classic.")]
+
+
+def test_agents_are_scoped_to_their_project(
+    project: AIProjectClient, tls_server: ServerProcess, model_name: str
+) -> None:
+    name = _agent_name(model_name)
+    project.agents.create_version(
+        agent_name=name, definition=PromptAgentDefinition(model=model_name)
+    )
+    with projects_client(tls_server, "beta") as beta:
+        other = openai_of(beta, tls_server)
+        with pytest.raises(ResourceNotFoundError):
+            beta.agents.get(name)
+        assert name not in [agent.name for agent in beta.agents.list()]
+        with pytest.raises(openai.NotFoundError):
+            other.responses.create(input="Hi.", extra_body=_reference(name))
+        # The same name is free in another project.
+        assert (
+            beta.agents.create_version(
+                agent_name=name, definition=PromptAgentDefinition(model=model_name)
+            ).version
+            == "1"
+        )
+    assert project.agents.get(name).versions.latest.version == "1"
+
+
+@pytest.mark.parametrize(
+    ("definition", "param"),
+    [
+        ({"kind": "hosted", "image": "x"}, "definition.kind"),
+        ({"kind": "workflow", "workflow": "x"}, "definition.kind"),
+        ({"kind": "prompt"}, "definition.model"),
+        ({"kind": "prompt", "model": "m", "colour": "red"}, "definition.colour"),
+        ({"kind": "prompt", "model": "m", "tools": [{"type": "nope"}]}, "definition.tools[0].type"),
+        (
+            {"kind": "prompt", "model": "m", "tools": [{"type": "function", "name": "a b"}]},
+            "definition.tools[0].name",
+        ),
+        ({"kind": "prompt", "model": "m", "temperature": 3}, "definition.temperature"),
+    ],
+)
+def test_a_bad_definition_is_refused_and_nothing_is_stored(
+    project: AIProjectClient,
+    tls_server: ServerProcess,
+    model_name: str,
+    definition: dict[str, Any],
+    param: str,
+) -> None:
+    name = _agent_name(model_name)
+    with pytest.raises(HttpResponseError) as caught:
+        project.agents.create_version(name, {"definition": definition})
+    assert caught.value.status_code == 400
+    body = _raw(tls_server, "POST", f"agents/{name}/versions", json={"definition": definition})
+    assert body.status_code == 400 and body.json()["error"]["param"] == param, body.text
+    if definition["kind"] != "prompt":
+        assert repr(definition["kind"]) in body.json()["error"]["message"]
+    with pytest.raises(ResourceNotFoundError):
+        project.agents.get(name)
+
+
+@pytest.mark.parametrize("name", ["-lead", "trail-", "under_score", "a" * 64, "dot.ted"])
+def test_a_name_the_client_s_rules_refuse_is_refused(
+    project: AIProjectClient, tls_server: ServerProcess, model_name: str, name: str
+) -> None:
+    with pytest.raises(HttpResponseError) as caught:
+        project.agents.create_version(
+            agent_name=name, definition=PromptAgentDefinition(model=model_name)
+        )
+    assert caught.value.status_code == 400
+    assert name not in [agent.name for agent in project.agents.list()]
+
+
+def test_unknown_agents_and_versions_are_not_found(
+    project: AIProjectClient, oai: openai.OpenAI, model_name: str
+) -> None:
+    name = _agent_name(model_name)
+    with pytest.raises(ResourceNotFoundError):
+        project.agents.get(name)
+    with pytest.raises(ResourceNotFoundError):
+        project.agents.delete(name)
+    with pytest.raises(ResourceNotFoundError):
+        list(project.agents.list_versions(agent_name=name))
+    project.agents.create_version(
+        agent_name=name, definition=PromptAgentDefinition(model=model_name)
+    )
+    for version in ("2", "0", "latest"):
+        with pytest.raises(ResourceNotFoundError):
+            project.agents.get_version(agent_name=name, agent_version=version)
+        with pytest.raises(ResourceNotFoundError):
+            project.agents.delete_version(agent_name=name, agent_version=version)
+    with pytest.raises(openai.NotFoundError) as caught:
+        oai.responses.create(input="Hi.", extra_body=_reference(name, "2"))
+    assert caught.value.body["param"] == "agent_reference.version"  # type: ignore[index]
+    with pytest.raises(openai.NotFoundError):
+        oai.responses.create(input="Hi.", extra_body=_reference("nobody-here"))
+
+
+@pytest.mark.parametrize(
+    "given",
+    [{"model": "other"}, {"instructions": "x"}, {"tools": [{"type": "function", "name": "f"}]}],
+)
+def test_a_request_may_not_set_what_the_agent_sets(
+    project: AIProjectClient, oai: openai.OpenAI, model_name: str, given: dict[str, Any]
+) -> None:
+    name = _agent_name(model_name)
+    project.agents.create_version(
+        agent_name=name, definition=PromptAgentDefinition(model=model_name)
+    )
+    conversation = oai.conversations.create()
+    with pytest.raises(openai.BadRequestError) as caught:
+        oai.responses.create(
+            conversation=conversation.id,
+            input="Hi.",
+            extra_body={**_reference(name), **given},
+        )
+    assert caught.value.body["param"] == next(iter(given))  # type: ignore[index]
+    assert oai.conversations.items.list(conversation.id).data == []
+
+
+def _migrate(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "THREADLINE_DATABASE_URL": server.database_url}
+    return subprocess.run(
+        [sys.executable, "-m", "threadline.cli", "agents", "migrate", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_classic_agent_migrates_to_a_version_of_a_new_one(
+    project: AIProjectClient,
+    oai: openai.OpenAI,
+    tls_server: ServerProcess,
+    scripted_model: ScriptedModelServer,
+    model_name: str,
+) -> None:
+    name = _agent_name(model_name)
+    weather = WEATHER.as_dict()
+    with agents_client(tls_server, "alpha") as classic:
+        assistant = classic.create_agent(
+            model=model_name,
+            name="classic",
+            instructions="Be classic.",
+            temperature=0.25,
+            tools=[
+                {"type": "function", "function": {k: v for k, v in weather.items() if k != "type"}}
+            ],
+        )
+        migrated = _migrate(tls_server, assistant.id, "--project", "alpha", "--name", name)
+        assert migrated.returncode == 0, migrated.stderr
+        assert classic.get_agent(assistant.id).instructions == "Be classic."  # it stays
+
+    version = project.agents.get_version(agent_name=name, agent_version="1")
+    assert version.definition["model"] == model_name
+    assert version.definition["instructions"] == "Be classic."
+    assert version.definition["temperature"] == 0.25
+    assert version.definition["tools"][0]["name"] == "get_weather"
+    scripted_model.script(model_name, Reply("Migrated."))
+    answer = oai.responses.create(input="Hi.", extra_body=_reference(name))
+    assert answer.output_text == "Migrated." and answer.instructions == "Be classic."
+    # Once more: the next version; and an unknown assistant or another project's is refused.
+    assert _migrate(tls_server, assistant.id, "--project", "alpha", "--name", name).returncode == 0
+    assert project.agents.get(name).versions.latest.version == "2"
+    for args in ((assistant.id, "--name", name), ("asst_nope", "--project", "alpha")):
+        refused = _migrate(tls_server, *args)
+        assert refused.returncode != 0 and "No assistant found" in refused.stderr
+
+
+def test_a_classic_agent_with_a_tool_versions_do_not_run_is_not_migrated(
+    project: AIProjectClient, tls_server: ServerProcess, model_name: str
+) -> None:
+    name = _agent_name(model_name)
+    with agents_client(tls_server, "alpha") as classic:
+        assistant = classic.create_agent(
+            model=model_name,
+            name=name,
+            tools=[
+                {
+                    "type": "openapi",
+                    "openapi": {
+                        "name": "pets",
+                        "spec": pet_spec("http://127.0.0.1:9"),
+                        "auth": {"type": "anonymous"},
+                    },
+                }
+            ],
+        )
+    refused = _migrate(tls_server, assistant.id, "--project", "alpha")
+    assert refused.returncode != 0 and "'openapi' tool" in refused.stderr
+    with pytest.raises(ResourceNotFoundError):
+        project.agents.get(name)

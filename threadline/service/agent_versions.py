@@ -1,0 +1,321 @@
+"""Foundry's new agents: named agents of a project and their numbered, immutable versions
+(`domain/agent_versions.py`), and the responses that run them.
+
+A version's definition is checked when it is made as a response request with those settings
+would be (`ResponseService.check_settings`: the Responses tool shapes, the tool choice, the
+text format, the model's options), so a version that is kept can be run. Only the kind
+`prompt` is run here; a hosted container, a workflow, an external or a voice agent is refused
+with a 400 naming its kind.
+
+A response that names an agent (`agent_reference`) runs its version's model, instructions,
+tools and options; the request's own `input`, `conversation` and per-call options (metadata,
+`max_output_tokens`, `stream`, ...) stand. A request that also sets what the version sets
+(`model`, `instructions`, `tools`, ...) is refused with a 400 naming the field, rather than
+one of the two quietly winning.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError
+
+from threadline.domain.agent_versions import (
+    Agent,
+    AgentVersion,
+    is_agent_name,
+    version_id,
+    version_number,
+)
+from threadline.domain.clock import now
+from threadline.domain.errors import InvalidRequest, NotFound
+from threadline.domain.limits import check_metadata
+from threadline.domain.records import Assistant, Metadata, Obj, Page, PageRequest
+from threadline.service.requests import Closed
+from threadline.service.responses import Reasoning, ResponseCreate, ResponseService
+from threadline.service.unsupported import not_yet
+from threadline.store.base import Store
+
+_WHERE = "agent definitions"
+# Kinds of definition the client knows, none of which this service runs but `prompt`.
+_KINDS = ("prompt", "hosted", "workflow", "external", "voice")
+# Fields of a prompt definition this service does not carry out yet.
+_DEFINITION_NOT_YET = ("rai_config", "harness", "skills", "structured_inputs")
+# What a version sets, which a request naming it may not set too.
+_SET_BY_VERSION = (
+    "model",
+    "instructions",
+    "tools",
+    "tool_choice",
+    "temperature",
+    "top_p",
+    "text",
+    "reasoning",
+)
+
+
+class PromptDefinition(Closed):
+    kind: Literal["prompt"]
+    model: Annotated[str, Field(min_length=1)]
+    instructions: str | None = None
+    tools: list[Any] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    top_p: Annotated[float, Field(ge=0, le=1)] | None = None
+    text: dict[str, Any] | None = None
+    reasoning: Reasoning | None = None
+
+
+class AgentVersionCreate(Closed):
+    definition: dict[str, Any]
+    description: Annotated[str, Field(max_length=512)] | None = None
+    metadata: Metadata | None = None
+    # What the hosted service's identity and preview features need; refused when asked for.
+    blueprint_reference: dict[str, Any] | None = None
+    digital_worker_type: str | None = None
+    draft: bool | None = None
+
+
+def check_agent_name(name: str) -> None:
+    if not is_agent_name(name):
+        raise InvalidRequest(
+            f"Invalid agent name '{name}': use letters, digits and hyphens, starting and ending"
+            " with a letter or digit, at most 63 characters.",
+            param="agent_name",
+        )
+
+
+def _read_definition(raw: dict[str, Any]) -> PromptDefinition:
+    kind = raw.get("kind")
+    if kind != "prompt":
+        if kind in _KINDS:
+            raise InvalidRequest(
+                f"Agents of kind '{kind}' are not supported by this service: only 'prompt'"
+                " agents are run here.",
+                param="definition.kind",
+                code="unsupported_value",
+            )
+        shown = "no kind" if kind is None else f"kind '{kind}'"
+        raise InvalidRequest(
+            f"Invalid 'definition.kind': {shown}; expected one of {', '.join(_KINDS)}.",
+            param="definition.kind",
+        )
+    for name in _DEFINITION_NOT_YET:
+        if raw.get(name) is not None:
+            raise not_yet(f"'definition.{name}'", f"definition.{name}", _WHERE)
+    try:
+        return PromptDefinition.model_validate(raw)
+    except ValidationError as invalid:
+        error = invalid.errors()[0]
+        where = "definition" + "".join(
+            f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]
+        )
+        if error["type"] == "extra_forbidden":
+            message = f"Unrecognized request argument supplied: {where}"
+        else:
+            message = f"Invalid '{where}': {error['msg']}."
+        raise InvalidRequest(message, param=where) from invalid
+
+
+def _settings(definition: PromptDefinition) -> dict[str, Any]:
+    """The response request fields a definition sets (those it gives)."""
+    return definition.model_dump(exclude_none=True, exclude={"kind"})
+
+
+def _reference(version: AgentVersion) -> Obj:
+    return {"type": "agent_reference", "name": version["name"], "version": version["version"]}
+
+
+class AgentVersionService:
+    def __init__(self, store: Store, responses: ResponseService):
+        self.store = store
+        self.responses = responses
+
+    async def create_version(
+        self, project: str, name: str, request: AgentVersionCreate
+    ) -> AgentVersion:
+        check_agent_name(name)
+        for field in ("blueprint_reference", "digital_worker_type"):
+            if getattr(request, field) is not None:
+                raise not_yet(f"'{field}'", field, _WHERE)
+        if request.draft:
+            raise not_yet("Draft versions", "draft", _WHERE)
+        check_metadata(request.metadata)
+        definition = _read_definition(request.definition)
+        try:
+            await self.responses.check_settings(ResponseCreate(**_settings(definition)))
+        except InvalidRequest as invalid:
+            where = f"definition.{invalid.param}" if invalid.param else "definition"
+            raise InvalidRequest(
+                invalid.message.replace(f"'{invalid.param}'", f"'{where}'"),
+                param=where,
+                code=invalid.code,
+            ) from invalid
+        async with self.store.transaction() as tx:
+            agent = await tx.lock_agent(project, name)
+            number = 1 if agent is None else agent["last_version"] + 1
+            version: AgentVersion = {
+                "id": version_id(name, number),
+                "name": name,
+                "version": str(number),
+                "created_at": now(),
+                "description": request.description,
+                "metadata": request.metadata or {},
+                "definition": {"kind": "prompt", **_settings(definition)},
+            }
+            if agent is None:
+                first: Agent = {
+                    "id": name,
+                    "name": name,
+                    "created_at": version["created_at"],
+                    "last_version": number,
+                    "latest": version,
+                }
+                await tx.insert_agent_version(project, version, first)
+            else:
+                await tx.insert_agent_version(project, version)
+                changes: Obj = {"last_version": number, "latest": version}
+                await tx.update_agent(project, name, changes)
+        return version
+
+    async def get(self, project: str, name: str) -> Agent:
+        async with self.store.transaction(durable=False) as tx:
+            agent = await tx.get_agent(project, name)
+        if agent is None:
+            raise NotFound("agent", name)
+        return agent
+
+    async def list(self, project: str, page: PageRequest) -> Page[Agent]:
+        async with self.store.transaction(durable=False) as tx:
+            return await tx.page_agents(project, page)
+
+    async def delete(self, project: str, name: str) -> None:
+        """The agent and every version of it."""
+        async with self.store.transaction() as tx:
+            if await tx.lock_agent(project, name) is None:
+                raise NotFound("agent", name)
+            await tx.delete_agent(project, name)
+
+    async def get_version(self, project: str, name: str, version: str) -> AgentVersion:
+        number = version_number(version)
+        async with self.store.transaction(durable=False) as tx:
+            found = None if number is None else await tx.get_agent_version(project, name, number)
+        if found is None:
+            raise NotFound("agent version", f"{name}:{version}")
+        return found
+
+    async def list_versions(self, project: str, name: str, page: PageRequest) -> Page[AgentVersion]:
+        async with self.store.transaction(durable=False) as tx:
+            if await tx.get_agent(project, name) is None:
+                raise NotFound("agent", name)
+            return await tx.page_agent_versions(project, name, page)
+
+    async def delete_version(self, project: str, name: str, version: str) -> None:
+        """The version alone; its number is not given again. The agent goes with its last
+        version, and its latest is the newest left otherwise."""
+        number = version_number(version)
+        async with self.store.transaction() as tx:
+            agent = await tx.lock_agent(project, name)
+            deleted = (
+                agent is not None
+                and number is not None
+                and await tx.delete_agent_version(project, name, number)
+            )
+            if agent is None or number is None or not deleted:
+                raise NotFound("agent version", f"{name}:{version}")
+            if agent["latest"]["version"] != version:
+                return
+            newest = await tx.newest_agent_version(project, name)
+            if newest is None:
+                await tx.delete_agent(project, name)
+            else:
+                await tx.update_agent(project, name, {"latest": newest})
+
+    async def apply(self, project: str, request: ResponseCreate) -> tuple[ResponseCreate, Obj]:
+        """The request with its agent's version's settings, and which version that is (the
+        latest unless it names one). An agent of another project is not found."""
+        reference = request.agent_reference
+        assert reference is not None
+        given = request.model_fields_set
+        for field in _SET_BY_VERSION:
+            if field in given and getattr(request, field) is not None:
+                raise InvalidRequest(
+                    f"'{field}' cannot be given with 'agent_reference': agent"
+                    f" '{reference.name}' sets it.",
+                    param=field,
+                )
+        if reference.version is None:
+            version = (await self.get(project, reference.name))["latest"]
+        else:
+            try:
+                version = await self.get_version(project, reference.name, reference.version)
+            except NotFound as missing:
+                missing.param = "agent_reference.version"
+                raise
+        settings = {k: v for k, v in version["definition"].items() if k != "kind"}
+        given_fields = request.model_dump(exclude_unset=True)
+        return ResponseCreate.model_validate({**given_fields, **settings}), _reference(version)
+
+
+def definition_of_assistant(assistant: Assistant) -> dict[str, Any]:
+    """A classic agent's settings as a prompt definition: its model, instructions, sampling
+    and format, and its tools in the Responses shapes, each with what it reaches (the stores
+    it searches, the files its code reads) from the assistant's `tool_resources`. A tool the
+    Responses side does not run is refused, naming it, rather than left out."""
+    resources = assistant["tool_resources"] or {}
+    tools: list[Obj] = []
+    for index, tool in enumerate(assistant["tools"]):
+        kind = tool.get("type")
+        if kind == "function":
+            tools.append(dict(tool))
+        elif kind == "file_search":
+            stores = (resources.get("file_search") or {}).get("vector_store_ids") or []
+            options = tool.get("file_search") or {}
+            tools.append({"type": "file_search", "vector_store_ids": stores, **options})
+        elif kind == "code_interpreter":
+            files = (resources.get("code_interpreter") or {}).get("file_ids") or []
+            tools.append(
+                {"type": "code_interpreter", "container": {"type": "auto", "file_ids": files}}
+            )
+        else:
+            raise InvalidRequest(
+                f"Assistant {assistant['id']} has a '{kind}' tool, which agent versions do not"
+                " run yet: it cannot be migrated.",
+                param=f"tools[{index}]",
+                code="unsupported_value",
+            )
+    definition: dict[str, Any] = {"kind": "prompt", "model": assistant["model"]}
+    named = {
+        "instructions": assistant["instructions"],
+        "temperature": assistant["temperature"],
+        "top_p": assistant["top_p"],
+        "tools": tools or None,
+    }
+    definition.update({key: value for key, value in named.items() if value is not None})
+    if isinstance(assistant["response_format"], dict):
+        definition["text"] = {"format": assistant["response_format"]}
+    if assistant["reasoning_effort"] is not None:
+        definition["reasoning"] = {"effort": assistant["reasoning_effort"]}
+    return definition
+
+
+async def migrate_assistant(
+    service: AgentVersionService, project: str, assistant_id: str, name: str | None
+) -> AgentVersion:
+    """A new version of agent `name` (the assistant's own name by default) made from a
+    classic agent's settings; the assistant stays, and both run on the project's threads."""
+    async with service.store.transaction(durable=False) as tx:
+        assistant = await tx.get_assistant(project, assistant_id)
+    if assistant is None:
+        raise NotFound("assistant", assistant_id)
+    chosen = name or assistant["name"]
+    if not chosen:
+        raise InvalidRequest(
+            f"Assistant {assistant_id} has no name: give the agent one (--name).", param="name"
+        )
+    request = AgentVersionCreate(
+        definition=definition_of_assistant(assistant),
+        description=assistant["description"],
+        metadata=assistant["metadata"] or None,
+    )
+    return await service.create_version(project, chosen, request)
