@@ -14,40 +14,18 @@ cluster.
 
 from __future__ import annotations
 
-import json
 import threading
-from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import openai
 from support.cluster import Cluster
 from support.live import openai_client
 from support.scripted_model import Reply, ScriptedModelServer
-from support.server import ServerProcess
+from support.sse import Event, follow_run
 from support.waiting import TERMINAL, wait_until
 
 FIRST = "The first attempt began this and never finished it."
 ANSWER = "The second attempt says all of this."
-Event = tuple[int, str, dict[str, Any]]
-
-
-def _follow(api: ServerProcess, thread_id: str, run_id: str) -> Iterator[Event]:
-    """The run's events from the start, each as soon as the server sends it, up to `done`."""
-    url = f"{api.base_url}/threads/{thread_id}/runs/{run_id}/events"
-    fields: dict[str, str] = {}
-    with httpx.stream("GET", url, timeout=60) as response:
-        assert response.status_code == 200, response.read()
-        for line in response.iter_lines():
-            if line:
-                name, _, value = line.partition(": ")
-                fields[name] = value
-                continue
-            if fields.get("event") == "done":
-                return
-            if "id" in fields:
-                yield int(fields["id"]), fields["event"], json.loads(fields["data"])
-            fields = {}
 
 
 def _settled(client: openai.OpenAI, response_id: str) -> Any:
@@ -77,7 +55,7 @@ def test_a_background_response_taken_over_mid_answer_completes_once(
             model=model_name, input="go", conversation=conversation.id, background=True
         )
         assert response.status == "queued" and response.background
-        for event in _follow(api, conversation.id, response.id):
+        for event in follow_run(api, conversation.id, response.id):
             followed.append(event)
             if event[1] == "thread.message.delta" and not hold.is_set():
                 # The reply's first piece is stored; the model holds the rest.
@@ -101,7 +79,7 @@ def test_a_background_response_taken_over_mid_answer_completes_once(
     ).data
     assert [(s.type, s.status) for s in steps] == [("message_creation", "completed")]
 
-    stored = list(_follow(api, conversation.id, response.id))
+    stored = list(follow_run(api, conversation.id, response.id))
     for events in (followed, stored):
         names = [name for _, name, _ in events]
         # Taken over: started, queued again, started again, completed once.
@@ -150,7 +128,7 @@ def test_a_background_response_cancelled_mid_answer_ends_cancelled(
         response = client.responses.create(
             model=model_name, input="go", conversation=conversation.id, background=True
         )
-        for _, name, _ in _follow(api, conversation.id, response.id):
+        for _, name, _ in follow_run(api, conversation.id, response.id):
             if name == "thread.message.delta":
                 break  # the model is answering, and holds the rest of its reply
         cancelled = client.responses.cancel(response.id)

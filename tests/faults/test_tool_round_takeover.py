@@ -13,20 +13,17 @@ its gate, and the test acts on what the run's event stream and the API have seen
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from support.cluster import Cluster
 from support.live import openai_client
 from support.pet_api import PetApi, get_operation, pet_spec
 from support.scripted_model import CallTools, Reply, ScriptedModelServer, ToolCall
-from support.server import ServerProcess
+from support.sse import Event, follow_run
 
 ANSWER = "Pet 7 is here, and the held call came back."
-Event = tuple[int, str, dict[str, Any]]
 
 
 @pytest.fixture
@@ -52,24 +49,6 @@ def _tool(api: PetApi) -> dict[str, Any]:
             "default_params": [],
         },
     }
-
-
-def _follow(api: ServerProcess, thread_id: str, run_id: str) -> Iterator[Event]:
-    """The run's events from the start, each as soon as the server sends it, up to `done`."""
-    url = f"{api.base_url}/threads/{thread_id}/runs/{run_id}/events"
-    fields: dict[str, str] = {}
-    with httpx.stream("GET", url, timeout=60) as response:
-        assert response.status_code == 200, response.read()
-        for line in response.iter_lines():
-            if line:
-                name, _, value = line.partition(": ")
-                fields[name] = value
-                continue
-            if fields.get("event") == "done":
-                return
-            if "id" in fields:
-                yield int(fields["id"]), fields["event"], json.loads(fields["data"])
-            fields = {}
 
 
 # The round's calls, in the order the model makes them (a delta names a call by its index:
@@ -110,7 +89,7 @@ def test_a_worker_killed_mid_round_leaves_the_finished_call_done_and_the_other_r
 
     followed: list[Event] = []
     killed = False
-    for event in _follow(server, thread.id, run.id):
+    for event in follow_run(server, thread.id, run.id):
         followed.append(event)
         if not killed and "pets_getPet" in _outputs(event):
             # The finished call's outcome is stored (its delta is written with it); the
@@ -146,7 +125,7 @@ def test_a_worker_killed_mid_round_leaves_the_finished_call_done_and_the_other_r
     replies = [m for m in client.beta.threads.messages.list(thread.id) if m.role == "assistant"]
     assert [m.content[0].text.value for m in replies] == [ANSWER]  # type: ignore[union-attr]
 
-    stored = list(_follow(server, thread.id, run.id))
+    stored = list(follow_run(server, thread.id, run.id))
     for events in (followed, stored):
         names = [name for _, name, _ in events]
         # Taken over: queued again after it had started, and started again.
