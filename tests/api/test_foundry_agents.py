@@ -358,7 +358,10 @@ def test_a_request_may_not_set_what_the_agent_sets(
 ) -> None:
     name = _agent_name(model_name)
     project.agents.create_version(
-        agent_name=name, definition=PromptAgentDefinition(model=model_name)
+        agent_name=name,
+        definition=PromptAgentDefinition(
+            model=model_name, instructions="Be brief.", tools=[WEATHER]
+        ),
     )
     conversation = oai.conversations.create()
     with pytest.raises(openai.BadRequestError) as caught:
@@ -369,6 +372,27 @@ def test_a_request_may_not_set_what_the_agent_sets(
         )
     assert caught.value.body["param"] == next(iter(given))  # type: ignore[index]
     assert oai.conversations.items.list(conversation.id).data == []
+
+
+def test_a_request_sets_what_the_agent_leaves_unset(
+    project: AIProjectClient,
+    oai: openai.OpenAI,
+    scripted_model: ScriptedModelServer,
+    model_name: str,
+) -> None:
+    """The samples send a `tool_choice` with their agent's name: a version without one
+    takes the request's."""
+    name = _agent_name(model_name)
+    project.agents.create_version(
+        agent_name=name, definition=PromptAgentDefinition(model=model_name, tools=[WEATHER])
+    )
+    scripted_model.script(model_name, Reply("Fine."))
+    response = oai.responses.create(
+        input="Weather?", tool_choice="none", extra_body=_reference(name)
+    )
+    assert response.status == "completed" and response.tool_choice == "none"
+    [request] = scripted_model.requests(model_name)
+    assert request["tool_choice"] == "none"
 
 
 def _migrate(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:

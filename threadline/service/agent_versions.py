@@ -236,14 +236,6 @@ class AgentVersionService:
         latest unless it names one). An agent of another project is not found."""
         reference = request.agent_reference
         assert reference is not None
-        given = request.model_fields_set
-        for field in _SET_BY_VERSION:
-            if field in given and getattr(request, field) is not None:
-                raise InvalidRequest(
-                    f"'{field}' cannot be given with 'agent_reference': agent"
-                    f" '{reference.name}' sets it.",
-                    param=field,
-                )
         if reference.version is None:
             version = (await self.get(project, reference.name))["latest"]
         else:
@@ -252,7 +244,19 @@ class AgentVersionService:
             except NotFound as missing:
                 missing.param = "agent_reference.version"
                 raise
-        settings = {k: v for k, v in version["definition"].items() if k != "kind"}
+        settings = {
+            k: v for k, v in version["definition"].items() if k != "kind" and v is not None
+        }
+        # What the version leaves unset, the request may set (a `tool_choice` for this call,
+        # say); what it sets, the request may not set again.
+        given = request.model_fields_set
+        for field in _SET_BY_VERSION:
+            if field in given and getattr(request, field) is not None and field in settings:
+                raise InvalidRequest(
+                    f"'{field}' cannot be given with 'agent_reference': agent"
+                    f" '{reference.name}' version {version['version']} sets it.",
+                    param=field,
+                )
         given_fields = request.model_dump(exclude_unset=True)
         return ResponseCreate.model_validate({**given_fields, **settings}), _reference(version)
 
