@@ -244,9 +244,7 @@ class AgentVersionService:
             except NotFound as missing:
                 missing.param = "agent_reference.version"
                 raise
-        settings = {
-            k: v for k, v in version["definition"].items() if k != "kind" and v is not None
-        }
+        settings = {k: v for k, v in version["definition"].items() if k != "kind" and v is not None}
         # What the version leaves unset, the request may set (a `tool_choice` for this call,
         # say); what it sets, the request may not set again.
         given = request.model_fields_set
