@@ -15,14 +15,6 @@ from support.live import BACKENDS, TEST_SERVER_ENV, Databases, ServerFactory, op
 from support.scripted_model import ScriptedModelServer
 from support.server import ServerProcess
 
-# The longest tests, run first: a parallel run hands out modules in the order they are
-# collected, and these, handed out last, kept one process busy after the other had finished.
-FIRST = ("tests/bench/",)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: not any(part in item.nodeid for part in FIRST))
-
 
 @pytest.fixture(scope="session", params=BACKENDS)
 def databases(
