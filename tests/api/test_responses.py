@@ -628,6 +628,10 @@ def test_resuming_needs_a_stream_and_a_response_that_is_kept(
         list(client.responses.retrieve(forgotten.id, stream=True, starting_after=0))
     with pytest.raises(openai.NotFoundError):
         list(client.responses.retrieve("resp_unknown", stream=True))
+    # A stream shows what the response's own request included; asking for more is refused.
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.retrieve(response.id, stream=True, include=["file_search_call.results"])
+    assert sdk_error(caught.value, 400)["param"] == "include[]"
 
 
 def test_reasoning_effort_goes_to_the_model_and_is_shown_back(
