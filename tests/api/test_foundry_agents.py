@@ -15,7 +15,15 @@ import httpx
 import openai
 import pytest
 from azure.ai.projects import AIProjectClient
-from azure.ai.projects.models import FunctionTool, PromptAgentDefinition
+from azure.ai.projects.models import (
+    AgentEndpointConfig,
+    FixedRatioVersionSelectionRule,
+    FunctionTool,
+    PromptAgentDefinition,
+    ProtocolConfiguration,
+    ResponsesProtocolConfiguration,
+    VersionSelector,
+)
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from support.azure_agents import API_KEY, StaticCredential, agents_client
 from support.pet_api import pet_spec
@@ -70,12 +78,18 @@ def _reference(name: str, version: str | None = None) -> dict[str, Any]:
     return {"agent_reference": reference}
 
 
-def _raw(server: ServerProcess, method: str, path: str, **kwargs: Any) -> httpx.Response:
+def _raw(
+    server: ServerProcess,
+    method: str,
+    path: str,
+    headers: dict[str, str] | None = None,
+    **kwargs: Any,
+) -> httpx.Response:
     return httpx.request(
         method,
         f"{server.url}/api/projects/alpha/{path}",
         params={"api-version": "v1"},
-        headers={"Authorization": f"Bearer {API_KEY}"},
+        headers={"Authorization": f"Bearer {API_KEY}", **(headers or {})},
         verify=server.verify,
         **kwargs,
     )
@@ -469,3 +483,232 @@ def test_a_classic_agent_with_a_tool_versions_do_not_run_is_not_migrated(
     assert refused.returncode != 0 and "'openapi' tool" in refused.stderr
     with pytest.raises(ResourceNotFoundError):
         project.agents.get(name)
+
+
+def _route_to(version: str, share: int = 100) -> AgentEndpointConfig:
+    return AgentEndpointConfig(
+        version_selector=VersionSelector(
+            version_selection_rules=[
+                FixedRatioVersionSelectionRule(agent_version=version, traffic_percentage=share)
+            ]
+        ),
+        protocol_configuration=ProtocolConfiguration(responses=ResponsesProtocolConfiguration()),
+    )
+
+
+def endpoint_of(project: AIProjectClient, server: ServerProcess, name: str) -> openai.OpenAI:
+    """The OpenAI client of an agent's endpoint, as the samples get it."""
+    return project.get_openai_client(
+        agent_name=name, http_client=openai.DefaultHttpxClient(verify=server.verify)
+    )
+
+
+def test_an_agent_s_endpoint_answers_with_the_version_it_routes_to(
+    project: AIProjectClient,
+    tls_server: ServerProcess,
+    scripted_model: ScriptedModelServer,
+    model_name: str,
+) -> None:
+    """The flow of the samples' `create_version_with_endpoint`: make a version, route the
+    endpoint to it, talk to it with no model, put the endpoint back."""
+    name = _agent_name(model_name)
+    for instructions in ("You are one.", "You are two."):
+        project.agents.create_version(
+            agent_name=name,
+            definition=PromptAgentDefinition(model=model_name, instructions=instructions),
+        )
+    assert project.agents.get(agent_name=name).agent_endpoint is None
+    details = project.agents.update_details(agent_name=name, agent_endpoint=_route_to("1"))
+    assert details.agent_endpoint is not None
+    rules = details.agent_endpoint.version_selector.version_selection_rules  # type: ignore[union-attr]
+    assert [(rule.agent_version, rule.traffic_percentage) for rule in rules] == [("1", 100)]
+    kept = project.agents.get(agent_name=name).agent_endpoint
+    assert kept is not None and kept.as_dict() == details.agent_endpoint.as_dict()
+
+    scripted_model.script(model_name, Reply("One here."), Reply("Still one."), Reply("Two."))
+    with endpoint_of(project, tls_server, name) as agent:
+        conversation = agent.conversations.create(
+            items=[{"type": "message", "role": "user", "content": "Who are you?"}]
+        )
+        first = agent.responses.create(conversation=conversation.id)
+        agent.conversations.items.create(
+            conversation.id, items=[{"type": "message", "role": "user", "content": "Sure?"}]
+        )
+        second = agent.responses.create(conversation=conversation.id)
+        # A merge patch: `null` removes the endpoint, and the latest version answers.
+        project.agents.update_details(agent_name=name, body={"agent_endpoint": None})
+        assert project.agents.get(agent_name=name).agent_endpoint is None
+        third = agent.responses.create(input="And now?")
+
+    assert (first.output_text, second.output_text, third.output_text) == (
+        "One here.",
+        "Still one.",
+        "Two.",
+    )
+    versions = [(r.model_extra or {})["agent_reference"]["version"] for r in (first, third)]
+    assert versions == ["1", "2"] and first.instructions == "You are one."
+    said = [m["content"] for m in scripted_model.requests(model_name)[1]["messages"]]
+    assert said == ["You are one.", "Who are you?", "One here.", "Sure?"]
+    # The endpoint's conversation is the project's.
+    oai = openai_of(project, tls_server)
+    assert len(oai.conversations.items.list(conversation.id).data) == 4
+
+
+def test_a_function_tool_round_trip_through_an_agent_s_endpoint(
+    project: AIProjectClient,
+    tls_server: ServerProcess,
+    scripted_model: ScriptedModelServer,
+    model_name: str,
+) -> None:
+    """As the function tool sample does it: the outputs go with `previous_response_id`."""
+    name = _agent_name(model_name)
+    version = project.agents.create_version(
+        agent_name=name, definition=PromptAgentDefinition(model=model_name, tools=[WEATHER])
+    )
+    project.agents.update_details(agent_name=name, agent_endpoint=_route_to(version.version))
+    scripted_model.script(
+        model_name,
+        CallTools([ToolCall("get_weather", {"city": "Oslo"})]),
+        Reply("Sunny."),
+        Reply("Still sunny."),
+    )
+    with endpoint_of(project, tls_server, name) as agent:
+        first = agent.responses.create(input="Weather in Oslo?")
+        [call] = first.output
+        assert call.type == "function_call"
+        second = agent.responses.create(
+            input=[{"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}],
+            previous_response_id=first.id,
+        )
+        streamed = list(agent.responses.create(input="Once more.", stream=True))
+    assert second.output_text == "Sunny."
+    [done] = [event for event in streamed if event.type == "response.completed"]
+    assert done.response.output_text == "Still sunny."
+    assert (done.response.model_extra or {})["agent_reference"]["name"] == name
+
+
+def test_an_endpoint_splits_requests_among_versions_by_their_shares(
+    project: AIProjectClient, tls_server: ServerProcess, model_name: str
+) -> None:
+    name = _agent_name(model_name)
+    for _ in range(2):
+        project.agents.create_version(
+            agent_name=name, definition=PromptAgentDefinition(model=model_name)
+        )
+    shares = [
+        FixedRatioVersionSelectionRule(agent_version="1", traffic_percentage=0),
+        FixedRatioVersionSelectionRule(agent_version="2", traffic_percentage=100),
+    ]
+    config = AgentEndpointConfig(version_selector=VersionSelector(version_selection_rules=shares))
+    project.agents.update_details(agent_name=name, agent_endpoint=config)
+    with endpoint_of(project, tls_server, name) as agent:
+        counted = agent.responses.input_tokens.count(input="How many?")
+    assert counted.input_tokens > 0
+    # Which of several versions a draw picks is `domain/agent_versions.chosen_version`'s, tested
+    # with the draws given (`tests/test_version_shares.py`).
+
+
+@pytest.mark.parametrize(
+    ("patch", "param"),
+    [
+        (
+            {"version_selector": {"version_selection_rules": []}},
+            "agent_endpoint.version_selector.version_selection_rules",
+        ),
+        (
+            {
+                "version_selector": {
+                    "version_selection_rules": [
+                        {"type": "FixedRatio", "agent_version": "1", "traffic_percentage": 90}
+                    ]
+                }
+            },
+            "agent_endpoint.version_selector.version_selection_rules",
+        ),
+        (
+            {
+                "version_selector": {
+                    "version_selection_rules": [
+                        {"type": "FixedRatio", "agent_version": "7", "traffic_percentage": 100}
+                    ]
+                }
+            },
+            "agent_endpoint.version_selector.version_selection_rules[0].agent_version",
+        ),
+        (
+            {
+                "version_selector": {
+                    "version_selection_rules": [
+                        {"type": "Random", "agent_version": "1", "traffic_percentage": 100}
+                    ]
+                }
+            },
+            "agent_endpoint.version_selector.version_selection_rules[0].type",
+        ),
+        ({"protocol_configuration": {"a2a": {}}}, "agent_endpoint.protocol_configuration.a2a"),
+        ({"authorization_schemes": [{"type": "Entra"}]}, "agent_endpoint.authorization_schemes"),
+        ({"colour": "red"}, "agent_endpoint.colour"),
+    ],
+)
+def test_a_bad_endpoint_is_refused_and_the_kept_one_stays(
+    project: AIProjectClient,
+    tls_server: ServerProcess,
+    model_name: str,
+    patch: dict[str, Any],
+    param: str,
+) -> None:
+    name = _agent_name(model_name)
+    project.agents.create_version(
+        agent_name=name, definition=PromptAgentDefinition(model=model_name)
+    )
+    before = project.agents.update_details(agent_name=name, agent_endpoint=_route_to("1"))
+    with pytest.raises(HttpResponseError) as caught:
+        project.agents.update_details(agent_name=name, body={"agent_endpoint": patch})
+    assert caught.value.status_code == 400
+    after = project.agents.get(agent_name=name).agent_endpoint
+    assert after is not None and before.agent_endpoint is not None
+    assert after.as_dict() == before.agent_endpoint.as_dict()
+    refused = _raw(
+        tls_server,
+        "PATCH",
+        f"agents/{name}",
+        content=json.dumps({"agent_endpoint": patch}),
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == param, refused.text
+
+
+def test_what_an_agent_s_endpoint_does_not_serve_is_refused(
+    project: AIProjectClient,
+    tls_server: ServerProcess,
+    model_name: str,
+) -> None:
+    name = _agent_name(model_name)
+    project.agents.create_version(
+        agent_name=name, definition=PromptAgentDefinition(model=model_name)
+    )
+    with pytest.raises(HttpResponseError) as caught:
+        project.agents.update_details(agent_name=name, body={"agent_card": {"version": "1"}})
+    assert caught.value.status_code == 400
+    with (
+        endpoint_of(project, tls_server, "nobody-here") as nobody,
+        pytest.raises(openai.NotFoundError),
+    ):
+        nobody.responses.create(input="Hi.")
+    with endpoint_of(project, tls_server, name) as agent:
+        with pytest.raises(openai.NotFoundError):
+            agent.get("/assistants", cast_to=object)
+        with pytest.raises(openai.BadRequestError) as other:
+            agent.responses.create(input="Hi.", extra_body=_reference("someone-else"))
+        assert other.value.body["param"] == "agent_reference.name"  # type: ignore[index]
+        with pytest.raises(openai.BadRequestError) as model:
+            agent.responses.create(input="Hi.", model="other")
+        assert model.value.body["param"] == "model"  # type: ignore[index]
+        # An endpoint that serves no responses protocol refuses responses.
+        project.agents.update_details(
+            agent_name=name, body={"agent_endpoint": {"protocol_configuration": {}}}
+        )
+        conversation = agent.conversations.create()
+        with pytest.raises(openai.BadRequestError):
+            agent.responses.create(conversation=conversation.id, input="Hi.")
+        assert agent.conversations.items.list(conversation.id).data == []

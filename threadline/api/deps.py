@@ -53,6 +53,13 @@ async def project(request: Request) -> str:
     return str(getattr(request.state, "project", DEFAULT_PROJECT))
 
 
+async def endpoint_agent(request: Request) -> str | None:
+    """The agent whose endpoint a request came through
+    (`/api/projects/{p}/agents/{name}/endpoint/protocols/openai/...`), if it did."""
+    name = getattr(request.state, "endpoint_agent", None)
+    return None if name is None else str(name)
+
+
 async def page(
     limit: int = Query(20),
     order: str = Query("desc"),

@@ -8,6 +8,11 @@ state and rewrites the path, so every route exists once.
 `/api/projects/{project}/openai/v1/...` is the base URL of the OpenAI client that
 `azure-ai-projects` 2.x hands out (`get_openai_client()`): the OpenAI paths of the project,
 which that client calls with no api-version (one given is checked as elsewhere).
+
+`/api/projects/{project}/agents/{name}/endpoint/protocols/openai/...` is the base URL of the
+client `get_openai_client(agent_name=name)` hands out: the Responses and Conversations paths
+of the project, whose responses that agent answers (`service/agent_endpoints.py`); the request
+state names the agent.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ from threadline.domain.projects import DEFAULT_PROJECT, is_project_name
 SUPPORTED_API_VERSIONS = ("v1", "2025-05-15-preview")
 PREFIX = "/api/projects/"
 OPENAI_PREFIX = "openai/v1/"
+# `agents/{name}` + this: an agent's endpoint, which serves the paths below.
+ENDPOINT_INFIX = "/endpoint/protocols/openai/"
+ENDPOINT_SERVES = ("responses", "conversations")
 
 
 class ProjectPaths:
@@ -37,6 +45,13 @@ class ProjectPaths:
         openai_path = rest.startswith(OPENAI_PREFIX)
         if openai_path:
             rest = rest[len(OPENAI_PREFIX) :]
+        agent, rest = _endpoint_of(rest)
+        if agent is not None and rest.partition("/")[0] not in ENDPOINT_SERVES:
+            message = f"An agent's endpoint serves {' and '.join(ENDPOINT_SERVES)}, not '{rest}'."
+            await error_response(404, message, "invalid_request_error", None, None)(
+                scope, receive, send
+            )
+            return
         problem = _problem(project, scope["query_string"], versionless=openai_path)
         if problem is not None:
             message, param, code = problem
@@ -46,8 +61,22 @@ class ProjectPaths:
             return
         path = f"/v1/{rest}"
         state = {**scope.get("state", {}), "project": project}
+        if agent is not None:
+            state["endpoint_agent"] = agent
         scope = {**scope, "path": path, "raw_path": path.encode(), "state": state}
         await self.app(scope, receive, send)
+
+
+def _endpoint_of(rest: str) -> tuple[str | None, str]:
+    """The agent whose endpoint `rest` (a path under the project) is under, and the path
+    under that endpoint; or no agent and `rest`."""
+    if not rest.startswith("agents/"):
+        return None, rest
+    name, slash, under = rest[len("agents/") :].partition("/")
+    tail = slash + under
+    if not name or not tail.startswith(ENDPOINT_INFIX):
+        return None, rest
+    return name, tail[len(ENDPOINT_INFIX) :]
 
 
 def _problem(

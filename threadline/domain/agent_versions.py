@@ -13,7 +13,8 @@ project's threads.
 from __future__ import annotations
 
 import re
-from typing import TypedDict
+from collections.abc import Sequence
+from typing import NotRequired, TypedDict
 
 from threadline.domain.records import Metadata, Obj
 
@@ -40,6 +41,9 @@ class Agent(TypedDict):
     # The highest version number given, never lowered (numbers are not reused).
     last_version: int
     latest: AgentVersion
+    # How requests to the agent's own endpoint choose a version (`service/agent_endpoints.py`);
+    # absent or None: the latest.
+    agent_endpoint: NotRequired[Obj | None]
 
 
 def is_agent_name(name: str) -> bool:
@@ -53,3 +57,14 @@ def version_number(version: str) -> int | None:
 
 def version_id(name: str, number: int) -> str:
     return f"{name}:{number}"
+
+
+def chosen_version(shares: Sequence[tuple[str, int]], draw: float) -> str:
+    """The version whose share of 100 (in the order given) holds `draw`, a number in
+    [0, 100): a share of 0 is never chosen."""
+    start = 0
+    for version, share in shares:
+        if draw < start + share:
+            return version
+        start += share
+    return [version for version, share in shares if share > 0][-1]

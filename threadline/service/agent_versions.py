@@ -16,7 +16,7 @@ one of the two quietly winning.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import Field, ValidationError
 
@@ -31,7 +31,8 @@ from threadline.domain.clock import now
 from threadline.domain.errors import InvalidRequest, NotFound
 from threadline.domain.limits import check_metadata
 from threadline.domain.records import Assistant, Metadata, Obj, Page, PageRequest
-from threadline.service.requests import Closed
+from threadline.service.agent_endpoints import endpoint_version, patched_details
+from threadline.service.requests import Closed, invalid_request
 from threadline.service.responses import Reasoning, ResponseCreate, ResponseService
 from threadline.service.unsupported import not_yet
 from threadline.store.base import Store
@@ -106,15 +107,7 @@ def _read_definition(raw: dict[str, Any]) -> PromptDefinition:
     try:
         return PromptDefinition.model_validate(raw)
     except ValidationError as invalid:
-        error = invalid.errors()[0]
-        where = "definition" + "".join(
-            f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]
-        )
-        if error["type"] == "extra_forbidden":
-            message = f"Unrecognized request argument supplied: {where}"
-        else:
-            message = f"Invalid '{where}': {error['msg']}."
-        raise InvalidRequest(message, param=where) from invalid
+        raise invalid_request(invalid, "definition") from invalid
 
 
 def _settings(definition: PromptDefinition) -> dict[str, Any]:
@@ -196,6 +189,17 @@ class AgentVersionService:
                 raise NotFound("agent", name)
             await tx.delete_agent(project, name)
 
+    async def update_details(self, project: str, name: str, patch: dict[str, Any]) -> Agent:
+        """A merge patch of the agent's details (its endpoint: `service/agent_endpoints.py`)."""
+        async with self.store.transaction() as tx:
+            agent = await tx.lock_agent(project, name)
+            if agent is None:
+                raise NotFound("agent", name)
+            changes = patched_details(agent, patch)
+            if changes:
+                await tx.update_agent(project, name, changes)
+        return cast(Agent, {**agent, **changes})
+
     async def get_version(self, project: str, name: str, version: str) -> AgentVersion:
         number = version_number(version)
         async with self.store.transaction(durable=False) as tx:
@@ -231,16 +235,31 @@ class AgentVersionService:
             else:
                 await tx.update_agent(project, name, {"latest": newest})
 
-    async def apply(self, project: str, request: ResponseCreate) -> tuple[ResponseCreate, Obj]:
-        """The request with its agent's version's settings, and which version that is (the
-        latest unless it names one). An agent of another project is not found."""
+    async def apply(
+        self, project: str, request: ResponseCreate, endpoint: str | None = None
+    ) -> tuple[ResponseCreate, Obj]:
+        """The request with its agent's version's settings, and which version that is: the
+        one it names, or the one the agent's endpoint chooses when it came through the
+        endpoint of agent `endpoint`, or the latest. An agent of another project is not
+        found."""
         reference = request.agent_reference
-        assert reference is not None
-        if reference.version is None:
-            version = (await self.get(project, reference.name))["latest"]
+        if endpoint is not None and reference is not None and reference.name != endpoint:
+            raise InvalidRequest(
+                f"'agent_reference' names agent '{reference.name}', but the request came"
+                f" through the endpoint of agent '{endpoint}'.",
+                param="agent_reference.name",
+            )
+        name = endpoint if endpoint is not None else reference.name if reference else None
+        assert name is not None
+        wanted = reference.version if reference is not None else None
+        agent = await self.get(project, name)
+        if wanted is None and endpoint is not None:
+            wanted = endpoint_version(agent)
+        if wanted is None:
+            version = agent["latest"]
         else:
             try:
-                version = await self.get_version(project, reference.name, reference.version)
+                version = await self.get_version(project, name, wanted)
             except NotFound as missing:
                 missing.param = "agent_reference.version"
                 raise
@@ -251,8 +270,8 @@ class AgentVersionService:
         for field in _SET_BY_VERSION:
             if field in given and getattr(request, field) is not None and field in settings:
                 raise InvalidRequest(
-                    f"'{field}' cannot be given with 'agent_reference': agent"
-                    f" '{reference.name}' version {version['version']} sets it.",
+                    f"'{field}' cannot be given for agent '{name}': its version"
+                    f" {version['version']} sets it.",
                     param=field,
                 )
         given_fields = request.model_dump(exclude_unset=True)

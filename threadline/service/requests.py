@@ -10,8 +10,17 @@ import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
 from pydantic_core import PydanticCustomError
+
+from threadline.domain.errors import InvalidRequest
 
 Metadata = dict[str, str]
 
@@ -33,6 +42,18 @@ ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "
 
 class Closed(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def invalid_request(invalid: ValidationError, prefix: str) -> InvalidRequest:
+    """The 400 for a part of a request (`prefix`) checked after it was read, as a whole
+    request's is worded: its first problem, named by its path from the request's top."""
+    error = invalid.errors()[0]
+    where = prefix + "".join(
+        f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]
+    )
+    if error["type"] == "extra_forbidden":
+        return InvalidRequest(f"Unrecognized request argument supplied: {where}", param=where)
+    return InvalidRequest(f"Invalid '{where}': {error['msg']}.", param=where)
 
 
 class FunctionDefinition(Closed):

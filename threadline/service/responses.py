@@ -126,11 +126,13 @@ class ResponseCreate(Closed):
 
 
 class AgentVersions(Protocol):
-    """Fills a request that names an agent with its version's settings
-    (`service/agent_versions.py`), and says which version that was, as the response shows
-    it (`{"type": "agent_reference", "name", "version"}`)."""
+    """Fills a request that names an agent, or came through an agent's endpoint, with its
+    version's settings (`service/agent_versions.py`), and says which version that was, as
+    the response shows it (`{"type": "agent_reference", "name", "version"}`)."""
 
-    async def apply(self, project: str, request: ResponseCreate) -> tuple[ResponseCreate, Obj]: ...
+    async def apply(
+        self, project: str, request: ResponseCreate, endpoint: str | None = None
+    ) -> tuple[ResponseCreate, Obj]: ...
 
 
 class InputTokensCount(Closed):
@@ -547,16 +549,20 @@ class ResponseService:
         self._forgetting: set[asyncio.Task[None]] = set()
 
     async def create(
-        self, project: str, request: ResponseCreate, counter: PromptCounting | None = None
+        self,
+        project: str,
+        request: ResponseCreate,
+        counter: PromptCounting | None = None,
+        endpoint: str | None = None,
     ) -> Run:
-        """The response, queued. With `counter`, nothing is kept: what create would write is
-        written, the prompt its run would send is counted, and all is rolled back
-        (`InputTokens`)."""
+        """The response, queued; `endpoint`: the agent whose endpoint the request came
+        through. With `counter`, nothing is kept: what create would write is written, the
+        prompt its run would send is counted, and all is rolled back (`InputTokens`)."""
         agent: Obj | None = None
-        if request.agent_reference is not None:
+        if request.agent_reference is not None or endpoint is not None:
             if self.agents is None:
                 raise not_yet("agent_reference", "agent_reference", SURFACE)
-            request, agent = await self.agents.apply(project, request)
+            request, agent = await self.agents.apply(project, request, endpoint)
         if request.model is None:
             raise InvalidRequest("Missing required parameter: 'model'.", param="model")
         model = request.model
@@ -673,10 +679,16 @@ class ResponseService:
         read_tool_choice(request.tool_choice, tools)
         await self.runs.check_options(_run_request(request, tools))
 
-    async def count_input_tokens(self, project: str, request: InputTokensCount) -> int:
+    async def count_input_tokens(
+        self, project: str, request: InputTokensCount, endpoint: str | None = None
+    ) -> int:
         """The tokens of the prompt the response would send the model first, counted as its
-        run would count them (the window of the conversation that fits included)."""
+        run would count them (the window of the conversation that fits included); through an
+        agent's endpoint, the prompt of the version it would run."""
         model = request.model
+        if model is None and endpoint is not None and self.agents is not None:
+            given = ResponseCreate.model_validate(request.model_dump(exclude_unset=True))
+            model = (await self.agents.apply(project, given, endpoint))[0].model
         if model is None and request.previous_response_id is not None:
             async with self.store.transaction(durable=False) as tx:
                 model = (await self._require(tx, project, request.previous_response_id))["model"]
@@ -686,9 +698,12 @@ class ResponseService:
             raise not_yet("Counting input tokens", "model", "responses")
         await self.counter.prepare(model)
         fields = request.model_dump(exclude_unset=True)
-        fields["model"] = model
+        if endpoint is None:
+            fields["model"] = model
         try:
-            await self.create(project, ResponseCreate.model_validate(fields), self.counter)
+            await self.create(
+                project, ResponseCreate.model_validate(fields), self.counter, endpoint
+            )
         except InputTokens as counted:
             return counted.tokens
         raise AssertionError("create returns only by raising InputTokens when counting")

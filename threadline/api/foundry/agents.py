@@ -3,7 +3,8 @@ as `azure-ai-projects` 2.x calls them under a project (`api/projects.py`).
 
 `force` on the deletes is for hosted agents' sessions, which prompt agents do not have: it
 changes nothing here and is accepted. `kind` filters the list: every agent here is a prompt
-agent. Updating an agent's details (its card, its endpoint) is for hosted agents and refused.
+agent. An agent's details are patched (`update_details`) to set its endpoint, through which
+the OpenAI client of `get_openai_client(agent_name=...)` reaches it (`api/projects.py`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from threadline.api.foundry import render
 from threadline.api.json_body import StrictJsonRoute
 from threadline.domain.records import Page, PageRequest
 from threadline.service.agent_versions import AgentVersionCreate
-from threadline.service.unsupported import not_yet
 
 router = APIRouter(route_class=StrictJsonRoute)
 
@@ -43,16 +43,18 @@ async def get_agent(
     return json_response(render.agent(await svc.agent_versions.get(proj, agent_name)))
 
 
-@router.post("/agents/{agent_name}")
+@router.patch("/agents/{agent_name}")
 async def update_agent_details(
     agent_name: str,
     body: dict[str, Any] = Body(...),
     svc: Services = Depends(services),
     proj: str = Depends(project),
 ) -> Response:
-    await svc.agent_versions.get(proj, agent_name)
-    field = next(iter(sorted(body)), "agent_card")
-    raise not_yet(f"'{field}' (a hosted agent's detail)", field, "agent definitions")
+    """`update_details`: a JSON merge patch (`application/merge-patch+json`) of the agent's
+    endpoint (`service/agent_endpoints.py`)."""
+    return json_response(
+        render.agent(await svc.agent_versions.update_details(proj, agent_name, body))
+    )
 
 
 @router.delete("/agents/{agent_name}")

@@ -36,6 +36,7 @@ def agent(record: Agent) -> Obj:
         "state": "enabled",
         "configuration_state": "enabled",
         "versions": {"latest": version(record["latest"])},
+        **({"agent_endpoint": endpoint} if (endpoint := record.get("agent_endpoint")) else {}),
     }
 
 

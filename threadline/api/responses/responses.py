@@ -8,7 +8,14 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Depends, Query
 from starlette.responses import Response, StreamingResponse
 
-from threadline.api.deps import Services, json_response, page, project, services
+from threadline.api.deps import (
+    Services,
+    endpoint_agent,
+    json_response,
+    page,
+    project,
+    services,
+)
 from threadline.api.json_body import StrictJsonRoute
 from threadline.api.responses import render
 from threadline.api.responses.stream import response_events
@@ -22,9 +29,12 @@ router = APIRouter(route_class=StrictJsonRoute)
 
 @router.post("/responses")
 async def create_response(
-    body: ResponseCreate, svc: Services = Depends(services), proj: str = Depends(project)
+    body: ResponseCreate,
+    svc: Services = Depends(services),
+    proj: str = Depends(project),
+    agent: str | None = Depends(endpoint_agent),
 ) -> Response:
-    run = await svc.responses.create(proj, body)
+    run = await svc.responses.create(proj, body, endpoint=agent)
     keep = run["response"]["store"]
     if body.stream:
         return _event_stream(_stream(svc, proj, run["id"], keep))
@@ -64,9 +74,12 @@ async def _stream(svc: Services, proj: str, run_id: str, keep: bool) -> AsyncIte
 
 @router.post("/responses/input_tokens")
 async def count_input_tokens(
-    body: InputTokensCount, svc: Services = Depends(services), proj: str = Depends(project)
+    body: InputTokensCount,
+    svc: Services = Depends(services),
+    proj: str = Depends(project),
+    agent: str | None = Depends(endpoint_agent),
 ) -> Response:
-    tokens = await svc.responses.count_input_tokens(proj, body)
+    tokens = await svc.responses.count_input_tokens(proj, body, agent)
     return json_response({"object": "response.input_tokens", "input_tokens": tokens})
 
 
