@@ -36,6 +36,11 @@ LLAMA_CPP_WHEELS := $(HOME)/.cache/threadline/llama-cpp-python-$(LLAMA_CPP_VERSI
 AZURE_AGENTS_1_2 := $(VENV)/azure-ai-agents-1.2
 AZURE_AGENTS_1_2_VERSION := 1.2.0b6
 
+# The samples of the pinned azure-ai-projects, from its source package (the wheel has none),
+# which `tests/api/test_foundry_samples.py` runs unchanged against the service.
+AZURE_AI_PROJECTS_VERSION := $(shell sed -n 's/.*"azure-ai-projects==\([^"]*\)".*/\1/p' pyproject.toml)
+PROJECTS_SAMPLES := $(VENV)/azure-ai-projects-samples
+
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
@@ -50,6 +55,13 @@ $(STAMP): pyproject.toml Makefile
 	rm -rf $(AZURE_AGENTS_1_2)
 	$(BIN)/python -m pip install --quiet --no-deps --target $(AZURE_AGENTS_1_2) \
 		"azure-ai-agents==$(AZURE_AGENTS_1_2_VERSION)"
+	rm -rf $(PROJECTS_SAMPLES) $(PROJECTS_SAMPLES).download
+	$(BIN)/python -m pip download --quiet --no-deps --no-binary :all: \
+		--dest $(PROJECTS_SAMPLES).download "azure-ai-projects==$(AZURE_AI_PROJECTS_VERSION)"
+	mkdir -p $(PROJECTS_SAMPLES)
+	tar -xzf $(PROJECTS_SAMPLES).download/*.tar.gz -C $(PROJECTS_SAMPLES) --strip-components=1 \
+		--wildcards '*/samples/*'
+	rm -rf $(PROJECTS_SAMPLES).download
 	touch $(STAMP)
 
 run: setup

@@ -17,6 +17,7 @@ import pytest
 from azure.ai.projects import AIProjectClient
 from azure.ai.projects.models import (
     AgentEndpointConfig,
+    CodeInterpreterTool,
     FixedRatioVersionSelectionRule,
     FunctionTool,
     PromptAgentDefinition,
@@ -712,3 +713,112 @@ def test_what_an_agent_s_endpoint_does_not_serve_is_refused(
         with pytest.raises(openai.BadRequestError):
             agent.responses.create(conversation=conversation.id, input="Hi.")
         assert agent.conversations.items.list(conversation.id).data == []
+
+
+def _with_inputs(model_name: str) -> dict[str, Any]:
+    return {
+        "kind": "prompt",
+        "model": model_name,
+        "instructions": "Answer in {{language}} for {{customer}}; limit {{limit}}.",
+        "structured_inputs": {
+            "language": {"schema": {"type": "string"}, "required": True},
+            "customer": {"schema": {"type": "string"}, "default_value": "everyone"},
+            "limit": {"schema": {"type": "integer", "minimum": 1}},
+        },
+    }
+
+
+def test_structured_inputs_fill_the_version_s_placeholders(
+    project: AIProjectClient,
+    oai: openai.OpenAI,
+    scripted_model: ScriptedModelServer,
+    model_name: str,
+) -> None:
+    name = _agent_name(model_name)
+    made = project.agents.create_version(name, {"definition": _with_inputs(model_name)})
+    assert made.definition["structured_inputs"]["language"]["schema"] == {"type": "string"}
+    scripted_model.script(model_name, Reply("Hej."), Reply("Hallo."))
+    first = oai.responses.create(
+        input="Hi.",
+        extra_body={**_reference(name), "structured_inputs": {"language": "Danish", "limit": 3}},
+    )
+    second = oai.responses.create(
+        input="Hi.",
+        extra_body={
+            **_reference(name),
+            "structured_inputs": {"language": "German", "customer": "Ada"},
+        },
+    )
+    assert (first.output_text, second.output_text) == ("Hej.", "Hallo.")
+    systems = [request["messages"][0]["content"] for request in scripted_model.requests(model_name)]
+    assert systems == [
+        "Answer in Danish for everyone; limit 3.",
+        # An input neither given nor defaulted leaves its placeholder as written.
+        "Answer in German for Ada; limit {{limit}}.",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("inputs", "param"),
+    [
+        ({}, "structured_inputs.language"),
+        ({"language": 5}, "structured_inputs.language"),
+        ({"language": "Danish", "limit": 0}, "structured_inputs.limit"),
+        ({"language": "Danish", "colour": "red"}, "structured_inputs.colour"),
+    ],
+)
+def test_structured_inputs_that_do_not_fit_are_refused(
+    project: AIProjectClient,
+    oai: openai.OpenAI,
+    model_name: str,
+    inputs: dict[str, Any],
+    param: str,
+) -> None:
+    name = _agent_name(model_name)
+    project.agents.create_version(name, {"definition": _with_inputs(model_name)})
+    conversation = oai.conversations.create()
+    with pytest.raises(openai.BadRequestError) as caught:
+        oai.responses.create(
+            conversation=conversation.id,
+            input="Hi.",
+            extra_body={**_reference(name), "structured_inputs": inputs},
+        )
+    assert caught.value.body["param"] == param  # type: ignore[index]
+    assert oai.conversations.items.list(conversation.id).data == []
+
+
+def test_structured_inputs_need_an_agent_and_a_sound_schema(
+    project: AIProjectClient, oai: openai.OpenAI, tls_server: ServerProcess, model_name: str
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        oai.responses.create(
+            model=model_name, input="Hi.", extra_body={"structured_inputs": {"a": "b"}}
+        )
+    assert caught.value.body["param"] == "structured_inputs"  # type: ignore[index]
+    name = _agent_name(model_name)
+    for declared, param in (
+        ({"schema": {"type": "nonsense"}}, "definition.structured_inputs.x.schema"),
+        (
+            {"schema": {"type": "string"}, "default_value": 5},
+            "definition.structured_inputs.x.default_value",
+        ),
+        ({"colour": "red"}, "definition.structured_inputs.x.colour"),
+    ):
+        definition = {"kind": "prompt", "model": model_name, "structured_inputs": {"x": declared}}
+        body = _raw(tls_server, "POST", f"agents/{name}/versions", json={"definition": definition})
+        assert body.status_code == 400 and body.json()["error"]["param"] == param, body.text
+    with pytest.raises(ResourceNotFoundError):
+        project.agents.get(name)
+
+
+def test_a_code_interpreter_without_a_container_gets_one_made_for_it(
+    project: AIProjectClient, model_name: str
+) -> None:
+    """`CodeInterpreterTool()`, as the samples give it: the hosted service makes the
+    container, where a Responses request must say `{"type": "auto"}`."""
+    name = _agent_name(model_name)
+    made = project.agents.create_version(
+        agent_name=name,
+        definition=PromptAgentDefinition(model=model_name, tools=[CodeInterpreterTool()]),
+    )
+    assert made.definition["tools"] == [{"type": "code_interpreter", "container": {"type": "auto"}}]

@@ -250,6 +250,23 @@ def test_code_reads_a_file_and_writes_a_figure_and_a_file(
     without = client.responses.retrieve(response.id)
     assert without.output[0].outputs is not None  # asked for when it was made
 
+    # The container's files, as the Foundry samples fetch what the code wrote.
+    container = link.container_id
+    fetched = client.containers.files.content.retrieve(link.file_id, container_id=container)
+    assert fetched.read().decode() == table
+    held = client.containers.files.retrieve(link.file_id, container_id=container)
+    assert (held.path, held.source, held.bytes) == (
+        "/mnt/data/doubled.csv",
+        "assistant",
+        len(table),
+    )
+    listed = {f.path: f.source for f in client.containers.files.list(container, order="asc")}
+    assert listed["/mnt/data/sales.csv"] == "user" and "/mnt/data/doubled.csv" in listed
+    with pytest.raises(openai.NotFoundError):
+        client.containers.files.retrieve(link.file_id, container_id="thread_nope")
+    with pytest.raises(openai.NotFoundError):
+        client.containers.files.content.retrieve(image_id, container_id=container)
+
 
 def test_code_streams_as_it_is_written_and_run(
     client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str

@@ -23,7 +23,7 @@ from threadline.api.models import model_catalog
 from threadline.api.models import router as models_router
 from threadline.api.projects import ProjectPaths
 from threadline.api.request_id import RequestIds
-from threadline.api.responses import conversations, responses
+from threadline.api.responses import containers, conversations, responses
 from threadline.api.text_guard import TextGuard
 from threadline.config import Settings
 from threadline.engine.input_tokens import PromptCounter
@@ -35,6 +35,7 @@ from threadline.providers.embedders.select import embedder_for
 from threadline.providers.registry import build_provider, model_routes
 from threadline.service.agent_versions import AgentVersionService
 from threadline.service.assistants import AssistantService
+from threadline.service.containers import ContainerService
 from threadline.service.conversations import ConversationService
 from threadline.service.files import FileService
 from threadline.service.keys import KeyRing
@@ -102,16 +103,18 @@ def create_app(settings: Settings, *, with_worker: bool = True) -> FastAPI:
     agent_versions = AgentVersionService(store, response_service)
     # A response naming a Foundry agent runs that agent's version.
     response_service.agents = agent_versions
+    file_service = FileService(store, blobs, settings.max_file_bytes)
     app.state.services = Services(
         assistants=AssistantService(store, limits, tool_checks, models),
         threads=ThreadService(store, limits),
         messages=MessageService(store, limits),
         runs=run_service,
-        files=FileService(store, blobs, settings.max_file_bytes),
+        files=file_service,
         vector_stores=VectorStoreService(store, searcher),
         conversations=ConversationService(store, limits),
         responses=response_service,
         agent_versions=agent_versions,
+        containers=ContainerService(store, file_service),
         poll_after_ms=settings.poll_after_ms,
         models=models,
     )
@@ -124,6 +127,7 @@ def create_app(settings: Settings, *, with_worker: bool = True) -> FastAPI:
         vector_stores.router,
         conversations.router,
         responses.router,
+        containers.router,
         agents.router,
         models_router,
     ):

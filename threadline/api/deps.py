@@ -13,6 +13,7 @@ from threadline.domain.projects import DEFAULT_PROJECT
 from threadline.domain.records import PageRequest
 from threadline.service.agent_versions import AgentVersionService
 from threadline.service.assistants import AssistantService
+from threadline.service.containers import ContainerService
 from threadline.service.conversations import ConversationService
 from threadline.service.files import FileService
 from threadline.service.messages import MessageService
@@ -35,6 +36,7 @@ class Services:
     conversations: ConversationService
     responses: ResponseService
     agent_versions: AgentVersionService
+    containers: ContainerService
     poll_after_ms: int
     models: ModelCatalog = EVERY_NAME
 

@@ -10,8 +10,8 @@ state and rewrites the path, so every route exists once.
 which that client calls with no api-version (one given is checked as elsewhere).
 
 `/api/projects/{project}/agents/{name}/endpoint/protocols/openai/...` is the base URL of the
-client `get_openai_client(agent_name=name)` hands out: the Responses and Conversations paths
-of the project, whose responses that agent answers (`service/agent_endpoints.py`); the request
+client `get_openai_client(agent_name=name)` hands out: the Responses, Conversations and containers
+paths of the project, whose responses that agent answers (`service/agent_endpoints.py`); the request
 state names the agent.
 """
 
@@ -30,7 +30,7 @@ PREFIX = "/api/projects/"
 OPENAI_PREFIX = "openai/v1/"
 # `agents/{name}` + this: an agent's endpoint, which serves the paths below.
 ENDPOINT_INFIX = "/endpoint/protocols/openai/"
-ENDPOINT_SERVES = ("responses", "conversations")
+ENDPOINT_SERVES = ("responses", "conversations", "containers")
 
 
 class ProjectPaths:
@@ -47,7 +47,7 @@ class ProjectPaths:
             rest = rest[len(OPENAI_PREFIX) :]
         agent, rest = _endpoint_of(rest)
         if agent is not None and rest.partition("/")[0] not in ENDPOINT_SERVES:
-            message = f"An agent's endpoint serves {' and '.join(ENDPOINT_SERVES)}, not '{rest}'."
+            message = f"An agent's endpoint serves {', '.join(ENDPOINT_SERVES)}; not '{rest}'."
             await error_response(404, message, "invalid_request_error", None, None)(
                 scope, receive, send
             )

@@ -34,6 +34,12 @@ from threadline.domain.records import Assistant, Metadata, Obj, Page, PageReques
 from threadline.service.agent_endpoints import endpoint_version, patched_details
 from threadline.service.requests import Closed, invalid_request
 from threadline.service.responses import Reasoning, ResponseCreate, ResponseService
+from threadline.service.structured_inputs import (
+    StructuredInput,
+    bound_values,
+    check_declared,
+    filled,
+)
 from threadline.service.unsupported import not_yet
 from threadline.store.base import Store
 
@@ -41,7 +47,7 @@ _WHERE = "agent definitions"
 # Kinds of definition the client knows, none of which this service runs but `prompt`.
 _KINDS = ("prompt", "hosted", "workflow", "external", "voice")
 # Fields of a prompt definition this service does not carry out yet.
-_DEFINITION_NOT_YET = ("rai_config", "harness", "skills", "structured_inputs")
+_DEFINITION_NOT_YET = ("rai_config", "harness", "skills")
 # What a version sets, which a request naming it may not set too.
 _SET_BY_VERSION = (
     "model",
@@ -65,6 +71,7 @@ class PromptDefinition(Closed):
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
     text: dict[str, Any] | None = None
     reasoning: Reasoning | None = None
+    structured_inputs: dict[str, StructuredInput] | None = None
 
 
 class AgentVersionCreate(Closed):
@@ -105,14 +112,37 @@ def _read_definition(raw: dict[str, Any]) -> PromptDefinition:
         if raw.get(name) is not None:
             raise not_yet(f"'definition.{name}'", f"definition.{name}", _WHERE)
     try:
-        return PromptDefinition.model_validate(raw)
+        definition = PromptDefinition.model_validate({**raw, "tools": _with_containers(raw)})
     except ValidationError as invalid:
         raise invalid_request(invalid, "definition") from invalid
+    check_declared(definition.structured_inputs or {})
+    return definition
+
+
+def _with_containers(raw: dict[str, Any]) -> Any:
+    """The definition's tools, a code interpreter without a container given one made for
+    it (`auto`), as the hosted service does for agents (a Responses request must name it)."""
+    tools = raw.get("tools")
+    if not isinstance(tools, list):
+        return tools
+    return [
+        {**tool, "container": {"type": "auto"}}
+        if isinstance(tool, dict)
+        and tool.get("type") == "code_interpreter"
+        and tool.get("container") is None
+        else tool
+        for tool in tools
+    ]
 
 
 def _settings(definition: PromptDefinition) -> dict[str, Any]:
     """The response request fields a definition sets (those it gives)."""
-    return definition.model_dump(exclude_none=True, exclude={"kind"})
+    return definition.model_dump(exclude_none=True, exclude={"kind", "structured_inputs"})
+
+
+def _kept(definition: PromptDefinition) -> dict[str, Any]:
+    """The definition as a version keeps it."""
+    return definition.model_dump(exclude_none=True, by_alias=True)
 
 
 def _reference(version: AgentVersion) -> Obj:
@@ -154,7 +184,7 @@ class AgentVersionService:
                 "created_at": now(),
                 "description": request.description,
                 "metadata": request.metadata or {},
-                "definition": {"kind": "prompt", **_settings(definition)},
+                "definition": _kept(definition),
             }
             if agent is None:
                 first: Agent = {
@@ -263,7 +293,13 @@ class AgentVersionService:
             except NotFound as missing:
                 missing.param = "agent_reference.version"
                 raise
-        settings = {k: v for k, v in version["definition"].items() if k != "kind" and v is not None}
+        kept = version["definition"]
+        values = bound_values(kept.get("structured_inputs") or {}, request.structured_inputs or {})
+        settings = {
+            key: filled(value, values)
+            for key, value in kept.items()
+            if key not in ("kind", "structured_inputs") and value is not None
+        }
         # What the version leaves unset, the request may set (a `tool_choice` for this call,
         # say); what it sets, the request may not set again.
         given = request.model_fields_set
@@ -274,7 +310,7 @@ class AgentVersionService:
                     f" {version['version']} sets it.",
                     param=field,
                 )
-        given_fields = request.model_dump(exclude_unset=True)
+        given_fields = request.model_dump(exclude_unset=True, exclude={"structured_inputs"})
         return ResponseCreate.model_validate({**given_fields, **settings}), _reference(version)
 
 

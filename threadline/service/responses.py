@@ -123,6 +123,9 @@ class ResponseCreate(Closed):
     safety_identifier: Annotated[str, Field(max_length=64)] | None = None
     prompt_cache_key: Annotated[str, Field(max_length=256)] | None = None
     agent_reference: AgentReference | None = None
+    # Values for the `{{name}}` placeholders of the agent version the request runs
+    # (`service/structured_inputs.py`).
+    structured_inputs: dict[str, Any] | None = None
 
 
 class AgentVersions(Protocol):
@@ -563,6 +566,12 @@ class ResponseService:
             if self.agents is None:
                 raise not_yet("agent_reference", "agent_reference", SURFACE)
             request, agent = await self.agents.apply(project, request, endpoint)
+        elif request.structured_inputs is not None:
+            raise InvalidRequest(
+                "'structured_inputs' fill an agent version's placeholders: give"
+                " 'agent_reference' too.",
+                param="structured_inputs",
+            )
         if request.model is None:
             raise InvalidRequest("Missing required parameter: 'model'.", param="model")
         model = request.model

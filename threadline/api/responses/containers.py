@@ -1,0 +1,79 @@
+"""`/containers/{id}/files`: the files of a response's code interpreter container
+(`service/containers.py`), listed, described and downloaded."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from starlette.responses import Response, StreamingResponse
+
+from threadline.api.deps import Services, json_response, page, project, services
+from threadline.api.json_body import StrictJsonRoute
+from threadline.domain.records import FileRecord, Obj, PageRequest
+
+router = APIRouter(route_class=StrictJsonRoute)
+
+
+def _file(record: FileRecord, container_id: str, path: str) -> Obj:
+    return {
+        "id": record["id"],
+        "object": "container.file",
+        "container_id": container_id,
+        "created_at": record["created_at"],
+        "bytes": record["bytes"],
+        "path": path,
+        # What the code wrote is the assistant's; what it was given, the user's.
+        "source": "assistant" if record["purpose"] == "assistants_output" else "user",
+    }
+
+
+@router.get("/containers/{container_id}/files")
+async def list_container_files(
+    container_id: str,
+    pages: PageRequest = Depends(page),
+    svc: Services = Depends(services),
+    proj: str = Depends(project),
+) -> Response:
+    """A container holds a conversation's few files: they are paged here, in memory."""
+    shown = [
+        _file(await svc.files.get(proj, file_id), container_id, path)
+        for path, file_id in (await svc.containers.paths(proj, container_id)).items()
+    ]
+    shown.sort(key=lambda item: (item["created_at"], item["id"]), reverse=pages.order == "desc")
+    ids = [item["id"] for item in shown]
+    if pages.after in ids:
+        shown = shown[ids.index(pages.after) + 1 :]
+        data = shown[: pages.limit]
+    elif pages.before in ids:
+        shown = shown[: ids.index(pages.before)]
+        data = shown[-pages.limit :]
+    else:
+        data = shown[: pages.limit]
+    return json_response(
+        {
+            "object": "list",
+            "data": data,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+            "has_more": len(shown) > len(data),
+        }
+    )
+
+
+@router.get("/containers/{container_id}/files/{file_id}")
+async def get_container_file(
+    container_id: str, file_id: str, svc: Services = Depends(services), proj: str = Depends(project)
+) -> Response:
+    record, path = await svc.containers.file(proj, container_id, file_id)
+    return json_response(_file(record, container_id, path))
+
+
+@router.get("/containers/{container_id}/files/{file_id}/content")
+async def container_file_content(
+    container_id: str, file_id: str, svc: Services = Depends(services), proj: str = Depends(project)
+) -> Response:
+    record, chunks = await svc.containers.content(proj, container_id, file_id)
+    headers = {
+        "content-length": str(record["bytes"]),
+        "content-disposition": f'attachment; filename="{record["filename"]}"',
+    }
+    return StreamingResponse(chunks, media_type="application/octet-stream", headers=headers)

@@ -1,0 +1,48 @@
+"""A response's code interpreter container: the sandbox of its conversation's thread, whose id
+is the container's (`api/responses/render.py`). Its files are the ones the thread's sandbox
+holds (`code_sandbox`: the files given to the code, and those it wrote), by their paths under
+`/mnt/data`; each is a File of the project, read here through its container as the openai
+SDK's `containers.files` does (a file cited by `container_file_citation` is fetched so).
+
+Containers made on their own (`POST /containers`) are not kept yet: a response's container
+is made with it (`{"type": "auto"}`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from threadline.domain.errors import NotFound
+from threadline.domain.records import FileRecord, Obj
+from threadline.service.files import FileService
+from threadline.store.base import Store
+from threadline.tools.code_interpreter.tool import SCRATCH
+
+
+class ContainerService:
+    def __init__(self, store: Store, files: FileService):
+        self.store = store
+        self.files = files
+
+    async def paths(self, project: str, container_id: str) -> dict[str, str]:
+        """The files of the container: the id of each, by its path."""
+        async with self.store.transaction(durable=False) as tx:
+            thread = await tx.get_thread(project, container_id)
+        if thread is None:
+            raise NotFound("container", container_id)
+        state: Obj = dict(thread.get("code_sandbox") or {})
+        names: dict[str, str] = state.get("files") or {}
+        return {f"{SCRATCH}/{name}": file_id for name, file_id in names.items()}
+
+    async def file(self, project: str, container_id: str, file_id: str) -> tuple[FileRecord, str]:
+        """A file of the container, and its path there."""
+        for path, held in (await self.paths(project, container_id)).items():
+            if held == file_id:
+                return await self.files.get(project, file_id), path
+        raise NotFound("container file", file_id)
+
+    async def content(
+        self, project: str, container_id: str, file_id: str
+    ) -> tuple[FileRecord, AsyncIterator[bytes]]:
+        await self.file(project, container_id, file_id)
+        return await self.files.content(project, file_id)
