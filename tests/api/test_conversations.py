@@ -6,7 +6,7 @@ from __future__ import annotations
 import openai
 import pytest
 from support.errors import sdk_error
-from support.scripted_model import Reply, ScriptedModelServer
+from support.scripted_model import CallTools, Reply, ScriptedModelServer, ToolCall
 
 
 def test_a_conversation_with_items_is_a_thread_with_messages(client: openai.OpenAI) -> None:
@@ -175,6 +175,61 @@ def test_function_calls_and_outputs_are_items_in_order_that_assistants_skip(
     # A call whose output is gone is not sent: upstreams refuse a call left unanswered.
     roles = [m["role"] for m in scripted_model.requests(model_name)[-1]["messages"]]
     assert roles == ["user", "assistant", "user", "assistant", "user"]
+
+
+def test_an_assistants_run_s_function_calls_are_items_of_its_thread(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    """A run that waited for function outputs leaves its calls and the outputs submitted in
+    its thread: the conversation lists them where they happened, the Assistants API still
+    reads messages alone, and later runs and responses read them before their answer."""
+    scripted_model.script(
+        model_name,
+        CallTools([ToolCall("weather", {"city": "Rome"}), ToolCall("weather", {"city": "Oslo"})]),
+        Reply("Sunny in Rome, snow in Oslo."),
+        Reply("Still so."),
+        Reply("As before."),
+    )
+    weather = {"type": "function", "function": {"name": "weather", "parameters": {}}}
+    assistant = client.beta.assistants.create(model=model_name, tools=[weather])  # type: ignore[list-item]
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Weather?"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    assert run.status == "requires_action" and run.required_action is not None
+    calls = run.required_action.submit_tool_outputs.tool_calls
+    waiting = client.conversations.items.list(thread.id, order="asc").data
+    assert [item.type for item in waiting] == ["message", "function_call", "function_call"]
+
+    client.beta.threads.runs.submit_tool_outputs_and_poll(
+        run_id=run.id,
+        thread_id=thread.id,
+        tool_outputs=[{"tool_call_id": c.id, "output": f"out {c.id}"} for c in calls],
+    )
+
+    items = client.conversations.items.list(thread.id, order="asc").data
+    assert [item.type for item in items] == [
+        "message",
+        "function_call",
+        "function_call",
+        "function_call_output",
+        "function_call_output",
+        "message",
+    ]
+    assert [item.call_id for item in items[1:5]] == [c.id for c in calls] * 2  # type: ignore[union-attr]
+    assert items[3].output == f"out {calls[0].id}"  # type: ignore[union-attr]
+    messages = client.beta.threads.messages.list(thread.id, order="asc").data
+    assert [m.role for m in messages] == ["user", "assistant"]
+    # The run read its own calls once, from its steps.
+    resumed = scripted_model.requests(model_name)[1]["messages"]
+    assert [m["role"] for m in resumed] == ["user", "assistant", "tool", "tool"]
+
+    client.beta.threads.messages.create(thread.id, role="user", content="And now?")
+    client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    client.responses.create(model=model_name, conversation=thread.id, input="And later?")
+    for request in scripted_model.requests(model_name)[2:]:
+        sent = request["messages"]
+        assert [m["role"] for m in sent][:5] == ["user", "assistant", "tool", "tool", "assistant"]
+        assert [c["id"] for c in sent[1]["tool_calls"]] == [c.id for c in calls]
+        assert sent[2]["content"] == f"out {calls[0].id}"
 
 
 def test_a_missing_conversation_or_item_is_a_404(client: openai.OpenAI) -> None:

@@ -433,6 +433,9 @@ class RunExecutor:
             )
             if moved is None:
                 raise Superseded()
+            await tx.insert_messages(
+                run["thread_id"], call_items(run["thread_id"], run["id"], pending)
+            )
         return written
 
     async def _end_response_with_calls(
@@ -536,6 +539,9 @@ class RunExecutor:
         return CallContext(project, run["id"], run["thread_id"], depth=depth, include=include)
 
     async def _wait_for_client(self, run: Run, pending: list[ToolCall]) -> None:
+        """The run waits for its client's function outputs. The calls join the thread as
+        items, as a response's do, so that its conversation shows them and later prompts
+        read them (this run's own prompt reads its calls from its steps, not from them)."""
         async with self.store.transaction(durable=False) as tx:
             moved = await change_status(
                 tx,
@@ -545,8 +551,11 @@ class RunExecutor:
                 pending_tool_calls=pending,
                 expires_at=now() + self.expiry_seconds,
             )
-        if moved is None:
-            raise Superseded()
+            if moved is None:
+                raise Superseded()
+            await tx.insert_messages(
+                run["thread_id"], call_items(run["thread_id"], run["id"], pending)
+            )
 
     async def _record_message(
         self, run: Run, result: TurnResult, usage: Usage, run_usage: Usage, capped: bool

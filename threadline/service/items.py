@@ -93,7 +93,7 @@ def call_item_id(call: Mapping[str, Any]) -> str:
 
 
 def call_items(thread_id: str, run_id: str, calls: list[ToolCall]) -> list[Message]:
-    """The function calls a response ended with, as items of its thread."""
+    """The function calls a run or a response ended a round with, as items of its thread."""
     return [
         item_record(
             thread_id,
@@ -105,6 +105,19 @@ def call_items(thread_id: str, run_id: str, calls: list[ToolCall]) -> list[Messa
             },
             run_id,
             call_item_id(call),
+        )
+        for call in calls
+        if call["type"] == "function"
+    ]
+
+
+def output_items(thread_id: str, run_id: str, calls: list[ToolCall]) -> list[Message]:
+    """The outputs a client submitted for a run's function calls, as items of its thread."""
+    return [
+        item_record(
+            thread_id,
+            {"type": "function_call_output", "call_id": call["id"], "output": call["output"]},
+            run_id,
         )
         for call in calls
         if call["type"] == "function"
