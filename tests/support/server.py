@@ -80,12 +80,16 @@ class ServerProcess:
         if self.tls:
             command += ["--ssl-certfile", str(self.tls[0]), "--ssl-keyfile", str(self.tls[1])]
         command += self.args
+        logged_before = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
         deadline = time.monotonic() + _START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
+            if not self._listening_since(logged_before):
+                time.sleep(0.05)
+                continue
             try:
                 health = httpx.get(f"{self.url}/health", timeout=1, verify=self.verify)
                 if health.status_code == 200:
@@ -93,6 +97,15 @@ class ServerProcess:
             except httpx.HTTPError:
                 time.sleep(0.05)
         raise RuntimeError(f"server did not start: {self.log_path.read_text()[-3000:]}")
+
+    def _listening_since(self, offset: int) -> bool:
+        """Whether this process has bound its port, as its log says. The port was free when
+        chosen, but another process (another test worker's server) may have taken it since:
+        then this one fails to bind and exits, and until it does, that other server would
+        answer the health check in its place."""
+        with self.log_path.open("rb") as log:
+            log.seek(offset)
+            return b"Uvicorn running on" in log.read()
 
     def stop(self) -> None:
         if self.process is not None:
