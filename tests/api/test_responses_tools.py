@@ -111,6 +111,64 @@ def test_file_search_finds_the_passage_and_the_answer_cites_it(
     assert client.responses.retrieve(response.id).to_dict() == response.to_dict()
 
 
+def test_the_calls_of_the_service_s_tools_are_items_of_the_conversation(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    """A conversation lists a file_search call where it was made, as the response showed it,
+    and the next response's prompt reads the call and what it found before the answer; an
+    Assistants run's calls on the same thread are items too."""
+    store_id, file_id = _store(client, "ferry.md", FERRY)
+    scripted_model.script(
+        model_name,
+        CallTools([ToolCall("file_search", {"queries": ["first ferry"]})]),
+        Reply("At 7:15."),
+        Reply("Still 7:15."),
+    )
+    tool = {"type": "file_search", "vector_store_ids": [store_id]}
+    conversation = client.conversations.create()
+    first = client.responses.create(
+        model=model_name,
+        conversation=conversation.id,
+        input="First ferry?",
+        tools=[tool],  # type: ignore[list-item]
+    )
+    items = client.conversations.items.list(
+        conversation.id, order="asc", include=["file_search_call.results"]
+    ).data
+    assert [item.type for item in items] == ["message", "file_search_call", "message"]
+    call = items[1]
+    assert call.id == first.output[0].id and call.queries == ["first ferry"]  # type: ignore[union-attr]
+    assert call.results is not None and call.results[0].file_id == file_id  # type: ignore[union-attr]
+    bare = client.conversations.items.retrieve(call.id, conversation_id=conversation.id)
+    assert bare.results is None  # type: ignore[union-attr]
+    assert [m.role for m in client.beta.threads.messages.list(conversation.id).data] == [
+        "assistant",
+        "user",
+    ]
+
+    client.responses.create(model=model_name, conversation=conversation.id, input="Sure?")
+    sent = scripted_model.requests(model_name)[2]["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "tool", "assistant", "user"]
+    assert sent[1]["tool_calls"][0]["function"]["name"] == "file_search"
+    assert "7:15" in sent[2]["content"]
+
+    scripted_model.script(
+        model_name, CallTools([ToolCall("file_search", {"queries": ["last ferry"]})]), Reply("?")
+    )
+    assistant = client.beta.assistants.create(
+        model=model_name,
+        tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_store_ids": [store_id]}},
+    )
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=conversation.id, assistant_id=assistant.id, poll_interval_ms=50
+    )
+    assert run.status == "completed"
+    later = client.conversations.items.list(conversation.id, order="asc").data
+    assert [item.type for item in later[-2:]] == ["file_search_call", "message"]
+    assert later[-2].queries == ["last ferry"]  # type: ignore[union-attr]
+
+
 def test_file_search_results_are_shown_only_when_included(
     client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
 ) -> None:

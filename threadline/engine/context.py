@@ -73,9 +73,7 @@ def _text_of(message: Message) -> str:
 
 def chat_message(message: Message) -> ChatMessage | None:
     """A message as the model gets it; None for one with image parts, whose content
-    depends on the model and the files (`images.image_content`)."""
-    if "item" in message:
-        return _item_as_chat(message["item"])
+    depends on the model and the files (`images.image_content`). Items: `item_as_chat`."""
     content = message["content"]
     if len(content) == 1 and content[0]["type"] == "text":
         # Nearly every message is one piece of text; the general way cost it four times as much.
@@ -85,22 +83,29 @@ def chat_message(message: Message) -> ChatMessage | None:
     return {"role": message["role"], "content": _text_of(message)}
 
 
-def _item_as_chat(item: Obj) -> ChatMessage:
+def item_as_chat(item: Obj) -> list[ChatMessage]:
     """A function call of the thread, or its output, as the chat format carries them (calls
-    made one after the other are joined into one assistant message by `_paired`)."""
+    made one after the other are joined into one assistant message by `_paired`); a call of
+    the service's own tools, as the model made it and read its outcome: both."""
+    if "call" in item:
+        call = item["call"]
+        return [
+            _calling(call["id"], call["name"], call["arguments"]),
+            {"role": "tool", "tool_call_id": call["id"], "content": call.get("output") or ""},
+        ]
     if item["type"] == "function_call":
-        return {
-            "role": "assistant",
-            "content": "",  # not null: see `_steps_as_chat`
-            "tool_calls": [
-                {
-                    "id": item["call_id"],
-                    "type": "function",
-                    "function": {"name": item["name"], "arguments": item["arguments"]},
-                }
-            ],
-        }
-    return {"role": "tool", "tool_call_id": item["call_id"], "content": item["output"]}
+        return [_calling(item["call_id"], item["name"], item["arguments"])]
+    return [{"role": "tool", "tool_call_id": item["call_id"], "content": item["output"]}]
+
+
+def _calling(call_id: str, name: str, arguments: str) -> ChatMessage:
+    return {
+        "role": "assistant",
+        "content": "",  # not null: see `_steps_as_chat`
+        "tool_calls": [
+            {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+        ],
+    }
 
 
 def _paired(window: list[ChatMessage]) -> list[ChatMessage]:
@@ -253,20 +258,24 @@ async def build_context(
             if message["run_id"] == run["id"]:
                 continue
             content: ImageContent | None = None
-            items = items or "item" in message
-            chat = chat_message(message)
-            if chat is None:
-                if images is None:
-                    images = PromptImages(provider.sees_images(model))
-                files = await image_files.of(message)
-                content = image_content(message, images.sees, files)
-                chat = {"role": message["role"], "content": content.content}
-            cost = _tokens(provider, model, chat)
+            if "item" in message:
+                items = True
+                chats = item_as_chat(message["item"])
+            else:
+                chat = chat_message(message)
+                if chat is None:
+                    if images is None:
+                        images = PromptImages(provider.sees_images(model))
+                    files = await image_files.of(message)
+                    content = image_content(message, images.sees, files)
+                    chat = {"role": message["role"], "content": content.content}
+                chats = [chat]
+            cost = sum(_tokens(provider, model, chat) for chat in chats)
             if used + cost > budget:
                 full = True
                 break
             used += cost
-            window.append(chat)
+            window.extend(reversed(chats))  # the window is read newest first
             if content is not None and images is not None:
                 images.keep(content)
             if cap is not None and len(window) >= cap:

@@ -37,7 +37,7 @@ from threadline.providers.base import (
     ProviderError,
     Usage,
 )
-from threadline.service.items import call_items
+from threadline.service.items import call_items, service_call_items
 from threadline.service.objects import run_step, text_part
 from threadline.service.run_status import Event, change_status, emit
 from threadline.store.base import Store, StoreTx
@@ -452,7 +452,9 @@ class RunExecutor:
         if closed is None:
             raise Superseded()
         calls = cast(ToolCalls, step["step_details"])["tool_calls"]
-        await tx.insert_messages(run["thread_id"], call_items(run["thread_id"], run["id"], calls))
+        thread_id = run["thread_id"]
+        done = service_call_items(thread_id, run["id"], calls)
+        await tx.insert_messages(thread_id, [*done, *call_items(thread_id, run["id"], calls)])
         usage = _usage_of(await tx.steps_of_run(run["id"]))
         ended = [*completed, ("thread.run.step.completed", closed)]
         if not await self._finish(tx, run, RunStatus.COMPLETED, usage, None, ended):

@@ -29,6 +29,7 @@ from typing import cast
 from threadline.domain.clock import now
 from threadline.domain.records import Obj, Run, RunStep, ToolCall, ToolCalls
 from threadline.engine.superseded import Superseded
+from threadline.service.items import service_call_items
 from threadline.service.run_status import Event, emit
 from threadline.store.base import Store, StoreTx
 from threadline.tools.base import CallContext, Outcome, ToolFailure
@@ -199,5 +200,9 @@ class ToolRound:
             events.append(("thread.run.step.delta", {"id": step["id"], "tool_calls": [piece]}))
         if close:
             events.append(("thread.run.step.completed", written))
+            # The round's calls, done, join the thread's items (`service/items.py`).
+            await tx.insert_messages(
+                run["thread_id"], service_call_items(run["thread_id"], run["id"], calls)
+            )
         await emit(tx, run, *events)
         return written

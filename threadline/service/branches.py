@@ -42,11 +42,10 @@ async def _said_by(tx: StoreTx, run: Run) -> set[str]:
 
 def _copy(message: Message, thread_id: str) -> Message:
     kind = item_kind(message)
-    prefix = {
-        None: IdKind.MESSAGE,
-        "function_call": IdKind.FUNCTION_CALL,
-        "function_call_output": IdKind.FUNCTION_OUTPUT,
-    }[kind]
+    # A call of the service's own tools is a call too.
+    prefix = {None: IdKind.MESSAGE, "function_call_output": IdKind.FUNCTION_OUTPUT}.get(
+        kind, IdKind.FUNCTION_CALL
+    )
     return {**message, "id": new_id(prefix), "thread_id": thread_id}
 
 

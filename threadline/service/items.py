@@ -1,12 +1,14 @@
-"""A thread's items that are not messages: function calls and their outputs, as the Responses
-and Conversations APIs give and show them.
+"""A thread's items that are not messages: function calls and their outputs, and the calls
+of the service's own tools, as the Responses and Conversations APIs give and show them.
 
 They are kept in the thread, in order among its messages (`Message.item`), so that a
 conversation lists them where they were said and a later prompt reads them there; the
-Assistants API, which has no such items, skips them. A call the service's model made gets
-an item when its response ends with it; a call a client replays (the openai-agents Runner
-sends its whole history each turn) and every output a client gives are items of the request
-that gives them.
+Assistants API, which has no such items, skips them. A function call the service's model
+made gets an item when its run waits for the call's output or its response ends with it; a
+call a client replays (the openai-agents Runner sends its whole history each turn) and every
+output a client gives are items of the request that gives them. A call of the service's own
+tools (file_search, code_interpreter, MCP) gets one item, the call with its outcome, once its
+round of calls is done.
 """
 
 from __future__ import annotations
@@ -68,12 +70,12 @@ def item_record(
 ) -> Message:
     """The thread's record of an item: a call is the assistant's, an output its client's."""
     created = now()
-    is_call = item["type"] == "function_call"
+    is_output = item["type"] == "function_call_output"
     return {
-        "id": item_id or new_id(IdKind.FUNCTION_CALL if is_call else IdKind.FUNCTION_OUTPUT),
+        "id": item_id or new_id(IdKind.FUNCTION_OUTPUT if is_output else IdKind.FUNCTION_CALL),
         "created_at": created,
         "thread_id": thread_id,
-        "role": "assistant" if is_call else "user",
+        "role": "user" if is_output else "assistant",
         "content": [],
         "assistant_id": None,
         "run_id": run_id,
@@ -87,9 +89,35 @@ def item_record(
     }
 
 
+# The item type of each tool whose calls are items, and the prefix of their ids.
+_SERVICE_ITEMS = {
+    "file_search": ("file_search_call", "fs_"),
+    "code_interpreter": ("code_interpreter_call", "ci_"),
+    "mcp": ("mcp_call", "mcp_"),
+}
+
+
 def call_item_id(call: Mapping[str, Any]) -> str:
     """The item of a call the service's model made has the id its response shows it by."""
+    if call["type"] in _SERVICE_ITEMS:
+        return _SERVICE_ITEMS[call["type"]][1] + str(call["id"])
     return f"fc_{call['id']}"
+
+
+def service_call_items(thread_id: str, run_id: str, calls: list[ToolCall]) -> list[Message]:
+    """The calls of a round that the service's own tools made, each with its outcome, as
+    items of the thread (`{"type": "file_search_call", "call": <the call>}`). An MCP call its
+    client refused was not made, and one still waiting for approval not yet."""
+    return [
+        item_record(
+            thread_id,
+            {"type": _SERVICE_ITEMS[call["type"]][0], "call": dict(call)},
+            run_id,
+            call_item_id(call),
+        )
+        for call in calls
+        if call["type"] in _SERVICE_ITEMS and "output" in call and call.get("approved") is not False
+    ]
 
 
 def call_items(thread_id: str, run_id: str, calls: list[ToolCall]) -> list[Message]:

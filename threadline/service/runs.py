@@ -31,7 +31,7 @@ from threadline.service.file_refs import (
     check_message_refs,
     resolve_tool_resources,
 )
-from threadline.service.items import output_items
+from threadline.service.items import output_items, service_call_items
 from threadline.service.messages import (
     append_messages,
     check_messages,
@@ -223,7 +223,11 @@ class RunService:
             )
             assert completed is not None  # the thread is locked, the run waits for outputs
             answered = [call for call in details["tool_calls"] if call["id"] in outputs]
-            await tx.insert_messages(thread_id, output_items(thread_id, run_id, answered))
+            done = [
+                *output_items(thread_id, run_id, answered),
+                *service_call_items(thread_id, run_id, details["tool_calls"]),
+            ]
+            await tx.insert_messages(thread_id, done)
             first_seq = await emit(tx, run, ("thread.run.step.completed", completed))
             updated = await change_status(tx, run, RunStatus.QUEUED)
             if updated is None:

@@ -10,7 +10,7 @@ from threadline.api.json_body import StrictJsonRoute
 from threadline.api.responses import render
 from threadline.domain.records import PageRequest
 from threadline.service.conversations import ConversationCreate, ConversationUpdate, ItemsCreate
-from threadline.service.unsupported import refuse_include
+from threadline.service.unsupported import RESPONSE_INCLUDES, refuse_include
 
 router = APIRouter(route_class=StrictJsonRoute)
 
@@ -72,9 +72,9 @@ async def list_items(
     svc: Services = Depends(services),
     proj: str = Depends(project),
 ) -> Response:
-    refuse_include(include)
+    shown = refuse_include(include, allowed=RESPONSE_INCLUDES)
     found = await svc.conversations.list_items(proj, conversation_id, pages)
-    return json_response(render.items_page(found))
+    return json_response(render.items_page(found, shown))
 
 
 @router.get("/conversations/{conversation_id}/items/{item_id}")
@@ -85,9 +85,9 @@ async def get_item(
     svc: Services = Depends(services),
     proj: str = Depends(project),
 ) -> Response:
-    refuse_include(include)
+    shown = refuse_include(include, allowed=RESPONSE_INCLUDES)
     found = await svc.conversations.get_item(proj, conversation_id, item_id)
-    return json_response(render.item(found))
+    return json_response(render.item(found, shown))
 
 
 @router.delete("/conversations/{conversation_id}/items/{item_id}")

@@ -84,11 +84,16 @@ def _part(part: Mapping[str, Any], role: str, container_id: str = "") -> Obj:
     return dict(part)
 
 
-def item(message: Message) -> Obj:
+def item(message: Message, include: Sequence[str] = ()) -> Obj:
     """A message of the thread as a conversation item; one still being written is
-    `in_progress`, one cut short `incomplete`."""
+    `in_progress`, one cut short `incomplete`. A call of the service's own tools shows as
+    its response showed it (`include`: the parts of it asked for)."""
     if "item" in message:
-        return {"id": message["id"], **message["item"], "status": "completed"}
+        kept = message["item"]
+        if "call" in kept:
+            shown = call_item(kept["call"], "completed", message["thread_id"], include)
+            return {**(shown or {}), "id": message["id"]}
+        return {"id": message["id"], **kept, "status": "completed"}
     status = message.get("status") or "completed"
     return {
         "type": "message",
@@ -101,8 +106,8 @@ def item(message: Message) -> Obj:
     }
 
 
-def items_page(page: Page[Message]) -> Obj:
-    data = [item(message) for message in page.data]
+def items_page(page: Page[Message], include: Sequence[str] = ()) -> Obj:
+    data = [item(message, include) for message in page.data]
     return {
         "object": "list",
         "data": data,
@@ -210,7 +215,7 @@ def file_search_call(call: Mapping[str, Any], include: Sequence[str] = ()) -> Ob
         ]
     return {
         "type": "file_search_call",
-        "id": f"fs_{call['id']}",
+        "id": call_item_id(call),
         "status": status,
         "queries": _queries(call["arguments"]),
         "results": results,
@@ -234,7 +239,7 @@ def code_interpreter_call(
         outputs = [_code_output(output) for output in call.get("outputs") or []]
     return {
         "type": "code_interpreter_call",
-        "id": f"ci_{call['id']}",
+        "id": call_item_id(call),
         "status": "completed" if _ended(call) else "in_progress",
         "code": call.get("input", ""),
         "container_id": container_id,
@@ -279,7 +284,7 @@ def mcp_call(call: Mapping[str, Any]) -> Obj | None:
         status = "failed" if error is not None else "completed"
     return {
         "type": "mcp_call",
-        "id": f"mcp_{call['id']}",
+        "id": call_item_id(call),
         "name": call["name"],
         "arguments": call["arguments"],
         "server_label": call.get("server_label", ""),
