@@ -191,7 +191,9 @@ def test_a_sandbox_that_made_way_for_another_starts_again_with_its_files(
     _run(client, second.id, assistant.id)  # takes the only place: the first's is closed
     client.beta.threads.messages.create(thread_id=first.id, role="user", content="Again.")
     _run(client, first.id, assistant.id)
-    [read] = _tool_messages(scripted_model.requests(model_name)[5])
+    # The thread's earlier call is read first: it is an item of the thread now.
+    earlier, read = _tool_messages(scripted_model.requests(model_name)[5])
+    assert "the sandbox was restarted" not in earlier
     assert "the sandbox was restarted" in read
     assert "yes" in read
     assert "NameError: name 'x' is not defined" in read

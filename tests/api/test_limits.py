@@ -394,7 +394,8 @@ def test_tool_output_edge(
     scripted_model: ScriptedModelServer,
     model_name: str,
 ) -> None:
-    """A tool output joins every later prompt, as a message's text does: the same limit."""
+    """A tool output joins every later prompt, as a message's text does: the same limit.
+    (The thread starts empty: its two calls, their outputs and the reply fill it.)"""
     scripted_model.script(
         model_name, CallTools([ToolCall("f", {}), ToolCall("f", {})]), Reply("done")
     )
@@ -402,7 +403,7 @@ def test_tool_output_edge(
         model=model_name,
         tools=[_function("f", 100)],  # type: ignore[list-item]
     )
-    thread = small_client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    thread = small_client.beta.threads.create()
     waiting = small_client.beta.threads.runs.create_and_poll(
         thread_id=thread.id, assistant_id=assistant.id
     )

@@ -99,8 +99,9 @@ _SERVICE_ITEMS = {
 
 def call_item_id(call: Mapping[str, Any]) -> str:
     """The item of a call the service's model made has the id its response shows it by."""
-    if call["type"] in _SERVICE_ITEMS:
-        return _SERVICE_ITEMS[call["type"]][1] + str(call["id"])
+    kind = call.get("type")  # a streamed piece of a function call may not say
+    if kind in _SERVICE_ITEMS:
+        return _SERVICE_ITEMS[kind][1] + str(call["id"])
     return f"fc_{call['id']}"
 
 
