@@ -20,6 +20,9 @@ from azure.ai.projects.models import (
     CodeInterpreterTool,
     FixedRatioVersionSelectionRule,
     FunctionTool,
+    OpenApiAnonymousAuthDetails,
+    OpenApiFunctionDefinition,
+    OpenApiTool,
     PromptAgentDefinition,
     ProtocolConfiguration,
     ResponsesProtocolConfiguration,
@@ -27,7 +30,7 @@ from azure.ai.projects.models import (
 )
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from support.azure_agents import API_KEY, StaticCredential, agents_client
-from support.pet_api import pet_spec
+from support.pet_api import PetApi, pet_spec
 from support.scripted_model import CallTools, Reply, ScriptedModelServer, ToolCall
 from support.server import ServerProcess
 
@@ -466,24 +469,39 @@ def test_a_classic_agent_with_a_tool_versions_do_not_run_is_not_migrated(
 ) -> None:
     name = _agent_name(model_name)
     with agents_client(tls_server, "alpha") as classic:
+        helper = classic.create_agent(model=model_name, name="helper")
         assistant = classic.create_agent(
             model=model_name,
             name=name,
             tools=[
                 {
-                    "type": "openapi",
-                    "openapi": {
-                        "name": "pets",
-                        "spec": pet_spec("http://127.0.0.1:9"),
-                        "auth": {"type": "anonymous"},
-                    },
+                    "type": "connected_agent",
+                    "connected_agent": {"id": helper.id, "name": "helper", "description": "x"},
                 }
             ],
         )
     refused = _migrate(tls_server, assistant.id, "--project", "alpha")
-    assert refused.returncode != 0 and "'openapi' tool" in refused.stderr
+    assert refused.returncode != 0 and "'connected_agent' tool" in refused.stderr
     with pytest.raises(ResourceNotFoundError):
         project.agents.get(name)
+
+
+def test_a_classic_agent_s_openapi_tool_migrates_as_it_is(
+    project: AIProjectClient, tls_server: ServerProcess, model_name: str
+) -> None:
+    name = _agent_name(model_name)
+    openapi = {
+        "name": "pets",
+        "spec": pet_spec("http://127.0.0.1:9"),
+        "auth": {"type": "anonymous"},
+    }
+    with agents_client(tls_server, "alpha") as classic:
+        assistant = classic.create_agent(
+            model=model_name, name=name, tools=[{"type": "openapi", "openapi": openapi}]
+        )
+    assert _migrate(tls_server, assistant.id, "--project", "alpha").returncode == 0
+    [tool] = project.agents.get(name).versions.latest.definition["tools"]
+    assert tool["type"] == "openapi" and tool["openapi"]["name"] == "pets"
 
 
 def _route_to(version: str, share: int = 100) -> AgentEndpointConfig:
@@ -822,3 +840,89 @@ def test_a_code_interpreter_without_a_container_gets_one_made_for_it(
         definition=PromptAgentDefinition(model=model_name, tools=[CodeInterpreterTool()]),
     )
     assert made.definition["tools"] == [{"type": "code_interpreter", "container": {"type": "auto"}}]
+
+
+@pytest.fixture(scope="module")
+def pets() -> Iterator[PetApi]:
+    with PetApi() as api:
+        yield api
+
+
+def test_an_agent_s_openapi_tool_calls_the_operation(
+    project: AIProjectClient,
+    tls_server: ServerProcess,
+    scripted_model: ScriptedModelServer,
+    model_name: str,
+    pets: PetApi,
+) -> None:
+    """The OpenAPI sample's agent, on an API the test serves: the response shows the call and
+    its answer as `openapi_call` and `openapi_call_output` items, streamed and stored, and
+    its conversation keeps both."""
+    name = _agent_name(model_name)
+    tool = OpenApiTool(
+        openapi=OpenApiFunctionDefinition(
+            name="get_pets",
+            spec=pet_spec(pets.base_url),
+            description="Retrieve pets.",
+            auth=OpenApiAnonymousAuthDetails(),
+        )
+    )
+    version = project.agents.create_version(
+        agent_name=name, definition=PromptAgentDefinition(model=model_name, tools=[tool])
+    )
+    project.agents.update_details(agent_name=name, agent_endpoint=_route_to(version.version))
+    scripted_model.script(
+        model_name,
+        CallTools([ToolCall("get_pets_getPet", {"petId": "42"})]),
+        Reply("Pet 42 is in."),
+        Reply("Still in."),
+    )
+    before = len(pets.seen)
+    with endpoint_of(project, tls_server, name) as agent:
+        conversation = agent.conversations.create()
+        events = list(
+            agent.responses.create(conversation=conversation.id, input="Pet 42?", stream=True)
+        )
+        [done] = [event for event in events if event.type == "response.completed"]
+        stored = agent.responses.retrieve(done.response.id)
+        items = agent.conversations.items.list(conversation.id, order="asc").data
+        agent.responses.create(conversation=conversation.id, input="Sure?")
+
+    call, answer, message = (item.to_dict() for item in stored.output)
+    assert (call["type"], answer["type"], message["type"]) == (
+        "openapi_call",
+        "openapi_call_output",
+        "message",
+    )
+    assert call["name"] == "get_pets_getPet" and json.loads(call["arguments"]) == {"petId": "42"}
+    assert answer["call_id"] == call["call_id"] and answer["output"].startswith("HTTP 200")
+    assert [item.to_dict() for item in done.response.output] == [call, answer, message]
+    streamed = [e.item.to_dict() for e in events if e.type == "response.output_item.done"]
+    assert streamed == [call, answer, message]
+    assert [seen["path"] for seen in pets.seen[before:]] == ["/pets/42"]
+    assert [item.type for item in items] == [
+        "message",
+        "openapi_call",
+        "openapi_call_output",
+        "message",
+    ]
+    # The next response reads the call and its answer where they were.
+    sent = scripted_model.requests(model_name)[2]["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "tool", "assistant", "user"]
+    assert sent[2]["content"] == answer["output"]
+
+
+def test_a_bad_openapi_tool_is_refused_by_name(
+    project: AIProjectClient, tls_server: ServerProcess, model_name: str
+) -> None:
+    name = _agent_name(model_name)
+    definition = {
+        "kind": "prompt",
+        "model": model_name,
+        "tools": [{"type": "openapi", "openapi": {"name": "x", "spec": {"openapi": "nope"}}}],
+    }
+    body = _raw(tls_server, "POST", f"agents/{name}/versions", json={"definition": definition})
+    assert body.status_code == 400, body.text
+    assert body.json()["error"]["param"].startswith("definition.tools[0].openapi"), body.text
+    with pytest.raises(ResourceNotFoundError):
+        project.agents.get(name)

@@ -12,8 +12,8 @@ and what the model was sent.
 The samples not run here need what this service does not offer: other kinds of agents
 (workflows, hosted containers, external agents), tools it does not run (web search, Bing,
 Azure AI Search, SharePoint, Fabric, A2A, computer use, image generation, memory search,
-toolboxes, Azure Functions, OpenAPI tools in agent definitions), project connections, or a
-server on the internet (the MCP sample's).
+toolboxes, Azure Functions), project connections, or a server on the internet (the MCP
+sample's). The async twins of the samples here run as well; a few of them are run too.
 """
 
 from __future__ import annotations
@@ -140,6 +140,36 @@ CASES = [
         ],
         ["Agent response: Contoso makes SmartView Glasses."],
         ["SmartView Glasses"],
+    ),
+    Sample(
+        # Its API is on the internet, out of the tests' reach: the model answers without
+        # calling it (`test_foundry_agents.py` calls an OpenAPI tool on the tests' own API).
+        "agents/tools/sample_agent_openapi.py",
+        [Reply("It is sunny in Seattle.")],
+        ["Agent response: It is sunny in Seattle."],
+    ),
+    Sample(
+        "agents/sample_agent_basic_async.py",
+        [Reply("About 213,000 square miles."), Reply("Paris.")],
+        ["Response output: About 213,000 square miles.", "Response output: Paris."],
+    ),
+    Sample(
+        "agents/tools/sample_agent_function_tool_async.py",
+        [
+            CallTools([ToolCall("get_horoscope", {"sign": "Aquarius"})]),
+            Reply("You will befriend a baby otter."),
+        ],
+        ["Agent response: You will befriend a baby otter."],
+        ["Next Tuesday you will befriend a baby otter."],
+    ),
+    Sample(
+        "agents/tools/sample_agent_code_interpreter_with_files_async.py",
+        [
+            CallTools([ToolCall("code_interpreter", {"code": TRANSPORT_CODE})]),
+            Reply("Here it is: [the table](sandbox:/mnt/data/transport_profit.csv)."),
+        ],
+        ["Found generated file: transport_profit.csv", "File downloaded successfully"],
+        ["companies"],
     ),
     Sample(
         "responses/sample_responses_basic.py",

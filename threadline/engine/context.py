@@ -89,10 +89,17 @@ def item_as_chat(item: Obj) -> list[ChatMessage]:
     the service's own tools, as the model made it and read its outcome: both."""
     if "call" in item:
         call = item["call"]
-        return [
-            _calling(call["id"], call["name"], call["arguments"]),
-            {"role": "tool", "tool_call_id": call["id"], "content": call.get("output") or ""},
-        ]
+        calling = _calling(call["id"], call["name"], call["arguments"])
+        answer: ChatMessage = {
+            "role": "tool",
+            "tool_call_id": call["id"],
+            "content": call.get("output") or "",
+        }
+        if item["type"] == "openapi_call":  # its answer is an item of its own
+            return [calling]
+        if item["type"] == "openapi_call_output":
+            return [answer]
+        return [calling, answer]
     if item["type"] == "function_call":
         return [_calling(item["call_id"], item["name"], item["arguments"])]
     return [{"role": "tool", "tool_call_id": item["call_id"], "content": item["output"]}]

@@ -323,7 +323,7 @@ def definition_of_assistant(assistant: Assistant) -> dict[str, Any]:
     tools: list[Obj] = []
     for index, tool in enumerate(assistant["tools"]):
         kind = tool.get("type")
-        if kind == "function":
+        if kind in ("function", "openapi"):  # the same definition on both sides
             tools.append(dict(tool))
         elif kind == "file_search":
             stores = (resources.get("file_search") or {}).get("vector_store_ids") or []

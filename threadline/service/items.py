@@ -8,7 +8,8 @@ made gets an item when its run waits for the call's output or its response ends 
 call a client replays (the openai-agents Runner sends its whole history each turn) and every
 output a client gives are items of the request that gives them. A call of the service's own
 tools (file_search, code_interpreter, MCP) gets one item, the call with its outcome, once its
-round of calls is done.
+round of calls is done; an OpenAPI tool's call gets two, the call and its answer, as Foundry's
+agents show them.
 """
 
 from __future__ import annotations
@@ -94,7 +95,10 @@ _SERVICE_ITEMS = {
     "file_search": ("file_search_call", "fs_"),
     "code_interpreter": ("code_interpreter_call", "ci_"),
     "mcp": ("mcp_call", "mcp_"),
+    "openapi": ("openapi_call", "oa_"),
 }
+# The answer of an OpenAPI call is an item of its own, after its call.
+OPENAPI_OUTPUT = "openapi_call_output"
 
 
 def call_item_id(call: Mapping[str, Any]) -> str:
@@ -109,16 +113,20 @@ def service_call_items(thread_id: str, run_id: str, calls: list[ToolCall]) -> li
     """The calls of a round that the service's own tools made, each with its outcome, as
     items of the thread (`{"type": "file_search_call", "call": <the call>}`). An MCP call its
     client refused was not made, and one still waiting for approval not yet."""
-    return [
-        item_record(
-            thread_id,
-            {"type": _SERVICE_ITEMS[call["type"]][0], "call": dict(call)},
-            run_id,
-            call_item_id(call),
+    items: list[Message] = []
+    for call in calls:
+        if call["type"] not in _SERVICE_ITEMS or "output" not in call:
+            continue
+        if call.get("approved") is False:
+            continue
+        kind, kept = _SERVICE_ITEMS[call["type"]][0], dict(call)
+        items.append(
+            item_record(thread_id, {"type": kind, "call": kept}, run_id, call_item_id(call))
         )
-        for call in calls
-        if call["type"] in _SERVICE_ITEMS and "output" in call and call.get("approved") is not False
-    ]
+        if call["type"] == "openapi":
+            answer = {"type": OPENAPI_OUTPUT, "call": kept}
+            items.append(item_record(thread_id, answer, run_id, f"{call_item_id(call)}_output"))
+    return items
 
 
 def call_items(thread_id: str, run_id: str, calls: list[ToolCall]) -> list[Message]:

@@ -3,10 +3,11 @@
 The Responses API writes its built-in tools flat, each with what it needs
 (`{"type": "file_search", "vector_store_ids": [...]}`, `{"type": "code_interpreter",
 "container": {"type": "auto", "file_ids": [...]}}`, `{"type": "mcp", "server_label",
-"server_url", "headers", "require_approval", ...}`). A run keeps a tool's definition apart
-from what it reaches (`tool_resources`): this splits each tool into the two, so the same
-tools the Assistants side runs carry out the response's calls. The tools as given are kept on
-the response (`shown`), which shows them back.
+"server_url", "headers", "require_approval", ...}`), and Foundry's agents add the OpenAPI
+tool (`{"type": "openapi", "openapi": {"name", "spec", "auth", ...}}`). A run keeps a tool's
+definition apart from what it reaches (`tool_resources`): this splits each tool into the two,
+so the same tools the Assistants side runs carry out the response's calls. The tools as given
+are kept on the response (`shown`), which shows them back.
 
 What the service cannot honour is refused with a 400 naming it (a container by id, a ranker
 of its own, an MCP connector, tools chosen by being read-only); what it can is never dropped.
@@ -152,6 +153,11 @@ def read_tools(raw: list[Any] | None) -> ResponseTools:
             _code_interpreter(item, param, tools)
         elif kind == "mcp":
             _mcp(item, param, tools)
+        elif kind == "openapi":
+            # Foundry's agents' OpenAPI tool, the same definition as an assistant's (checked
+            # with the run's tools, its connection's secret kept by the service).
+            _unknown(item, {"type", "openapi"}, param)
+            tools.add({"type": "openapi", "openapi": item.get("openapi")})
         else:
             raise not_yet(f"The tool type '{kind}'", f"{param}.type", _WHERE)
         tools.shown.append(_given(item))

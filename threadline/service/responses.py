@@ -76,7 +76,7 @@ from threadline.store.base import Store, StoreTx
 SURFACE = "responses"
 _INSTRUCTION_ROLES = ("system", "developer")
 # The tags of the run request's tools, which the Responses request does not write.
-_TOOL_TAGS = ("function", "file_search", "code_interpreter", "mcp")
+_TOOL_TAGS = ("function", "file_search", "code_interpreter", "mcp", "openapi")
 
 
 class Reasoning(Closed):

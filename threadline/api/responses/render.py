@@ -90,6 +90,8 @@ def item(message: Message, include: Sequence[str] = ()) -> Obj:
     its response showed it (`include`: the parts of it asked for)."""
     if "item" in message:
         kept = message["item"]
+        if kept["type"] == "openapi_call_output":
+            return {**openapi_call_output(kept["call"]), "id": message["id"]}
         if "call" in kept:
             shown = call_item(kept["call"], "completed", message["thread_id"], include)
             return {**(shown or {}), "id": message["id"]}
@@ -313,6 +315,45 @@ def mcp_list_tools(activity: Mapping[str, Any]) -> Obj:
     }
 
 
+def openapi_call(call: Mapping[str, Any]) -> Obj:
+    """An OpenAPI tool's call, as Foundry's agents show it; its answer is an item of its own
+    (`openapi_call_output`)."""
+    return {
+        "type": "openapi_call",
+        "id": call_item_id(call),
+        "call_id": call["id"],
+        "name": call.get("name", ""),
+        "arguments": call.get("arguments", ""),
+        "status": "completed" if _ended(call) else "in_progress",
+    }
+
+
+def openapi_call_output(call: Mapping[str, Any]) -> Obj:
+    return {
+        "type": "openapi_call_output",
+        "id": f"{call_item_id(call)}_output",
+        "call_id": call["id"],
+        "name": call.get("name", ""),
+        "output": call.get("output") or "",
+    }
+
+
+def call_items(
+    call: ToolCall | Mapping[str, Any],
+    status: str,
+    container_id: str,
+    include: Sequence[str] = (),
+) -> list[Obj]:
+    """A tool call's output items: one, or, for an OpenAPI call that was answered, the
+    call and its answer."""
+    item = call_item(call, status, container_id, include)
+    if item is None:
+        return []
+    if call["type"] == "openapi" and _ended(call):
+        return [item, openapi_call_output(call)]
+    return [item]
+
+
 def call_item(
     call: ToolCall | Mapping[str, Any],
     status: str,
@@ -323,6 +364,8 @@ def call_item(
     kind = call["type"]
     if kind == "function":
         return function_call(call, status)
+    if kind == "openapi":
+        return openapi_call(call)
     if kind == "file_search":
         return file_search_call(call, include)
     if kind == "code_interpreter":
@@ -355,9 +398,7 @@ def output_items(view: ResponseView, include: Sequence[str] = ()) -> list[Obj]:
         elif details["type"] == "tool_calls" and step["id"] != view.fields["input_step_id"]:
             status = "completed" if step["status"] == "completed" else "in_progress"
             for call in details["tool_calls"]:
-                item = call_item(call, status, container_id, shown)
-                if item is not None:
-                    items.append(item)
+                items.extend(call_items(call, status, container_id, shown))
     return items
 
 

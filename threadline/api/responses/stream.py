@@ -33,7 +33,7 @@ ReadView = Callable[[str], Awaitable[ResponseView | None]]
 
 
 # The built-in tools' calls, whose items stream events of their own kind.
-_BUILTIN = ("file_search", "code_interpreter", "mcp")
+_BUILTIN = ("file_search", "code_interpreter", "mcp", "openapi")
 
 
 class _Mapper:
@@ -273,8 +273,9 @@ class _Mapper:
         if not new:
             return []
         events = [self._event("response.output_item.added", output_index=index, item=item)]
-        progress = f"response.{item['type']}.in_progress"
-        events.append(self._event(progress, item_id=item["id"], output_index=index))
+        if item["type"] != "openapi_call":  # whose items have no events of their own
+            progress = f"response.{item['type']}.in_progress"
+            events.append(self._event(progress, item_id=item["id"], output_index=index))
         return events
 
     def _builtin_done(self, call: Obj) -> list[Obj]:
@@ -310,6 +311,11 @@ class _Mapper:
             ended = "failed" if item["status"] == "failed" else "completed"
             events.append(self._event(f"response.mcp_call.{ended}", **at))
         events.append(self._event("response.output_item.done", output_index=index, item=item))
+        if kind == "openapi_call":
+            answer = render.openapi_call_output(call)
+            index, _ = self._index(answer["id"])
+            for name in ("response.output_item.added", "response.output_item.done"):
+                events.append(self._event(name, output_index=index, item=answer))
         return events
 
     def _activities(self, activities: list[Obj]) -> list[Obj]:
