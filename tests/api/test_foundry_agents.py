@@ -20,6 +20,7 @@ from azure.ai.projects.models import (
     CodeInterpreterTool,
     FixedRatioVersionSelectionRule,
     FunctionTool,
+    MCPTool,
     OpenApiAnonymousAuthDetails,
     OpenApiFunctionDefinition,
     OpenApiTool,
@@ -30,6 +31,9 @@ from azure.ai.projects.models import (
 )
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from support.azure_agents import API_KEY, StaticCredential, agents_client
+from support.azure_agents import tls_server as azure_tls_server
+from support.live import Databases
+from support.mcp_server import McpServer
 from support.pet_api import PetApi, pet_spec
 from support.scripted_model import CallTools, Reply, ScriptedModelServer, ToolCall
 from support.server import ServerProcess
@@ -926,3 +930,89 @@ def test_a_bad_openapi_tool_is_refused_by_name(
     assert body.json()["error"]["param"].startswith("definition.tools[0].openapi"), body.text
     with pytest.raises(ResourceNotFoundError):
         project.agents.get(name)
+
+
+GITHUB_CONNECTION = "github"
+GITHUB_TOKEN_ENV = "GITHUB_PAT_FOR_TESTS"
+GITHUB_TOKEN = "ghp-test-0042-secret"
+
+
+@pytest.fixture(scope="module")
+def mcp() -> Iterator[McpServer]:
+    with McpServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def connected(
+    databases: Databases,
+    tmp_path_factory: pytest.TempPathFactory,
+    scripted_model: ScriptedModelServer,
+) -> Iterator[ServerProcess]:
+    """A server whose connections file names a bearer token, the token itself in the
+    environment, as an operator configures the MCP sample's project connection."""
+    folder = tmp_path_factory.mktemp("mcp-connected")
+    connections = folder / "connections.toml"
+    connections.write_text(
+        f'[connections.{GITHUB_CONNECTION}]\nkind = "bearer"\nsecret_env = "{GITHUB_TOKEN_ENV}"\n'
+    )
+    settings = {
+        "THREADLINE_CONNECTIONS_FILE": str(connections),
+        GITHUB_TOKEN_ENV: GITHUB_TOKEN,
+    }
+    with azure_tls_server(databases, folder, scripted_model.base_url, settings) as server:
+        yield server
+
+
+def test_an_mcp_tool_on_a_project_connection_sends_its_secret_to_the_server_alone(
+    connected: ServerProcess, scripted_model: ScriptedModelServer, model_name: str, mcp: McpServer
+) -> None:
+    """The MCP-with-project-connection sample's tool: the server gets the connection's token,
+    while the definition, the response and the model see only its name."""
+    name = _agent_name(model_name)
+    resource = f"/subscriptions/0000/resourceGroups/rg/providers/x/connections/{GITHUB_CONNECTION}"
+    tool = MCPTool(
+        server_label="tools",
+        server_url=mcp.url,
+        require_approval="never",
+        project_connection_id=resource,
+    )
+    scripted_model.script(
+        model_name,
+        CallTools([ToolCall("echo_header", {"name": "authorization"})]),
+        Reply("Signed in."),
+    )
+    with projects_client(connected, "alpha") as project:
+        made = project.agents.create_version(
+            agent_name=name, definition=PromptAgentDefinition(model=model_name, tools=[tool])
+        )
+        oai = openai_of(project, connected)
+        answer = oai.responses.create(input="Who am I?", extra_body=_reference(name))
+
+    assert made.definition["tools"][0]["project_connection_id"] == resource
+    [_, call, _] = answer.output
+    assert call.type == "mcp_call"
+    # The server read the token; it is redacted wherever it would have been kept or shown.
+    assert call.output == "Bearer [secret]"  # type: ignore[union-attr]
+    [told] = [m["content"] for m in scripted_model.requests(model_name)[1]["messages"][-1:]]
+    assert GITHUB_TOKEN not in json.dumps(scripted_model.requests(model_name))
+    assert "[secret]" in told
+    assert GITHUB_TOKEN not in answer.to_json()
+
+
+@pytest.mark.parametrize("connection", ["nowhere", ""])
+def test_an_mcp_tool_naming_a_connection_the_service_lacks_is_refused(
+    connected: ServerProcess, model_name: str, mcp: McpServer, connection: str
+) -> None:
+    name = _agent_name(model_name)
+    tool = {
+        "type": "mcp",
+        "server_label": "tools",
+        "server_url": mcp.url,
+        "project_connection_id": connection,
+    }
+    definition = {"kind": "prompt", "model": model_name, "tools": [tool]}
+    body = _raw(connected, "POST", f"agents/{name}/versions", json={"definition": definition})
+    assert body.status_code == 400, body.text
+    assert body.json()["error"]["param"] == "definition.tools[0].project_connection_id"
+    assert connection in body.json()["error"]["message"]

@@ -12,8 +12,8 @@ and what the model was sent.
 The samples not run here need what this service does not offer: other kinds of agents
 (workflows, hosted containers, external agents), tools it does not run (web search, Bing,
 Azure AI Search, SharePoint, Fabric, A2A, computer use, image generation, memory search,
-toolboxes, Azure Functions), project connections, or a server on the internet (the MCP
-sample's). The async twins of the samples here run as well; a few of them are run too.
+toolboxes, Azure Functions), or connections of those tools. The async twins of the samples
+here run as well; a few of them are run too.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from support.server import ServerProcess
 
 SAMPLES = Path(sys.prefix) / "azure-ai-projects-samples" / "samples"
 CREDENTIAL = Path(__file__).resolve().parents[1] / "support" / "sample_credential"
+CONNECTION = "github"
 
 CALENDAR = {"name": "Science fair", "date": "2025-11-07", "participants": ["Alice", "Bob"]}
 TRANSPORT_CODE = (
@@ -148,6 +149,19 @@ CASES = [
         [Reply("It is sunny in Seattle.")],
         ["Agent response: It is sunny in Seattle."],
     ),
+    # The MCP samples' servers are on the internet too: the response tells the model their
+    # tools could not be listed, and it answers without them (`test_responses_tools.py` and
+    # `test_foundry_agents.py` call a real MCP server, one on a project connection among them).
+    Sample(
+        "agents/tools/sample_agent_mcp.py",
+        [Reply("The specs describe Azure's REST APIs."), Reply("That is all.")],
+        ["Agent response: That is all."],
+    ),
+    Sample(
+        "agents/tools/sample_agent_mcp_with_project_connection.py",
+        [Reply("I cannot reach GitHub."), Reply("Still not.")],
+        ["Response: Still not."],
+    ),
     Sample(
         "agents/sample_agent_basic_async.py",
         [Reply("About 213,000 square miles."), Reply("Paris.")],
@@ -211,7 +225,14 @@ def sample_server(
     """On SQLite alone: what the samples do is tested on both stores by the other tests; here
     it is the samples, as written, that are tested."""
     folder = tmp_path_factory.mktemp("foundry-samples")
-    with azure_tls_server(Databases("sqlite", folder), folder, scripted_model.base_url) as server:
+    # The project connection the MCP sample names (`MCP_PROJECT_CONNECTION_ID`).
+    connections = folder / "connections.toml"
+    connections.write_text(
+        f'[connections.{CONNECTION}]\nkind = "bearer"\nsecret_env = "SAMPLES_GITHUB_TOKEN"\n'
+    )
+    settings = {"THREADLINE_CONNECTIONS_FILE": str(connections), "SAMPLES_GITHUB_TOKEN": "t0ken"}
+    databases = Databases("sqlite", folder)
+    with azure_tls_server(databases, folder, scripted_model.base_url, settings) as server:
         yield server
 
 
@@ -222,6 +243,7 @@ def run_sample(server: ServerProcess, path: Path, model: str, project: str) -> s
         "FOUNDRY_PROJECT_ENDPOINT": f"{server.url}/api/projects/{project}",
         "FOUNDRY_MODEL_NAME": model,
         "FOUNDRY_AGENT_NAME": project,
+        "MCP_PROJECT_CONNECTION_ID": CONNECTION,
         "THREADLINE_SAMPLE_KEY": API_KEY,
         # The test authority, for the Azure client (requests) and the OpenAI one (httpx).
         "REQUESTS_CA_BUNDLE": str(server.verify),

@@ -40,7 +40,9 @@ def tool_kinds(
         "connected_agent": lambda tool, _: ConnectedAgentTool(
             tool, sub_runs, settings.max_agent_depth
         ),
-        "mcp": lambda tool, resources: McpTool(tool, mcp_resource(resources, tool)),
+        "mcp": lambda tool, resources: McpTool(
+            tool, mcp_resource(resources, tool), connections=connections
+        ),
     }
     if searcher is not None:
         kinds["file_search"] = lambda tool, resources: FileSearchTool(

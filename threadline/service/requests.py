@@ -202,11 +202,13 @@ class FileSearchResources(Closed):
 
 
 class McpResource(Closed):
-    """An MCP server's headers and approval rule for a run (`azure-ai-agents`' `McpTool`)."""
+    """An MCP server's headers and approval rule for a run (`azure-ai-agents`' `McpTool`),
+    and the connection whose secret its requests carry (`tools/mcp.py`)."""
 
     server_label: ToolName
     headers: dict[str, str] = Field(default_factory=dict)
     require_approval: str | dict[str, Any] = "always"
+    project_connection_id: Annotated[str, Field(min_length=1)] | None = None
 
 
 class ToolResources(Closed):

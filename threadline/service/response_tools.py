@@ -46,6 +46,7 @@ _MCP_KEYS = {
     "defer_loading",
     "tunnel_id",
     "allowed_callers",
+    "project_connection_id",
 }
 # What the service cannot do with an MCP server: reach a connector or a tunnel of the hosted
 # service's, sign in with an OAuth token of its own, load a server's tools on demand, or
@@ -302,6 +303,14 @@ def _mcp(raw: dict[str, Any], param: str, tools: ResponseTools) -> None:
         "headers": _headers(raw.get("headers"), f"{param}.headers"),
         "require_approval": _approval(raw.get("require_approval"), f"{param}.require_approval"),
     }
+    connection = raw.get("project_connection_id")
+    if connection is not None:
+        # Foundry's agents name the connection whose secret the server's requests carry
+        # (`tools/mcp.py`); whether it exists is checked with the run's tools.
+        if not isinstance(connection, str) or not connection:
+            where = f"{param}.project_connection_id"
+            raise InvalidRequest(f"Invalid '{where}': expected a connection's id.", param=where)
+        resource["project_connection_id"] = connection
     tools.add(definition, extra)
     tools.resources.setdefault("mcp", []).append(resource)
 

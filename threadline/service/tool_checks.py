@@ -15,7 +15,12 @@ from threadline.domain.errors import InvalidRequest
 from threadline.domain.records import Obj, Tool
 from threadline.store.base import StoreTx
 from threadline.tools.connections import Connections
-from threadline.tools.mcp import check_allowed_tools, mcp_resource
+from threadline.tools.mcp import (
+    check_allowed_tools,
+    check_connection,
+    mcp_resource,
+    server_headers,
+)
 from threadline.tools.openapi import openapi_functions, validate_openapi_definition
 
 
@@ -34,10 +39,14 @@ class ToolChecks:
         """An MCP tool's `allowed_tools` must be tools its server has: asked of the server
         (with the headers the request gives it) when the agent or run is made."""
         for index, tool in enumerate(tools or []):
-            if tool["type"] == "mcp" and tool.get("allowed_tools"):
-                resource = mcp_resource(resources, tool) or {}
-                headers = resource.get("headers") or None
-                await check_allowed_tools(tool, headers, f"{param}[{index}]")
+            if tool["type"] != "mcp":
+                continue
+            resource = mcp_resource(resources, tool) or {}
+            check_connection(resource, self.connections, f"{param}[{index}]")
+            if tool.get("allowed_tools"):
+                label = str(tool.get("server_label") or "")
+                headers = server_headers(resource, self.connections, label)
+                await check_allowed_tools(tool, headers or None, f"{param}[{index}]")
 
     @staticmethod
     def completed(tool: Tool) -> Tool:

@@ -1,4 +1,5 @@
-"""Connections: the secrets the service sends to the APIs that OpenAPI tools call.
+"""Connections: the secrets the service sends to the APIs that OpenAPI tools call, and to the
+MCP servers of tools that name one (`project_connection_id`, `tools/mcp.py`).
 
 An OpenAPI tool with `auth: {"type": "connection", ...}` names a connection by id; the agent's
 definition never holds the secret, the service does. They are configured by the operator in a

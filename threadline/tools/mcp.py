@@ -42,6 +42,7 @@ from threadline.domain.errors import InvalidRequest
 from threadline.domain.ids import IdKind, new_id
 from threadline.domain.records import Obj
 from threadline.tools.base import CallContext, Offer, Outcome, ToolFailure
+from threadline.tools.connections import Connections
 
 TYPE = "mcp"
 # Pages of `tools/list` read at most: a server that keeps handing out cursors is not
@@ -51,6 +52,9 @@ _EMPTY_SCHEMA: Obj = {"type": "object", "properties": {}}
 # The field of a call's record that holds headers of its own, over the server's (those an
 # approval sent with it).
 CALL_HEADERS = "approval_headers"
+# The field of a server's `tool_resources.mcp` entry that names a connection (`tools.connections`)
+# whose secret its requests carry.
+CONNECTION = "project_connection_id"
 
 T = TypeVar("T")
 
@@ -68,10 +72,17 @@ class McpTool:
     """One `mcp` definition of a run's tools, with its server's `tool_resources.mcp` entry
     (`resource`, or None: no headers, every call needs approval)."""
 
-    def __init__(self, definition: Obj, resource: Obj | None, limits: McpLimits | None = None):
+    def __init__(
+        self,
+        definition: Obj,
+        resource: Obj | None,
+        limits: McpLimits | None = None,
+        connections: Connections | None = None,
+    ):
         self._definition = definition
         self._resource = resource
         self._limits = limits or McpLimits()
+        self._connections = connections if connections is not None else Connections()
         self.server_label = str(definition.get("server_label") or "")
         self.server_url = str(definition.get("server_url") or "")
         # What the server is for, told to the model with each of its tools (a Responses
@@ -92,9 +103,9 @@ class McpTool:
 
     @property
     def headers(self) -> dict[str, str]:
-        """The headers every request to the server carries, from the resource."""
-        headers = self._resource.get("headers") if self._resource else None
-        return _headers(headers, self.server_label) if headers is not None else {}
+        """The headers every request to the server carries, from the resource, with its
+        connection's secret (`project_connection_id`) over them."""
+        return server_headers(self._resource, self._connections, self.server_label)
 
     async def load(self) -> None:
         """List the server's tools, once (later calls do nothing).
@@ -105,7 +116,10 @@ class McpTool:
         that carries on must leave this tool out, or tell the model the server is down."""
         if self._tools is not None:
             return
-        tools = await _session(self.server_url, self.headers, self._limits, _list_tools)
+        try:
+            tools = await _session(self.server_url, self.headers, self._limits, _list_tools)
+        except ToolFailure as failed:
+            raise ToolFailure(self._connections.redact(str(failed))) from None
         self._tools = {
             tool.name: tool for tool in tools if self._allowed is None or tool.name in self._allowed
         }
@@ -175,8 +189,12 @@ class McpTool:
         async def call_tool(session: ClientSession) -> mcp_types.CallToolResult:
             return await session.call_tool(offer.name, values)
 
-        result = await _session(self.server_url, headers, self._limits, call_tool)
-        output = _cut(_text(result), self._limits.max_output_chars)
+        try:
+            result = await _session(self.server_url, headers, self._limits, call_tool)
+        except ToolFailure as failed:
+            raise ToolFailure(self._connections.redact(str(failed))) from None
+        # A server may echo what it was sent: a secret reaches no model or record.
+        output = self._connections.redact(_cut(_text(result), self._limits.max_output_chars))
         details: Obj = {"server_label": self.server_label}
         if result.is_error:  # the tool ran and answered with an error (not a failed call)
             details["tool_error"] = True
@@ -351,6 +369,47 @@ def mcp_resource(resources: Obj, definition: Obj) -> Obj | None:
         if resource.get("server_label") == definition.get("server_label"):
             return dict(resource)
     return None
+
+
+def server_headers(resource: Obj | None, connections: Connections, label: str) -> dict[str, str]:
+    """What every request to an MCP server carries: its resource's `headers`, and the secret
+    of the connection it names (`project_connection_id`, a header or bearer connection; the
+    service holds the secret, the run's records never do)."""
+    given = resource.get("headers") if resource else None
+    headers = _headers(given, label) if given is not None else {}
+    connection_id = resource.get(CONNECTION) if resource else None
+    if connection_id:
+        connection = connections.find(str(connection_id))
+        if connection is None or connection.header_name() is None:
+            raise ToolFailure(
+                f"The connection {connection_id!r} of the MCP server {label!r} is not"
+                " configured as a header or bearer connection of this service."
+            )
+        connection.apply(headers, {})
+    return headers
+
+
+def check_connection(resource: Obj | None, connections: Connections, param: str) -> None:
+    """Refuse (400) an MCP server's connection this service does not have, or one whose
+    secret goes in a query string, which an MCP server's requests do not carry."""
+    connection_id = resource.get(CONNECTION) if resource else None
+    if not connection_id:
+        return
+    connection = connections.find(str(connection_id))
+    where = f"{param}.{CONNECTION}"
+    if connection is None:
+        known = ", ".join(connections.names()) or "none"
+        raise InvalidRequest(
+            f"Invalid '{where}': no connection '{connection_id}' is configured (configured:"
+            f" {known}).",
+            param=where,
+        )
+    if connection.header_name() is None:
+        raise InvalidRequest(
+            f"Invalid '{where}': connection '{connection_id}' puts its secret in a query"
+            " string; an MCP server takes a header or bearer connection.",
+            param=where,
+        )
 
 
 async def check_allowed_tools(
