@@ -63,6 +63,16 @@ def test_upload_list_retrieve_read_and_delete(client: openai.OpenAI) -> None:
         client.files.content(created.id)
 
 
+def test_a_file_named_beyond_latin_1_downloads_under_its_name(client: openai.OpenAI) -> None:
+    """A header's bytes are Latin-1: the name goes in `filename*` too, as UTF-8."""
+    name = "résumé 履歴書.txt"
+    created = client.files.create(file=(name, b"cv"), purpose="assistants")
+    answer = client.files.with_raw_response.content(created.id)
+    assert answer.http_response.read() == b"cv"
+    disposition = answer.http_response.headers["content-disposition"]
+    assert "filename*=UTF-8''r%C3%A9sum%C3%A9%20%E5%B1%A5" in disposition
+
+
 def test_files_are_listed_newest_first_with_exact_cursors(client: openai.OpenAI) -> None:
     ids = [
         client.files.create(file=(f"page-{i}.md", f"# {i}".encode()), purpose="user_data").id

@@ -631,6 +631,51 @@ def test_an_endpoint_splits_requests_among_versions_by_their_shares(
     # with the draws given (`tests/test_version_shares.py`).
 
 
+def test_an_endpoint_routes_only_to_versions_that_exist(
+    project: AIProjectClient,
+    tls_server: ServerProcess,
+    scripted_model: ScriptedModelServer,
+    model_name: str,
+) -> None:
+    """A rule may not name a deleted version; deleting a version the endpoint routes to
+    removes its selector, and the latest version answers."""
+    name = _agent_name(model_name)
+    for instructions in ("One.", "Two.", "Three."):
+        project.agents.create_version(
+            agent_name=name,
+            definition=PromptAgentDefinition(model=model_name, instructions=instructions),
+        )
+    project.agents.delete_version(agent_name=name, agent_version="2")
+    with pytest.raises(HttpResponseError) as caught:
+        project.agents.update_details(agent_name=name, agent_endpoint=_route_to("2"))
+    assert caught.value.status_code == 400
+    assert project.agents.get(agent_name=name).agent_endpoint is None
+    project.agents.update_details(agent_name=name, agent_endpoint=_route_to("1"))
+    project.agents.delete_version(agent_name=name, agent_version="1", force=True)
+    kept = project.agents.get(agent_name=name).agent_endpoint
+    assert kept is not None and kept.version_selector is None
+    assert kept.protocol_configuration is not None  # the rest of the endpoint stays
+    scripted_model.script(model_name, Reply("Three here."))
+    with endpoint_of(project, tls_server, name) as agent:
+        answer = agent.responses.create(input="Who?")
+    assert answer.instructions == "Three." and answer.output_text == "Three here."
+
+
+def test_input_tokens_are_counted_for_an_agent_s_version(
+    project: AIProjectClient, oai: openai.OpenAI, model_name: str
+) -> None:
+    name = _agent_name(model_name)
+    project.agents.create_version(name, {"definition": _with_inputs(model_name)})
+    inputs = {"structured_inputs": {"language": "Danish"}}
+    counted = oai.responses.input_tokens.count(
+        input="Hi.", extra_body={**_reference(name), **inputs}
+    )
+    assert counted.input_tokens > 0
+    with pytest.raises(openai.BadRequestError) as caught:
+        oai.responses.input_tokens.count(input="Hi.", extra_body=_reference(name))
+    assert caught.value.body["param"] == "structured_inputs.language"  # type: ignore[index]
+
+
 @pytest.mark.parametrize(
     ("patch", "param"),
     [
@@ -877,7 +922,12 @@ def test_an_agent_s_openapi_tool_calls_the_operation(
     project.agents.update_details(agent_name=name, agent_endpoint=_route_to(version.version))
     scripted_model.script(
         model_name,
-        CallTools([ToolCall("get_pets_getPet", {"petId": "42"})]),
+        CallTools(
+            [
+                ToolCall("get_pets_getPet", {"petId": "42"}),
+                ToolCall("get_pets_getPet", {"petId": "7"}),
+            ]
+        ),
         Reply("Pet 42 is in."),
         Reply("Still in."),
     )
@@ -892,27 +942,36 @@ def test_an_agent_s_openapi_tool_calls_the_operation(
         items = agent.conversations.items.list(conversation.id, order="asc").data
         agent.responses.create(conversation=conversation.id, input="Sure?")
 
-    call, answer, message = (item.to_dict() for item in stored.output)
-    assert (call["type"], answer["type"], message["type"]) == (
+    output = [item.to_dict() for item in stored.output]
+    assert [item["type"] for item in output] == [
         "openapi_call",
         "openapi_call_output",
-        "message",
-    )
-    assert call["name"] == "get_pets_getPet" and json.loads(call["arguments"]) == {"petId": "42"}
-    assert answer["call_id"] == call["call_id"] and answer["output"].startswith("HTTP 200")
-    assert [item.to_dict() for item in done.response.output] == [call, answer, message]
-    streamed = [e.item.to_dict() for e in events if e.type == "response.output_item.done"]
-    assert streamed == [call, answer, message]
-    assert [seen["path"] for seen in pets.seen[before:]] == ["/pets/42"]
-    assert [item.type for item in items] == [
-        "message",
         "openapi_call",
         "openapi_call_output",
         "message",
     ]
-    # The next response reads the call and its answer where they were.
+    call, answer = output[0], output[1]
+    assert call["name"] == "get_pets_getPet" and json.loads(call["arguments"]) == {"petId": "42"}
+    assert answer["call_id"] == call["call_id"] and answer["output"].startswith("HTTP 200")
+    assert output[3]["call_id"] == output[2]["call_id"] != call["call_id"]
+    assert [item.to_dict() for item in done.response.output] == output
+    # Streamed at the places the stored response has them, whichever call ended first.
+    streamed = [e for e in events if e.type == "response.output_item.done"]
+    assert sorted(e.output_index for e in streamed) == list(range(5))
+    assert all(output[e.output_index] == e.item.to_dict() for e in streamed)
+    assert sorted(seen["path"] for seen in pets.seen[before:]) == ["/pets/42", "/pets/7"]
+    assert [item.type for item in items] == [
+        "message",
+        "openapi_call",
+        "openapi_call_output",
+        "openapi_call",
+        "openapi_call_output",
+        "message",
+    ]
+    # The next response reads the calls and their answers where they were.
     sent = scripted_model.requests(model_name)[2]["messages"]
-    assert [m["role"] for m in sent] == ["user", "assistant", "tool", "assistant", "user"]
+    roles = ["user", "assistant", "tool", "assistant", "tool", "assistant", "user"]
+    assert [m["role"] for m in sent] == roles
     assert sent[2]["content"] == answer["output"]
 
 

@@ -169,6 +169,40 @@ def test_the_calls_of_the_service_s_tools_are_items_of_the_conversation(
     assert later[-2].queries == ["last ferry"]  # type: ignore[union-attr]
 
 
+def test_a_round_of_the_service_s_tool_and_a_client_function_ends_with_the_function(
+    client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
+) -> None:
+    """The service runs its own call of the round, and the response ends with the client's
+    function call, as one of function calls alone does; the output goes in the next one."""
+    store_id, _ = _store(client, "ferry.md", FERRY)
+    scripted_model.script(
+        model_name,
+        CallTools(
+            [ToolCall("file_search", {"queries": ["ferry"]}), ToolCall("book", {"at": "7:15"})]
+        ),
+        Reply("Booked the 7:15."),
+    )
+    tools = [
+        {"type": "file_search", "vector_store_ids": [store_id]},
+        {"type": "function", "name": "book", "parameters": {"type": "object"}},
+    ]
+    first = client.responses.create(model=model_name, input="Book the first ferry.", tools=tools)  # type: ignore[arg-type]
+    assert first.status == "completed"
+    assert [item.type for item in first.output] == ["file_search_call", "function_call"]
+    call = first.output[1]
+    second = client.responses.create(
+        model=model_name,
+        previous_response_id=first.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "booked"}],  # type: ignore[union-attr]
+        tools=tools,  # type: ignore[arg-type]
+    )
+    assert second.output_text == "Booked the 7:15."
+    sent = scripted_model.requests(model_name)[1]["messages"]
+    # Each call before its output: the service's search, then the client's function.
+    assert [m["role"] for m in sent] == ["user", "assistant", "tool", "assistant", "tool"]
+    assert "7:15" in sent[2]["content"] and sent[4]["content"] == "booked"
+
+
 def test_file_search_results_are_shown_only_when_included(
     client: openai.OpenAI, scripted_model: ScriptedModelServer, model_name: str
 ) -> None:

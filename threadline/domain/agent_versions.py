@@ -30,7 +30,8 @@ class AgentVersion(TypedDict):
     created_at: int
     description: str | None
     metadata: Metadata
-    # `{"kind": "prompt", "model", ...}`: the settings given, as given (checked).
+    # `{"kind": "prompt", "model", ...}`: the settings given, checked, a code interpreter
+    # without a container given one (`auto`), and the structured inputs declared.
     definition: Obj
 
 

@@ -232,7 +232,8 @@ async def build_context(
 ) -> Context:
     """System prompt, then the newest thread messages that fit `budget`, then this run's work.
 
-    `truncation_strategy.last_messages` caps how many thread messages are read at all.
+    `truncation_strategy.last_messages` caps how many thread messages are read at all (a
+    tool call's item counts as the messages it is sent as: its call and its output).
     """
     model = run["model"]
     head = [{"role": "system", "content": run["instructions"]}] if run["instructions"] else []

@@ -291,8 +291,10 @@ class RunExecutor:
 
     async def _require_room(self, tx: StoreTx, run: Run) -> None:
         """Refuse a turn whose reply would take the thread past its message limit, before the
-        model is asked for it. While a run is active nothing else adds to its thread, and a
-        turn adds at most one message, so the count read here holds until the reply is in."""
+        model is asked for it. While a run is active nothing else adds to its thread but the
+        run, whose turn adds one message, or the items of one round of tool calls (their
+        calls and outputs, which count as the thread's records too): a thread may pass its
+        limit by one round's items, never by a reply."""
         limit = self.max_messages_per_thread
         if await tx.count_messages(run["thread_id"]) >= limit:
             raise RunRefused(
@@ -445,7 +447,7 @@ class RunExecutor:
         with the calls as its last output, and the client answers them in a new response
         (`previous_response_id` or the conversation). The calls join the thread as items, so
         that the conversation shows them and the next prompt reads them before their
-        outputs."""
+        outputs; so do the round's calls of the service's own tools, made before them."""
         closed = await tx.update_step(
             run["id"], step["id"], {"status": "completed", "completed_at": now()}
         )
@@ -513,6 +515,15 @@ class RunExecutor:
         _, scope.closing = await self.tool_round.run(
             run, step, toolset, scope.context, close_step=not for_client, allowed=allowed
         )
+        if for_client and run.get("surface") == "responses":
+            # As a round of function calls alone: the response ends with the client's calls,
+            # after the service's own, whose outcomes the round has written.
+            async with self.store.transaction(durable=False) as tx:
+                written = await tx.get_step(run["id"], step["id"])
+                if written is None:
+                    raise Superseded()
+                await self._end_response_with_calls(tx, run, written, [])
+            return False
         if for_client:
             await self._wait_for_client(run, [_pending(call) for call in for_client])
             return False

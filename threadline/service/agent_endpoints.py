@@ -5,8 +5,9 @@ The endpoint is set with `update_details` (a JSON merge patch of `agent_endpoint
 a `null` removes what it names, an object merges into what is there), and the merged whole is
 checked before it is kept, so a patch cannot leave an endpoint this service cannot carry out.
 Its `version_selector` splits requests among versions by `FixedRatio` rules, whose shares add
-up to 100; an agent with no selector answers with its latest version, as an
-`agent_reference` without a version does. Of the protocols, the endpoint serves `responses`
+up to 100, each naming a version that exists; an agent with no selector answers with its
+latest version, as an `agent_reference` without a version does. Deleting a version the
+selector routes to removes the selector. Of the protocols, the endpoint serves `responses`
 (the Responses and Conversations routes); the others (activity, A2A, MCP, invocations) and
 endpoint authorization schemes are refused with a 400 naming them. An agent card (an A2A
 description) is refused too: nothing here would read it.
@@ -19,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError
 
-from threadline.domain.agent_versions import Agent, chosen_version, version_number
+from threadline.domain.agent_versions import Agent, chosen_version
 from threadline.domain.errors import InvalidRequest
 from threadline.domain.records import Obj
 from threadline.service.requests import Closed, invalid_request
@@ -111,12 +112,11 @@ def _check(agent: Agent, endpoint: AgentEndpoint) -> None:
     where = "agent_endpoint.version_selector.version_selection_rules"
     seen: set[str] = set()
     for index, rule in enumerate(rules):
-        number = version_number(rule.agent_version)
-        if number is None or number > agent["last_version"] or rule.agent_version in seen:
-            problem = "is named twice" if rule.agent_version in seen else "does not exist"
+        # Whether each version exists is the store's to say (`AgentVersionService`).
+        if rule.agent_version in seen:
             raise InvalidRequest(
                 f"Invalid '{where}[{index}].agent_version': version '{rule.agent_version}' of"
-                f" agent '{agent['name']}' {problem}.",
+                f" agent '{agent['name']}' is named twice.",
                 param=f"{where}[{index}].agent_version",
             )
         seen.add(rule.agent_version)
@@ -128,20 +128,22 @@ def _check(agent: Agent, endpoint: AgentEndpoint) -> None:
         )
 
 
-def endpoint_version(agent: Agent, draw: float | None = None) -> str | None:
-    """The version a request to the agent's endpoint runs (`None`: its latest), chosen by
-    the endpoint's rules with `draw`, a number in [0, 100) (a random one by default).
-
-    Raises when the endpoint does not serve the Responses protocol."""
+def check_serves_responses(agent: Agent) -> None:
+    """Refuse a response through the agent's endpoint when the endpoint does not serve the
+    Responses protocol."""
     endpoint = agent.get("agent_endpoint") or {}
     protocols = endpoint.get("protocol_configuration")
     if protocols is not None and protocols.get("responses") is None:
         raise InvalidRequest(
             f"Agent '{agent['name']}' has an endpoint that does not serve the responses"
-            " protocol: add it to 'agent_endpoint.protocol_configuration'.",
-            param="agent_endpoint",
+            " protocol: add it to 'agent_endpoint.protocol_configuration'."
         )
-    selector = endpoint.get("version_selector")
+
+
+def routed_version(agent: Agent, draw: float | None = None) -> str | None:
+    """The version a request to the agent's endpoint runs (`None`: its latest), chosen by
+    the endpoint's rules with `draw`, a number in [0, 100) (a random one by default)."""
+    selector = (agent.get("agent_endpoint") or {}).get("version_selector")
     if selector is None:
         return None
     shares = [
@@ -149,3 +151,18 @@ def endpoint_version(agent: Agent, draw: float | None = None) -> str | None:
         for rule in selector["version_selection_rules"]
     ]
     return chosen_version(shares, random.random() * 100 if draw is None else draw)
+
+
+def routed_versions(endpoint: Obj | None) -> list[str]:
+    """The versions an endpoint's selector routes to."""
+    selector = (endpoint or {}).get("version_selector") or {}
+    return [rule["agent_version"] for rule in selector.get("version_selection_rules") or []]
+
+
+def without_version(endpoint: Obj, version: str) -> Obj | None:
+    """The endpoint once `version` is deleted: a selector that routed to it goes (the
+    endpoint answers with the latest version until a new one is set), the rest stays."""
+    if version not in routed_versions(endpoint):
+        return endpoint
+    kept = {key: value for key, value in endpoint.items() if key != "version_selector"}
+    return kept or None

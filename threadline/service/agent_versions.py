@@ -31,7 +31,13 @@ from threadline.domain.clock import now
 from threadline.domain.errors import InvalidRequest, NotFound
 from threadline.domain.limits import check_metadata
 from threadline.domain.records import Assistant, Metadata, Obj, Page, PageRequest
-from threadline.service.agent_endpoints import endpoint_version, patched_details
+from threadline.service.agent_endpoints import (
+    check_serves_responses,
+    patched_details,
+    routed_version,
+    routed_versions,
+    without_version,
+)
 from threadline.service.requests import Closed, invalid_request
 from threadline.service.responses import Reasoning, ResponseCreate, ResponseService
 from threadline.service.structured_inputs import (
@@ -39,6 +45,7 @@ from threadline.service.structured_inputs import (
     bound_values,
     check_declared,
     filled,
+    filled_text,
 )
 from threadline.service.unsupported import not_yet
 from threadline.store.base import Store
@@ -226,6 +233,15 @@ class AgentVersionService:
             if agent is None:
                 raise NotFound("agent", name)
             changes = patched_details(agent, patch)
+            where = "agent_endpoint.version_selector.version_selection_rules"
+            for index, routed in enumerate(routed_versions(changes.get("agent_endpoint"))):
+                number = version_number(routed)
+                if number is None or await tx.get_agent_version(project, name, number) is None:
+                    raise InvalidRequest(
+                        f"Invalid '{where}[{index}].agent_version': version '{routed}' of agent"
+                        f" '{name}' does not exist.",
+                        param=f"{where}[{index}].agent_version",
+                    )
             if changes:
                 await tx.update_agent(project, name, changes)
         return cast(Agent, {**agent, **changes})
@@ -257,13 +273,18 @@ class AgentVersionService:
             )
             if agent is None or number is None or not deleted:
                 raise NotFound("agent version", f"{name}:{version}")
-            if agent["latest"]["version"] != version:
-                return
-            newest = await tx.newest_agent_version(project, name)
-            if newest is None:
-                await tx.delete_agent(project, name)
-            else:
-                await tx.update_agent(project, name, {"latest": newest})
+            changes: Obj = {}
+            endpoint = agent.get("agent_endpoint")
+            if endpoint and version in routed_versions(endpoint):
+                changes["agent_endpoint"] = without_version(endpoint, version)
+            if agent["latest"]["version"] == version:
+                newest = await tx.newest_agent_version(project, name)
+                if newest is None:
+                    await tx.delete_agent(project, name)
+                    return
+                changes["latest"] = newest
+            if changes:
+                await tx.update_agent(project, name, changes)
 
     async def apply(
         self, project: str, request: ResponseCreate, endpoint: str | None = None
@@ -283,20 +304,22 @@ class AgentVersionService:
         assert name is not None
         wanted = reference.version if reference is not None else None
         agent = await self.get(project, name)
+        if endpoint is not None:
+            check_serves_responses(agent)
         if wanted is None and endpoint is not None:
-            wanted = endpoint_version(agent)
+            wanted = routed_version(agent)  # a version that exists: deleting one unroutes it
         if wanted is None:
             version = agent["latest"]
         else:
             try:
                 version = await self.get_version(project, name, wanted)
             except NotFound as missing:
-                missing.param = "agent_reference.version"
+                missing.param = "agent_reference.version" if reference else None
                 raise
         kept = version["definition"]
         values = bound_values(kept.get("structured_inputs") or {}, request.structured_inputs or {})
         settings = {
-            key: filled(value, values)
+            key: filled_text(value, values) if key == "instructions" else filled(value, values)
             for key, value in kept.items()
             if key not in ("kind", "structured_inputs") and value is not None
         }

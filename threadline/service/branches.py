@@ -15,7 +15,7 @@ from threadline.domain.errors import InvalidRequest
 from threadline.domain.ids import IdKind, new_id
 from threadline.domain.limits import Limits
 from threadline.domain.records import Message, PageRequest, Run, Thread, item_kind
-from threadline.service.items import call_item_id
+from threadline.service.items import item_ids_of_call
 from threadline.service.messages import append_messages
 from threadline.service.requests import ThreadCreate
 from threadline.service.threads import insert_thread
@@ -32,7 +32,7 @@ async def _said_by(tx: StoreTx, run: Run) -> set[str]:
         if details["type"] == "message_creation":
             ids.add(details["message_id"])
         elif details["type"] == "tool_calls":
-            ids.update(call_item_id(call) for call in details["tool_calls"])
+            ids.update(i for call in details["tool_calls"] for i in item_ids_of_call(call))
     kept = set()
     for message_id in ids:
         if await tx.get_message(run["thread_id"], message_id) is not None:

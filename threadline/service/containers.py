@@ -10,6 +10,7 @@ is made with it (`{"type": "auto"}`).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 
 from threadline.domain.errors import NotFound
@@ -30,9 +31,19 @@ class ContainerService:
             thread = await tx.get_thread(project, container_id)
         if thread is None:
             raise NotFound("container", container_id)
-        state: Obj = dict(thread.get("code_sandbox") or {})
+        state: Obj = dict(
+            thread.get("code_sandbox") or {}
+        )  # the tool's THREAD_FIELD, spelled out for its TypedDict
         names: dict[str, str] = state.get("files") or {}
         return {f"{SCRATCH}/{name}": file_id for name, file_id in names.items()}
+
+    async def files_of(self, project: str, container_id: str) -> dict[str, FileRecord]:
+        """The container's files by path; one deleted since the code wrote it is gone."""
+        found: dict[str, FileRecord] = {}
+        for path, file_id in (await self.paths(project, container_id)).items():
+            with contextlib.suppress(NotFound):
+                found[path] = await self.files.get(project, file_id)
+        return found
 
     async def file(self, project: str, container_id: str, file_id: str) -> tuple[FileRecord, str]:
         """A file of the container, and its path there."""

@@ -25,6 +25,7 @@ from threadline.domain.limits import Limits, check_string
 from threadline.domain.records import Message, Obj, ToolCall
 from threadline.service.objects import user_message
 from threadline.service.requests import MessageCreate
+from threadline.tools.mcp import CALL_HEADERS
 
 ITEM_TYPES = ("function_call", "function_call_output")
 _FIELDS = {
@@ -119,14 +120,28 @@ def service_call_items(thread_id: str, run_id: str, calls: list[ToolCall]) -> li
             continue
         if call.get("approved") is False:
             continue
-        kind, kept = _SERVICE_ITEMS[call["type"]][0], dict(call)
+        # Headers an approval sent (credentials, often) stay with the run's step alone.
+        kept = {key: value for key, value in call.items() if key != CALL_HEADERS}
+        kind = _SERVICE_ITEMS[call["type"]][0]
         items.append(
             item_record(thread_id, {"type": kind, "call": kept}, run_id, call_item_id(call))
         )
         if call["type"] == "openapi":
             answer = {"type": OPENAPI_OUTPUT, "call": kept}
-            items.append(item_record(thread_id, answer, run_id, f"{call_item_id(call)}_output"))
+            items.append(item_record(thread_id, answer, run_id, openapi_output_id(call)))
     return items
+
+
+def openapi_output_id(call: Mapping[str, Any]) -> str:
+    return f"{call_item_id(call)}_output"
+
+
+def item_ids_of_call(call: Mapping[str, Any]) -> list[str]:
+    """The ids of the items a call of a run left in its thread."""
+    ids = [call_item_id(call)]
+    if call.get("type") == "openapi":
+        ids.append(openapi_output_id(call))
+    return ids
 
 
 def call_items(thread_id: str, run_id: str, calls: list[ToolCall]) -> list[Message]:

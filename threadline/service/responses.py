@@ -54,7 +54,7 @@ from threadline.domain.run_states import TERMINAL_STATUSES, RunStatus, cancel_ta
 from threadline.service.branches import branch_thread
 from threadline.service.conversations import message_of
 from threadline.service.file_refs import attach_files, check_message_refs
-from threadline.service.items import ITEM_TYPES, GivenItems, call_item_id, read_item
+from threadline.service.items import ITEM_TYPES, GivenItems, item_ids_of_call, read_item
 from threadline.service.messages import append_messages, check_messages
 from threadline.service.objects import run_step
 from threadline.service.requests import (
@@ -152,6 +152,8 @@ class InputTokensCount(Closed):
     previous_response_id: str | None = None
     reasoning: Reasoning | None = None
     truncation: Literal["auto", "disabled"] | None = None
+    agent_reference: AgentReference | None = None
+    structured_inputs: dict[str, Any] | None = None
 
 
 @dataclass
@@ -692,27 +694,26 @@ class ResponseService:
         self, project: str, request: InputTokensCount, endpoint: str | None = None
     ) -> int:
         """The tokens of the prompt the response would send the model first, counted as its
-        run would count them (the window of the conversation that fits included); through an
-        agent's endpoint, the prompt of the version it would run."""
-        model = request.model
-        if model is None and endpoint is not None and self.agents is not None:
-            given = ResponseCreate.model_validate(request.model_dump(exclude_unset=True))
-            model = (await self.agents.apply(project, given, endpoint))[0].model
-        if model is None and request.previous_response_id is not None:
+        run would count them (the window of the conversation that fits included); for an
+        agent (named, or through its endpoint), the prompt of the version it would run,
+        chosen once."""
+        given = ResponseCreate.model_validate(request.model_dump(exclude_unset=True))
+        if given.agent_reference is not None or endpoint is not None:
+            if self.agents is None:
+                raise not_yet("agent_reference", "agent_reference", SURFACE)
+            filled, _ = await self.agents.apply(project, given, endpoint)
+            given = filled.model_copy(update={"agent_reference": None})
+        model = given.model
+        if model is None and given.previous_response_id is not None:
             async with self.store.transaction(durable=False) as tx:
-                model = (await self._require(tx, project, request.previous_response_id))["model"]
+                model = (await self._require(tx, project, given.previous_response_id))["model"]
         if model is None:
             raise InvalidRequest("Missing required parameter: 'model'.", param="model")
         if self.counter is None:
             raise not_yet("Counting input tokens", "model", "responses")
         await self.counter.prepare(model)
-        fields = request.model_dump(exclude_unset=True)
-        if endpoint is None:
-            fields["model"] = model
         try:
-            await self.create(
-                project, ResponseCreate.model_validate(fields), self.counter, endpoint
-            )
+            await self.create(project, given.model_copy(update={"model": model}), self.counter)
         except InputTokens as counted:
             return counted.tokens
         raise AssertionError("create returns only by raising InputTokens when counting")
@@ -824,7 +825,9 @@ class ResponseService:
                 if details["type"] == "message_creation":
                     doomed.append(details["message_id"])
                 elif details["type"] == "tool_calls":  # the calls it ended with, as items
-                    doomed.extend(call_item_id(call) for call in details["tool_calls"])
+                    doomed.extend(
+                        i for call in details["tool_calls"] for i in item_ids_of_call(call)
+                    )
             for message_id in doomed:
                 await tx.delete_message(run["thread_id"], message_id)
         await tx.delete_run(run["id"])

@@ -223,9 +223,9 @@ class RunService:
             )
             assert completed is not None  # the thread is locked, the run waits for outputs
             answered = [call for call in details["tool_calls"] if call["id"] in outputs]
-            done = [
-                *output_items(thread_id, run_id, answered),
+            done = [  # the round's own calls ran before the client answered its functions
                 *service_call_items(thread_id, run_id, details["tool_calls"]),
+                *output_items(thread_id, run_id, answered),
             ]
             await tx.insert_messages(thread_id, done)
             first_seq = await emit(tx, run, ("thread.run.step.completed", completed))

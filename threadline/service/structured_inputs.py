@@ -90,6 +90,12 @@ def filled(value: Any, values: dict[str, Any]) -> Any:
     return value
 
 
+def filled_text(text: str, values: dict[str, Any]) -> str:
+    """A text setting (the instructions) with its placeholders filled: text, whatever the
+    values' types."""
+    return _PLACEHOLDER.sub(lambda found: _text(found, values), text)
+
+
 def _text(found: re.Match[str], values: dict[str, Any]) -> str:
     name = found.group(1)
     if name not in values:

@@ -36,8 +36,9 @@ class ToolChecks:
     async def check_servers(
         self, tools: Sequence[Tool] | None, resources: Obj, param: str = "tools"
     ) -> None:
-        """An MCP tool's `allowed_tools` must be tools its server has: asked of the server
-        (with the headers the request gives it) when the agent or run is made."""
+        """An MCP tool's connection (`project_connection_id`) must be one the service has,
+        and its `allowed_tools` tools its server has: asked of the server (with the headers
+        the request gives it, and the connection's secret) when the agent or run is made."""
         for index, tool in enumerate(tools or []):
             if tool["type"] != "mcp":
                 continue
@@ -46,7 +47,11 @@ class ToolChecks:
             if tool.get("allowed_tools"):
                 label = str(tool.get("server_label") or "")
                 headers = server_headers(resource, self.connections, label)
-                await check_allowed_tools(tool, headers or None, f"{param}[{index}]")
+                try:
+                    await check_allowed_tools(tool, headers or None, f"{param}[{index}]")
+                except InvalidRequest as refused:  # a server may echo what it was sent
+                    refused.message = self.connections.redact(refused.message)
+                    raise
 
     @staticmethod
     def completed(tool: Tool) -> Tool:

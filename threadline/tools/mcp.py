@@ -175,16 +175,15 @@ class McpTool:
 
     async def call(self, offer: Offer, arguments: str, context: CallContext) -> Outcome:
         """Call the tool `offer` names. Headers in the call's record under `CALL_HEADERS` (the
-        ones an approval sent) are added to the resource's, and win over them."""
+        ones an approval sent) are added to the resource's, and win over them; a connection's
+        secret wins over both."""
         if offer.name not in self._loaded():
             raise ToolFailure(
                 f"The MCP server {self.server_label!r} offers no tool named {offer.name!r}."
             )
         values = _arguments(offer.name, arguments)
-        headers = self.headers
         extra = context.recorded.get(CALL_HEADERS)
-        if extra is not None:
-            headers.update(_headers(extra, self.server_label))
+        headers = server_headers(self._resource, self._connections, self.server_label, extra)
 
         async def call_tool(session: ClientSession) -> mcp_types.CallToolResult:
             return await session.call_tool(offer.name, values)
@@ -371,22 +370,38 @@ def mcp_resource(resources: Obj, definition: Obj) -> Obj | None:
     return None
 
 
-def server_headers(resource: Obj | None, connections: Connections, label: str) -> dict[str, str]:
-    """What every request to an MCP server carries: its resource's `headers`, and the secret
-    of the connection it names (`project_connection_id`, a header or bearer connection; the
-    service holds the secret, the run's records never do)."""
+def server_headers(
+    resource: Obj | None, connections: Connections, label: str, extra: Any = None
+) -> dict[str, str]:
+    """What a request to an MCP server carries: its resource's `headers`, then `extra` (an
+    approval's) over them, then the secret of the connection it names over both
+    (`project_connection_id`, a header or bearer connection; the service holds the secret,
+    the run's records never do). A header given again under another case replaces the first."""
     given = resource.get("headers") if resource else None
     headers = _headers(given, label) if given is not None else {}
+    if extra is not None:
+        _merge(headers, _headers(extra, label))
     connection_id = resource.get(CONNECTION) if resource else None
     if connection_id:
         connection = connections.find(str(connection_id))
-        if connection is None or connection.header_name() is None:
+        name = connection.header_name() if connection is not None else None
+        if connection is None or name is None:
             raise ToolFailure(
                 f"The connection {connection_id!r} of the MCP server {label!r} is not"
                 " configured as a header or bearer connection of this service."
             )
-        connection.apply(headers, {})
+        secret: dict[str, str] = {}
+        connection.apply(secret, {})
+        _merge(headers, secret)
     return headers
+
+
+def _merge(headers: dict[str, str], over: dict[str, str]) -> None:
+    """`over` into `headers`, a name given in any case replacing the same name in another."""
+    for name, value in over.items():
+        for held in [held for held in headers if held.lower() == name.lower()]:
+            del headers[held]
+        headers[name] = value
 
 
 def check_connection(resource: Obj | None, connections: Connections, param: str) -> None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query, Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from threadline.api.assistants_v2.render import AssistantsWire, wire
 from threadline.api.deps import Services, json_response, page, project, services
+from threadline.api.downloads import download
 from threadline.api.uploads import received_upload
 from threadline.domain.records import PageRequest
 
@@ -62,8 +63,4 @@ async def file_content(
     file_id: str, svc: Services = Depends(services), proj: str = Depends(project)
 ) -> Response:
     file, chunks = await svc.files.content(proj, file_id)
-    headers = {
-        "content-length": str(file["bytes"]),
-        "content-disposition": f'attachment; filename="{file["filename"]}"',
-    }
-    return StreamingResponse(chunks, media_type="application/octet-stream", headers=headers)
+    return download(file, chunks)

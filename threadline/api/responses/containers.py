@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from threadline.api.deps import Services, json_response, page, project, services
+from threadline.api.downloads import download
 from threadline.api.json_body import StrictJsonRoute
 from threadline.domain.records import FileRecord, Obj, PageRequest
 
@@ -35,8 +36,8 @@ async def list_container_files(
 ) -> Response:
     """A container holds a conversation's few files: they are paged here, in memory."""
     shown = [
-        _file(await svc.files.get(proj, file_id), container_id, path)
-        for path, file_id in (await svc.containers.paths(proj, container_id)).items()
+        _file(record, container_id, path)
+        for path, record in (await svc.containers.files_of(proj, container_id)).items()
     ]
     shown.sort(key=lambda item: (item["created_at"], item["id"]), reverse=pages.order == "desc")
     ids = [item["id"] for item in shown]
@@ -72,8 +73,4 @@ async def container_file_content(
     container_id: str, file_id: str, svc: Services = Depends(services), proj: str = Depends(project)
 ) -> Response:
     record, chunks = await svc.containers.content(proj, container_id, file_id)
-    headers = {
-        "content-length": str(record["bytes"]),
-        "content-disposition": f'attachment; filename="{record["filename"]}"',
-    }
-    return StreamingResponse(chunks, media_type="application/octet-stream", headers=headers)
+    return download(record, chunks)

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from threadline.domain.records import Message, Obj, Page, Run, Thread, ToolCall
-from threadline.service.items import call_item_id
+from threadline.service.items import call_item_id, openapi_output_id
 from threadline.service.responses import ResponseView, awaits_approval
 
 # A file_search source marker, whose last part is the file's name (`tools/file_search`).
@@ -87,7 +87,7 @@ def _part(part: Mapping[str, Any], role: str, container_id: str = "") -> Obj:
 def item(message: Message, include: Sequence[str] = ()) -> Obj:
     """A message of the thread as a conversation item; one still being written is
     `in_progress`, one cut short `incomplete`. A call of the service's own tools shows as
-    its response showed it (`include`: the parts of it asked for)."""
+    a response shows it (`include`: the parts of it asked for here)."""
     if "item" in message:
         kept = message["item"]
         if kept["type"] == "openapi_call_output":
@@ -331,7 +331,7 @@ def openapi_call(call: Mapping[str, Any]) -> Obj:
 def openapi_call_output(call: Mapping[str, Any]) -> Obj:
     return {
         "type": "openapi_call_output",
-        "id": f"{call_item_id(call)}_output",
+        "id": openapi_output_id(call),
         "call_id": call["id"],
         "name": call.get("name", ""),
         "output": call.get("output") or "",

@@ -272,6 +272,9 @@ class _Mapper:
         index, new = self._index(call["id"])
         if not new:
             return []
+        if item["type"] == "openapi_call":
+            # Its answer's item follows it, as the stored response has them.
+            self._index(render.openapi_call_output(call)["id"])
         events = [self._event("response.output_item.added", output_index=index, item=item)]
         if item["type"] != "openapi_call":  # whose items have no events of their own
             progress = f"response.{item['type']}.in_progress"
