@@ -103,6 +103,16 @@ def _raw(
     )
 
 
+def _refused(server: ServerProcess, name: str, definition: dict[str, Any]) -> dict[str, Any]:
+    """The error a version made of `definition` gets, which must be a 400 that leaves no
+    agent `name` behind."""
+    body = _raw(server, "POST", f"agents/{name}/versions", json={"definition": definition})
+    assert body.status_code == 400, body.text
+    assert _raw(server, "GET", f"agents/{name}").status_code == 404
+    error: dict[str, Any] = body.json()["error"]
+    return error
+
+
 def test_versions_are_made_listed_read_and_deleted(
     project: AIProjectClient, model_name: str
 ) -> None:
@@ -326,12 +336,10 @@ def test_a_bad_definition_is_refused_and_nothing_is_stored(
     with pytest.raises(HttpResponseError) as caught:
         project.agents.create_version(name, {"definition": definition})
     assert caught.value.status_code == 400
-    body = _raw(tls_server, "POST", f"agents/{name}/versions", json={"definition": definition})
-    assert body.status_code == 400 and body.json()["error"]["param"] == param, body.text
+    error = _refused(tls_server, name, definition)
+    assert error["param"] == param, error
     if definition["kind"] != "prompt":
-        assert repr(definition["kind"]) in body.json()["error"]["message"]
-    with pytest.raises(ResourceNotFoundError):
-        project.agents.get(name)
+        assert repr(definition["kind"]) in error["message"]
 
 
 @pytest.mark.parametrize("name", ["-lead", "trail-", "under_score", "a" * 64, "dot.ted"])
@@ -872,10 +880,7 @@ def test_structured_inputs_need_an_agent_and_a_sound_schema(
         ({"colour": "red"}, "definition.structured_inputs.x.colour"),
     ):
         definition = {"kind": "prompt", "model": model_name, "structured_inputs": {"x": declared}}
-        body = _raw(tls_server, "POST", f"agents/{name}/versions", json={"definition": definition})
-        assert body.status_code == 400 and body.json()["error"]["param"] == param, body.text
-    with pytest.raises(ResourceNotFoundError):
-        project.agents.get(name)
+        assert _refused(tls_server, name, definition)["param"] == param
 
 
 def test_a_code_interpreter_without_a_container_gets_one_made_for_it(
@@ -984,11 +989,8 @@ def test_a_bad_openapi_tool_is_refused_by_name(
         "model": model_name,
         "tools": [{"type": "openapi", "openapi": {"name": "x", "spec": {"openapi": "nope"}}}],
     }
-    body = _raw(tls_server, "POST", f"agents/{name}/versions", json={"definition": definition})
-    assert body.status_code == 400, body.text
-    assert body.json()["error"]["param"].startswith("definition.tools[0].openapi"), body.text
-    with pytest.raises(ResourceNotFoundError):
-        project.agents.get(name)
+    error = _refused(tls_server, name, definition)
+    assert error["param"].startswith("definition.tools[0].openapi"), error
 
 
 GITHUB_CONNECTION = "github"
@@ -1071,7 +1073,6 @@ def test_an_mcp_tool_naming_a_connection_the_service_lacks_is_refused(
         "project_connection_id": connection,
     }
     definition = {"kind": "prompt", "model": model_name, "tools": [tool]}
-    body = _raw(connected, "POST", f"agents/{name}/versions", json={"definition": definition})
-    assert body.status_code == 400, body.text
-    assert body.json()["error"]["param"] == "definition.tools[0].project_connection_id"
-    assert connection in body.json()["error"]["message"]
+    error = _refused(connected, name, definition)
+    assert error["param"] == "definition.tools[0].project_connection_id"
+    assert connection in error["message"]
