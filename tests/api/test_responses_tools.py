@@ -354,6 +354,10 @@ def test_code_reads_a_file_and_writes_a_figure_and_a_file(
     )
     listed = {f.path: f.source for f in client.containers.files.list(container, order="asc")}
     assert listed["/mnt/data/sales.csv"] == "user" and "/mnt/data/doubled.csv" in listed
+    one_by_one = [f.path for f in client.containers.files.list(container, order="asc", limit=1)]
+    assert one_by_one == list(listed)  # the pager walks them all
+    with pytest.raises(openai.BadRequestError):
+        client.containers.files.list(container, after="file-nope")
     with pytest.raises(openai.NotFoundError):
         client.containers.files.retrieve(link.file_id, container_id="thread_nope")
     with pytest.raises(openai.NotFoundError):

@@ -13,8 +13,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from threadline.domain.errors import NotFound
-from threadline.domain.records import FileRecord, Obj
+from threadline.domain.errors import InvalidRequest, NotFound
+from threadline.domain.records import FileRecord, Obj, Page, PageRequest
 from threadline.service.files import FileService
 from threadline.store.base import Store
 from threadline.tools.code_interpreter.tool import SCRATCH
@@ -44,6 +44,30 @@ class ContainerService:
             with contextlib.suppress(NotFound):
                 found[path] = await self.files.get(project, file_id)
         return found
+
+    async def page_files(
+        self, project: str, container_id: str, page: PageRequest
+    ) -> Page[tuple[str, FileRecord]]:
+        """A page of the container's files (path and file), oldest first or newest first, by
+        exact cursors as the store's pages are. A container holds a conversation's few files:
+        they are paged here, in memory."""
+        held = sorted(
+            (await self.files_of(project, container_id)).items(),
+            key=lambda entry: (entry[1]["created_at"], entry[1]["id"]),
+            reverse=page.order == "desc",
+        )
+        ids = [record["id"] for _, record in held]
+        for cursor, which in ((page.after, "after"), (page.before, "before")):
+            if cursor is not None and cursor not in ids:
+                raise InvalidRequest(
+                    f"No object found with id '{cursor}' to page from.", param=which
+                )
+        if page.after is not None:
+            held = held[ids.index(page.after) + 1 :]
+        if page.before is not None and page.after is None:
+            held = held[: ids.index(page.before)]
+            return Page(data=held[-page.limit :], has_more=len(held) > page.limit)
+        return Page(data=held[: page.limit], has_more=len(held) > page.limit)
 
     async def file(self, project: str, container_id: str, file_id: str) -> tuple[FileRecord, str]:
         """A file of the container, and its path there."""

@@ -34,28 +34,15 @@ async def list_container_files(
     svc: Services = Depends(services),
     proj: str = Depends(project),
 ) -> Response:
-    """A container holds a conversation's few files: they are paged here, in memory."""
-    shown = [
-        _file(record, container_id, path)
-        for path, record in (await svc.containers.files_of(proj, container_id)).items()
-    ]
-    shown.sort(key=lambda item: (item["created_at"], item["id"]), reverse=pages.order == "desc")
-    ids = [item["id"] for item in shown]
-    if pages.after in ids:
-        shown = shown[ids.index(pages.after) + 1 :]
-        data = shown[: pages.limit]
-    elif pages.before in ids:
-        shown = shown[: ids.index(pages.before)]
-        data = shown[-pages.limit :]
-    else:
-        data = shown[: pages.limit]
+    found = await svc.containers.page_files(proj, container_id, pages)
+    data = [_file(record, container_id, path) for path, record in found.data]
     return json_response(
         {
             "object": "list",
             "data": data,
             "first_id": data[0]["id"] if data else None,
             "last_id": data[-1]["id"] if data else None,
-            "has_more": len(shown) > len(data),
+            "has_more": found.has_more,
         }
     )
 
