@@ -18,6 +18,7 @@ from support.mcp_server import NO_HEADER, PICTURE, TOOL_NAMES, McpServer
 from threadline.domain.errors import InvalidRequest
 from threadline.domain.records import Obj
 from threadline.tools.base import CallContext, Offer, Outcome, ToolFailure
+from threadline.tools.connections import Connection, Connections
 from threadline.tools.mcp import CALL_HEADERS, McpLimits, McpTool, check_allowed_tools
 
 pytestmark = pytest.mark.timeout(60)
@@ -213,6 +214,32 @@ def test_the_resource_headers_reach_the_server(server: McpServer) -> None:
     assert call(tool, "echo_header", {"name": "x-other"}, context).output == "too"
     # Without a resource: no headers.
     assert call(loaded(server.url), "echo_header", {}).output == NO_HEADER
+
+
+def test_a_connection_s_secret_wins_over_every_given_header(server: McpServer) -> None:
+    """A bearer connection over a resource's and an approval's `authorization` (in any case):
+    the server reads the connection's token alone, and its echo of it is redacted."""
+    token = Connection("github", "bearer", None, "tok-0042")
+    connections = Connections({"github": token})
+    resource = {
+        "server_label": "test",
+        "headers": {"authorization": "Bearer given"},
+        "project_connection_id": "github",
+    }
+    tool = McpTool(definition(server.url), resource, connections=connections)
+    asyncio.run(tool.load())
+    context = CallContext(
+        project="default",
+        run_id="run_1",
+        thread_id="thread_1",
+        recorded={CALL_HEADERS: {"AUTHORIZATION": "Bearer approved"}},
+    )
+    assert call(tool, "echo_header", {"name": "authorization"}, context).output == (
+        "Bearer [secret]"
+    )
+    missing = McpTool(definition(server.url), {**resource, "project_connection_id": "nope"})
+    with pytest.raises(ToolFailure, match="'nope'"):
+        asyncio.run(missing.load())
 
 
 def test_headers_that_cannot_be_sent_are_a_failure(server: McpServer) -> None:
