@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from fastapi import Request
 
+from threadline.api.lists import list_body
 from threadline.domain.records import (
     Assistant,
     FileBatchView,
@@ -298,14 +299,7 @@ class AssistantsWire:
         return render(data) if render is not None else data
 
     def page(self, page: Page[R], render: Callable[[R], Obj]) -> Obj:
-        data = [render(item) for item in page.data]
-        return {
-            "object": "list",
-            "data": data,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-            "has_more": page.has_more,
-        }
+        return list_body(page, render)
 
     @staticmethod
     def deleted(object_id: str, kind: str) -> Obj:

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from threadline.api.deps import Services, json_response, page, project, services
 from threadline.api.foundry import render
 from threadline.api.json_body import StrictJsonRoute
+from threadline.api.lists import list_body
 from threadline.domain.records import Page, PageRequest
 from threadline.service.agent_versions import AgentVersionCreate
 
@@ -33,7 +34,7 @@ async def list_agents(
     found = await svc.agent_versions.list(proj, pages)
     if kind is not None and kind != "prompt":
         found = Page()
-    return json_response(render.page(found, render.agent))
+    return json_response(list_body(found, render.agent))
 
 
 @router.get("/agents/{agent_name}")
@@ -88,7 +89,7 @@ async def list_versions(
     proj: str = Depends(project),
 ) -> Response:
     found = await svc.agent_versions.list_versions(proj, agent_name, pages)
-    return json_response(render.page(found, render.version))
+    return json_response(list_body(found, render.version))
 
 
 @router.get("/agents/{agent_name}/versions/{agent_version}")

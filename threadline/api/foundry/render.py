@@ -1,15 +1,10 @@
 """Agents and agent versions in the shapes `azure-ai-projects` 2.x reads (`AgentDetails`,
-`AgentVersionDetails`, the deletion answers and the pages its pager walks by `last_id`)."""
+`AgentVersionDetails` and the deletion answers; their pages are `api/lists.py`'s)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TypeVar
-
 from threadline.domain.agent_versions import Agent, AgentVersion
-from threadline.domain.records import Obj, Page
-
-R = TypeVar("R")
+from threadline.domain.records import Obj
 
 
 def version(record: AgentVersion) -> Obj:
@@ -37,17 +32,6 @@ def agent(record: Agent) -> Obj:
         "configuration_state": "enabled",
         "versions": {"latest": version(record["latest"])},
         **({"agent_endpoint": endpoint} if (endpoint := record.get("agent_endpoint")) else {}),
-    }
-
-
-def page(found: Page[R], render: Callable[[R], Obj]) -> Obj:
-    data: Sequence[Obj] = [render(item) for item in found.data]
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": found.has_more,
     }
 
 

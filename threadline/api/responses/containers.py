@@ -9,6 +9,7 @@ from starlette.responses import Response
 from threadline.api.deps import Services, json_response, page, project, services
 from threadline.api.downloads import download
 from threadline.api.json_body import StrictJsonRoute
+from threadline.api.lists import list_body
 from threadline.domain.records import FileRecord, Obj, PageRequest
 
 router = APIRouter(route_class=StrictJsonRoute)
@@ -35,16 +36,7 @@ async def list_container_files(
     proj: str = Depends(project),
 ) -> Response:
     found = await svc.containers.page_files(proj, container_id, pages)
-    data = [_file(record, container_id, path) for path, record in found.data]
-    return json_response(
-        {
-            "object": "list",
-            "data": data,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-            "has_more": found.has_more,
-        }
-    )
+    return json_response(list_body(found, lambda held: _file(held[1], container_id, held[0])))
 
 
 @router.get("/containers/{container_id}/files/{file_id}")

@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from threadline.api.lists import list_body
 from threadline.domain.records import Message, Obj, Page, Run, Thread, ToolCall
 from threadline.service.items import call_item_id, openapi_output_id
 from threadline.service.responses import ResponseView, awaits_approval
@@ -109,14 +110,7 @@ def item(message: Message, include: Sequence[str] = ()) -> Obj:
 
 
 def items_page(page: Page[Message], include: Sequence[str] = ()) -> Obj:
-    data = [item(message, include) for message in page.data]
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": page.has_more,
-    }
+    return list_body(page, lambda message: item(message, include))
 
 
 def items_list(messages: list[Message]) -> Obj:
