@@ -79,6 +79,12 @@ def _agent_name(model_name: str) -> str:
     return f"helper-{model_name[-12:]}"
 
 
+def _version(client: AIProjectClient, name: str, model: str, **settings: Any) -> Any:
+    """A new version of agent `name`: a prompt definition of `model` and `settings`."""
+    definition = PromptAgentDefinition(model=model, **settings)
+    return client.agents.create_version(agent_name=name, definition=definition)
+
+
 def _reference(name: str, version: str | None = None) -> dict[str, Any]:
     reference = {"type": "agent_reference", "name": name}
     if version is not None:
@@ -147,9 +153,7 @@ def test_versions_are_made_listed_read_and_deleted(
     deleted = project.agents.delete_version(agent_name=name, agent_version="2")
     assert deleted.deleted and deleted.version == "2"
     assert project.agents.get(name).versions.latest.version == "1"
-    third = project.agents.create_version(
-        agent_name=name, definition=PromptAgentDefinition(model=model_name)
-    )
+    third = _version(project, name, model_name)
     assert third.version == "3"  # a number is never given twice
     assert project.agents.delete(name).deleted
     with pytest.raises(ResourceNotFoundError):
@@ -163,9 +167,7 @@ def test_the_list_of_agents_is_paged_as_the_client_pages(
 ) -> None:
     names = [f"p{index}-{model_name[-12:]}" for index in range(3)]
     for name in names:
-        project.agents.create_version(
-            agent_name=name, definition=PromptAgentDefinition(model=model_name)
-        )
+        _version(project, name, model_name)
     listed = [agent.name for agent in project.agents.list(limit=1, order="asc")]
     assert [name for name in listed if name in names] == names
 
@@ -220,9 +222,7 @@ def test_a_streamed_response_of_an_agent(
     model_name: str,
 ) -> None:
     name = _agent_name(model_name)
-    project.agents.create_version(
-        agent_name=name, definition=PromptAgentDefinition(model=model_name)
-    )
+    _version(project, name, model_name)
     scripted_model.script(model_name, Reply("one two three"))
     # `responses.stream()` wants a model client-side; `create(stream=True)` is what the
     # agent samples use.
@@ -240,9 +240,7 @@ def test_a_function_tool_round_trip_with_an_agent(
     model_name: str,
 ) -> None:
     name = _agent_name(model_name)
-    project.agents.create_version(
-        agent_name=name, definition=PromptAgentDefinition(model=model_name, tools=[WEATHER])
-    )
+    _version(project, name, model_name, tools=[WEATHER])
     scripted_model.script(
         model_name, CallTools([ToolCall("get_weather", {"city": "Oslo"})]), Reply("Sunny.")
     )
@@ -270,9 +268,7 @@ def test_a_conversation_of_an_agent_is_a_thread_of_the_classic_api(
     model_name: str,
 ) -> None:
     name = _agent_name(model_name)
-    project.agents.create_version(
-        agent_name=name, definition=PromptAgentDefinition(model=model_name)
-    )
+    _version(project, name, model_name)
     scripted_model.script(model_name, Reply("Hello, classic."))
     conversation = oai.conversations.create()
     oai.responses.create(conversation=conversation.id, input="Hi.", extra_body=_reference(name))
@@ -290,9 +286,7 @@ def test_agents_are_scoped_to_their_project(
     project: AIProjectClient, tls_server: ServerProcess, model_name: str
 ) -> None:
     name = _agent_name(model_name)
-    project.agents.create_version(
-        agent_name=name, definition=PromptAgentDefinition(model=model_name)
-    )
+    _version(project, name, model_name)
     with projects_client(tls_server, "beta") as beta:
         other = openai_of(beta, tls_server)
         with pytest.raises(ResourceNotFoundError):
@@ -301,12 +295,7 @@ def test_agents_are_scoped_to_their_project(
         with pytest.raises(openai.NotFoundError):
             other.responses.create(input="Hi.", extra_body=_reference(name))
         # The same name is free in another project.
-        assert (
-            beta.agents.create_version(
-                agent_name=name, definition=PromptAgentDefinition(model=model_name)
-            ).version
-            == "1"
-        )
+        assert _version(beta, name, model_name).version == "1"
     assert project.agents.get(name).versions.latest.version == "1"
 
 
@@ -347,9 +336,7 @@ def test_a_name_the_client_s_rules_refuse_is_refused(
     project: AIProjectClient, tls_server: ServerProcess, model_name: str, name: str
 ) -> None:
     with pytest.raises(HttpResponseError) as caught:
-        project.agents.create_version(
-            agent_name=name, definition=PromptAgentDefinition(model=model_name)
-        )
+        _version(project, name, model_name)
     assert caught.value.status_code == 400
     assert name not in [agent.name for agent in project.agents.list()]
 
@@ -364,9 +351,7 @@ def test_unknown_agents_and_versions_are_not_found(
         project.agents.delete(name)
     with pytest.raises(ResourceNotFoundError):
         list(project.agents.list_versions(agent_name=name))
-    project.agents.create_version(
-        agent_name=name, definition=PromptAgentDefinition(model=model_name)
-    )
+    _version(project, name, model_name)
     for version in ("2", "0", "latest"):
         with pytest.raises(ResourceNotFoundError):
             project.agents.get_version(agent_name=name, agent_version=version)
@@ -413,9 +398,7 @@ def test_a_request_sets_what_the_agent_leaves_unset(
     """The samples send a `tool_choice` with their agent's name: a version without one
     takes the request's."""
     name = _agent_name(model_name)
-    project.agents.create_version(
-        agent_name=name, definition=PromptAgentDefinition(model=model_name, tools=[WEATHER])
-    )
+    _version(project, name, model_name, tools=[WEATHER])
     scripted_model.script(model_name, Reply("Fine."))
     response = oai.responses.create(
         input="Weather?", tool_choice="none", extra_body=_reference(name)
@@ -593,9 +576,7 @@ def test_a_function_tool_round_trip_through_an_agent_s_endpoint(
 ) -> None:
     """As the function tool sample does it: the outputs go with `previous_response_id`."""
     name = _agent_name(model_name)
-    version = project.agents.create_version(
-        agent_name=name, definition=PromptAgentDefinition(model=model_name, tools=[WEATHER])
-    )
+    version = _version(project, name, model_name, tools=[WEATHER])
     project.agents.update_details(agent_name=name, agent_endpoint=_route_to(version.version))
     scripted_model.script(
         model_name,
@@ -623,9 +604,7 @@ def test_an_endpoint_splits_requests_among_versions_by_their_shares(
 ) -> None:
     name = _agent_name(model_name)
     for _ in range(2):
-        project.agents.create_version(
-            agent_name=name, definition=PromptAgentDefinition(model=model_name)
-        )
+        _version(project, name, model_name)
     shares = [
         FixedRatioVersionSelectionRule(agent_version="1", traffic_percentage=0),
         FixedRatioVersionSelectionRule(agent_version="2", traffic_percentage=100),
@@ -734,9 +713,7 @@ def test_a_bad_endpoint_is_refused_and_the_kept_one_stays(
     param: str,
 ) -> None:
     name = _agent_name(model_name)
-    project.agents.create_version(
-        agent_name=name, definition=PromptAgentDefinition(model=model_name)
-    )
+    _version(project, name, model_name)
     before = project.agents.update_details(agent_name=name, agent_endpoint=_route_to("1"))
     with pytest.raises(HttpResponseError) as caught:
         project.agents.update_details(agent_name=name, body={"agent_endpoint": patch})
@@ -760,9 +737,7 @@ def test_what_an_agent_s_endpoint_does_not_serve_is_refused(
     model_name: str,
 ) -> None:
     name = _agent_name(model_name)
-    project.agents.create_version(
-        agent_name=name, definition=PromptAgentDefinition(model=model_name)
-    )
+    _version(project, name, model_name)
     with pytest.raises(HttpResponseError) as caught:
         project.agents.update_details(agent_name=name, body={"agent_card": {"version": "1"}})
     assert caught.value.status_code == 400
@@ -921,9 +896,7 @@ def test_an_agent_s_openapi_tool_calls_the_operation(
             auth=OpenApiAnonymousAuthDetails(),
         )
     )
-    version = project.agents.create_version(
-        agent_name=name, definition=PromptAgentDefinition(model=model_name, tools=[tool])
-    )
+    version = _version(project, name, model_name, tools=[tool])
     project.agents.update_details(agent_name=name, agent_endpoint=_route_to(version.version))
     scripted_model.script(
         model_name,
@@ -1044,9 +1017,7 @@ def test_an_mcp_tool_on_a_project_connection_sends_its_secret_to_the_server_alon
         Reply("Signed in."),
     )
     with projects_client(connected, "alpha") as project:
-        made = project.agents.create_version(
-            agent_name=name, definition=PromptAgentDefinition(model=model_name, tools=[tool])
-        )
+        made = _version(project, name, model_name, tools=[tool])
         oai = openai_of(project, connected)
         answer = oai.responses.create(input="Who am I?", extra_body=_reference(name))
 
